@@ -1,0 +1,284 @@
+//! The wire formats by name, and one [`Decoder`] that turns any of them into observations.
+//!
+//! Format names are a promise to users: `vigil decode --format`, `vigil probe --format` and the
+//! `format` key of a device in the config all use them.
+
+use crate::ble::blood_pressure::BloodPressureMeasurement;
+use crate::ble::heart_rate::HeartRateMeasurement;
+use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
+use crate::error::DecodeError;
+use crate::model::Observation;
+use crate::serial::{contec, masimo, nonin, suntech, LineSettings};
+use crate::stream::{Deframer, FrameDecoder};
+use std::fmt;
+use std::str::FromStr;
+
+/// A device wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// BLE Heart Rate Measurement 0x2A37.
+    BleHeartRate,
+    /// BLE Blood Pressure Measurement 0x2A35.
+    BleBloodPressure,
+    /// BLE Intermediate Cuff Pressure 0x2A36.
+    BleCuffPressure,
+    /// BLE PLX Spot-check Measurement 0x2A5E.
+    BlePlxSpot,
+    /// BLE PLX Continuous Measurement 0x2A5F.
+    BlePlxContinuous,
+    /// BLE PLX Features 0x2A60.
+    BlePlxFeatures,
+    /// Masimo ASCII 1 / trend lines.
+    Masimo,
+    /// Nonin format #2.
+    Nonin2,
+    /// Nonin format #7.
+    Nonin7,
+    /// Nonin format #8.
+    Nonin8,
+    /// Contec V7.0.
+    Contec,
+    /// Contec legacy 5-byte protocol.
+    ContecLegacy,
+    /// SunTech Advantage NIBP module responses.
+    Suntech,
+}
+
+impl Format {
+    /// Every format, in the order the documentation lists them.
+    pub const ALL: [Format; 13] = [
+        Format::BleHeartRate,
+        Format::BleBloodPressure,
+        Format::BleCuffPressure,
+        Format::BlePlxSpot,
+        Format::BlePlxContinuous,
+        Format::BlePlxFeatures,
+        Format::Masimo,
+        Format::Nonin2,
+        Format::Nonin7,
+        Format::Nonin8,
+        Format::Contec,
+        Format::ContecLegacy,
+        Format::Suntech,
+    ];
+
+    /// The format's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::BleHeartRate => "ble-heart-rate",
+            Format::BleBloodPressure => "ble-blood-pressure",
+            Format::BleCuffPressure => "ble-cuff-pressure",
+            Format::BlePlxSpot => "ble-plx-spot",
+            Format::BlePlxContinuous => "ble-plx-continuous",
+            Format::BlePlxFeatures => "ble-plx-features",
+            Format::Masimo => "masimo",
+            Format::Nonin2 => "nonin-2",
+            Format::Nonin7 => "nonin-7",
+            Format::Nonin8 => "nonin-8",
+            Format::Contec => "contec",
+            Format::ContecLegacy => "contec-legacy",
+            Format::Suntech => "suntech",
+        }
+    }
+
+    /// BLE formats decode one characteristic value at a time; the others are byte streams.
+    pub fn is_ble(self) -> bool {
+        self.characteristic().is_some()
+    }
+
+    /// The GATT characteristic a BLE format decodes.
+    pub fn characteristic(self) -> Option<u16> {
+        use crate::ble::uuid;
+        Some(match self {
+            Format::BleHeartRate => uuid::HEART_RATE_MEASUREMENT,
+            Format::BleBloodPressure => uuid::BLOOD_PRESSURE_MEASUREMENT,
+            Format::BleCuffPressure => uuid::INTERMEDIATE_CUFF_PRESSURE,
+            Format::BlePlxSpot => uuid::PLX_SPOT_CHECK,
+            Format::BlePlxContinuous => uuid::PLX_CONTINUOUS,
+            Format::BlePlxFeatures => uuid::PLX_FEATURES,
+            _ => return None,
+        })
+    }
+
+    /// The BLE format that decodes a characteristic.
+    pub fn for_characteristic(uuid: u16) -> Option<Format> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.characteristic() == Some(uuid))
+    }
+
+    /// The documented line settings of a serial format.
+    pub fn line_settings(self) -> Option<LineSettings> {
+        Some(match self {
+            Format::Masimo => masimo::LINE,
+            Format::Nonin2 | Format::Nonin7 | Format::Nonin8 => nonin::LINE,
+            Format::Contec => contec::LINE,
+            Format::ContecLegacy => contec::LEGACY_LINE,
+            Format::Suntech => suntech::LINE,
+            _ => return None,
+        })
+    }
+
+    /// A fresh decoder for this format.
+    pub fn decoder(self) -> Decoder {
+        let state = match self {
+            Format::Masimo => State::Masimo(Deframer::new(masimo::MasimoDecoder)),
+            Format::Nonin2 => State::Nonin27(
+                Deframer::new(nonin::FrameDecoder27(nonin::NoninFormat::Two)),
+                nonin::PacketAssembler::default(),
+            ),
+            Format::Nonin7 => State::Nonin27(
+                Deframer::new(nonin::FrameDecoder27(nonin::NoninFormat::Seven)),
+                nonin::PacketAssembler::default(),
+            ),
+            Format::Nonin8 => State::Nonin8(Deframer::new(nonin::FrameDecoder8)),
+            Format::Contec => State::Contec(Deframer::new(contec::ContecDecoder)),
+            Format::ContecLegacy => State::ContecLegacy(Deframer::new(contec::LegacyDecoder)),
+            Format::Suntech => State::Suntech(Deframer::new(suntech::SuntechDecoder)),
+            ble => State::Ble(ble),
+        };
+        Decoder { state }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown format name; the message lists the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {name:?}; expected one of: {}", Format::ALL.map(Format::name).join(", "))]
+pub struct UnknownFormat {
+    /// The name given.
+    pub name: String,
+}
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFormat { name: s.into() })
+    }
+}
+
+impl serde::Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One output of a [`Decoder`]: an observation, or an error after which decoding continues.
+pub type Decoded = Result<Observation, DecodeError>;
+
+/// Decodes any format into observations, keeping whatever state the format needs.
+#[derive(Debug)]
+pub struct Decoder {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Ble(Format),
+    Masimo(Deframer<masimo::MasimoDecoder>),
+    Nonin27(Deframer<nonin::FrameDecoder27>, nonin::PacketAssembler),
+    Nonin8(Deframer<nonin::FrameDecoder8>),
+    Contec(Deframer<contec::ContecDecoder>),
+    ContecLegacy(Deframer<contec::LegacyDecoder>),
+    Suntech(Deframer<suntech::SuntechDecoder>),
+}
+
+fn drain<D: FrameDecoder>(
+    deframer: &mut Deframer<D>,
+    bytes: &[u8],
+    out: &mut Vec<Decoded>,
+    mut observe: impl FnMut(D::Frame) -> Vec<Observation>,
+) {
+    deframer.push(bytes);
+    while let Some(frame) = deframer.next_frame() {
+        match frame {
+            Ok(f) => out.extend(observe(f).into_iter().map(Ok)),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+}
+
+impl Decoder {
+    /// Feeds bytes: for a BLE format one complete characteristic value, for a serial format the
+    /// next chunk of the stream (any split). Appends what they decode to, in order.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
+        match &mut self.state {
+            State::Ble(format) => match decode_ble(*format, bytes) {
+                Ok(obs) => out.extend(obs.into_iter().map(Ok)),
+                Err(e) => out.push(Err(e)),
+            },
+            State::Masimo(d) => drain(d, bytes, out, |f| f.observations()),
+            State::Nonin27(d, assembler) => {
+                d.push(bytes);
+                while let Some(frame) = d.next_frame() {
+                    match frame {
+                        Ok(f) => match assembler.push(f) {
+                            Some(Ok(packet)) => {
+                                out.extend(packet.observations().into_iter().map(Ok))
+                            }
+                            Some(Err(e)) => out.push(Err(e)),
+                            None => {}
+                        },
+                        Err(e) => {
+                            // A dropped frame shifts every later index: start over at the next
+                            // SYNC rather than misread a float byte.
+                            assembler.reset();
+                            out.push(Err(e));
+                        }
+                    }
+                }
+            }
+            State::Nonin8(d) => drain(d, bytes, out, |f| f.observations()),
+            State::Contec(d) => drain(d, bytes, out, |f| f.observations()),
+            State::ContecLegacy(d) => drain(d, bytes, out, |f| f.observations()),
+            State::Suntech(d) => drain(d, bytes, out, |f| f.observations()),
+        }
+    }
+
+    /// Ends the input: reports a frame left unfinished at the end of a stream.
+    pub fn finish(&mut self, out: &mut Vec<Decoded>) {
+        let left = match &mut self.state {
+            State::Ble(_) => None,
+            State::Masimo(d) => d.finish(),
+            State::Nonin27(d, _) => d.finish(),
+            State::Nonin8(d) => d.finish(),
+            State::Contec(d) => d.finish(),
+            State::ContecLegacy(d) => d.finish(),
+            State::Suntech(d) => d.finish(),
+        };
+        out.extend(left.map(Err));
+    }
+}
+
+fn decode_ble(format: Format, value: &[u8]) -> Result<Vec<Observation>, DecodeError> {
+    Ok(match format {
+        Format::BleHeartRate => HeartRateMeasurement::decode(value)?.observations(),
+        Format::BleBloodPressure => {
+            BloodPressureMeasurement::decode(value)?.measurement_observations()
+        }
+        Format::BleCuffPressure => BloodPressureMeasurement::decode(value)?.cuff_observations(),
+        Format::BlePlxSpot => PlxSpotCheck::decode(value)?.observations(),
+        Format::BlePlxContinuous => PlxContinuous::decode(value)?.observations(),
+        Format::BlePlxFeatures => PlxFeatures::decode(value)?.observations(),
+        serial => {
+            return Err(DecodeError::Malformed(format!(
+                "{serial} is a serial format, not a BLE characteristic"
+            )))
+        }
+    })
+}

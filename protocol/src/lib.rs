@@ -1,0 +1,20 @@
+//! Vigil's protocol crate: the data model, sans-IO decoders and encoders for the wire formats of
+//! bedside and consumer vitals monitors, and the display protocol.
+//!
+//! Nothing here does I/O or reads a clock. Decoders take bytes and return values or typed
+//! errors; no byte sequence can make them panic.
+
+pub mod ble;
+pub mod error;
+pub mod format;
+pub mod model;
+pub mod serial;
+pub mod sfloat;
+pub mod stream;
+
+pub use error::{DecodeError, Recovery};
+pub use format::{Decoder, Format};
+pub use model::{
+    DeviceAlarm, DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, Unit,
+    Value, Vital,
+};

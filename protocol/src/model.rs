@@ -1,0 +1,730 @@
+//! The domain types every other part of Vigil speaks: readings, their quality, and device events.
+//!
+//! A decoder turns device bytes into [`Observation`]s. A reading's value is either a number with
+//! its unit or [`Unavailable`] with the reason: sentinels and IEEE 11073 special values never
+//! become numbers.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A physiological quantity, named the same way in JSON, config files and the display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vital {
+    /// Peripheral oxygen saturation, %.
+    Spo2,
+    /// Pulse rate from an oximeter or a cuff, bpm.
+    PulseRate,
+    /// Heart rate from an ECG or chest strap, bpm.
+    HeartRate,
+    /// Non-invasive blood pressure, systolic.
+    NibpSystolic,
+    /// Non-invasive blood pressure, diastolic.
+    NibpDiastolic,
+    /// Non-invasive blood pressure, mean arterial.
+    NibpMean,
+    /// Intermediate cuff pressure while a measurement runs, mmHg.
+    CuffPressure,
+    /// Perfusion index, %.
+    PerfusionIndex,
+    /// One beat-to-beat (RR) interval, seconds.
+    RrInterval,
+    /// Cumulative energy expended, kJ.
+    EnergyExpended,
+}
+
+impl Vital {
+    /// Every vital, in display order.
+    pub const ALL: [Vital; 10] = [
+        Vital::HeartRate,
+        Vital::PulseRate,
+        Vital::Spo2,
+        Vital::NibpSystolic,
+        Vital::NibpDiastolic,
+        Vital::NibpMean,
+        Vital::CuffPressure,
+        Vital::PerfusionIndex,
+        Vital::RrInterval,
+        Vital::EnergyExpended,
+    ];
+
+    /// The name used in JSON and config files (`spo2`, `pulse_rate`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Vital::Spo2 => "spo2",
+            Vital::PulseRate => "pulse_rate",
+            Vital::HeartRate => "heart_rate",
+            Vital::NibpSystolic => "nibp_systolic",
+            Vital::NibpDiastolic => "nibp_diastolic",
+            Vital::NibpMean => "nibp_mean",
+            Vital::CuffPressure => "cuff_pressure",
+            Vital::PerfusionIndex => "perfusion_index",
+            Vital::RrInterval => "rr_interval",
+            Vital::EnergyExpended => "energy_expended",
+        }
+    }
+
+    /// Looks a vital up by its JSON/config name.
+    pub fn from_name(name: &str) -> Option<Vital> {
+        Vital::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// The unit alarms and the display use for this vital.
+    pub fn canonical_unit(self) -> Unit {
+        match self {
+            Vital::Spo2 | Vital::PerfusionIndex => Unit::Percent,
+            Vital::PulseRate | Vital::HeartRate => Unit::BeatsPerMinute,
+            Vital::NibpSystolic | Vital::NibpDiastolic | Vital::NibpMean | Vital::CuffPressure => {
+                Unit::MmHg
+            }
+            Vital::RrInterval => Unit::Second,
+            Vital::EnergyExpended => Unit::KiloJoule,
+        }
+    }
+
+    /// Is this one of the three blood-pressure values of a completed cuff measurement?
+    pub fn is_nibp(self) -> bool {
+        matches!(
+            self,
+            Vital::NibpSystolic | Vital::NibpDiastolic | Vital::NibpMean
+        )
+    }
+}
+
+impl fmt::Display for Vital {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A unit of measure as devices report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Unit {
+    /// Percent.
+    #[serde(rename = "%")]
+    Percent,
+    /// Beats per minute.
+    #[serde(rename = "bpm")]
+    BeatsPerMinute,
+    /// Millimetres of mercury.
+    #[serde(rename = "mmHg")]
+    MmHg,
+    /// Kilopascal (some BLE cuffs); normalised to mmHg before alarms see it.
+    #[serde(rename = "kPa")]
+    KPa,
+    /// Seconds.
+    #[serde(rename = "s")]
+    Second,
+    /// Kilojoules.
+    #[serde(rename = "kJ")]
+    KiloJoule,
+}
+
+/// mmHg per kPa.
+pub const MMHG_PER_KPA: f64 = 7.500_62;
+
+/// IEEE 11073-10101 nomenclature codes (partition × 2¹⁶ + term) for the vitals Vigil carries.
+pub mod mdc {
+    /// MDC_PULS_OXIM_SAT_O2.
+    pub const PULS_OXIM_SAT_O2: u32 = 150_456;
+    /// MDC_PULS_OXIM_PULS_RATE (pulse rate from an oximeter).
+    pub const PULS_OXIM_PULS_RATE: u32 = 149_530;
+    /// MDC_PULS_RATE_NON_INV (pulse rate from a cuff).
+    pub const PULS_RATE_NON_INV: u32 = 149_546;
+    /// MDC_ECG_HEART_RATE.
+    pub const ECG_HEART_RATE: u32 = 147_842;
+    /// MDC_PRESS_BLD_NONINV_SYS.
+    pub const PRESS_BLD_NONINV_SYS: u32 = 150_021;
+    /// MDC_PRESS_BLD_NONINV_DIA.
+    pub const PRESS_BLD_NONINV_DIA: u32 = 150_022;
+    /// MDC_PRESS_BLD_NONINV_MEAN.
+    pub const PRESS_BLD_NONINV_MEAN: u32 = 150_023;
+    /// MDC_PRESS_CUFF (term 19228).
+    pub const PRESS_CUFF: u32 = 150_300;
+    /// MDC_PULS_OXIM_PERF_REL (term 19376).
+    pub const PULS_OXIM_PERF_REL: u32 = 150_448;
+    /// MDC_ECG_TIME_PD_RR_GL (term 16168).
+    pub const ECG_TIME_PD_RR_GL: u32 = 147_240;
+}
+
+impl Vital {
+    /// The MDC code for this vital when the source gives no more context. Pulse rate defaults to
+    /// the oximeter code; cuffs use [`mdc::PULS_RATE_NON_INV`]. Energy expended has no code Vigil
+    /// has verified, so it carries none rather than a guess.
+    pub fn default_mdc(self) -> Option<u32> {
+        Some(match self {
+            Vital::Spo2 => mdc::PULS_OXIM_SAT_O2,
+            Vital::PulseRate => mdc::PULS_OXIM_PULS_RATE,
+            Vital::HeartRate => mdc::ECG_HEART_RATE,
+            Vital::NibpSystolic => mdc::PRESS_BLD_NONINV_SYS,
+            Vital::NibpDiastolic => mdc::PRESS_BLD_NONINV_DIA,
+            Vital::NibpMean => mdc::PRESS_BLD_NONINV_MEAN,
+            Vital::CuffPressure => mdc::PRESS_CUFF,
+            Vital::PerfusionIndex => mdc::PULS_OXIM_PERF_REL,
+            Vital::RrInterval => mdc::ECG_TIME_PD_RR_GL,
+            Vital::EnergyExpended => return None,
+        })
+    }
+}
+
+/// Why a reading carries no number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// IEEE 11073 NaN: the device has no value.
+    NotANumber,
+    /// IEEE 11073 NRes: the value cannot be expressed at this resolution.
+    NotAtThisResolution,
+    /// IEEE 11073 +INFINITY: above the measurable range.
+    AboveRange,
+    /// IEEE 11073 -INFINITY: below the measurable range.
+    BelowRange,
+    /// IEEE 11073 reserved value (a failed cuff may send one).
+    Reserved,
+    /// The format's own "no value" marker (Nonin 511/127, Contec 0xFF/0x7F/0xFFFF, Masimo dashes,
+    /// the trend format's zeros).
+    Missing,
+    /// A number was sent, but the device's status bits say it is not a valid measurement.
+    FlaggedInvalid,
+}
+
+/// What a reading's value is: a number in `unit`, or nothing, with the reason.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// A measured number.
+    Number(f64),
+    /// No number, and why.
+    Unavailable(Unavailable),
+}
+
+impl Value {
+    /// The number, if there is one.
+    pub fn number(self) -> Option<f64> {
+        match self {
+            Value::Number(v) => Some(v),
+            Value::Unavailable(_) => None,
+        }
+    }
+}
+
+/// One quality flag on a reading, from the device's own status bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Flag {
+    /// The sensor is off the patient or disconnected (Masimo EXC, Nonin SNSA/SNSD, Contec finger
+    /// out, PLX "sensor unconnected").
+    SensorOff,
+    /// The sensor or cable is defective, unrecognised or expired.
+    SensorDefective,
+    /// Motion or other artefact.
+    Artefact,
+    /// Low (or marginal) perfusion.
+    LowPerfusion,
+    /// The device lost track of the pulse (Nonin OOT).
+    OutOfTrack,
+    /// The device is searching for a pulse.
+    PulseSearch,
+    /// Signal interference or ambient light.
+    Interference,
+    /// The device marks the value questionable.
+    Questionable,
+    /// The device marks the value invalid.
+    Invalid,
+    /// Demonstration data: never patient data.
+    Demo,
+    /// Test data: never patient data.
+    Test,
+    /// Calibration in progress.
+    Calibrating,
+    /// The reading comes from device memory, not live.
+    Stored,
+    /// An early estimate, not yet validated.
+    EarlyEstimate,
+    /// HR sensor contact is supported but not detected.
+    NoContact,
+    /// Body movement during a cuff measurement.
+    BodyMovement,
+    /// Cuff fit too loose.
+    CuffLoose,
+    /// Irregular pulse detected.
+    IrregularPulse,
+    /// Improper measurement position.
+    ImproperPosition,
+    /// The device's clock was not set when it stamped the reading.
+    ClockNotSet,
+    /// The device marks this a spot-check rather than continuous data.
+    SpotCheck,
+}
+
+impl Flag {
+    /// Every flag, in bit order.
+    pub const ALL: [Flag; 21] = [
+        Flag::SensorOff,
+        Flag::SensorDefective,
+        Flag::Artefact,
+        Flag::LowPerfusion,
+        Flag::OutOfTrack,
+        Flag::PulseSearch,
+        Flag::Interference,
+        Flag::Questionable,
+        Flag::Invalid,
+        Flag::Demo,
+        Flag::Test,
+        Flag::Calibrating,
+        Flag::Stored,
+        Flag::EarlyEstimate,
+        Flag::NoContact,
+        Flag::BodyMovement,
+        Flag::CuffLoose,
+        Flag::IrregularPulse,
+        Flag::ImproperPosition,
+        Flag::ClockNotSet,
+        Flag::SpotCheck,
+    ];
+
+    fn bit(self) -> u32 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`Flag`]s; serialised as a list of flag names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// No flags.
+    pub const EMPTY: Flags = Flags(0);
+
+    /// Is `flag` set?
+    pub fn contains(self, flag: Flag) -> bool {
+        self.0 & flag.bit() != 0
+    }
+
+    /// Sets `flag`.
+    pub fn insert(&mut self, flag: Flag) {
+        self.0 |= flag.bit();
+    }
+
+    /// Sets `flag` when `condition` holds; convenient when mapping status bits.
+    pub fn set_if(&mut self, condition: bool, flag: Flag) {
+        if condition {
+            self.insert(flag);
+        }
+    }
+
+    /// The set flags, in bit order.
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+
+    /// Is no flag set?
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Flags with which the device itself says a number it sent is not a valid measurement.
+    pub fn marks_invalid(self) -> bool {
+        [
+            Flag::SensorOff,
+            Flag::SensorDefective,
+            Flag::Invalid,
+            Flag::NoContact,
+        ]
+        .into_iter()
+        .any(|f| self.contains(f))
+    }
+
+    /// Flags that make a valid number unusable as the patient's current value: demonstration,
+    /// test, or stored data.
+    pub fn marks_not_live(self) -> bool {
+        [Flag::Demo, Flag::Test, Flag::Stored]
+            .into_iter()
+            .any(|f| self.contains(f))
+    }
+}
+
+impl FromIterator<Flag> for Flags {
+    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Self {
+        let mut flags = Flags::EMPTY;
+        for f in iter {
+            flags.insert(f);
+        }
+        flags
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Flag>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// A date and time from a device clock. Fields the device leaves unknown (BLE year 0, month 0,
+/// day 0) are `None`. It has no time zone and may be wrong: keep it beside the receive time,
+/// never in place of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceTime {
+    /// Full year, e.g. 2016.
+    pub year: Option<u16>,
+    /// 1–12.
+    pub month: Option<u8>,
+    /// 1–31.
+    pub day: Option<u8>,
+    /// 0–23.
+    pub hour: u8,
+    /// 0–59.
+    pub minute: u8,
+    /// 0–59.
+    pub second: u8,
+}
+
+/// One measured value of one vital, as decoded from a device.
+///
+/// In JSON the value is flattened for readers: `"value"` is a number or `null`, and an
+/// unavailable value carries `"unavailable"` with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "ReadingJson", try_from = "ReadingJson")]
+pub struct Reading {
+    /// What was measured.
+    pub vital: Vital,
+    /// The number in `unit`, or why there is none.
+    pub value: Value,
+    /// The unit the device used; kPa stays kPa here, see [`Reading::in_canonical_unit`].
+    pub unit: Unit,
+    /// IEEE 11073-10101 code, when Vigil has a verified one.
+    pub mdc: Option<u32>,
+    /// The device's own timestamp, when the format carries one.
+    pub device_time: Option<DeviceTime>,
+    /// Quality flags from the device's status bits.
+    pub flags: Flags,
+}
+
+impl Reading {
+    /// A reading with a number, the vital's default MDC code and no flags.
+    pub fn number(vital: Vital, value: f64, unit: Unit) -> Reading {
+        Reading {
+            vital,
+            value: Value::Number(value),
+            unit,
+            mdc: vital.default_mdc(),
+            device_time: None,
+            flags: Flags::EMPTY,
+        }
+    }
+
+    /// A reading whose value is unavailable, in the vital's canonical unit.
+    pub fn unavailable(vital: Vital, reason: Unavailable) -> Reading {
+        Reading {
+            value: Value::Unavailable(reason),
+            ..Reading::number(vital, 0.0, vital.canonical_unit())
+        }
+    }
+
+    /// A reading from a value that may be a device sentinel.
+    pub fn from_value(vital: Vital, value: Value, unit: Unit) -> Reading {
+        Reading {
+            value,
+            ..Reading::number(vital, 0.0, unit)
+        }
+    }
+
+    /// Sets the flags. A number the flags mark invalid (sensor off, defective, invalid, no
+    /// contact) becomes [`Unavailable::FlaggedInvalid`]: it must never reach the display as a
+    /// current value.
+    pub fn with_flags(mut self, flags: Flags) -> Reading {
+        self.flags = flags;
+        if flags.marks_invalid() && matches!(self.value, Value::Number(_)) {
+            self.value = Value::Unavailable(Unavailable::FlaggedInvalid);
+        }
+        self
+    }
+
+    /// Replaces the MDC code (e.g. a cuff's pulse rate).
+    pub fn with_mdc(mut self, mdc: u32) -> Reading {
+        self.mdc = Some(mdc);
+        self
+    }
+
+    /// Sets the device timestamp.
+    pub fn with_device_time(mut self, time: Option<DeviceTime>) -> Reading {
+        self.device_time = time;
+        self
+    }
+
+    /// The value converted to the vital's canonical unit (kPa to mmHg), if it has a number.
+    pub fn in_canonical_unit(&self) -> Option<f64> {
+        let v = self.value.number()?;
+        match (self.unit, self.vital.canonical_unit()) {
+            (Unit::KPa, Unit::MmHg) => Some(v * MMHG_PER_KPA),
+            _ => Some(v),
+        }
+    }
+
+    /// The number an alarm may act on: present, in the canonical unit, and not flagged invalid,
+    /// demo, test or stored.
+    pub fn clinical_value(&self) -> Option<f64> {
+        if self.flags.marks_invalid() || self.flags.marks_not_live() {
+            return None;
+        }
+        self.in_canonical_unit()
+    }
+}
+
+/// The JSON shape of a [`Reading`].
+#[derive(Serialize, Deserialize)]
+struct ReadingJson {
+    vital: Vital,
+    value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unavailable: Option<Unavailable>,
+    unit: Unit,
+    mdc: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_time: Option<DeviceTime>,
+    #[serde(default)]
+    flags: Flags,
+}
+
+impl From<Reading> for ReadingJson {
+    fn from(r: Reading) -> Self {
+        let (value, unavailable) = match r.value {
+            Value::Number(v) => (Some(v), None),
+            Value::Unavailable(why) => (None, Some(why)),
+        };
+        ReadingJson {
+            vital: r.vital,
+            value,
+            unavailable,
+            unit: r.unit,
+            mdc: r.mdc,
+            device_time: r.device_time,
+            flags: r.flags,
+        }
+    }
+}
+
+impl TryFrom<ReadingJson> for Reading {
+    type Error = &'static str;
+    fn try_from(j: ReadingJson) -> Result<Self, Self::Error> {
+        let value = match (j.value, j.unavailable) {
+            (Some(v), None) => Value::Number(v),
+            (None, Some(why)) => Value::Unavailable(why),
+            (None, None) => return Err("a reading needs a value or an unavailable reason"),
+            (Some(_), Some(_)) => return Err("a reading cannot have both a value and a reason"),
+        };
+        Ok(Reading {
+            vital: j.vital,
+            value,
+            unit: j.unit,
+            mdc: j.mdc,
+            device_time: j.device_time,
+            flags: j.flags,
+        })
+    }
+}
+
+/// A device-side alarm bit (Masimo ALARM word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceAlarm {
+    /// SpO2 above the device's limit.
+    Spo2High,
+    /// SpO2 below the device's limit.
+    Spo2Low,
+    /// Pulse rate above the device's limit.
+    PulseRateHigh,
+    /// Pulse rate below the device's limit.
+    PulseRateLow,
+    /// The device's alarm is sounding.
+    AlarmActive,
+    /// The device's alarm is silenced.
+    AlarmSilenced,
+    /// The device's battery is low.
+    LowBattery,
+    /// SpCO above limit.
+    SpcoHigh,
+    /// SpCO below limit.
+    SpcoLow,
+    /// SpMet above limit.
+    SpmetHigh,
+    /// SpMet below limit.
+    SpmetLow,
+    /// Desaturation index alarm.
+    DesaturationIndex,
+    /// PI rate-of-change alarm.
+    PiDelta,
+}
+
+/// Something a device reports that is not a measured value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DeviceEvent {
+    /// The sensor is off the patient (finger out, probe off).
+    SensorOff,
+    /// The sensor or its cable is defective, unrecognised or expired.
+    SensorDefective,
+    /// The sensor is disconnected from the device.
+    SensorDisconnected,
+    /// The device's battery is low.
+    LowBattery,
+    /// The device's own alarm word, with the raw bits and their meanings.
+    DeviceAlarms {
+        /// The raw word.
+        bits: u32,
+        /// The named bits that are set.
+        alarms: Vec<DeviceAlarm>,
+    },
+    /// A cuff measurement has completed; its values follow or can be fetched.
+    MeasurementComplete,
+    /// A status or command answer from a cuff module that is not a value (SunTech status
+    /// character other than `K`).
+    CuffStatus {
+        /// The raw status character.
+        code: u8,
+    },
+    /// A cuff measurement ended with a device error code, so it has no valid values.
+    MeasurementFailed {
+        /// The module's error code.
+        code: u8,
+    },
+    /// A parameter or packet the decoder does not know; counted, never silently dropped.
+    UnknownParameter {
+        /// The key, type byte or code as the device sent it.
+        code: String,
+    },
+    /// The device answered a host command (Contec feedback packet, Nonin ACK/NAK).
+    CommandFeedback {
+        /// The command the device answered, when known.
+        command: Option<u8>,
+        /// The device's reason or answer code (0 means success).
+        code: u8,
+    },
+    /// The device says it is about to disconnect (Contec 0x0D).
+    DisconnectNotice,
+    /// What the device supports (PLX Features 0x2A60).
+    Features {
+        /// Names of the supported optional features.
+        features: Vec<String>,
+        /// Supported measurement-status bits.
+        measurement_status_support: Option<u16>,
+        /// Supported device-and-sensor-status bits.
+        device_status_support: Option<u32>,
+    },
+}
+
+impl DeviceEvent {
+    /// The sensor events implied by a reading's flags: sensor off and sensor defective.
+    pub fn from_sensor_flags(flags: Flags) -> impl Iterator<Item = DeviceEvent> {
+        [
+            (Flag::SensorOff, DeviceEvent::SensorOff),
+            (Flag::SensorDefective, DeviceEvent::SensorDefective),
+        ]
+        .into_iter()
+        .filter(move |(f, _)| flags.contains(*f))
+        .map(|(_, e)| e)
+    }
+}
+
+/// What one decoded frame or value contains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Observation {
+    /// A measured value.
+    Reading(Reading),
+    /// An event that is not a value.
+    Event(DeviceEvent),
+}
+
+impl From<Reading> for Observation {
+    fn from(r: Reading) -> Self {
+        Observation::Reading(r)
+    }
+}
+
+impl From<DeviceEvent> for Observation {
+    fn from(e: DeviceEvent) -> Self {
+        Observation::Event(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vital_names_round_trip_through_serde_and_from_name() {
+        for v in Vital::ALL {
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(json, format!("\"{}\"", v.name()));
+            assert_eq!(Vital::from_name(v.name()), Some(v));
+        }
+        assert_eq!(Vital::from_name("spO2"), None);
+    }
+
+    #[test]
+    fn flags_serialise_as_names_and_back() {
+        let flags: Flags = [Flag::SensorOff, Flag::Demo].into_iter().collect();
+        let json = serde_json::to_string(&flags).unwrap();
+        assert_eq!(json, r#"["sensor_off","demo"]"#);
+        let back: Flags = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, flags);
+    }
+
+    #[test]
+    fn reading_json_flattens_value_and_reason() {
+        let r = Reading::number(Vital::Spo2, 98.0, Unit::Percent);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"vital":"spo2","value":98.0,"unit":"%","mdc":150456,"flags":[]})
+        );
+        let gone = Reading::unavailable(Vital::PulseRate, Unavailable::Missing);
+        let json = serde_json::to_value(&gone).unwrap();
+        assert_eq!(json["value"], serde_json::Value::Null);
+        assert_eq!(json["unavailable"], "missing");
+        assert_eq!(json["unit"], "bpm");
+        let back: Reading = serde_json::from_value(json).unwrap();
+        assert_eq!(back, gone);
+        let neither = serde_json::json!({"vital":"spo2","value":null,"unit":"%","mdc":null});
+        assert!(serde_json::from_value::<Reading>(neither).is_err());
+    }
+
+    #[test]
+    fn kpa_is_converted_only_when_asked() {
+        let r = Reading::number(Vital::NibpSystolic, 16.0, Unit::KPa);
+        assert_eq!(r.value.number(), Some(16.0));
+        let mmhg = r.in_canonical_unit().unwrap();
+        assert!((mmhg - 120.01).abs() < 0.01, "{mmhg}");
+    }
+
+    #[test]
+    fn flagged_or_demo_readings_have_no_clinical_value() {
+        let r = Reading::number(Vital::Spo2, 97.0, Unit::Percent);
+        assert_eq!(r.clinical_value(), Some(97.0));
+        for f in [
+            Flag::SensorOff,
+            Flag::Demo,
+            Flag::Test,
+            Flag::Invalid,
+            Flag::Stored,
+        ] {
+            let flagged = r.clone().with_flags([f].into_iter().collect());
+            assert_eq!(flagged.clinical_value(), None, "{f:?}");
+            let device_says_invalid = matches!(f, Flag::SensorOff | Flag::Invalid);
+            assert_eq!(
+                flagged.value == Value::Unavailable(Unavailable::FlaggedInvalid),
+                device_says_invalid,
+                "{f:?}"
+            );
+        }
+        let questionable = r.with_flags([Flag::Questionable].into_iter().collect());
+        assert_eq!(questionable.clinical_value(), Some(97.0));
+    }
+}
