@@ -255,7 +255,14 @@ impl Decoder {
         let left = match &mut self.state {
             State::Ble(_) => None,
             State::Masimo(d) => d.finish(),
-            State::Nonin27(d, _) => d.finish(),
+            State::Nonin27(d, assembler) => d.finish().or_else(|| {
+                let n = assembler.pending_frames().filter(|n| *n > 0)?;
+                assembler.reset();
+                Some(DecodeError::Malformed(format!(
+                    "input ended inside a packet ({n} of {} frames)",
+                    nonin::FRAMES_PER_PACKET
+                )))
+            }),
             State::Nonin8(d) => d.finish(),
             State::Contec(d) => d.finish(),
             State::ContecLegacy(d) => d.finish(),

@@ -125,6 +125,25 @@ impl<D: FrameDecoder> Deframer<D> {
     }
 }
 
+/// Merges adjacent [`DecodeError::Garbage`] reports. Garbage is reported as soon as the buffer
+/// runs dry, so a garbage run split across two reads is reported twice; with this, outputs can
+/// be compared across chunkings.
+pub fn merge_garbage<T>(items: Vec<Result<T, DecodeError>>) -> Vec<Result<T, DecodeError>> {
+    let mut out: Vec<Result<T, DecodeError>> = Vec::with_capacity(items.len());
+    for item in items {
+        if let (
+            Some(Err(DecodeError::Garbage { skipped: total })),
+            Err(DecodeError::Garbage { skipped }),
+        ) = (out.last_mut(), &item)
+        {
+            *total += skipped;
+            continue;
+        }
+        out.push(item);
+    }
+    out
+}
+
 /// Decodes all of `bytes` as one stream: every frame and error in order, then any unfinished
 /// frame at the end. For tests and the `decode` field tool.
 pub fn decode_all<D: FrameDecoder>(decoder: D, bytes: &[u8]) -> Vec<Result<D::Frame, DecodeError>> {

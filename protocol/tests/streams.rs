@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 use vigil_protocol::serial::{contec, masimo, nonin, suntech};
+use vigil_protocol::stream::merge_garbage;
 use vigil_protocol::{format::Decoded, DeviceTime, Format, Observation, Value};
 
 fn decode(format: Format, chunks: &[&[u8]]) -> Vec<Decoded> {
@@ -249,6 +250,17 @@ proptest! {
         let out = decode(format, &chunks(&dirty, &cuts));
         prop_assert!(out.first().is_some_and(|r| r.is_err()), "{format}: garbage not reported: {out:?}");
         prop_assert_eq!(observations(&out), observations(&clean), "{}", format);
+    }
+
+    #[test]
+    fn chunking_does_not_change_the_output_of_arbitrary_bytes(
+        format in proptest::sample::select(STREAMS.to_vec()),
+        bytes in proptest::collection::vec(prop_oneof![any::<u8>(), Just(b'\n'), Just(0x01), Just(0x3E)], 0..700),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let whole = merge_garbage(decode(format, &[&bytes]));
+        let split = merge_garbage(decode(format, &chunks(&bytes, &cuts)));
+        prop_assert_eq!(whole, split, "{}", format);
     }
 
     #[test]

@@ -66,10 +66,14 @@ impl FrameDecoder for MasimoDecoder {
     type Frame = MasimoLine;
 
     fn step(&self, buf: &[u8]) -> Step<MasimoLine> {
-        let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+        // Decide from the first MAX_LINE + 1 bytes only, so that the outcome does not depend on
+        // how the stream was chunked. The rest of an over-long line is then read as a line of
+        // its own, and fails to parse unless it is one.
+        let window = &buf[..buf.len().min(MAX_LINE + 1)];
+        let Some(end) = window.iter().position(|&b| b == b'\n') else {
             return if buf.len() > MAX_LINE {
                 Step::Skip {
-                    len: buf.len(),
+                    len: MAX_LINE + 1,
                     error: DecodeError::TooLong { max: MAX_LINE },
                 }
             } else {
@@ -77,12 +81,6 @@ impl FrameDecoder for MasimoDecoder {
             };
         };
         let len = end + 1;
-        if end > MAX_LINE {
-            return Step::Skip {
-                len,
-                error: DecodeError::TooLong { max: MAX_LINE },
-            };
-        }
         let line = &buf[..end];
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             return Step::Skip {
@@ -223,7 +221,7 @@ fn number(key: &str, raw: &str, max_len: usize) -> Result<Value, DecodeError> {
 /// A trend value: as ASCII 1, but zero means "no value".
 fn trend_number(key: &str, raw: &str) -> Result<Value, DecodeError> {
     match number(key, raw, 5)? {
-        Value::Number(v) if v == 0.0 => Ok(Value::Unavailable(Unavailable::Missing)),
+        Value::Number(0.0) => Ok(Value::Unavailable(Unavailable::Missing)),
         other => Ok(other),
     }
 }

@@ -304,6 +304,11 @@ impl PacketAssembler {
         }))
     }
 
+    /// Frames of the packet in progress, if one has started.
+    pub fn pending_frames(&self) -> Option<usize> {
+        self.floats.as_ref().map(Vec::len)
+    }
+
     /// Forgets the packet in progress (after a dropped frame its indices are unknown).
     pub fn reset(&mut self) {
         self.floats = None;
