@@ -349,7 +349,7 @@ impl Engine {
     /// oximeter's SpO2 and pulse rate; nothing for a cuff). Its link starts down: if it does not
     /// connect within the disconnect rule's delay, that alarm is raised.
     pub fn add_device(&mut self, now: Instant, id: &str, continuous: &[Vital]) {
-        self.advance(now);
+        let now = self.advance(now);
         if self.device_index(id).is_some() {
             return;
         }
@@ -415,7 +415,7 @@ impl Engine {
     /// Readings decoded from one frame of one device (a cuff's systolic, diastolic and mean
     /// arrive together and count as one measurement).
     pub fn handle_readings(&mut self, now: Instant, device: &str, readings: &[Reading]) {
-        self.advance(now);
+        let now = self.advance(now);
         let d = self.device_or_add(now, device);
         let mut bp = (None, None);
         for reading in readings {
@@ -608,7 +608,7 @@ impl Engine {
 
     /// Something the device reported that is not a value.
     pub fn handle_device_event(&mut self, now: Instant, device: &str, event: &DeviceEvent) {
-        self.advance(now);
+        let now = self.advance(now);
         let d = self.device_or_add(now, device);
         match event {
             DeviceEvent::SensorOff
@@ -638,7 +638,7 @@ impl Engine {
 
     /// The device's link came up (`true`) or went down (`false`).
     pub fn handle_link(&mut self, now: Instant, device: &str, up: bool) {
-        self.advance(now);
+        let now = self.advance(now);
         let d = match self.device_index(device) {
             Some(d) => d,
             None => {
@@ -828,7 +828,7 @@ impl Engine {
     /// Acknowledges the current occurrence of an alarm: its audio stops until the condition
     /// ends, a new occurrence begins, or its priority rises.
     pub fn acknowledge(&mut self, now: Instant, id: &str, by: &str) -> Result<(), ActionError> {
-        self.advance(now);
+        let now = self.advance(now);
         let act = Act {
             by: by.to_string(),
             at: now,
@@ -874,7 +874,7 @@ impl Engine {
 
     /// Resets a latched alarm whose condition has ended.
     pub fn reset(&mut self, now: Instant, id: &str, by: &str) -> Result<(), ActionError> {
-        self.advance(now);
+        let now = self.advance(now);
         if self.find_condition(id).is_some() {
             return Err(ActionError::ConditionPresent(id.into()));
         }
@@ -898,7 +898,7 @@ impl Engine {
     /// Pauses audio for at most the profile's maximum. A new condition or a rise in priority
     /// ends the pause at once. Returns when it ends.
     pub fn pause_audio(&mut self, now: Instant, by: &str, requested: Option<Duration>) -> Instant {
-        self.advance(now);
+        let now = self.advance(now);
         let max = self.profile.behaviour.audio_pause_max;
         let until = now + requested.map_or(max, |r| r.min(max));
         self.audio_paused_until = Some(until);
@@ -912,7 +912,7 @@ impl Engine {
 
     /// Marks the dose: fixes the baseline from the last pre-dose BP and starts the session clock.
     pub fn mark_dose(&mut self, now: Instant, by: &str) -> Result<Option<Bp>, ActionError> {
-        self.advance(now);
+        let now = self.advance(now);
         if self.session.dose.is_some() {
             return Err(ActionError::DoseAlreadyMarked);
         }
@@ -945,7 +945,7 @@ impl Engine {
     /// Advances time to `now`, processing every deadline in order. Call at
     /// [`Engine::poll_timeout`]; every other entry point calls it too.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance(now);
+        let _ = self.advance(now);
     }
 
     /// The next time the engine needs [`Engine::handle_timeout`], if any.
@@ -958,8 +958,9 @@ impl Engine {
         self.events.pop_front()
     }
 
-    fn advance(&mut self, now: Instant) {
-        // Time never goes backwards for the engine; a late caller is treated as "now".
+    /// Processes deadlines up to `now` and returns the engine's time: `now`, or the engine's
+    /// current time if `now` is earlier (time never goes backwards for the engine).
+    fn advance(&mut self, now: Instant) -> Instant {
         let now = self.now.map_or(now, |t| t.max(now));
         let mut last = None;
         while let Some((at, what)) = self.next_deadline().filter(|(t, _)| *t <= now) {
@@ -974,6 +975,7 @@ impl Engine {
             self.fire(at, what);
         }
         self.now = Some(now);
+        now
     }
 
     fn next_deadline(&self) -> Option<(Instant, Deadline)> {
