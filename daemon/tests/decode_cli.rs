@@ -1,5 +1,7 @@
 //! `vigil decode` as a technician runs it: the real binary, real files, exit codes.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::io::Write;
 use std::process::{Command, Output};
 

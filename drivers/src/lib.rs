@@ -1,1 +1,105 @@
-//! Serial and BLE transports (issue: drivers). Not built yet: this crate is a placeholder in the workspace layout.
+//! Vigil's device drivers: the only crate that touches hardware.
+//!
+//! A driver owns one device. It opens the transport (a serial port or a BLE peripheral), feeds
+//! the bytes to the format's decoder, sends readings, device events and link events to the hub,
+//! speaks to the device where the format needs it (start commands, keep-alives, NIBP cycles),
+//! and reconnects with capped, jittered backoff until it is cancelled.
+
+pub mod backoff;
+pub mod ble;
+mod events;
+mod report;
+pub mod serial;
+pub mod usb;
+
+pub use events::{Command, CommandError, DeviceHandle, DriverEvent, DriverEventKind, Link};
+
+use std::path::PathBuf;
+use std::time::Duration;
+use vigil_protocol::serial::LineSettings;
+use vigil_protocol::Format;
+
+/// One device as the daemon configures it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSpec {
+    /// The device's id, e.g. `oximeter-1`.
+    pub id: String,
+    /// Its wire format.
+    pub format: Format,
+    /// How to reach it.
+    pub transport: Transport,
+}
+
+/// How to reach a device.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    /// A serial port (RS-232 or USB-serial).
+    Serial(SerialSpec),
+    /// A Bluetooth LE peripheral.
+    Ble(BleTarget),
+}
+
+/// Which serial port, and its line settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SerialSpec {
+    /// The port.
+    pub port: PortSelector,
+    /// Line settings (default: the format's documented ones).
+    pub line: LineSettings,
+}
+
+/// A serial port by path, or by USB identity so that a re-enumerated cable is found again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortSelector {
+    /// A device path such as `/dev/ttyUSB0` or a stable symlink.
+    Path(PathBuf),
+    /// The first tty whose USB device matches.
+    Usb(usb::UsbId),
+}
+
+/// Which BLE peripheral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BleTarget {
+    /// By address, e.g. `C0:FF:EE:00:00:01`.
+    Address(String),
+    /// By advertised name (substring match).
+    Name(String),
+    /// Any peripheral advertising the Heart Rate, Blood Pressure or Pulse Oximeter service.
+    AnyHealthDevice,
+}
+
+/// How long a continuous format may stay silent before the driver reports "no data". Event-driven
+/// formats (cuffs) have no cadence to miss.
+pub fn silence_limit(format: Format) -> Option<Duration> {
+    match format {
+        Format::BleBloodPressure
+        | Format::BleCuffPressure
+        | Format::BlePlxSpot
+        | Format::BlePlxFeatures
+        | Format::Suntech => None,
+        // Masimo and Nonin #8 send once a second; the others faster.
+        _ => Some(Duration::from_secs(5)),
+    }
+}
+
+/// Starts the driver for one device on the current tokio runtime. BLE devices use `central`;
+/// the driver stops when `cancel` fires or the receiver of `events` is dropped.
+pub fn spawn(
+    spec: DeviceSpec,
+    central: std::sync::Arc<dyn ble::Central>,
+    events: tokio::sync::mpsc::Sender<DriverEvent>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> (DeviceHandle, tokio::task::JoinHandle<()>) {
+    let (handle, commands) = DeviceHandle::new(std::sync::Arc::from(spec.id.as_str()));
+    let task = match spec.transport {
+        Transport::Serial(_) => tokio::spawn(serial::run(
+            spec,
+            events,
+            commands,
+            cancel,
+            serial::SystemPaths::default(),
+        )),
+        Transport::Ble(_) => tokio::spawn(ble::run(spec, central, events, commands, cancel)),
+    };
+    (handle, task)
+}

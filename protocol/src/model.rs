@@ -574,6 +574,11 @@ pub enum DeviceEvent {
     SensorDisconnected,
     /// The device's battery is low.
     LowBattery,
+    /// Battery charge as the device reports it (BLE Battery Level 0x2A19).
+    BatteryLevel {
+        /// Percent, 0–100.
+        percent: u8,
+    },
     /// The device's own alarm word, with the raw bits and their meanings.
     DeviceAlarms {
         /// The raw word.

@@ -2,6 +2,8 @@
 //! the same frames whatever the chunking, resynchronisation after garbage, and no panic on any
 //! bytes. BLE formats get the no-panic property too.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use proptest::prelude::*;
 use vigil_protocol::serial::{contec, masimo, nonin, suntech};
 use vigil_protocol::stream::merge_garbage;

@@ -2,6 +2,8 @@
 //! resets, pauses, dose marks and time steps, checked against a small reference model of the
 //! SpO2 limit rules and against the invariants every alarm must keep.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod support;
 
 use proptest::prelude::*;

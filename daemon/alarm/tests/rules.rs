@@ -1,5 +1,7 @@
 //! Every rule and behaviour of the engine, with injected time.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The scenario table of the alarm-engine issue: each scenario with the alarms it must raise,
 //! their priorities and times, and no others.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod support;
 
 use support::{Harness, CUFF, OXIMETER};

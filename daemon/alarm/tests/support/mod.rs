@@ -1,5 +1,6 @@
 //! A test harness around the engine: seconds instead of instants, and the events seen so far.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,110 @@
+//! What drivers tell the hub, and what the hub may ask of a driver.
+
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use vigil_protocol::{DeviceEvent, Reading};
+
+/// The state of a device's link, as a driver reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "link", rename_all = "snake_case")]
+pub enum Link {
+    /// Opening the port or looking for the peripheral.
+    Connecting,
+    /// Open; data may flow.
+    Connected,
+    /// Lost or never reached.
+    Disconnected {
+        /// Why, in words a technician can act on.
+        reason: String,
+    },
+    /// Connected but silent for longer than the format's cadence allows.
+    NoData {
+        /// Seconds since the last byte.
+        seconds: u64,
+    },
+}
+
+/// One thing a driver reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverEvent {
+    /// Which device.
+    pub device: Arc<str>,
+    /// When it was received (monotonic).
+    pub at: Instant,
+    /// What.
+    pub kind: DriverEventKind,
+}
+
+/// What a driver reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriverEventKind {
+    /// Readings decoded from one chunk or characteristic value (a cuff's systolic, diastolic and
+    /// mean arrive together).
+    Readings(Vec<Reading>),
+    /// A device event (sensor off, low battery, measurement complete, ...).
+    Device(DeviceEvent),
+    /// A link change.
+    Link(Link),
+    /// Decoding errors since the last report (reported at most once a second).
+    DecodeErrors {
+        /// How many.
+        count: u64,
+        /// The last one, for the log.
+        last: String,
+    },
+}
+
+/// A request to a driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Start an NIBP measurement now.
+    StartNibp {
+        /// The answer.
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+}
+
+/// Why a driver refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The device's format cannot do it.
+    #[error("this device cannot start an NIBP measurement; start it at the monitor")]
+    NotSupported,
+    /// The device is not connected.
+    #[error("the device is not connected")]
+    NotConnected,
+    /// A measurement is already running.
+    #[error("an NIBP measurement is already running")]
+    Busy,
+    /// The driver has stopped.
+    #[error("the device's driver has stopped")]
+    Stopped,
+}
+
+/// The daemon's handle on a running driver.
+#[derive(Debug, Clone)]
+pub struct DeviceHandle {
+    /// The device's id.
+    pub id: Arc<str>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl DeviceHandle {
+    /// A handle and the receiving end the driver reads.
+    pub fn new(id: Arc<str>) -> (DeviceHandle, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(8);
+        (DeviceHandle { id, commands: tx }, rx)
+    }
+
+    /// Asks the device to start an NIBP measurement.
+    pub async fn start_nibp(&self) -> Result<(), CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::StartNibp { reply })
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        answer.await.map_err(|_| CommandError::Stopped)?
+    }
+}

@@ -1,0 +1,147 @@
+//! Turns decoder output into driver events: readings batched per chunk, repeated device events
+//! rate-limited, decoding errors counted and reported at most once a second.
+
+use crate::events::{DriverEvent, DriverEventKind, Link};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use vigil_protocol::format::Decoded;
+use vigil_protocol::{DeviceEvent, Observation};
+
+/// The hub has gone: the driver should stop.
+#[derive(Debug)]
+pub(crate) struct HubGone;
+
+const REPEAT_EVERY: Duration = Duration::from_secs(1);
+const ERRORS_EVERY: Duration = Duration::from_secs(1);
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub(crate) struct Reporter {
+    device: Arc<str>,
+    tx: mpsc::Sender<DriverEvent>,
+    recent: Vec<(DeviceEvent, Instant)>,
+    errors: u64,
+    errors_total: u64,
+    last_error: Option<String>,
+    errors_sent_at: Option<Instant>,
+    logged_at: Option<Instant>,
+}
+
+impl Reporter {
+    pub(crate) fn new(device: Arc<str>, tx: mpsc::Sender<DriverEvent>) -> Self {
+        Reporter {
+            device,
+            tx,
+            recent: Vec::new(),
+            errors: 0,
+            errors_total: 0,
+            last_error: None,
+            errors_sent_at: None,
+            logged_at: None,
+        }
+    }
+
+    async fn send(&self, kind: DriverEventKind) -> Result<(), HubGone> {
+        self.tx
+            .send(DriverEvent {
+                device: self.device.clone(),
+                at: Instant::now(),
+                kind,
+            })
+            .await
+            .map_err(|_| HubGone)
+    }
+
+    pub(crate) async fn link(&mut self, link: Link) -> Result<(), HubGone> {
+        match &link {
+            Link::Disconnected { reason } => {
+                tracing::warn!(device = %self.device, %reason, "device disconnected")
+            }
+            other => tracing::info!(device = %self.device, link = ?other, "device link"),
+        }
+        self.send(DriverEventKind::Link(link)).await
+    }
+
+    pub(crate) async fn event(&mut self, event: DeviceEvent) -> Result<(), HubGone> {
+        self.send(DriverEventKind::Device(event)).await
+    }
+
+    /// Sends what one chunk decoded to; returns the device events for the driver to act on.
+    pub(crate) async fn decoded(
+        &mut self,
+        items: &mut Vec<Decoded>,
+    ) -> Result<Vec<DeviceEvent>, HubGone> {
+        let now = Instant::now();
+        let mut readings = Vec::new();
+        let mut events = Vec::new();
+        for item in items.drain(..) {
+            match item {
+                Ok(Observation::Reading(r)) => readings.push(r),
+                Ok(Observation::Event(e)) => events.push(e),
+                Err(e) => {
+                    self.errors += 1;
+                    self.errors_total += 1;
+                    self.last_error = Some(e.to_string());
+                }
+            }
+        }
+        if !readings.is_empty() {
+            self.send(DriverEventKind::Readings(readings)).await?;
+        }
+        self.recent
+            .retain(|(_, at)| now.duration_since(*at) < REPEAT_EVERY);
+        for e in &events {
+            // Sensor off or low battery repeats with every frame (60 a second for a Contec):
+            // once a second is enough for the engine and the log.
+            let repeats = matches!(
+                e,
+                DeviceEvent::SensorOff
+                    | DeviceEvent::SensorDefective
+                    | DeviceEvent::SensorDisconnected
+                    | DeviceEvent::LowBattery
+                    | DeviceEvent::DeviceAlarms { .. }
+                    | DeviceEvent::UnknownParameter { .. }
+            );
+            if repeats && self.recent.iter().any(|(r, _)| r == e) {
+                continue;
+            }
+            self.recent.push((e.clone(), now));
+            self.send(DriverEventKind::Device(e.clone())).await?;
+        }
+        self.flush_errors(false).await?;
+        Ok(events)
+    }
+
+    /// Reports counted decoding errors (at most once a second unless `force`).
+    pub(crate) async fn flush_errors(&mut self, force: bool) -> Result<(), HubGone> {
+        if self.errors == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if !force
+            && self
+                .errors_sent_at
+                .is_some_and(|t| now.duration_since(t) < ERRORS_EVERY)
+        {
+            return Ok(());
+        }
+        let last = self.last_error.clone().unwrap_or_default();
+        if self
+            .logged_at
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
+        {
+            tracing::warn!(
+                device = %self.device,
+                errors = self.errors_total,
+                last = %last,
+                "decoding errors (wrong format or line settings?)"
+            );
+            self.logged_at = Some(now);
+        }
+        let count = std::mem::take(&mut self.errors);
+        self.errors_sent_at = Some(now);
+        self.send(DriverEventKind::DecodeErrors { count, last })
+            .await
+    }
+}

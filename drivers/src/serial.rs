@@ -1,0 +1,283 @@
+//! The serial driver: opens the port with the format's line settings, decodes what arrives,
+//! speaks to devices that need it, watches for silence, and reconnects on its own.
+
+use crate::backoff::Backoff;
+use crate::events::{Command, CommandError, DriverEvent, Link};
+use crate::report::{HubGone, Reporter};
+use crate::{silence_limit, usb, DeviceSpec, PortSelector, SerialSpec, Transport};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
+use tokio_util::sync::CancellationToken;
+use vigil_protocol::serial::{contec, nonin, suntech, LineSettings};
+use vigil_protocol::{DeviceEvent, Format};
+
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A connection that lasted this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(10);
+/// An NIBP cycle that has not completed by then has failed.
+const NIBP_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Where to look for USB cables (sysfs and /dev); tests point these at a fake tree.
+#[derive(Debug, Clone)]
+pub struct SystemPaths {
+    /// Normally `/sys`.
+    pub sysfs: PathBuf,
+    /// Normally `/dev`.
+    pub dev: PathBuf,
+}
+
+impl Default for SystemPaths {
+    fn default() -> Self {
+        SystemPaths {
+            sysfs: "/sys".into(),
+            dev: "/dev".into(),
+        }
+    }
+}
+
+/// Runs a serial device until `cancel` fires or the hub goes away.
+pub async fn run(
+    spec: DeviceSpec,
+    events: mpsc::Sender<DriverEvent>,
+    mut commands: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+    paths: SystemPaths,
+) {
+    let Transport::Serial(serial) = &spec.transport else {
+        tracing::error!(device = %spec.id, "serial driver given a BLE device");
+        return;
+    };
+    let mut reporter = Reporter::new(Arc::from(spec.id.as_str()), events);
+    let mut backoff = Backoff::new(MAX_BACKOFF);
+    while !cancel.is_cancelled() {
+        if reporter.link(Link::Connecting).await.is_err() {
+            return;
+        }
+        let reason = match open(serial, &paths) {
+            Err(reason) => reason,
+            Ok((port, path)) => {
+                if reporter.link(Link::Connected).await.is_err() {
+                    return;
+                }
+                let started = Instant::now();
+                let session = Session {
+                    format: spec.format,
+                    port,
+                    reporter: &mut reporter,
+                    commands: &mut commands,
+                    cancel: &cancel,
+                };
+                let ended = session.run().await;
+                if started.elapsed() >= STABLE {
+                    backoff.reset();
+                }
+                match ended {
+                    Ended::Cancelled | Ended::HubGone => return,
+                    Ended::Lost(reason) => format!("{}: {reason}", path.display()),
+                }
+            }
+        };
+        if reporter.link(Link::Disconnected { reason }).await.is_err() {
+            return;
+        }
+        let delay = backoff.next_delay();
+        if wait_refusing_commands(delay, &mut commands, &cancel)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Sleeps for a reconnect delay, answering commands with "not connected".
+async fn wait_refusing_commands(
+    delay: Duration,
+    commands: &mut mpsc::Receiver<Command>,
+    cancel: &CancellationToken,
+) -> Result<(), ()> {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(()),
+            _ = &mut sleep => return Ok(()),
+            Some(Command::StartNibp { reply }) = commands.recv() => {
+                let _ = reply.send(Err(CommandError::NotConnected));
+            }
+        }
+    }
+}
+
+fn open(spec: &SerialSpec, paths: &SystemPaths) -> Result<(SerialStream, PathBuf), String> {
+    let path = match &spec.port {
+        PortSelector::Path(p) => p.clone(),
+        PortSelector::Usb(id) => usb::find_tty(id, &paths.sysfs, &paths.dev)
+            .ok_or_else(|| format!("no USB serial device {id} is plugged in"))?,
+    };
+    open_path(&path, spec.line).map(|port| (port, path))
+}
+
+/// Opens a port. Pseudo-terminals accept the settings and ignore parity and speed, which is fine.
+pub fn open_path(path: &Path, line: LineSettings) -> Result<SerialStream, String> {
+    let data_bits = match line.data_bits {
+        5 => DataBits::Five,
+        6 => DataBits::Six,
+        7 => DataBits::Seven,
+        _ => DataBits::Eight,
+    };
+    let parity = match line.parity {
+        vigil_protocol::serial::Parity::None => Parity::None,
+        vigil_protocol::serial::Parity::Odd => Parity::Odd,
+        vigil_protocol::serial::Parity::Even => Parity::Even,
+    };
+    let stop_bits = if line.stop_bits == 2 {
+        StopBits::Two
+    } else {
+        StopBits::One
+    };
+    tokio_serial::new(path.to_string_lossy(), line.baud)
+        .data_bits(data_bits)
+        .parity(parity)
+        .stop_bits(stop_bits)
+        .flow_control(tokio_serial::FlowControl::None)
+        .open_native_async()
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+enum Ended {
+    Cancelled,
+    HubGone,
+    Lost(String),
+}
+
+impl From<HubGone> for Ended {
+    fn from(_: HubGone) -> Self {
+        Ended::HubGone
+    }
+}
+
+struct Session<'a> {
+    format: Format,
+    port: SerialStream,
+    reporter: &'a mut Reporter,
+    commands: &'a mut mpsc::Receiver<Command>,
+    cancel: &'a CancellationToken,
+}
+
+/// An NIBP measurement in progress on a SunTech module.
+struct NibpCycle {
+    started: Instant,
+}
+
+impl Session<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Ended> {
+        self.port
+            .write_all(bytes)
+            .await
+            .map_err(|e| Ended::Lost(format!("write failed: {e}")))
+    }
+
+    async fn run(mut self) -> Ended {
+        match self.serve().await {
+            Ok(()) => Ended::Cancelled,
+            Err(e) => e,
+        }
+    }
+
+    async fn serve(&mut self) -> Result<(), Ended> {
+        // What the device needs to hear before it talks.
+        match self.format {
+            Format::Contec => self.write(&contec::Command::StartRealTime.encode()).await?,
+            Format::Nonin2 | Format::Nonin7 | Format::Nonin8 => {
+                let n = match self.format {
+                    Format::Nonin2 => 2,
+                    Format::Nonin7 => 7,
+                    _ => 8,
+                };
+                // The 9560 needs this within 5 s of connecting; the OEM III ignores it.
+                self.write(&nonin::select_format_command(n)).await?;
+            }
+            _ => {}
+        }
+        let mut decoder = self.format.decoder();
+        let mut decoded = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        let mut keep_alive = interval(Duration::from_secs(contec::KEEP_ALIVE_SECS));
+        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        keep_alive.tick().await;
+        let mut second = interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let silence = silence_limit(self.format);
+        let mut last_data = Instant::now();
+        let mut silent = false;
+        let mut nibp: Option<NibpCycle> = None;
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                read = self.port.read(&mut buf) => {
+                    let n = match read {
+                        // An unplugged USB-serial port or a closed pty reads end-of-file.
+                        Ok(0) => return Err(Ended::Lost("end of file: cable unplugged or device closed".into())),
+                        Ok(n) => n,
+                        Err(e) => return Err(Ended::Lost(format!("read failed: {e}"))),
+                    };
+                    last_data = Instant::now();
+                    if silent {
+                        silent = false;
+                        self.reporter.link(Link::Connected).await?;
+                    }
+                    decoder.feed(&buf[..n], &mut decoded);
+                    for event in self.reporter.decoded(&mut decoded).await? {
+                        if event == DeviceEvent::MeasurementComplete && nibp.take().is_some() {
+                            self.write(&suntech::Command::GetBpData.encode()).await?;
+                        }
+                    }
+                }
+                _ = keep_alive.tick(), if self.format == Format::Contec => {
+                    self.write(&contec::Command::KeepAlive.encode()).await?;
+                }
+                Some(command) = self.commands.recv() => match command {
+                    Command::StartNibp { reply } => {
+                        let answer = if self.format != Format::Suntech {
+                            Err(CommandError::NotSupported)
+                        } else if nibp.is_some() {
+                            Err(CommandError::Busy)
+                        } else {
+                            self.write(&suntech::Command::StartMeasurement.encode()).await?;
+                            nibp = Some(NibpCycle { started: Instant::now() });
+                            Ok(())
+                        };
+                        let _ = reply.send(answer);
+                    }
+                },
+                _ = second.tick() => {
+                    self.reporter.flush_errors(true).await?;
+                    let quiet = last_data.elapsed();
+                    if let Some(limit) = silence {
+                        if quiet >= limit && !silent {
+                            silent = true;
+                            self.reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
+                        }
+                    }
+                    if let Some(cycle) = &nibp {
+                        if cycle.started.elapsed() >= NIBP_TIMEOUT {
+                            nibp = None;
+                            tracing::warn!("NIBP measurement did not complete in time");
+                            self.reporter.event(DeviceEvent::MeasurementFailed { code: 0xFF }).await?;
+                        } else {
+                            // Poll the cuff pressure; the module answers `K` when it is done.
+                            self.write(&suntech::Command::GetCuffPressure.encode()).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
