@@ -21,12 +21,15 @@ struct Cli {
 enum Command {
     /// Decode a device capture and print readings, events and errors as JSON lines.
     Decode(field::decode::DecodeArgs),
+    /// Open one device as the daemon would and print what it sends as JSON lines.
+    Probe(field::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
+        Command::Probe(args) => probe(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,6 +41,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn probe(args: &field::probe::ProbeArgs) -> Result<()> {
+    let got_readings = runtime()?.block_on(field::probe::run(
+        args,
+        field::probe::system_central(),
+        &mut io::stdout().lock(),
+    ))?;
+    if !got_readings {
+        anyhow::bail!("no readings arrived (see the link lines above for why)");
+    }
+    Ok(())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
