@@ -1,4 +1,12 @@
-//! The Vigil daemon: configuration, alarm engine, hub, display server, session record, and the
-//! field tools behind the `vigil` binary.
+//! The Vigil daemon: configuration, alarm engine task, hub, display server, and the field tools
+//! behind the `vigil` binary.
 
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod display;
 pub mod field;
+pub mod hub;
+pub mod metrics;
+pub mod server;

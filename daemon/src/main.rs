@@ -3,7 +3,9 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::io;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use vigil_daemon::config::{Config, LogFormat};
 use vigil_daemon::field;
 
 #[derive(Parser)]
@@ -19,6 +21,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: devices, alarms, and the display at the configured address.
+    Run {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and list every problem with its location.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Decode a device capture and print readings, events and errors as JSON lines.
     Decode(field::decode::DecodeArgs),
     /// Open one device as the daemon would and print what it sends as JSON lines.
@@ -28,6 +42,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { file } => check_config(file),
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
         Command::Probe(args) => probe(args),
     };
@@ -40,6 +56,68 @@ fn main() -> ExitCode {
             eprintln!("vigil: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn check_config(file: &Path) -> Result<()> {
+    let config = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{}: OK: room {:?}, {} device(s), {} user(s), alarm profile {:?} with {} rule(s)",
+        file.display(),
+        config.room,
+        config.devices.len(),
+        config.users.len(),
+        config.profile.name,
+        config.profile.rules.len()
+    );
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn run(config: &Path) -> Result<()> {
+    let config = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging(config.log_format);
+    runtime()?.block_on(async {
+        let daemon =
+            vigil_daemon::daemon::Daemon::start(config, field::probe::system_central()).await?;
+        println!("vigil: display at http://{}/", daemon.addr);
+        wait_for_stop_signal().await;
+        daemon.shutdown().await;
+        Ok(())
+    })
+}
+
+/// SIGTERM (service managers) or Ctrl-C (a person).
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -119,6 +119,27 @@ impl Format {
         })
     }
 
+    /// The vitals a device of this format sends continuously, so that the alarm engine can tell
+    /// when they stop being current. Cuffs and spot-check devices send none continuously.
+    pub fn continuous_vitals(self) -> &'static [crate::model::Vital] {
+        use crate::model::Vital::{HeartRate, PulseRate, Spo2};
+        match self {
+            Format::Masimo
+            | Format::Nonin2
+            | Format::Nonin7
+            | Format::Nonin8
+            | Format::Contec
+            | Format::ContecLegacy
+            | Format::BlePlxContinuous => &[Spo2, PulseRate],
+            Format::BleHeartRate => &[HeartRate],
+            Format::BleBloodPressure
+            | Format::BleCuffPressure
+            | Format::BlePlxSpot
+            | Format::BlePlxFeatures
+            | Format::Suntech => &[],
+        }
+    }
+
     /// A fresh decoder for this format.
     pub fn decoder(self) -> Decoder {
         let state = match self {

@@ -5,6 +5,7 @@
 //! errors; no byte sequence can make them panic.
 
 pub mod ble;
+pub mod display;
 pub mod error;
 pub mod format;
 pub mod model;

@@ -1,0 +1,60 @@
+//! The one place that reads the clock. Everything else takes `now` (monotonic) and asks the
+//! clock to turn it into UTC for timestamps.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// Maps monotonic instants to UTC using one anchor taken at start-up, so that timestamps never
+/// jump when the wall clock is adjusted during a session.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    mono: Instant,
+    wall: SystemTime,
+}
+
+impl Clock {
+    /// Reads both clocks once.
+    pub fn start() -> Clock {
+        Clock {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// Monotonic now.
+    pub fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// UTC time of a monotonic instant.
+    pub fn utc(&self, at: Instant) -> SystemTime {
+        if at >= self.mono {
+            self.wall + (at - self.mono)
+        } else {
+            self.wall - (self.mono - at)
+        }
+    }
+
+    /// UTC time of an engine instant (std).
+    pub fn utc_std(&self, at: std::time::Instant) -> SystemTime {
+        self.utc(Instant::from_std(at))
+    }
+
+    /// RFC 3339 with milliseconds, e.g. `2026-11-23T10:00:00.123Z`.
+    pub fn rfc3339(&self, at: Instant) -> String {
+        humantime::format_rfc3339_millis(self.utc(at)).to_string()
+    }
+
+    /// RFC 3339 of an engine instant.
+    pub fn rfc3339_std(&self, at: std::time::Instant) -> String {
+        humantime::format_rfc3339_millis(self.utc_std(at)).to_string()
+    }
+
+    /// Unix milliseconds of a monotonic instant.
+    pub fn unix_ms(&self, at: Instant) -> i64 {
+        self.utc(at)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as i64
+    }
+}

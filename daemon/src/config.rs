@@ -1,0 +1,668 @@
+//! The daemon's configuration file (TOML). Loading validates everything and reports every
+//! problem at once, each with where it is; `vigil check-config FILE` prints them.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use vigil_alarm::{Layer, Profile, Source};
+use vigil_drivers::usb::UsbId;
+use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
+use vigil_protocol::serial::{LineSettings, Parity};
+use vigil_protocol::Format;
+
+/// What a person may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// May acknowledge, pause audio, reset, mark the dose and start an NIBP.
+    Nurse,
+    /// As a nurse.
+    Provider,
+    /// As a provider.
+    Admin,
+}
+
+impl Role {
+    /// The role's name in config and on the display.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Nurse => "nurse",
+            Role::Provider => "provider",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// May this role act on alarms and the session?
+    pub fn may_act(self) -> bool {
+        self != Role::Viewer
+    }
+}
+
+/// A person who may use the display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Name recorded with every action.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Bearer token.
+    pub token: String,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people.
+    Human,
+    /// One JSON object per line, for collectors.
+    Json,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Room name shown on the display.
+    pub room: String,
+    /// Session record database.
+    pub storage_path: PathBuf,
+    /// The alarm profile in force.
+    pub profile: Profile,
+    /// People.
+    pub users: Vec<User>,
+    /// Devices.
+    pub devices: Vec<DeviceSpec>,
+    /// Log output.
+    pub log_format: LogFormat,
+}
+
+/// One problem with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `file: key` or `file: device #2 "oximeter-1".port`.
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Tokens shorter than this are refused: they are the only lock on the alarm controls.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+struct Check<'a> {
+    file: String,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Check<'_> {
+    fn error(&mut self, at: impl AsRef<str>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            location: format!("{}: {}", self.file, at.as_ref()),
+            message: message.into(),
+        });
+    }
+
+    fn string(&mut self, table: &toml::Table, key: &str, at: &str) -> Option<String> {
+        match table.get(key)? {
+            toml::Value::String(s) => Some(s.clone()),
+            other => {
+                self.error(
+                    format!("{at}{key}"),
+                    format!("must be a string, not {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(
+        &mut self,
+        table: &toml::Table,
+        key: &str,
+        at: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        match table.get(key)? {
+            toml::Value::Integer(i) if range.contains(i) => Some(*i),
+            toml::Value::Integer(i) => {
+                self.error(
+                    format!("{at}{key}"),
+                    format!("{i} is outside {}..={}", range.start(), range.end()),
+                );
+                None
+            }
+            other => {
+                self.error(
+                    format!("{at}{key}"),
+                    format!("must be an integer, not {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, table: &toml::Table, allowed: &[&str], at: &str) {
+        for key in table.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.error(
+                    format!("{at}{key}"),
+                    format!("unknown key; expected one of {}", allowed.join(", ")),
+                );
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative paths inside it (profile, storage)
+    /// are relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                location: path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Validates configuration text; `file` names it in messages; `base` resolves relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let doc = match text.parse::<toml::Table>() {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(ConfigErrors(vec![ConfigError {
+                    location: file.to_string(),
+                    message: format!("not valid TOML: {}", e.to_string().trim()),
+                }]))
+            }
+        };
+        let mut c = Check {
+            file: file.to_string(),
+            errors: &mut errors,
+        };
+        c.unknown_keys(
+            &doc,
+            &[
+                "listen",
+                "room",
+                "log_format",
+                "profile",
+                "clinic_overrides",
+                "patient_overrides",
+                "storage",
+                "user",
+                "device",
+            ],
+            "",
+        );
+        let listen = match c.string(&doc, "listen", "") {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            Some(s) => match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    c.error(
+                        "listen",
+                        format!("{s:?} is not an address like 127.0.0.1:8080"),
+                    );
+                    None
+                }
+            },
+        };
+        let room = c.string(&doc, "room", "").unwrap_or_default();
+        if room.trim().is_empty() {
+            c.error("room", "is required: the name shown on the display");
+        }
+        let log_format = match c.string(&doc, "log_format", "").as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                c.error("log_format", format!("{other:?} is not one of human, json"));
+                LogFormat::Human
+            }
+        };
+
+        let storage_path = match doc.get("storage") {
+            Some(toml::Value::Table(t)) => {
+                c.unknown_keys(t, &["path", "retention_days"], "storage.");
+                c.integer(t, "retention_days", "storage.", 1..=36_500);
+                match c.string(t, "path", "storage.") {
+                    Some(p) => Some(base.join(p)),
+                    None => {
+                        c.error(
+                            "storage.path",
+                            "is required: where the session record is kept",
+                        );
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                c.error("storage", "must be a table with `path`");
+                None
+            }
+            None => {
+                c.error("storage", "is required: a [storage] table with `path`");
+                None
+            }
+        };
+
+        let profile = load_profile(&doc, base, &mut c);
+        let users = users(&doc, &mut c);
+        let devices = devices(&doc, &mut c);
+
+        match (listen, storage_path, profile) {
+            (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
+                listen,
+                room,
+                storage_path,
+                profile,
+                users,
+                devices,
+                log_format,
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// The user a token belongs to.
+    pub fn user_by_token(&self, token: &str) -> Option<&User> {
+        // Compare every token in full so that timing does not reveal a matching prefix.
+        self.users
+            .iter()
+            .find(|u| constant_time_eq(u.token.as_bytes(), token.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn load_profile(doc: &toml::Table, base: &Path, c: &mut Check<'_>) -> Option<Profile> {
+    let read = |c: &mut Check<'_>, key: &str| -> Option<(String, String)> {
+        let p = c.string(doc, key, "")?;
+        let path = base.join(&p);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some((path.display().to_string(), text)),
+            Err(e) => {
+                c.error(key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    };
+    let main = read(c, "profile");
+    let clinic = read(c, "clinic_overrides");
+    let patient = read(c, "patient_overrides");
+    let base_layer = match &main {
+        Some((name, text)) => Layer {
+            source: Source::Clinic(name.clone()),
+            text,
+        },
+        None => Layer {
+            source: Source::Default,
+            text: vigil_alarm::profile::KAP_DEFAULT,
+        },
+    };
+    let mut overrides = Vec::new();
+    if let Some((name, text)) = &clinic {
+        overrides.push(Layer {
+            source: Source::Clinic(name.clone()),
+            text,
+        });
+    }
+    if let Some((name, text)) = &patient {
+        overrides.push(Layer {
+            source: Source::Patient(name.clone()),
+            text,
+        });
+    }
+    match Profile::load(base_layer, &overrides) {
+        Ok(p) => Some(p),
+        Err(errors) => {
+            for e in errors.0 {
+                c.errors.push(ConfigError {
+                    location: format!("{}: alarm profile: {}", c.file, e.location),
+                    message: e.message,
+                });
+            }
+            None
+        }
+    }
+}
+
+fn tables<'a>(doc: &'a toml::Table, key: &str, c: &mut Check<'_>) -> Vec<(usize, &'a toml::Table)> {
+    match doc.get(key) {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| match v.as_table() {
+                Some(t) => Some((i + 1, t)),
+                None => {
+                    c.error(format!("{key} #{}", i + 1), "must be a table");
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            c.error(key, format!("write entries as [[{key}]] tables"));
+            Vec::new()
+        }
+    }
+}
+
+fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
+    let mut out = Vec::new();
+    let mut tokens = HashSet::new();
+    for (n, t) in tables(doc, "user", c) {
+        let name = t.get("name").and_then(|v| v.as_str()).unwrap_or("");
+        let at = if name.is_empty() {
+            format!("user #{n}.")
+        } else {
+            format!("user #{n} \"{name}\".")
+        };
+        c.unknown_keys(t, &["name", "role", "token"], &at);
+        if name.trim().is_empty() {
+            c.error(
+                format!("{at}name"),
+                "is required: it is recorded with every action",
+            );
+        }
+        let role = match c.string(t, "role", &at).as_deref() {
+            Some("viewer") => Some(Role::Viewer),
+            Some("nurse") => Some(Role::Nurse),
+            Some("provider") => Some(Role::Provider),
+            Some("admin") => Some(Role::Admin),
+            Some(other) => {
+                c.error(
+                    format!("{at}role"),
+                    format!("{other:?} is not one of viewer, nurse, provider, admin"),
+                );
+                None
+            }
+            None => {
+                c.error(format!("{at}role"), "is required");
+                None
+            }
+        };
+        let token = c.string(t, "token", &at).unwrap_or_default();
+        if token.len() < MIN_TOKEN_LEN {
+            c.error(
+                format!("{at}token"),
+                format!("must be at least {MIN_TOKEN_LEN} characters"),
+            );
+        } else if !tokens.insert(token.clone()) {
+            c.error(format!("{at}token"), "is the same as another user's token");
+        }
+        if let Some(role) = role {
+            out.push(User {
+                name: name.to_string(),
+                role,
+                token,
+            });
+        }
+    }
+    out
+}
+
+fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    for (n, t) in tables(doc, "device", c) {
+        let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("");
+        let at = if id.is_empty() {
+            format!("device #{n}.")
+        } else {
+            format!("device #{n} \"{id}\".")
+        };
+        c.unknown_keys(
+            t,
+            &[
+                "id",
+                "format",
+                "port",
+                "usb",
+                "ble",
+                "baud",
+                "data_bits",
+                "parity",
+                "stop_bits",
+            ],
+            &at,
+        );
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.error(
+                format!("{at}id"),
+                "is required: letters, digits, '-' and '_' only",
+            );
+        } else if !ids.insert(id.to_string()) {
+            c.error(format!("{at}id"), "is used by another device");
+        }
+        let format = match c.string(t, "format", &at) {
+            Some(f) => match f.parse::<Format>() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    c.error(format!("{at}format"), e.to_string());
+                    None
+                }
+            },
+            None => {
+                c.error(format!("{at}format"), "is required");
+                None
+            }
+        };
+        let Some(format) = format else { continue };
+        let transport = if format.is_ble() {
+            for key in ["port", "usb", "baud", "data_bits", "parity", "stop_bits"] {
+                if t.contains_key(key) {
+                    c.error(
+                        format!("{at}{key}"),
+                        format!("does not apply to the BLE format {format}"),
+                    );
+                }
+            }
+            match t.get("ble") {
+                Some(toml::Value::Table(b)) => {
+                    c.unknown_keys(b, &["address", "name", "any"], &format!("{at}ble."));
+                    let address = c.string(b, "address", &format!("{at}ble."));
+                    let name = c.string(b, "name", &format!("{at}ble."));
+                    let any = b.get("any").and_then(|v| v.as_bool()).unwrap_or(false);
+                    match (address, name, any) {
+                        (Some(a), None, false) => Some(Transport::Ble(BleTarget::Address(a))),
+                        (None, Some(nm), false) => Some(Transport::Ble(BleTarget::Name(nm))),
+                        (None, None, true) => Some(Transport::Ble(BleTarget::AnyHealthDevice)),
+                        _ => {
+                            c.error(
+                                format!("{at}ble"),
+                                "give exactly one of address, name or any = true",
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    c.error(format!("{at}ble"), "a BLE device needs a ble table: { address = \"…\" }, { name = \"…\" } or { any = true }");
+                    None
+                }
+            }
+        } else {
+            if t.contains_key("ble") {
+                c.error(
+                    format!("{at}ble"),
+                    format!("does not apply to the serial format {format}"),
+                );
+            }
+            let port = match (c.string(t, "port", &at), c.string(t, "usb", &at)) {
+                (Some(p), None) => Some(PortSelector::Path(p.into())),
+                (None, Some(u)) => match u.parse::<UsbId>() {
+                    Ok(id) => Some(PortSelector::Usb(id)),
+                    Err(e) => {
+                        c.error(format!("{at}usb"), e.to_string());
+                        None
+                    }
+                },
+                _ => {
+                    c.error(
+                        format!("{at}port"),
+                        "give exactly one of port = \"/dev/…\" or usb = \"VID:PID\"",
+                    );
+                    None
+                }
+            };
+            let mut line = format.line_settings().unwrap_or(LineSettings::n81(9600));
+            if let Some(b) = c.integer(t, "baud", &at, 300..=4_000_000) {
+                line.baud = b as u32;
+            }
+            if let Some(d) = c.integer(t, "data_bits", &at, 5..=8) {
+                line.data_bits = d as u8;
+            }
+            if let Some(s) = c.integer(t, "stop_bits", &at, 1..=2) {
+                line.stop_bits = s as u8;
+            }
+            match c.string(t, "parity", &at).as_deref() {
+                None => {}
+                Some("none") => line.parity = Parity::None,
+                Some("odd") => line.parity = Parity::Odd,
+                Some("even") => line.parity = Parity::Even,
+                Some(other) => c.error(
+                    format!("{at}parity"),
+                    format!("{other:?} is not one of none, odd, even"),
+                ),
+            }
+            port.map(|port| Transport::Serial(SerialSpec { port, line }))
+        };
+        if let Some(transport) = transport {
+            out.push(DeviceSpec {
+                id: id.to_string(),
+                format,
+                transport,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        listen = "127.0.0.1:0"
+        room = "Room 2"
+        [storage]
+        path = "vigil.db"
+        [[user]]
+        name = "Nurse Okafor"
+        role = "nurse"
+        token = "nurse-token-0123456789"
+        [[device]]
+        id = "oximeter-1"
+        format = "masimo"
+        port = "/dev/ttyUSB0"
+        [[device]]
+        id = "cuff-1"
+        format = "ble-blood-pressure"
+        ble = { name = "Cuff" }
+    "#;
+
+    #[test]
+    fn a_good_config_loads_with_defaults() {
+        let c = Config::parse(GOOD, "vigil.toml", Path::new("/etc/vigil")).unwrap();
+        assert_eq!(c.room, "Room 2");
+        assert_eq!(c.storage_path, PathBuf::from("/etc/vigil/vigil.db"));
+        assert_eq!(c.profile.name, "kap-default");
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(
+            c.user_by_token("nurse-token-0123456789").unwrap().role,
+            Role::Nurse
+        );
+        assert!(c.user_by_token("nurse-token-012345678").is_none());
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_location() {
+        let bad = r#"
+            listen = "localhost"
+            colour = "blue"
+            [[user]]
+            name = "A"
+            role = "janitor"
+            token = "short"
+            [[device]]
+            id = "ox 1"
+            format = "masimo"
+            [[device]]
+            id = "hr"
+            format = "ble-heart-rate"
+            port = "/dev/ttyS0"
+            [[device]]
+            id = "x"
+            format = "philips"
+            port = "/dev/ttyS1"
+        "#;
+        let text = Config::parse(bad, "vigil.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "vigil.toml: listen: \"localhost\" is not an address",
+            "vigil.toml: colour: unknown key",
+            "vigil.toml: room: is required",
+            "vigil.toml: storage: is required",
+            "user #1 \"A\".role: \"janitor\" is not one of",
+            "user #1 \"A\".token: must be at least 16 characters",
+            "device #1 \"ox 1\".id: is required: letters, digits",
+            "device #1 \"ox 1\".port: give exactly one of",
+            "device #2 \"hr\".port: does not apply to the BLE format ble-heart-rate",
+            "device #2 \"hr\".ble: a BLE device needs a ble table",
+            "device #3 \"x\".format: unknown format \"philips\"",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn profile_problems_are_reported_through_the_config() {
+        let dir = std::env::temp_dir().join(format!("vigil-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("patient.toml"), "[rules.spo2-low]\nbelow = 20\n").unwrap();
+        let text = format!("patient_overrides = \"patient.toml\"\n{GOOD}");
+        let errors = Config::parse(&text, "vigil.toml", &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(errors.contains("alarm profile"), "{errors}");
+        assert!(
+            errors.contains("20 is outside the allowed range 70 to 100"),
+            "{errors}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

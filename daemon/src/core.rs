@@ -1,0 +1,550 @@
+//! The core task: the only owner of the alarm engine and the hub. Readings, link events and
+//! person actions come in over channels; every change goes out once, serialised, on a bounded
+//! broadcast to the display sessions. Heartbeats come from here too, so a display hears silence
+//! if this task stalls, not just if the network does.
+
+use crate::clock::Clock;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use vigil_alarm::{
+    AlarmChange, AlarmKind, AlarmState, AlarmView, Engine, EngineEvent, PauseEnd, Priority,
+    SessionPhase,
+};
+use vigil_drivers::{DeviceHandle, DriverEvent, DriverEventKind, Link};
+use vigil_protocol::display::{
+    AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,
+};
+use vigil_protocol::{DeviceEvent, Format};
+
+/// How often the core says it is alive. The display raises loss of communication after 3 s.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// One message for every display session, serialised once.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Broadcast sequence number.
+    pub seq: u64,
+    /// The frame's text.
+    pub text: Utf8Bytes,
+    /// When the reading it carries arrived, for the delivery-latency histogram.
+    pub received: Option<Instant>,
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// For a person.
+    pub reason: String,
+}
+
+enum Request {
+    Snapshot {
+        user: UserInfo,
+        reply: oneshot::Sender<Snapshot>,
+    },
+    Act {
+        person: String,
+        message: ClientMessage,
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+}
+
+/// The sessions' handle on the core.
+#[derive(Debug, Clone)]
+pub struct CoreHandle {
+    requests: mpsc::Sender<Request>,
+}
+
+fn stopped() -> Refusal {
+    Refusal {
+        code: "unavailable",
+        reason: "the daemon is shutting down".into(),
+    }
+}
+
+impl CoreHandle {
+    /// A fresh snapshot for `user`; `None` when the core has stopped.
+    pub async fn snapshot(&self, user: UserInfo) -> Option<Snapshot> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Snapshot { user, reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// Carries out a person's action.
+    pub async fn act(&self, person: &str, message: ClientMessage) -> Result<(), Refusal> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Act {
+                person: person.to_string(),
+                message,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The core task's state.
+pub struct Core {
+    engine: Engine,
+    hub: Hub,
+    clock: Clock,
+    room: String,
+    seq: u64,
+    out: broadcast::Sender<Arc<Outgoing>>,
+    devices: HashMap<String, (DeviceHandle, Format)>,
+    metrics: Arc<Metrics>,
+}
+
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::High => "high",
+        Priority::Medium => "medium",
+        Priority::Low => "low",
+        Priority::Info => "info",
+    }
+}
+
+fn state_name(s: AlarmState) -> &'static str {
+    match s {
+        AlarmState::Pending => "pending",
+        AlarmState::Active => "active",
+        AlarmState::Acknowledged => "acknowledged",
+        AlarmState::Latched => "latched",
+        AlarmState::Cleared => "cleared",
+    }
+}
+
+fn change_name(c: AlarmChange) -> &'static str {
+    match c {
+        AlarmChange::Raised => "raised",
+        AlarmChange::Escalated => "escalated",
+        AlarmChange::Acknowledged => "acknowledged",
+        AlarmChange::Cleared => "cleared",
+        AlarmChange::Reset => "reset",
+    }
+}
+
+impl Core {
+    /// A core for the configured devices. Returns it with the handle sessions use.
+    pub fn new(
+        engine: Engine,
+        clock: Clock,
+        room: String,
+        devices: HashMap<String, (DeviceHandle, Format)>,
+        out: broadcast::Sender<Arc<Outgoing>>,
+        metrics: Arc<Metrics>,
+    ) -> Core {
+        let mut engine = engine;
+        let now = clock.now().into_std();
+        let mut listed: Vec<(String, Format)> = devices
+            .iter()
+            .map(|(id, (_, f))| (id.clone(), *f))
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, format) in &listed {
+            engine.add_device(now, id, format.continuous_vitals());
+        }
+        Core {
+            hub: Hub::new(&listed),
+            engine,
+            clock,
+            room,
+            seq: 0,
+            out,
+            devices,
+            metrics,
+        }
+    }
+
+    fn send(&mut self, make: impl FnOnce(u64) -> ServerMessage, received: Option<Instant>) {
+        self.seq += 1;
+        let text = make(self.seq).to_json();
+        // No session listening is fine: the state is in the next snapshot.
+        let _ = self.out.send(Arc::new(Outgoing {
+            seq: self.seq,
+            text: text.into(),
+            received,
+        }));
+    }
+
+    /// Starts the task; it runs until `cancel` fires and returns the engine for a final look.
+    pub fn start(
+        mut self,
+        mut drivers: mpsc::Receiver<DriverEvent>,
+        cancel: CancellationToken,
+    ) -> (CoreHandle, tokio::task::JoinHandle<Engine>) {
+        let (tx, mut requests) = mpsc::channel(256);
+        let handle = CoreHandle { requests: tx };
+        let task = tokio::spawn(async move {
+            let mut heartbeat = interval(HEARTBEAT);
+            heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            loop {
+                let deadline = self.engine.poll_timeout().map(Instant::from_std);
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => break,
+                    _ = async { match deadline { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => {
+                        let now = self.clock.now();
+                        self.engine.handle_timeout(now.into_std());
+                        self.publish_engine_events();
+                    }
+                    Some(event) = drivers.recv() => self.on_driver(event),
+                    Some(request) = requests.recv() => self.on_request(request),
+                    _ = heartbeat.tick() => {
+                        let at = self.clock.rfc3339(self.clock.now());
+                        self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
+                    }
+                }
+            }
+            let active = self
+                .engine
+                .snapshot(self.clock.now().into_std())
+                .alarms
+                .iter()
+                .filter(|a| a.state != AlarmState::Pending)
+                .count();
+            tracing::info!(alarms = active, "core stopped");
+            self.engine
+        });
+        (handle, task)
+    }
+
+    fn on_driver(&mut self, event: DriverEvent) {
+        let device = event.device.to_string();
+        match event.kind {
+            DriverEventKind::Readings(readings) => {
+                self.metrics.readings(&device, readings.len() as u64);
+                let mut sensor_back = false;
+                for r in &readings {
+                    let info = self.hub.record(&self.clock, &device, r, event.at);
+                    sensor_back |= r.clinical_value().is_some();
+                    self.send(
+                        |seq| ServerMessage::Reading { seq, reading: info },
+                        Some(event.at),
+                    );
+                }
+                if sensor_back && self.hub.link(&device) == Some(LinkState::SensorOff) {
+                    self.set_link(&device, LinkState::Connected, None);
+                }
+                let started = std::time::Instant::now();
+                self.engine
+                    .handle_readings(event.at.into_std(), &device, &readings);
+                self.metrics.record_engine(started.elapsed());
+            }
+            DriverEventKind::Device(e) => {
+                match &e {
+                    DeviceEvent::SensorOff
+                    | DeviceEvent::SensorDefective
+                    | DeviceEvent::SensorDisconnected => {
+                        if matches!(
+                            self.hub.link(&device),
+                            Some(LinkState::Connected | LinkState::Stale)
+                        ) {
+                            self.set_link(&device, LinkState::SensorOff, None);
+                        }
+                    }
+                    DeviceEvent::BatteryLevel { percent } => {
+                        self.hub.set_battery(&device, *percent)
+                    }
+                    DeviceEvent::UnknownParameter { code } => {
+                        self.metrics.unknown_parameter(&device);
+                        tracing::warn!(%device, %code, "unknown parameter from device");
+                    }
+                    _ => {}
+                }
+                self.engine
+                    .handle_device_event(event.at.into_std(), &device, &e);
+            }
+            DriverEventKind::Link(link) => {
+                let (state, reason, up) = match link {
+                    Link::Connecting => (LinkState::Connecting, None, None),
+                    Link::Connected => (LinkState::Connected, None, Some(true)),
+                    Link::Disconnected { reason } => {
+                        (LinkState::Disconnected, Some(reason), Some(false))
+                    }
+                    Link::NoData { .. } => (LinkState::Stale, None, None),
+                };
+                // A reconnect attempt after a loss keeps showing the loss until it succeeds.
+                let keep_loss = state == LinkState::Connecting
+                    && self.hub.link(&device) == Some(LinkState::Disconnected);
+                if !keep_loss {
+                    self.set_link(&device, state, reason);
+                }
+                if let Some(up) = up {
+                    self.engine.handle_link(event.at.into_std(), &device, up);
+                }
+            }
+            DriverEventKind::DecodeErrors { count, .. } => {
+                self.metrics.decode_errors(&device, count)
+            }
+        }
+        self.publish_engine_events();
+    }
+
+    fn set_link(&mut self, device: &str, link: LinkState, reason: Option<String>) {
+        if self.hub.set_link(device, link, reason.clone()) {
+            let device = device.to_string();
+            self.send(
+                |seq| ServerMessage::Device {
+                    seq,
+                    device,
+                    link,
+                    reason,
+                },
+                None,
+            );
+        }
+    }
+
+    fn alarm_info(&self, a: &AlarmView) -> AlarmInfo {
+        AlarmInfo {
+            id: a.id.clone(),
+            rule: a.rule.clone(),
+            kind: match a.kind {
+                AlarmKind::Physiological => "physiological",
+                AlarmKind::Technical => "technical",
+            }
+            .into(),
+            vital: a.vital,
+            device: a.device.clone(),
+            priority: priority_name(a.priority).into(),
+            message: a.message.clone(),
+            state: state_name(a.state).into(),
+            since: self.clock.rfc3339_std(a.since),
+            acknowledged_by: a.acknowledged.as_ref().map(|x| x.by.clone()),
+            acknowledged_at: a
+                .acknowledged
+                .as_ref()
+                .map(|x| self.clock.rfc3339_std(x.at)),
+            latching: a.latching,
+            awaiting_confirmation: a.awaiting_confirmation,
+            value: a.value,
+        }
+    }
+
+    fn session_info(&self) -> SessionInfo {
+        let s = self.engine.snapshot(self.clock.now().into_std()).session;
+        SessionInfo {
+            phase: match s.phase {
+                SessionPhase::PreDose => "pre_dose",
+                SessionPhase::PostDose { .. } => "post_dose",
+            }
+            .into(),
+            minutes_since_dose: match s.phase {
+                SessionPhase::PostDose { minutes_since_dose } => Some(minutes_since_dose),
+                SessionPhase::PreDose => None,
+            },
+            dose_at: s.dose.as_ref().map(|d| self.clock.rfc3339_std(d.at)),
+            dose_by: s.dose.map(|d| d.by),
+            baseline: s.baseline.map(|b| BpInfo {
+                systolic: b.systolic,
+                diastolic: b.diastolic,
+            }),
+        }
+    }
+
+    fn publish_engine_events(&mut self) {
+        let mut alarms_changed = false;
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                EngineEvent::Alarm {
+                    change, alarm, by, ..
+                } => {
+                    alarms_changed = true;
+                    match &by {
+                        Some(person) => {
+                            tracing::info!(alarm = %alarm.id, change = change_name(change), %person, "alarm action")
+                        }
+                        None => {
+                            tracing::info!(alarm = %alarm.id, change = change_name(change), priority = priority_name(alarm.priority), "alarm")
+                        }
+                    }
+                    let info = self.alarm_info(&alarm);
+                    let event = change_name(change).to_string();
+                    self.send(
+                        |seq| ServerMessage::Alarm {
+                            seq,
+                            event,
+                            alarm: info,
+                        },
+                        None,
+                    );
+                }
+                EngineEvent::AudioPaused { by, at, until } => {
+                    tracing::info!(%by, "audio paused");
+                    let remaining = until.saturating_duration_since(at).as_secs_f64();
+                    self.send(
+                        |seq| ServerMessage::AudioPause {
+                            seq,
+                            paused: true,
+                            remaining_s: Some(remaining),
+                            by: Some(by),
+                            reason: None,
+                        },
+                        None,
+                    );
+                }
+                EngineEvent::AudioPauseEnded { reason, .. } => {
+                    let reason = match reason {
+                        PauseEnd::Expired => "expired",
+                        PauseEnd::NewCondition => "new_condition",
+                    };
+                    self.send(
+                        |seq| ServerMessage::AudioPause {
+                            seq,
+                            paused: false,
+                            remaining_s: None,
+                            by: None,
+                            reason: Some(reason.into()),
+                        },
+                        None,
+                    );
+                }
+                EngineEvent::DoseMarked { by, .. } => {
+                    tracing::info!(%by, "dose marked");
+                    let session = self.session_info();
+                    self.send(
+                        |seq| ServerMessage::Session {
+                            seq,
+                            event: "dose_marked".into(),
+                            session,
+                            by: Some(by),
+                            message: None,
+                        },
+                        None,
+                    );
+                }
+                EngineEvent::NibpRequested { rule, .. } => {
+                    let session = self.session_info();
+                    self.send(
+                        |seq| ServerMessage::Session {
+                            seq,
+                            event: "nibp_requested".into(),
+                            session,
+                            by: None,
+                            message: Some(format!("Repeat the NIBP now to confirm ({rule})")),
+                        },
+                        None,
+                    );
+                    // Cuffs the daemon can start are started; others rely on the nurse.
+                    for (id, (handle, format)) in &self.devices {
+                        if *format == Format::Suntech {
+                            let handle = handle.clone();
+                            let id = id.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = handle.start_nibp().await {
+                                    tracing::warn!(device = %id, error = %e, "could not start the repeat NIBP");
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if alarms_changed {
+            let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+            for a in self.engine.snapshot(self.clock.now().into_std()).alarms {
+                *counts
+                    .entry((priority_name(a.priority).into(), state_name(a.state).into()))
+                    .or_default() += 1;
+            }
+            self.metrics.set_alarms(counts);
+        }
+    }
+
+    fn snapshot(&self, user: UserInfo) -> Snapshot {
+        let now = self.clock.now();
+        let engine = self.engine.snapshot(now.into_std());
+        Snapshot {
+            room: self.room.clone(),
+            user,
+            server_time: self.clock.rfc3339(now),
+            seq: self.seq,
+            session: self.session_info(),
+            devices: self.hub.devices(),
+            vitals: self.hub.latest(now),
+            alarms: engine.alarms.iter().map(|a| self.alarm_info(a)).collect(),
+            audio_pause_remaining_s: engine.audio_pause_remaining.map(|d| d.as_secs_f64()),
+            trend: self.hub.trend(&self.clock, now, 60, 10),
+        }
+    }
+
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Snapshot { user, reply } => {
+                let _ = reply.send(self.snapshot(user));
+            }
+            Request::Act {
+                person,
+                message,
+                reply,
+            } => {
+                let now = self.clock.now().into_std();
+                let refused = |e: vigil_alarm::ActionError| Refusal {
+                    code: "refused",
+                    reason: e.to_string(),
+                };
+                let result = match message {
+                    ClientMessage::Ack { alarm_id, .. } => self
+                        .engine
+                        .acknowledge(now, &alarm_id, &person)
+                        .map_err(refused),
+                    ClientMessage::Reset { alarm_id, .. } => {
+                        self.engine.reset(now, &alarm_id, &person).map_err(refused)
+                    }
+                    ClientMessage::MarkDose { .. } => self
+                        .engine
+                        .mark_dose(now, &person)
+                        .map(|_| ())
+                        .map_err(refused),
+                    ClientMessage::PauseAudio { seconds, .. } => match seconds {
+                        Some(s) if !(s.is_finite() && s > 0.0) => Err(Refusal {
+                            code: "bad_message",
+                            reason: format!("seconds must be a positive number, not {s}"),
+                        }),
+                        s => {
+                            self.engine
+                                .pause_audio(now, &person, s.map(Duration::from_secs_f64));
+                            Ok(())
+                        }
+                    },
+                    ClientMessage::StartNibp { device, .. } => match self.devices.get(&device) {
+                        None => Err(Refusal {
+                            code: "refused",
+                            reason: format!("no device {device:?} in this room"),
+                        }),
+                        Some((handle, _)) => {
+                            tracing::info!(%person, %device, "NIBP start requested");
+                            let handle = handle.clone();
+                            tokio::spawn(async move {
+                                let answer = handle.start_nibp().await.map_err(|e| Refusal {
+                                    code: "refused",
+                                    reason: e.to_string(),
+                                });
+                                let _ = reply.send(answer);
+                            });
+                            self.publish_engine_events();
+                            return;
+                        }
+                    },
+                };
+                self.publish_engine_events();
+                let _ = reply.send(result);
+            }
+        }
+    }
+}

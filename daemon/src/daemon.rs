@@ -1,0 +1,158 @@
+//! Starting and stopping the whole daemon: drivers, core, server. Tests run it in-process on
+//! port 0; `vigil run` runs it until SIGTERM or Ctrl-C.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::Core;
+use crate::metrics::Metrics;
+use crate::server::{router, App};
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vigil_alarm::Engine;
+use vigil_drivers::ble::Central;
+
+/// How long shutdown may take before it stops waiting.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Kernel send buffer per display connection.
+const SEND_BUFFER: usize = 256 * 1024;
+
+/// Tuning that only tests and benchmarks change.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Messages a display may be behind before it gets a fresh snapshot instead.
+    pub broadcast_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            broadcast_capacity: 4096,
+        }
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    drivers: Vec<JoinHandle<()>>,
+    sessions: TaskTracker,
+    core: JoinHandle<Engine>,
+    server: JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Starts everything the configuration describes. BLE devices use `central`.
+    pub async fn start(config: Config, central: Arc<dyn Central>) -> Result<Daemon> {
+        Daemon::start_with(config, central, Options::default()).await
+    }
+
+    /// As [`Daemon::start`], with tuning.
+    pub async fn start_with(
+        config: Config,
+        central: Arc<dyn Central>,
+        options: Options,
+    ) -> Result<Daemon> {
+        let clock = Clock::start();
+        let cancel = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let (out, _) = broadcast::channel(options.broadcast_capacity);
+        let (events, driver_rx) = mpsc::channel(4096);
+        let mut drivers = Vec::new();
+        let mut handles = HashMap::new();
+        for spec in &config.devices {
+            let (handle, task) = vigil_drivers::spawn(
+                spec.clone(),
+                central.clone(),
+                events.clone(),
+                cancel.child_token(),
+            );
+            drivers.push(task);
+            handles.insert(spec.id.clone(), (handle, spec.format));
+        }
+        drop(events);
+        let core = Core::new(
+            Engine::new(config.profile.clone()),
+            clock,
+            config.room.clone(),
+            handles,
+            out.clone(),
+            metrics.clone(),
+        );
+        let (core_handle, core) = core.start(driver_rx, cancel.child_token());
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; put Vigil behind a TLS proxy");
+        }
+        let sessions = TaskTracker::new();
+        let app = Arc::new(App {
+            users: config.users.clone(),
+            core: core_handle,
+            out,
+            metrics: metrics.clone(),
+            shutdown: cancel.clone(),
+            sessions: sessions.clone(),
+            started: tokio::time::Instant::now(),
+        });
+        let stop = cancel.clone();
+        // Small kernel send buffers bound what a stalled display can hold (it falls behind and
+        // gets a snapshot instead), and no Nagle delay on the frames that carry alarms.
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER);
+            });
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, router(app))
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(%addr, room = %config.room, devices = config.devices.len(), "vigil running");
+        Ok(Daemon {
+            addr,
+            metrics,
+            cancel,
+            drivers,
+            sessions,
+            core,
+            server,
+        })
+    }
+
+    /// Stops drivers, lets the core publish its final state, closes display sessions with a
+    /// close frame, and waits (at most [`SHUTDOWN_DEADLINE`]).
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.cancel.cancel();
+        let wait = async {
+            self.sessions.close();
+            self.sessions.wait().await;
+            for driver in self.drivers {
+                let _ = driver.await;
+            }
+            let _ = self.core.await;
+            let _ = self.server.await;
+        };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, wait).await.is_err() {
+            tracing::warn!("shutdown deadline passed; exiting anyway");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The room's live state as the display needs it: devices and their links, the latest value of
+//! every vital with its age, and a 1 Hz trend of at least two hours. Pure data: the core task
+//! owns it and feeds it `now`.
+
+use crate::clock::Clock;
+use std::collections::{BTreeMap, VecDeque};
+use tokio::time::Instant;
+use vigil_protocol::display::{
+    DeviceInfo, LatestVital, LinkState, ReadingInfo, Trend, TrendSeries,
+};
+use vigil_protocol::{Format, Reading, Value, Vital};
+
+/// Trend points kept per vital: 2 h 10 min at 1 Hz.
+pub const TREND_POINTS: usize = 7_800;
+
+#[derive(Debug)]
+struct DeviceState {
+    info: DeviceInfo,
+}
+
+/// One vital's 1 Hz history: the last value in each second.
+#[derive(Debug, Default)]
+struct Series {
+    points: VecDeque<(i64, f32)>,
+}
+
+impl Series {
+    fn push(&mut self, unix_ms: i64, value: f64) {
+        let second = unix_ms.div_euclid(1000);
+        match self.points.back_mut() {
+            Some((s, v)) if *s == second => *v = value as f32,
+            _ => {
+                self.points.push_back((second, value as f32));
+                if self.points.len() > TREND_POINTS {
+                    self.points.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// The room's live state.
+#[derive(Debug)]
+pub struct Hub {
+    devices: Vec<DeviceState>,
+    latest: BTreeMap<(String, Vital), (ReadingInfo, Instant)>,
+    trends: BTreeMap<(String, Vital), Series>,
+}
+
+impl Hub {
+    /// A hub for the configured devices, all connecting.
+    pub fn new(devices: &[(String, Format)]) -> Hub {
+        Hub {
+            devices: devices
+                .iter()
+                .map(|(id, format)| DeviceState {
+                    info: DeviceInfo {
+                        device: id.clone(),
+                        format: format.name().into(),
+                        link: LinkState::Connecting,
+                        reason: None,
+                        battery: None,
+                    },
+                })
+                .collect(),
+            latest: BTreeMap::new(),
+            trends: BTreeMap::new(),
+        }
+    }
+
+    fn device_mut(&mut self, id: &str) -> &mut DeviceState {
+        if let Some(i) = self.devices.iter().position(|d| d.info.device == id) {
+            return &mut self.devices[i];
+        }
+        self.devices.push(DeviceState {
+            info: DeviceInfo {
+                device: id.into(),
+                format: "unknown".into(),
+                link: LinkState::Connecting,
+                reason: None,
+                battery: None,
+            },
+        });
+        let last = self.devices.len() - 1;
+        &mut self.devices[last]
+    }
+
+    /// Records a link state; returns whether it changed.
+    pub fn set_link(&mut self, device: &str, link: LinkState, reason: Option<String>) -> bool {
+        let d = self.device_mut(device);
+        let changed = d.info.link != link || d.info.reason != reason;
+        d.info.link = link;
+        d.info.reason = reason;
+        changed
+    }
+
+    /// The device's current link state.
+    pub fn link(&self, device: &str) -> Option<LinkState> {
+        self.devices
+            .iter()
+            .find(|d| d.info.device == device)
+            .map(|d| d.info.link)
+    }
+
+    /// Records a battery level.
+    pub fn set_battery(&mut self, device: &str, percent: u8) {
+        self.device_mut(device).info.battery = Some(percent);
+    }
+
+    /// Records a reading and returns it as the display receives it.
+    pub fn record(
+        &mut self,
+        clock: &Clock,
+        device: &str,
+        reading: &Reading,
+        at: Instant,
+    ) -> ReadingInfo {
+        let (value, unavailable) = match reading.value {
+            Value::Number(v) => (Some(v), None),
+            Value::Unavailable(why) => (None, Some(why)),
+        };
+        let info = ReadingInfo {
+            device: device.to_string(),
+            vital: reading.vital,
+            value,
+            unavailable,
+            unit: reading.unit,
+            mdc: reading.mdc,
+            at: clock.rfc3339(at),
+            flags: reading.flags,
+        };
+        if let Some(v) = reading.clinical_value() {
+            self.trends
+                .entry((device.to_string(), reading.vital))
+                .or_default()
+                .push(clock.unix_ms(at), v);
+        }
+        self.latest
+            .insert((device.to_string(), reading.vital), (info.clone(), at));
+        info
+    }
+
+    /// Devices and their links.
+    pub fn devices(&self) -> Vec<DeviceInfo> {
+        self.devices.iter().map(|d| d.info.clone()).collect()
+    }
+
+    /// Latest value of every vital with its age at `now`.
+    pub fn latest(&self, now: Instant) -> Vec<LatestVital> {
+        self.latest
+            .values()
+            .map(|(info, at)| LatestVital {
+                reading: info.clone(),
+                age_s: now.saturating_duration_since(*at).as_secs_f64(),
+            })
+            .collect()
+    }
+
+    /// The last `minutes` of every trend at `resolution_s` (the last value in each interval).
+    pub fn trend(&self, clock: &Clock, now: Instant, minutes: u32, resolution_s: u32) -> Trend {
+        let end = clock.unix_ms(now).div_euclid(1000);
+        let start = end - i64::from(minutes) * 60;
+        let step = i64::from(resolution_s.max(1));
+        let series = self
+            .trends
+            .iter()
+            .map(|((device, vital), s)| {
+                let mut points: Vec<(i64, f64)> = Vec::new();
+                for &(sec, v) in s.points.iter().filter(|(sec, _)| *sec >= start) {
+                    let bucket = sec.div_euclid(step);
+                    match points.last_mut() {
+                        Some((t, last)) if t.div_euclid(1000).div_euclid(step) == bucket => {
+                            *t = sec * 1000;
+                            *last = f64::from(v);
+                        }
+                        _ => points.push((sec * 1000, f64::from(v))),
+                    }
+                }
+                TrendSeries {
+                    device: device.clone(),
+                    vital: *vital,
+                    points,
+                }
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        Trend {
+            minutes,
+            resolution_s,
+            series,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use vigil_protocol::Unit;
+
+    #[test]
+    fn trend_keeps_two_hours_at_one_hertz_and_downsamples() {
+        let clock = Clock::start();
+        let t0 = clock.now();
+        let mut hub = Hub::new(&[("ox".into(), Format::Masimo)]);
+        // Three hours at 2 Hz.
+        for i in 0..(3 * 3600 * 2) {
+            let at = t0 + Duration::from_millis(500 * i);
+            let r = Reading::number(Vital::Spo2, 90.0 + (i % 10) as f64, Unit::Percent);
+            hub.record(&clock, "ox", &r, at);
+        }
+        let series = &hub.trends[&("ox".to_string(), Vital::Spo2)];
+        assert_eq!(series.points.len(), TREND_POINTS, "bounded");
+        let now = t0 + Duration::from_secs(3 * 3600);
+        let trend = hub.trend(&clock, now, 60, 10);
+        let points = &trend.series[0].points;
+        assert!((359..=361).contains(&points.len()), "{}", points.len());
+        let latest = hub.latest(now + Duration::from_secs(5));
+        assert_eq!(latest.len(), 1);
+        assert!(latest[0].age_s >= 5.0);
+    }
+
+    #[test]
+    fn invalid_readings_are_latest_but_not_trended() {
+        let clock = Clock::start();
+        let mut hub = Hub::new(&[]);
+        let r = Reading::unavailable(Vital::Spo2, vigil_protocol::Unavailable::Missing);
+        let info = hub.record(&clock, "ox", &r, clock.now());
+        assert_eq!(info.value, None);
+        assert!(hub.trend(&clock, clock.now(), 60, 10).series.is_empty());
+        assert_eq!(hub.latest(clock.now()).len(), 1);
+        assert_eq!(
+            hub.devices().len(),
+            1,
+            "an unknown device is listed once it speaks"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Counters and latency histograms, rendered in the Prometheus text format at `GET /metrics`.
+
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct DeviceCounters {
+    readings: u64,
+    decode_errors: u64,
+    unknown_parameters: u64,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug)]
+pub struct Metrics {
+    devices: Mutex<BTreeMap<String, DeviceCounters>>,
+    alarms: Mutex<BTreeMap<(String, String), u64>>,
+    sessions: AtomicI64,
+    /// Microseconds from a reading's arrival to its frame written to a display.
+    reading_to_frame: Mutex<Histogram<u64>>,
+    /// Nanoseconds per engine evaluation of one chunk of readings.
+    engine_eval: Mutex<Histogram<u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("constant, valid bounds")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            devices: Mutex::default(),
+            alarms: Mutex::default(),
+            sessions: AtomicI64::new(0),
+            reading_to_frame: Mutex::new(histogram()),
+            engine_eval: Mutex::new(histogram()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts readings from a device.
+    pub fn readings(&self, device: &str, n: u64) {
+        lock(&self.devices)
+            .entry(device.into())
+            .or_default()
+            .readings += n;
+    }
+
+    /// Counts decoding errors from a device.
+    pub fn decode_errors(&self, device: &str, n: u64) {
+        lock(&self.devices)
+            .entry(device.into())
+            .or_default()
+            .decode_errors += n;
+    }
+
+    /// Counts an unknown parameter code from a device.
+    pub fn unknown_parameter(&self, device: &str) {
+        lock(&self.devices)
+            .entry(device.into())
+            .or_default()
+            .unknown_parameters += 1;
+    }
+
+    /// Replaces the alarm gauges: count by (priority, state).
+    pub fn set_alarms(&self, counts: BTreeMap<(String, String), u64>) {
+        *lock(&self.alarms) = counts;
+    }
+
+    /// A display session opened (+1) or closed (-1).
+    pub fn sessions(&self, delta: i64) {
+        self.sessions.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Records reading-to-frame latency.
+    pub fn record_delivery(&self, latency: Duration) {
+        let _ = lock(&self.reading_to_frame).record(latency.as_micros().max(1) as u64);
+    }
+
+    /// Records one engine evaluation.
+    pub fn record_engine(&self, took: Duration) {
+        let _ = lock(&self.engine_eval).record(took.as_nanos().max(1) as u64);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let devices = lock(&self.devices).clone();
+        let counter =
+            |out: &mut String, name: &str, help: &str, get: fn(&DeviceCounters) -> u64| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (d, c) in &devices {
+                    let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", escape(d), get(c));
+                }
+            };
+        counter(
+            &mut out,
+            "vigil_readings_total",
+            "Readings decoded per device.",
+            |c| c.readings,
+        );
+        counter(
+            &mut out,
+            "vigil_decode_errors_total",
+            "Decoding errors per device.",
+            |c| c.decode_errors,
+        );
+        counter(
+            &mut out,
+            "vigil_unknown_parameters_total",
+            "Unknown parameter codes per device.",
+            |c| c.unknown_parameters,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP vigil_alarms Alarms by priority and state.\n# TYPE vigil_alarms gauge"
+        );
+        for ((p, s), n) in lock(&self.alarms).iter() {
+            let _ = writeln!(out, "vigil_alarms{{priority=\"{p}\",state=\"{s}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vigil_display_sessions Open display sessions.\n# TYPE vigil_display_sessions gauge\nvigil_display_sessions {}",
+            self.sessions.load(Ordering::Relaxed)
+        );
+        let summary = |out: &mut String, name: &str, help: &str, h: &Histogram<u64>, scale: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+            for q in [0.5, 0.9, 0.99, 0.999] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{quantile=\"{q}\"}} {}",
+                    h.value_at_quantile(q) as f64 / scale
+                );
+            }
+            let _ = writeln!(out, "{name}_count {}", h.len());
+        };
+        summary(
+            &mut out,
+            "vigil_reading_to_frame_seconds",
+            "From a reading's arrival to its frame written to a display.",
+            &lock(&self.reading_to_frame),
+            1e6,
+        );
+        summary(
+            &mut out,
+            "vigil_engine_evaluation_seconds",
+            "Alarm engine time per chunk of readings.",
+            &lock(&self.engine_eval),
+            1e9,
+        );
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,338 @@
+//! HTTP and WebSocket: `GET /` (the display), `GET /ws` (the display protocol), `GET /metrics`,
+//! `GET /healthz`.
+
+use crate::config::User;
+use crate::core::{CoreHandle, Outgoing};
+use crate::metrics::Metrics;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vigil_protocol::display::{ClientMessage, ServerMessage, UserInfo};
+
+/// The largest frame a display may send.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Per-session limit on client messages: a burst of this many ...
+const BURST: f64 = 20.0;
+/// ... refilled at this rate per second.
+const RATE: f64 = 10.0;
+/// A session that keeps flooding after this many refusals is closed.
+const FLOOD_CLOSE_AFTER: u32 = 50;
+/// Bytes a stalled display may have queued before its session is dropped.
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// What every request handler shares.
+pub struct App {
+    /// People by token.
+    pub users: Vec<User>,
+    /// The core.
+    pub core: CoreHandle,
+    /// The broadcast every session subscribes to.
+    pub out: broadcast::Sender<Arc<Outgoing>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Fires at shutdown.
+    pub shutdown: CancellationToken,
+    /// Open sessions, so that shutdown can wait for their close frames.
+    pub sessions: TaskTracker,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+impl App {
+    fn user(&self, token: &str) -> Option<&User> {
+        self.users.iter().find(|u| {
+            u.token.len() == token.len()
+                && u.token
+                    .bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+}
+
+/// The routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(crate::display::page))
+        .route("/ws", get(ws))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let body = serde_json::json!({
+        "status": "ok",
+        "uptime_s": app.started.elapsed().as_secs(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}
+
+fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    bearer.or_else(|| query.get("token").cloned())
+}
+
+async fn ws(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(user) = token(&headers, &query).and_then(|t| app.user(&t).cloned()) else {
+        tracing::warn!("display connection refused: missing or unknown token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a valid token is required: Authorization: Bearer TOKEN or ?token=TOKEN",
+        )
+            .into_response();
+    };
+    upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| {
+            let tracker = app.sessions.clone();
+            tracker.track_future(session(socket, app, user))
+        })
+}
+
+/// A token bucket for client messages.
+struct Limiter {
+    tokens: f64,
+    at: Instant,
+    refused: u32,
+}
+
+impl Limiter {
+    fn new() -> Self {
+        Limiter {
+            tokens: BURST,
+            at: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * RATE).min(BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+}
+
+fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> Message {
+    Message::Text(
+        ServerMessage::Error {
+            request_id,
+            code: code.into(),
+            reason: reason.into(),
+        }
+        .to_json()
+        .into(),
+    )
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+async fn session(socket: WebSocket, app: Arc<App>, user: User) {
+    app.metrics.sessions(1);
+    tracing::info!(person = %user.name, role = user.role.name(), "display connected");
+    run_session(socket, &app, &user).await;
+    app.metrics.sessions(-1);
+    tracing::info!(person = %user.name, "display disconnected");
+}
+
+async fn run_session(socket: WebSocket, app: &App, user: &User) {
+    let (mut sink, mut stream) = socket.split();
+    let info = UserInfo {
+        name: user.name.clone(),
+        role: user.role.name().into(),
+    };
+    // Subscribe before taking the snapshot so that nothing falls between the two.
+    let mut rx = app.out.subscribe();
+    let Some(snapshot) = app.core.snapshot(info.clone()).await else {
+        let _ = sink.send(close(1001, "daemon shutting down")).await;
+        return;
+    };
+    let mut seen = snapshot.seq;
+    let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
+    if sink.send(Message::Text(text.into())).await.is_err() {
+        return;
+    }
+    let mut limiter = Limiter::new();
+    loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(1001, "daemon shutting down"))).await;
+                return;
+            }
+            message = rx.recv() => {
+                if forward(message, &mut sink, &mut seen, app, &info, &user.name).await.is_err() {
+                    return;
+                }
+            }
+            incoming = stream.next() => {
+                let reply = match incoming {
+                    None => return,
+                    Some(Err(e)) => {
+                        // Oversized frames and protocol violations end here.
+                        tracing::warn!(person = %user.name, error = %e, "display connection error");
+                        let _ = sink.send(close(1009, "message too big or malformed")).await;
+                        return;
+                    }
+                    Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => Some(error(None, "bad_message", "binary frames are not part of the display protocol")),
+                    Some(Ok(Message::Text(text))) => {
+                        if !limiter.allow() {
+                            if limiter.refused > FLOOD_CLOSE_AFTER {
+                                tracing::warn!(person = %user.name, "closing a display that floods the daemon");
+                                let _ = sink.send(close(1008, "too many messages")).await;
+                                return;
+                            }
+                            Some(error(None, "rate_limited", "too many messages: at most 10 a second"))
+                        } else {
+                            Some(handle_client(app, user, &text).await)
+                        }
+                    }
+                };
+                if let Some(reply) = reply {
+                    // The changes an action caused go out before its result, so that a display
+                    // sees the new state by the time it learns the action worked.
+                    loop {
+                        match rx.try_recv() {
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            Err(broadcast::error::TryRecvError::Closed) => return,
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                let lagged = Err(broadcast::error::RecvError::Lagged(n));
+                                if forward(lagged, &mut sink, &mut seen, app, &info, &user.name).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(out) => {
+                                if forward(Ok(out), &mut sink, &mut seen, app, &info, &user.name).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    if sink.send(reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Sends one broadcast message, or a fresh snapshot if the session fell behind. `Err` ends the
+/// session.
+async fn forward(
+    message: Result<Arc<Outgoing>, broadcast::error::RecvError>,
+    sink: &mut Sink,
+    seen: &mut u64,
+    app: &App,
+    info: &UserInfo,
+    person: &str,
+) -> Result<(), ()> {
+    match message {
+        Ok(out) => {
+            if out.seq <= *seen {
+                return Ok(());
+            }
+            *seen = out.seq;
+            sink.send(Message::Text(out.text.clone()))
+                .await
+                .map_err(|_| ())?;
+            if let Some(received) = out.received {
+                app.metrics.record_delivery(received.elapsed());
+            }
+            Ok(())
+        }
+        Err(broadcast::error::RecvError::Lagged(missed)) => {
+            // Never a silent gap: a display that fell behind starts again from the state.
+            tracing::warn!(%person, missed, "display fell behind; sending a fresh snapshot");
+            let snapshot = app.core.snapshot(info.clone()).await.ok_or(())?;
+            *seen = snapshot.seq;
+            let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
+            sink.send(Message::Text(text.into())).await.map_err(|_| ())
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            let _ = sink.send(close(1001, "daemon shutting down")).await;
+            Err(())
+        }
+    }
+}
+
+async fn handle_client(app: &App, user: &User, text: &str) -> Message {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            let request_id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("request_id")?.as_str().map(str::to_string));
+            return error(request_id, "bad_message", format!("not understood: {e}"));
+        }
+    };
+    let request_id = message.request_id().map(str::to_string);
+    let action = message.action();
+    if !user.role.may_act() {
+        return error(
+            request_id,
+            "forbidden",
+            format!("{} is signed in as a viewer and cannot {action}", user.name),
+        );
+    }
+    match app.core.act(&user.name, message).await {
+        Ok(()) => Message::Text(
+            ServerMessage::Result {
+                request_id,
+                action: action.into(),
+            }
+            .to_json()
+            .into(),
+        ),
+        Err(refusal) => error(request_id, refusal.code, refusal.reason),
+    }
+}
