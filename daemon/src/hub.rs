@@ -115,6 +115,7 @@ impl Hub {
         reading: &Reading,
         at: Instant,
     ) -> ReadingInfo {
+        self.device_mut(device);
         let (value, unavailable) = match reading.value {
             Value::Number(v) => (Some(v), None),
             Value::Unavailable(why) => (None, Some(why)),
