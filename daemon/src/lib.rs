@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod demo;
 pub mod display;
 pub mod field;
 pub mod hub;

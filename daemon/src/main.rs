@@ -27,6 +27,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run a whole session with simulated devices and the display: no hardware needed.
+    Demo(vigil_daemon::demo::DemoArgs),
     /// Check a configuration file and list every problem with its location.
     CheckConfig {
         /// The configuration file.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
         Command::Run { config } => run(config),
+        Command::Demo(args) => demo(args),
         Command::CheckConfig { file } => check_config(file),
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
         Command::Probe(args) => probe(args),
@@ -94,6 +97,34 @@ fn run(config: &Path) -> Result<()> {
         println!("vigil: display at http://{}/", daemon.addr);
         wait_for_stop_signal().await;
         daemon.shutdown().await;
+        Ok(())
+    })
+}
+
+fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
+    init_logging(LogFormat::Human);
+    runtime()?.block_on(async {
+        let demo = vigil_daemon::demo::Demo::start(args).await?;
+        let addr = demo.daemon.addr;
+        println!("Vigil demo: SIMULATED DATA, never a patient");
+        println!(
+            "  display (nurse):  http://{addr}/?token={}",
+            demo.nurse_token
+        );
+        println!(
+            "  display (viewer): http://{addr}/?token={}",
+            demo.viewer_token
+        );
+        println!("  nurse token:  {}", demo.nurse_token);
+        println!("  viewer token: {}", demo.viewer_token);
+        println!(
+            "  scenario {} at speed {}; Ctrl-C stops",
+            args.scenario, args.speed
+        );
+        use std::io::Write as _;
+        let _ = io::stdout().flush();
+        wait_for_stop_signal().await;
+        demo.stop().await;
         Ok(())
     })
 }

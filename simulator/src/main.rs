@@ -1,6 +1,166 @@
-//! `vigil-sim`: simulated devices (issue: simulator). Not built yet.
+//! `vigil-sim`: simulated bedside monitors that speak the real wire formats.
 
-fn main() {
-    eprintln!("vigil-sim is not built yet; see the simulator issue");
-    std::process::exit(2);
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use vigil_simulator::run::{serve_hex, serve_serial, SimClock};
+use vigil_simulator::{Device, Kind, Scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil-sim",
+    version,
+    about = "Simulated bedside monitors for Vigil (simulated data, never a patient)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the scenarios and device kinds.
+    List,
+    /// Run a scenario on one or more devices for one patient.
+    Run {
+        /// A built-in scenario name or a scenario TOML file.
+        #[arg(long, default_value = "kap-typical")]
+        scenario: String,
+        /// Device kind; repeat for several devices on the same patient.
+        #[arg(long = "device", value_name = "KIND", required = true)]
+        devices: Vec<String>,
+        /// Noise seed: the same seed gives the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Scenario seconds per real second (60 runs an hour in a minute).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Where serial devices' pseudo-terminal links are made (default: a new temporary folder).
+        #[arg(long, value_name = "DIR")]
+        link_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::List => {
+            println!("scenarios:");
+            for (name, _) in vigil_simulator::scenario::BUILT_IN {
+                let s = Scenario::load(name)?;
+                println!("  {name:<18} {}", s.description);
+            }
+            println!("devices:");
+            for k in Kind::ALL {
+                let how = if k.is_ble() {
+                    "BLE (hex lines on stdout; in-process for the demo)"
+                } else {
+                    "serial (pseudo-terminal)"
+                };
+                println!("  {:<14} {:<20} {how}", k.name(), k.format().name());
+            }
+            Ok(())
+        }
+        Command::Run {
+            scenario,
+            devices,
+            seed,
+            speed,
+            link_dir,
+        } => {
+            if !(speed.is_finite() && speed > 0.0) {
+                bail!("--speed must be a positive number");
+            }
+            let scenario = Arc::new(Scenario::load(&scenario)?);
+            let kinds = devices
+                .iter()
+                .map(|d| {
+                    Kind::from_name(d).with_context(|| {
+                        format!("unknown device {d:?}; `vigil-sim list` shows them")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let dir = match link_dir {
+                Some(d) => d,
+                None => std::env::temp_dir().join(format!("vigil-sim-{}", std::process::id())),
+            };
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(serve(scenario, kinds, seed, speed, dir))
+        }
+    }
+}
+
+async fn serve(
+    scenario: Arc<Scenario>,
+    kinds: Vec<Kind>,
+    seed: u64,
+    speed: f64,
+    dir: PathBuf,
+) -> Result<()> {
+    let cancel = CancellationToken::new();
+    let clock = SimClock::start(speed);
+    let end = scenario.duration;
+    let ble_count = kinds.iter().filter(|k| k.is_ble()).count();
+    let mut tasks = Vec::new();
+    let mut stdout = std::io::stdout();
+    for (i, kind) in kinds.iter().enumerate() {
+        let device = Device::new(*kind, scenario.clone(), seed, i as u64);
+        if kind.is_ble() {
+            let label = (ble_count > 1).then(|| format!("{}-{i}", kind.name()));
+            let cancel = cancel.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = std::io::stdout();
+                serve_hex(device, clock, end, cancel, label, &mut out)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }));
+        } else {
+            let link = dir.join(format!("{}-{i}", kind.name()));
+            // Open the port first so its path can be printed before any data flows.
+            let first = vigil_simulator::run::open_port(&link).with_context(|| {
+                format!("cannot create a pseudo-terminal at {}", link.display())
+            })?;
+            drop(first);
+            writeln!(stdout, "{}", link.display())?;
+            stdout.flush()?;
+            let cancel = cancel.clone();
+            tasks.push(tokio::spawn(async move {
+                serve_serial(device, link, clock, end, cancel)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }));
+        }
+    }
+    eprintln!("vigil-sim: scenario {} ({} s at speed {speed}); simulated data, never a patient; Ctrl-C stops", scenario.name, end);
+    let all = futures_join(tasks);
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => cancel.cancel(),
+        r = all => return r,
+    }
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) -> Result<()> {
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
 }

@@ -249,6 +249,8 @@ struct Occurrence {
     acknowledged: Option<Act>,
     /// In range (within the band) since.
     clearing_since: Option<Instant>,
+    /// The latest sample that met the condition.
+    last_violation: Instant,
     /// Unconfirmed BP: a confirming repeat must come by then.
     confirm_until: Option<Instant>,
     value: Option<f64>,
@@ -685,6 +687,7 @@ impl Engine {
                     priority_since: now,
                     acknowledged: None,
                     clearing_since: None,
+                    last_violation: now,
                     confirm_until: None,
                     value,
                 });
@@ -702,6 +705,7 @@ impl Engine {
                 match truth {
                     Truth::Violating => {
                         o.clearing_since = None;
+                        o.last_violation = now;
                         if o.declared.is_none() && now >= o.onset + delay {
                             Next::Declare
                         } else {
@@ -993,7 +997,12 @@ impl Engine {
             let (delay, clear_after) = rule_timing(rule);
             match &cond.occurrence {
                 Some(o) => {
-                    if o.declared.is_none() && o.clearing_since.is_none() {
+                    // A limit is declared at the end of its delay only on fresh evidence: a cuff
+                    // reading five minutes old does not make "sustained for five minutes".
+                    // Otherwise the next sample decides.
+                    let fresh = !matches!(rule.spec, RuleSpec::Limit { .. })
+                        || o.last_violation + EVIDENCE_MAX_AGE >= o.onset + delay;
+                    if o.declared.is_none() && o.clearing_since.is_none() && fresh {
                         offer(o.onset + delay, Deadline::Declare(c));
                     }
                     if let Some(since) = o.clearing_since {
@@ -1193,6 +1202,9 @@ impl Engine {
         }
     }
 }
+
+/// How old the latest violating sample may be when a limit's delay ends and it is declared.
+pub const EVIDENCE_MAX_AGE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Deadline {

@@ -54,6 +54,7 @@ struct LimitModel {
     onset: Option<f64>,
     declared: bool,
     band_since: Option<f64>,
+    last_violation: f64,
 }
 
 impl LimitModel {
@@ -66,6 +67,7 @@ impl LimitModel {
             onset: None,
             declared: false,
             band_since: None,
+            last_violation: f64::NEG_INFINITY,
         }
     }
 
@@ -76,7 +78,11 @@ impl LimitModel {
             if t >= band + self.clear_after {
                 *self = LimitModel::new(self.limit, self.delay);
             }
-        } else if !self.declared && t >= onset + self.delay {
+        } else if !self.declared
+            && t >= onset + self.delay
+            && self.last_violation + 10.0 >= onset + self.delay
+        {
+            // Declared at the end of the delay only if the evidence is at most 10 s old then.
             self.declared = true;
         }
     }
@@ -85,6 +91,7 @@ impl LimitModel {
         self.advance(t);
         if v < self.limit {
             self.band_since = None;
+            self.last_violation = t;
             match self.onset {
                 None => {
                     self.onset = Some(t);

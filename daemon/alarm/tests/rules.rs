@@ -47,7 +47,7 @@ fn pending_alarm_is_in_the_snapshot_but_cannot_be_acknowledged() {
 fn the_next_deadline_is_the_end_of_the_delay() {
     let mut h = Harness::kap();
     h.oximeter(0.0, 5.0, 98.0, 72.0);
-    h.reading(5.0, OXIMETER, Vital::Spo2, 86.0);
+    h.oximeter(5.0, 16.0, 86.0, 72.0);
     assert_eq!(h.engine.poll_timeout(), Some(h.at(20.0)));
     h.run_to(20.0);
     assert_eq!(
@@ -378,6 +378,24 @@ fn demo_and_invalid_readings_neither_raise_nor_clear() {
     // Demo data does not keep SpO2 current either.
     h.run_to(31.0);
     assert!(h.alarm(31.0, "not-current").is_some());
+}
+
+#[test]
+fn an_intermittent_source_cannot_sustain_a_condition_between_samples() {
+    // A cuff's pulse rate of 130, then nothing for five minutes, then 72: not "sustained".
+    let mut h = Harness::cuff_only();
+    h.reading(0.0, CUFF, Vital::PulseRate, 130.0);
+    h.run_to(300.0);
+    assert_eq!(h.state_of(300.0, "pr-high"), Some(AlarmState::Pending));
+    h.reading(300.0, CUFF, Vital::PulseRate, 72.0);
+    assert!(h.raised().is_empty(), "{:?}", h.raised());
+    // A second high reading after the delay does declare it: the evidence is now fresh.
+    h.reading(400.0, CUFF, Vital::PulseRate, 131.0);
+    h.reading(710.0, CUFF, Vital::PulseRate, 132.0);
+    assert_eq!(
+        h.raised(),
+        vec![(710.0, "pr-high".into(), Priority::Medium)]
+    );
 }
 
 #[test]

@@ -249,6 +249,25 @@ pub async fn run(
 /// Cancelled, or the hub is gone.
 struct Stop;
 
+/// Reports a Battery Level value, and a low battery at or below [`LOW_BATTERY_PERCENT`].
+async fn battery(reporter: &mut Reporter, value: &[u8]) -> Result<(), Stop> {
+    let Some(&percent) = value.first() else {
+        return Ok(());
+    };
+    let percent = percent.min(100);
+    reporter
+        .event(DeviceEvent::BatteryLevel { percent })
+        .await
+        .map_err(|_| Stop)?;
+    if percent <= LOW_BATTERY_PERCENT {
+        reporter
+            .event(DeviceEvent::LowBattery)
+            .await
+            .map_err(|_| Stop)?;
+    }
+    Ok(())
+}
+
 /// One connection: subscribe, read, decode until the link drops. Returns why it dropped.
 async fn session(
     format: Format,
@@ -260,6 +279,13 @@ async fn session(
     let chars = p.characteristics();
     let (subscribe, read) = plan(format);
     let mut decoders: HashMap<u16, vigil_protocol::Decoder> = HashMap::new();
+    // Battery Level, where the peripheral notifies it, keeps the battery state current.
+    let battery_notifies = chars
+        .iter()
+        .any(|c| c.uuid == uuid::BATTERY_LEVEL && c.notify);
+    let subscribe = subscribe
+        .into_iter()
+        .chain(battery_notifies.then_some((uuid::BATTERY_LEVEL, false)));
     for (id, required) in subscribe {
         let Some(info) = chars.iter().find(|c| c.uuid == id) else {
             if required {
@@ -328,7 +354,9 @@ async fn session(
                         silent = false;
                         reporter.link(Link::Connected).await.map_err(|_| Stop)?;
                     }
-                    if let Some(d) = decoders.get_mut(&uuid) {
+                    if uuid == vigil_protocol::ble::uuid::BATTERY_LEVEL {
+                        battery(reporter, &value).await?;
+                    } else if let Some(d) = decoders.get_mut(&uuid) {
                         d.feed(&value, &mut decoded);
                         reporter.decoded(&mut decoded).await.map_err(|_| Stop)?;
                     }

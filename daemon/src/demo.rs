@@ -1,0 +1,125 @@
+//! `vigil demo`: the daemon with one simulated device of each kind and the display, on one
+//! command, with no hardware. Everything it shows is simulated data, never a patient.
+
+use crate::config::Config;
+use crate::daemon::Daemon;
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use vigil_drivers::ble::memory::MemoryCentral;
+use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
+use vigil_simulator::{Device, Kind, Scenario};
+
+/// Arguments of `vigil demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Scenario: a built-in name (`vigil-sim list`) or a scenario file.
+    #[arg(long, default_value = "kap-typical")]
+    pub scenario: String,
+    /// Scenario seconds per real second. The vitals' course is compressed; alarm delays are not,
+    /// so at high speed brief events may pass without an alarm.
+    #[arg(long, default_value_t = 10.0)]
+    pub speed: f64,
+    /// Where the display is served.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Noise seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// The devices of the demo room: id, kind.
+pub const DEVICES: [(&str, Kind); 4] = [
+    ("oximeter-1", Kind::Masimo),
+    ("cuff-serial", Kind::Suntech),
+    ("cuff-ble", Kind::BleBp),
+    ("hr-strap", Kind::BleHr),
+];
+
+fn token() -> String {
+    (0..24).map(|_| fastrand::alphanumeric()).collect()
+}
+
+/// A running demo.
+pub struct Demo {
+    /// The daemon.
+    pub daemon: Daemon,
+    /// A nurse's token.
+    pub nurse_token: String,
+    /// A viewer's token.
+    pub viewer_token: String,
+    sims: CancellationToken,
+    dir: PathBuf,
+}
+
+impl Demo {
+    /// Starts simulated devices and the daemon.
+    pub async fn start(args: &DemoArgs) -> Result<Demo> {
+        if !(args.speed.is_finite() && args.speed > 0.0) {
+            anyhow::bail!("--speed must be a positive number");
+        }
+        let scenario = Arc::new(Scenario::load(&args.scenario)?);
+        let dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let central = MemoryCentral::new();
+        let clock = SimClock::start(args.speed);
+        let sims = CancellationToken::new();
+        let (nurse_token, viewer_token, provider_token) = (token(), token(), token());
+        let mut config = format!(
+            "listen = \"{}\"\nroom = \"Demo room (simulated)\"\n[storage]\npath = \"demo.db\"\n\
+             [[user]]\nname = \"Demo nurse\"\nrole = \"nurse\"\ntoken = \"{nurse_token}\"\n\
+             [[user]]\nname = \"Demo provider\"\nrole = \"provider\"\ntoken = \"{provider_token}\"\n\
+             [[user]]\nname = \"Demo viewer\"\nrole = \"viewer\"\ntoken = \"{viewer_token}\"\n",
+            args.listen
+        );
+        for (i, (id, kind)) in DEVICES.iter().enumerate() {
+            let device = Device::new(*kind, scenario.clone(), args.seed, i as u64);
+            // The demo keeps going after the scenario's end, holding its last values.
+            let end = f64::INFINITY;
+            let _ = writeln!(
+                config,
+                "[[device]]\nid = \"{id}\"\nformat = \"{}\"",
+                kind.format().name()
+            );
+            if kind.is_ble() {
+                let name = format!("Vigil Sim {id}");
+                let peripheral =
+                    central.add(device.ble_spec(&format!("C0:FF:EE:00:00:{i:02X}"), &name));
+                let _ = writeln!(config, "ble = {{ name = \"{name}\" }}");
+                tokio::spawn(serve_ble(device, peripheral, clock, end, sims.clone()));
+            } else {
+                let link = dir.join(id);
+                vigil_simulator::run::open_port(&link).with_context(|| {
+                    format!("cannot create a pseudo-terminal at {}", link.display())
+                })?;
+                let _ = writeln!(config, "port = \"{}\"", link.display());
+                let cancel = sims.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_serial(device, link, clock, end, cancel).await {
+                        tracing::error!(error = %e, "simulated serial device stopped");
+                    }
+                });
+            }
+        }
+        let config = Config::parse(&config, "demo", &dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let daemon = Daemon::start(config, Arc::new(central)).await?;
+        Ok(Demo {
+            daemon,
+            nurse_token,
+            viewer_token,
+            sims,
+            dir,
+        })
+    }
+
+    /// Stops the daemon and the simulated devices.
+    pub async fn stop(self) {
+        self.daemon.shutdown().await;
+        self.sims.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

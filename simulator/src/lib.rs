@@ -1,0 +1,10 @@
+//! Vigil's device simulator: seeded patient courses from scenario files, turned into the real
+//! wire bytes of bedside monitors, served over pseudo-terminals and BLE.
+
+pub mod devices;
+pub mod patient;
+pub mod run;
+pub mod scenario;
+
+pub use devices::{Device, Kind, Output};
+pub use scenario::Scenario;

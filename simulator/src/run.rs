@@ -1,0 +1,185 @@
+//! Moving a simulated device's bytes: over a pseudo-terminal (serial formats), through the
+//! in-process BLE central, or as hex lines for `vigil decode`. Scenario time runs `speed` times
+//! faster than tokio time, so tests under a paused clock run whole sessions in moments.
+
+use crate::devices::{Device, Output};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant};
+use tokio_serial::{SerialPort, SerialStream};
+use tokio_util::sync::CancellationToken;
+use vigil_drivers::ble::memory::SimPeripheral;
+
+/// Scenario time against tokio time.
+#[derive(Debug, Clone, Copy)]
+pub struct SimClock {
+    start: Instant,
+    speed: f64,
+}
+
+impl SimClock {
+    /// Scenario second 0 is now; `speed` scenario seconds pass per real second.
+    pub fn start(speed: f64) -> SimClock {
+        SimClock {
+            start: Instant::now(),
+            speed: speed.max(1e-3),
+        }
+    }
+
+    /// Scenario seconds now.
+    pub fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * self.speed
+    }
+
+    /// The tokio instant of scenario second `t`.
+    pub fn instant(&self, t: f64) -> Instant {
+        self.start + Duration::from_secs_f64((t / self.speed).max(0.0))
+    }
+}
+
+/// Points `link` at `target` atomically (a new symlink renamed over the old one).
+fn relink(target: &str, link: &Path) -> std::io::Result<()> {
+    let tmp = link.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)
+}
+
+/// A pseudo-terminal whose slave is reachable at `link`; the master is the device side.
+pub fn open_port(link: &Path) -> std::io::Result<SerialStream> {
+    let (master, slave) = SerialStream::pair().map_err(std::io::Error::other)?;
+    let name = slave
+        .name()
+        .ok_or_else(|| std::io::Error::other("the pseudo-terminal has no name"))?;
+    drop(slave);
+    relink(&name, link)?;
+    Ok(master)
+}
+
+/// Serves a serial device at `link` until the scenario ends or `cancel` fires. An unplug fault
+/// closes the pseudo-terminal (the host reads end-of-file) and opens a new one behind the same
+/// link when it ends, as a replugged cable does.
+pub async fn serve_serial(
+    mut device: Device,
+    link: PathBuf,
+    clock: SimClock,
+    end: f64,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let period = device.kind.period();
+    let mut next = 0.0;
+    let mut port = Some(open_port(&link)?);
+    let mut buf = [0u8; 512];
+    let mut read_paused_until = Instant::now();
+    while next <= end {
+        let plugged_in = !device.unplugged(next);
+        match (&port, plugged_in) {
+            (Some(_), false) => port = None,
+            (None, true) => port = Some(open_port(&link)?),
+            _ => {}
+        }
+        let Some(master) = port.as_mut() else {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = sleep_until(clock.instant(next)) => {}
+            }
+            next += period;
+            continue;
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = sleep_until(clock.instant(next)) => {
+                // Catch up on every tick that is due (fast formats at high speed).
+                let now = clock.now();
+                let mut bytes = Vec::new();
+                while next <= now.min(end) {
+                    for o in device.tick(next) {
+                        if let Output::Serial(b) = o {
+                            bytes.extend(b);
+                        }
+                    }
+                    next += period;
+                }
+                // Like a real device, never wait for a listener: bytes nobody reads are lost.
+                let _ = tokio::time::timeout(Duration::from_millis(50), AsyncWriteExt::write_all(master, &bytes)).await;
+            }
+            read = AsyncReadExt::read(master, &mut buf), if Instant::now() >= read_paused_until => {
+                match read {
+                    Ok(n) if n > 0 => {
+                        for o in device.host_bytes(clock.now(), &buf[..n]) {
+                            if let Output::Serial(b) = o {
+                                let _ = tokio::time::timeout(Duration::from_millis(50), AsyncWriteExt::write_all(master, &b)).await;
+                            }
+                        }
+                    }
+                    // No host has the port open yet: look again shortly.
+                    _ => read_paused_until = Instant::now() + Duration::from_millis(100),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Serves a BLE device through an in-process peripheral. An unplug fault takes it out of range.
+pub async fn serve_ble(
+    mut device: Device,
+    peripheral: SimPeripheral,
+    clock: SimClock,
+    end: f64,
+    cancel: CancellationToken,
+) {
+    let period = device.kind.period();
+    let mut next = 0.0;
+    while next <= end {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = sleep_until(clock.instant(next)) => {}
+        }
+        let in_range = !device.unplugged(next);
+        peripheral.set_in_range(in_range);
+        let outputs = device.tick(next);
+        if in_range {
+            for o in outputs {
+                if let Output::Ble { uuid, value } = o {
+                    peripheral.notify(uuid, &value);
+                }
+            }
+        }
+        next += period;
+    }
+}
+
+/// Writes a BLE device's values as hex lines (one characteristic value a line, as `vigil decode`
+/// reads them); with `label`, each line starts with it and the characteristic.
+pub async fn serve_hex(
+    mut device: Device,
+    clock: SimClock,
+    end: f64,
+    cancel: CancellationToken,
+    label: Option<String>,
+    out: &mut (dyn Write + Send),
+) -> std::io::Result<()> {
+    let period = device.kind.period();
+    let mut next = 0.0;
+    while next <= end {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = sleep_until(clock.instant(next)) => {}
+        }
+        for o in device.tick(next) {
+            if let Output::Ble { uuid, value } = o {
+                let hex: Vec<String> = value.iter().map(|b| format!("{b:02X}")).collect();
+                match &label {
+                    Some(l) => writeln!(out, "{l} 0x{uuid:04X} {}", hex.join(" "))?,
+                    None => writeln!(out, "{}", hex.join(" "))?,
+                }
+            }
+        }
+        out.flush()?;
+        next += period;
+    }
+    Ok(())
+}
