@@ -488,13 +488,12 @@ impl Device {
                     match cmd {
                         Ok(contec::Command::StartRealTime) => self.contec = Some(t),
                         // A keep-alive extends a live stream; once stopped, only start restarts.
-                        Ok(contec::Command::KeepAlive) => {
+                        Ok(contec::Command::KeepAlive)
                             if self
                                 .contec
-                                .is_some_and(|last| t - last <= CONTEC_SILENT_AFTER)
-                            {
-                                self.contec = Some(t);
-                            }
+                                .is_some_and(|last| t - last <= CONTEC_SILENT_AFTER) =>
+                        {
+                            self.contec = Some(t);
                         }
                         Ok(contec::Command::StopRealTime) => self.contec = None,
                         _ => {}
@@ -584,33 +583,33 @@ impl Device {
             read,
         };
         let battery = ch(uuid::BATTERY_LEVEL, true, false, true);
-        let (service, chars, extra): (u16, Vec<CharacteristicInfo>, Vec<(u16, Vec<u8>)>) =
-            match self.kind {
-                Kind::BleHr => (
-                    uuid::HEART_RATE_SERVICE,
-                    vec![ch(uuid::HEART_RATE_MEASUREMENT, true, false, false)],
-                    vec![],
-                ),
-                Kind::BleBp => (
-                    uuid::BLOOD_PRESSURE_SERVICE,
-                    vec![
-                        ch(uuid::BLOOD_PRESSURE_MEASUREMENT, false, true, false),
-                        ch(uuid::INTERMEDIATE_CUFF_PRESSURE, true, false, false),
-                    ],
-                    vec![],
-                ),
-                _ => (
-                    uuid::PULSE_OXIMETER_SERVICE,
-                    vec![
-                        ch(uuid::PLX_CONTINUOUS, true, false, false),
-                        ch(uuid::PLX_FEATURES, false, false, true),
-                    ],
-                    vec![(
-                        uuid::PLX_FEATURES,
-                        vec![0x43, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0x00],
-                    )],
-                ),
-            };
+        type Readable = Vec<(u16, Vec<u8>)>;
+        let (service, chars, extra): (u16, Vec<CharacteristicInfo>, Readable) = match self.kind {
+            Kind::BleHr => (
+                uuid::HEART_RATE_SERVICE,
+                vec![ch(uuid::HEART_RATE_MEASUREMENT, true, false, false)],
+                vec![],
+            ),
+            Kind::BleBp => (
+                uuid::BLOOD_PRESSURE_SERVICE,
+                vec![
+                    ch(uuid::BLOOD_PRESSURE_MEASUREMENT, false, true, false),
+                    ch(uuid::INTERMEDIATE_CUFF_PRESSURE, true, false, false),
+                ],
+                vec![],
+            ),
+            _ => (
+                uuid::PULSE_OXIMETER_SERVICE,
+                vec![
+                    ch(uuid::PLX_CONTINUOUS, true, false, false),
+                    ch(uuid::PLX_FEATURES, false, false, true),
+                ],
+                vec![(
+                    uuid::PLX_FEATURES,
+                    vec![0x43, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0x00],
+                )],
+            ),
+        };
         let mut readable: HashMap<u16, Vec<u8>> = extra.into_iter().collect();
         readable.insert(uuid::BATTERY_LEVEL, vec![85]);
         PeripheralSpec {
