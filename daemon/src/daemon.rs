@@ -46,6 +46,8 @@ pub struct Daemon {
     /// Its metrics.
     pub metrics: Arc<Metrics>,
     cancel: CancellationToken,
+    out: broadcast::Sender<Arc<crate::core::Outgoing>>,
+    core_handle: crate::core::CoreHandle,
     drivers: Vec<JoinHandle<()>>,
     sessions: TaskTracker,
     core: JoinHandle<Engine>,
@@ -102,8 +104,8 @@ impl Daemon {
         let sessions = TaskTracker::new();
         let app = Arc::new(App {
             users: config.users.clone(),
-            core: core_handle,
-            out,
+            core: core_handle.clone(),
+            out: out.clone(),
             metrics: metrics.clone(),
             shutdown: cancel.clone(),
             sessions: sessions.clone(),
@@ -130,11 +132,23 @@ impl Daemon {
             addr,
             metrics,
             cancel,
+            out,
+            core_handle,
             drivers,
             sessions,
             core,
             server,
         })
+    }
+
+    /// The stream every display receives after its snapshot, in-process (for tests and tools).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<crate::core::Outgoing>> {
+        self.out.subscribe()
+    }
+
+    /// The core, for acting in-process as a person would from a display (tests and tools).
+    pub fn core(&self) -> crate::core::CoreHandle {
+        self.core_handle.clone()
     }
 
     /// Stops drivers, lets the core publish its final state, closes display sessions with a

@@ -138,6 +138,9 @@ pub enum Role {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NibpSchedule {
+    /// The first reading, seconds from the start (default 1 min: devices connect first).
+    #[serde(default = "one_minute", deserialize_with = "seconds")]
+    pub first_at: f64,
     /// Interval before the dose.
     #[serde(deserialize_with = "seconds")]
     pub before_dose_every: f64,
@@ -170,6 +173,10 @@ pub struct Expect {
 
 fn one() -> usize {
     1
+}
+
+fn one_minute() -> f64 {
+    60.0
 }
 
 /// A whole scenario.
@@ -252,7 +259,7 @@ impl Scenario {
     pub fn nibp_times(&self) -> Vec<f64> {
         let mut out = Vec::new();
         let dose = self.dose_at.unwrap_or(f64::INFINITY);
-        let mut t = 0.0;
+        let mut t = self.nibp.first_at;
         while t < dose.min(self.duration) {
             out.push(t);
             t += self.nibp.before_dose_every;
@@ -307,6 +314,6 @@ mod tests {
     fn typical_nibp_schedule() {
         let s = Scenario::load("kap-typical").unwrap();
         let minutes: Vec<f64> = s.nibp_times().iter().map(|t| t / 60.0).collect();
-        assert_eq!(minutes, vec![0.0, 45.0, 55.0, 65.0, 75.0, 85.0, 95.0]);
+        assert_eq!(minutes, vec![1.0, 45.0, 55.0, 65.0, 75.0, 85.0, 95.0]);
     }
 }

@@ -451,14 +451,20 @@ impl Engine {
                     }
                 }
             }
+            // "Sustained for N minutes" needs a value that is watched continuously; an
+            // intermittent one (a cuff's pulse rate) is held only to instantaneous limits.
+            let continuous = self.devices[d].last_valid.iter().any(|(v, _)| *v == vital);
             for rule in 0..self.profile.rules.len() {
                 let truth = match &self.profile.rules[rule].spec {
                     RuleSpec::Limit {
                         vitals,
                         bound,
                         clear_margin,
+                        delay,
                         ..
-                    } if vitals.contains(&vital) => limit_truth(*bound, *clear_margin, value),
+                    } if vitals.contains(&vital) && (continuous || delay.is_zero()) => {
+                        limit_truth(*bound, *clear_margin, value)
+                    }
                     _ => continue,
                 };
                 let c = self.condition(rule, Some(d), Some(vital));
@@ -1048,6 +1054,7 @@ impl Engine {
                 every,
                 until,
                 early_tolerance,
+                grace,
             } => {
                 let dose = self.session.dose.as_ref()?.at;
                 // The first scheduled time that no measurement satisfies.
@@ -1059,7 +1066,7 @@ impl Engine {
                 let mut due = dose + *first_after_dose;
                 while due <= dose + *until {
                     if satisfied_until.is_none_or(|s| due > s) {
-                        return Some(due);
+                        return Some(due + *grace);
                     }
                     due += *every;
                 }

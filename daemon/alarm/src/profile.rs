@@ -135,6 +135,8 @@ pub enum RuleSpec {
         until: Duration,
         /// A reading this long before a scheduled time satisfies it.
         early_tolerance: Duration,
+        /// Overdue only this long after the scheduled time (a cuff cycle takes about a minute).
+        grace: Duration,
     },
     /// A device's link is down.
     Disconnected {
@@ -613,7 +615,13 @@ fn keys_for(rule_type: &str) -> Option<&'static [&'static str]> {
         ],
         "baseline_rise" => &["systolic_rise", "diastolic_rise"],
         "not_current" => &["vital", "after"],
-        "nibp_overdue" => &["first_after_dose", "every", "until", "early_tolerance"],
+        "nibp_overdue" => &[
+            "first_after_dose",
+            "every",
+            "until",
+            "early_tolerance",
+            "grace",
+        ],
         "disconnected" | "sensor_off" => &["delay"],
         "low_battery" => &["clear_after"],
         "no_baseline" => &[],
@@ -905,6 +913,7 @@ fn validate_rule(
             let every = f.required_duration("every", 2 * HOUR);
             let until = f.required_duration("until", 8 * HOUR);
             let early = f.duration("early_tolerance", HOUR).unwrap_or_default();
+            let grace = f.duration("grace", 30 * MINUTE).unwrap_or_default();
             if every.is_some_and(|e| e < MINUTE) {
                 f.error("every", "must be at least 1m");
             }
@@ -918,6 +927,7 @@ fn validate_rule(
                 every: every.filter(|e| *e >= MINUTE)?,
                 until: until?,
                 early_tolerance: early,
+                grace,
             }
         }
         "disconnected" => RuleSpec::Disconnected {
@@ -1056,7 +1066,7 @@ mod tests {
         assert_eq!(p.behaviour.audio_pause_max, Duration::from_secs(120));
         assert_eq!(
             p.rule("nibp-overdue").unwrap().escalate_after,
-            Some(Duration::from_secs(300))
+            Some(Duration::from_secs(180))
         );
     }
 

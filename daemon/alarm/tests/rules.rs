@@ -268,10 +268,13 @@ fn nibp_overdue_follows_the_schedule_and_escalates() {
     let mut h = Harness::cuff_only();
     h.bp(0.0, 120.0, 78.0);
     h.dose(0.0);
-    h.run_to(2400.0); // due at 40 min
+    // Due at 40 min, with 2 min of grace for the cuff cycle.
+    h.run_to(2519.0);
+    assert!(h.raised().is_empty());
+    h.run_to(2520.0);
     assert_eq!(
         h.raised(),
-        vec![(2400.0, "nibp-overdue".into(), Priority::Low)]
+        vec![(2520.0, "nibp-overdue".into(), Priority::Low)]
     );
     h.run_to(2700.0); // 5 min overdue and unacknowledged: Medium
     assert_eq!(
@@ -281,17 +284,17 @@ fn nibp_overdue_follows_the_schedule_and_escalates() {
     h.bp(2760.0, 125.0, 80.0);
     assert!(h.alarm(2760.0, "nibp-overdue").is_none());
     // Next due at 55 min; the reading at 46 min does not cover it.
-    h.run_to(3299.0);
-    assert!(h.alarm(3299.0, "nibp-overdue").is_none());
-    h.run_to(3300.0);
-    assert!(h.alarm(3300.0, "nibp-overdue").is_some());
-    // A reading just before the due time satisfies it.
-    h.bp(3310.0, 125.0, 80.0);
-    h.bp(4140.0, 125.0, 80.0); // 69 min: covers the 70-min reading (5 min tolerance)
-    h.run_to(4300.0);
-    assert!(h.alarm(4300.0, "nibp-overdue").is_none());
-    // Nothing is due after 90 min.
-    h.bp(5000.0, 125.0, 80.0);
+    h.run_to(3419.0);
+    assert!(h.alarm(3419.0, "nibp-overdue").is_none());
+    h.run_to(3420.0);
+    assert!(h.alarm(3420.0, "nibp-overdue").is_some());
+    // A reading just before the due time satisfies it; one at the due time too.
+    h.bp(3430.0, 125.0, 80.0);
+    h.bp(4140.0, 125.0, 80.0); // 69 min: covers the 70-min reading (5 min early tolerance)
+    h.run_to(4400.0);
+    assert!(h.alarm(4400.0, "nibp-overdue").is_none());
+    h.bp(5100.0, 125.0, 80.0); // exactly at 85 min
+                               // Nothing is due after 90 min.
     h.run_to(9000.0);
     assert!(h.alarm(9000.0, "nibp-overdue").is_none());
 }
@@ -381,21 +384,39 @@ fn demo_and_invalid_readings_neither_raise_nor_clear() {
 }
 
 #[test]
-fn an_intermittent_source_cannot_sustain_a_condition_between_samples() {
-    // A cuff's pulse rate of 130, then nothing for five minutes, then 72: not "sustained".
+fn an_intermittent_source_is_held_only_to_instantaneous_limits() {
+    // A cuff's pulse rate of 130 twice, five minutes apart, is not "sustained for 5 minutes".
     let mut h = Harness::cuff_only();
     h.reading(0.0, CUFF, Vital::PulseRate, 130.0);
-    h.run_to(300.0);
-    assert_eq!(h.state_of(300.0, "pr-high"), Some(AlarmState::Pending));
-    h.reading(300.0, CUFF, Vital::PulseRate, 72.0);
+    h.reading(300.0, CUFF, Vital::PulseRate, 131.0);
+    h.reading(600.0, CUFF, Vital::PulseRate, 132.0);
     assert!(h.raised().is_empty(), "{:?}", h.raised());
-    // A second high reading after the delay does declare it: the evidence is now fresh.
-    h.reading(400.0, CUFF, Vital::PulseRate, 131.0);
-    h.reading(710.0, CUFF, Vital::PulseRate, 132.0);
+    // Instantaneous limits still apply to it.
+    h.bp(700.0, 85.0, 50.0);
     assert_eq!(
         h.raised(),
-        vec![(710.0, "pr-high".into(), Priority::Medium)]
+        vec![(700.0, "sbp-low".into(), Priority::Medium)]
     );
+}
+
+#[test]
+fn a_pending_limit_needs_fresh_evidence_when_its_delay_ends() {
+    // The oximeter goes quiet right after one high sample: the delay ends on stale evidence.
+    let mut h = Harness::kap();
+    h.oximeter(0.0, 5.0, 98.0, 72.0);
+    h.reading(5.0, OXIMETER, Vital::PulseRate, 145.0);
+    h.run_to(100.0);
+    assert!(
+        h.raised().iter().all(|(_, rule, _)| rule != "pr-very-high"),
+        "{:?}",
+        h.raised()
+    );
+    assert_eq!(h.state_of(100.0, "pr-very-high"), Some(AlarmState::Pending));
+    // Fresh evidence past the delay declares it at once.
+    h.reading(101.0, OXIMETER, Vital::PulseRate, 146.0);
+    assert!(h
+        .raised()
+        .contains(&(101.0, "pr-very-high".into(), Priority::Medium)));
 }
 
 #[test]

@@ -1,0 +1,81 @@
+//! `vigil demo` as a newcomer runs it: one command, then a display can connect.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use futures_util::StreamExt;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "30"])
+        .env("VIGIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    while url.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the demo prints its address within 10 s")
+            .unwrap()
+            .expect("the demo is running");
+        if let Some(rest) = line.trim().strip_prefix("display (nurse):") {
+            url = Some(rest.trim().to_string());
+        }
+    }
+    let http = url.unwrap();
+    assert!(http.starts_with("http://127.0.0.1:"));
+    let ws = http
+        .replacen("http://", "ws://", 1)
+        .replacen("/?token=", "/ws?token=", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    let mut saw_snapshot = false;
+    let mut devices = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        if v["type"] == "snapshot" {
+            saw_snapshot = true;
+            assert!(
+                v["room"].as_str().unwrap().contains("simulated"),
+                "the demo says it is simulated"
+            );
+            devices = v["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["device"].as_str().unwrap().to_string())
+                .collect();
+        }
+        if v["type"] == "reading" && v["device"] == "oximeter-1" {
+            break;
+        }
+    }
+    assert!(saw_snapshot);
+    assert_eq!(
+        devices,
+        ["cuff-ble", "cuff-serial", "hr-strap", "oximeter-1"]
+    );
+    // Ctrl-C (SIGINT) stops it cleanly.
+    let pid = child.id().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(6), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
