@@ -47,6 +47,10 @@ pub struct Refusal {
 }
 
 enum Request {
+    Trend {
+        minutes: u32,
+        reply: oneshot::Sender<vigil_protocol::display::Trend>,
+    },
     Snapshot {
         user: UserInfo,
         reply: oneshot::Sender<Snapshot>,
@@ -77,6 +81,16 @@ impl CoreHandle {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Snapshot { user, reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// The last `minutes` of trend (resolution grows with the span).
+    pub async fn trend(&self, minutes: u32) -> Option<vigil_protocol::display::Trend> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Trend { minutes, reply })
             .await
             .ok()?;
         answer.await.ok()
@@ -480,11 +494,49 @@ impl Core {
             alarms: engine.alarms.iter().map(|a| self.alarm_info(a)).collect(),
             audio_pause_remaining_s: engine.audio_pause_remaining.map(|d| d.as_secs_f64()),
             trend: self.hub.trend(&self.clock, now, 60, 10),
+            limits: self.limits(),
         }
+    }
+
+    fn limits(&self) -> Vec<vigil_protocol::display::LimitLine> {
+        use vigil_alarm::profile::Bound;
+        self.engine
+            .profile()
+            .rules
+            .iter()
+            .filter_map(|r| match &r.spec {
+                vigil_alarm::RuleSpec::Limit { vitals, bound, .. } => Some((r, vitals, *bound)),
+                _ => None,
+            })
+            .flat_map(|(r, vitals, bound)| {
+                vitals.iter().map(move |v| {
+                    let (side, value) = match bound {
+                        Bound::Below(x) => ("below", x),
+                        Bound::Above(x) => ("above", x),
+                    };
+                    vigil_protocol::display::LimitLine {
+                        rule: r.id.clone(),
+                        vital: *v,
+                        side: side.into(),
+                        value,
+                        priority: priority_name(r.priority).into(),
+                    }
+                })
+            })
+            .collect()
     }
 
     fn on_request(&mut self, request: Request) {
         match request {
+            Request::Trend { minutes, reply } => {
+                let minutes = minutes.clamp(1, 480);
+                let resolution = if minutes <= 60 { 10 } else { 30 };
+                let _ =
+                    reply.send(
+                        self.hub
+                            .trend(&self.clock, self.clock.now(), minutes, resolution),
+                    );
+            }
             Request::Snapshot { user, reply } => {
                 let _ = reply.send(self.snapshot(user));
             }
@@ -522,6 +574,7 @@ impl Core {
                             Ok(())
                         }
                     },
+                    ClientMessage::Trend { .. } => Ok(()),
                     ClientMessage::StartNibp { device, .. } => match self.devices.get(&device) {
                         None => Err(Refusal {
                             code: "refused",

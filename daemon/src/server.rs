@@ -317,6 +317,14 @@ async fn handle_client(app: &App, user: &User, text: &str) -> Message {
     };
     let request_id = message.request_id().map(str::to_string);
     let action = message.action();
+    if let ClientMessage::Trend { minutes, .. } = message {
+        return match app.core.trend(minutes).await {
+            Some(trend) => {
+                Message::Text(ServerMessage::Trend { request_id, trend }.to_json().into())
+            }
+            None => error(request_id, "unavailable", "the daemon is shutting down"),
+        };
+    }
     if !user.role.may_act() {
         return error(
             request_id,

@@ -163,6 +163,21 @@ pub struct Trend {
     pub series: Vec<TrendSeries>,
 }
 
+/// An alarm limit, for drawing on the trend chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitLine {
+    /// The rule.
+    pub rule: String,
+    /// The vital it watches.
+    pub vital: Vital,
+    /// `below` or `above`.
+    pub side: String,
+    /// The limit, in the vital's unit.
+    pub value: f64,
+    /// The rule's priority.
+    pub priority: String,
+}
+
 /// Everything a display needs to draw the room from nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -186,6 +201,9 @@ pub struct Snapshot {
     pub audio_pause_remaining_s: Option<f64>,
     /// Recent trend.
     pub trend: Trend,
+    /// The alarm limits in force, for the trend chart.
+    #[serde(default)]
+    pub limits: Vec<LimitLine>,
 }
 
 /// A message from the daemon to a display.
@@ -259,6 +277,13 @@ pub enum ServerMessage {
         seq: u64,
         /// The daemon's clock (UTC, RFC 3339).
         at: String,
+    },
+    /// A longer trend, answering a `trend` request.
+    Trend {
+        /// The request's id, if it had one.
+        request_id: Option<String>,
+        /// The trend.
+        trend: Trend,
     },
     /// A request succeeded.
     Result {
@@ -343,6 +368,14 @@ pub enum ClientMessage {
         #[serde(default)]
         request_id: Option<String>,
     },
+    /// Ask for a longer trend (any role may).
+    Trend {
+        /// Minutes, 1 to 480.
+        minutes: u32,
+        /// Echoed in the answer.
+        #[serde(default)]
+        request_id: Option<String>,
+    },
 }
 
 impl ClientMessage {
@@ -353,7 +386,8 @@ impl ClientMessage {
             | ClientMessage::PauseAudio { request_id, .. }
             | ClientMessage::Reset { request_id, .. }
             | ClientMessage::MarkDose { request_id }
-            | ClientMessage::StartNibp { request_id, .. } => request_id.as_deref(),
+            | ClientMessage::StartNibp { request_id, .. }
+            | ClientMessage::Trend { request_id, .. } => request_id.as_deref(),
         }
     }
 
@@ -365,6 +399,7 @@ impl ClientMessage {
             ClientMessage::Reset { .. } => "reset",
             ClientMessage::MarkDose { .. } => "mark_dose",
             ClientMessage::StartNibp { .. } => "start_nibp",
+            ClientMessage::Trend { .. } => "trend",
         }
     }
 }

@@ -45,6 +45,7 @@ fn every_example_in_the_protocol_document_parses() {
         "session",
         "audio_pause",
         "heartbeat",
+        "trend",
         "result",
         "error",
     ];
@@ -52,7 +53,14 @@ fn every_example_in_the_protocol_document_parses() {
         server_types,
         all_server.iter().map(|s| s.to_string()).collect()
     );
-    let all_client = ["ack", "pause_audio", "reset", "mark_dose", "start_nibp"];
+    let all_client = [
+        "ack",
+        "pause_audio",
+        "reset",
+        "mark_dose",
+        "start_nibp",
+        "trend",
+    ];
     assert_eq!(
         client_types,
         all_client.iter().map(|s| s.to_string()).collect()

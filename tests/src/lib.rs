@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
+pub mod browser;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -61,8 +63,32 @@ fn ch(uuid: u16, notify: bool, indicate: bool) -> CharacteristicInfo {
 }
 
 impl Room {
+    /// Starts the room with a patient override file for the alarm profile.
+    pub async fn with_overrides(overrides: &str) -> Room {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-room-{}-{}",
+            std::process::id(),
+            fastrand_u64()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("patient.toml"), overrides).unwrap();
+        Room::build(
+            &format!(
+                "patient_overrides = \"{}\"\n",
+                dir.join("patient.toml").display()
+            ),
+            "",
+            Options::default(),
+        )
+        .await
+    }
+
     /// Starts the room with `extra` appended to the config (more devices, say).
     pub async fn start(extra: &str, options: Options) -> Room {
+        Room::build("", extra, options).await
+    }
+
+    async fn build(head: &str, extra: &str, options: Options) -> Room {
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {
             address: "C0:FF:EE:00:00:01".into(),
@@ -79,7 +105,7 @@ impl Room {
             readable: HashMap::new(),
         });
         let text = format!(
-            r#"
+            r#"{head}
 listen = "127.0.0.1:0"
 room = "Test room"
 [storage]
@@ -146,6 +172,14 @@ ble = {{ name = "Sim Cuff" }}
     pub fn ws_url(&self, token: &str) -> String {
         format!("ws://{}/ws?token={token}", self.daemon.addr)
     }
+}
+
+fn fastrand_u64() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// A display connected to the daemon.
