@@ -78,6 +78,8 @@ pub struct Config {
     pub devices: Vec<DeviceSpec>,
     /// Log output.
     pub log_format: LogFormat,
+    /// TLS for the display, when configured.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// One problem with its location.
@@ -216,6 +218,7 @@ impl Config {
                 "clinic_overrides",
                 "patient_overrides",
                 "storage",
+                "tls",
                 "user",
                 "device",
             ],
@@ -272,6 +275,33 @@ impl Config {
             }
         };
 
+        let tls = match doc.get("tls") {
+            None => None,
+            Some(toml::Value::Table(t)) => {
+                c.unknown_keys(t, &["cert", "key"], "tls.");
+                let cert = c.string(t, "cert", "tls.");
+                let key = c.string(t, "key", "tls.");
+                match (cert, key) {
+                    (Some(cert), Some(key)) => {
+                        match crate::tls::load(&base.join(cert), &base.join(key)) {
+                            Ok(config) => Some(config),
+                            Err(e) => {
+                                c.error("tls", e);
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        c.error("tls", "needs both cert and key (PEM files)");
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                c.error("tls", "must be a table with cert and key");
+                None
+            }
+        };
         let profile = load_profile(&doc, base, &mut c);
         let users = users(&doc, &mut c);
         let devices = devices(&doc, &mut c);
@@ -285,6 +315,7 @@ impl Config {
                 users,
                 devices,
                 log_format,
+                tls,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -21,6 +21,28 @@ use vigil_drivers::ble::Central;
 /// How long shutdown may take before it stops waiting.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
 
+/// Small kernel send buffers bound what a stalled display can hold (it falls behind and gets a
+/// snapshot instead), and no Nagle delay on the frames that carry alarms.
+fn tune(tcp: &tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER);
+}
+
+fn serve<L>(listener: L, app: Arc<App>, stop: CancellationToken) -> JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router(app))
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    })
+}
+
 /// Kernel send buffer per display connection.
 const SEND_BUFFER: usize = 256 * 1024;
 
@@ -98,8 +120,8 @@ impl Daemon {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; put Vigil behind a TLS proxy");
+        if !addr.ip().is_loopback() && config.tls.is_none() {
+            tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; configure [tls] or put a TLS proxy in front");
         }
         let sessions = TaskTracker::new();
         let app = Arc::new(App {
@@ -111,22 +133,20 @@ impl Daemon {
             sessions: sessions.clone(),
             started: tokio::time::Instant::now(),
         });
-        let stop = cancel.clone();
-        // Small kernel send buffers bound what a stalled display can hold (it falls behind and
-        // gets a snapshot instead), and no Nagle delay on the frames that carry alarms.
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                let _ = tcp.set_nodelay(true);
-                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER);
-            });
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, router(app))
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server stopped");
+        let server = match &config.tls {
+            Some(tls) => {
+                let listener =
+                    crate::tls::TlsListener::new(listener, tls.clone(), tune, cancel.clone())?;
+                serve(listener, app, cancel.clone())
             }
-        });
+            None => {
+                let listener = axum::serve::ListenerExt::tap_io(
+                    listener,
+                    |tcp: &mut tokio::net::TcpStream| tune(tcp),
+                );
+                serve(listener, app, cancel.clone())
+            }
+        };
         tracing::info!(%addr, room = %config.room, devices = config.devices.len(), "vigil running");
         Ok(Daemon {
             addr,

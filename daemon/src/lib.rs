@@ -11,3 +11,4 @@ pub mod field;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+pub mod tls;

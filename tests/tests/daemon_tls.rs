@@ -1,0 +1,71 @@
+//! The display server over TLS with the certificate and key the config names.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use futures_util::StreamExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::sync::Arc;
+use vigil_daemon::daemon::Options;
+use vigil_tests::{Room, NURSE};
+
+#[tokio::test]
+async fn displays_connect_over_tls_and_plain_text_is_refused() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
+    let room = Room::start(
+        &format!("[tls]\ncert = \"{fixtures}/cert.pem\"\nkey = \"{fixtures}/key.pem\"\n"),
+        Options::default(),
+    )
+    .await;
+    let addr = room.daemon.addr;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("wss://localhost:{}/ws?token={NURSE}", addr.port()),
+        tls,
+    )
+    .await
+    .unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    let snapshot: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["user"]["name"], "Nurse Okafor");
+
+    // A plain WebSocket to the TLS port gets no display.
+    let plain = tokio_tungstenite::connect_async(room.ws_url(NURSE)).await;
+    assert!(
+        plain.is_err(),
+        "plain text must not reach the display protocol"
+    );
+    room.daemon.shutdown().await;
+}
+
+#[test]
+fn a_missing_or_mismatched_key_is_a_config_error() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
+    let text = format!(
+        "room = \"r\"\n[storage]\npath = \"x.db\"\n[tls]\ncert = \"{fixtures}/cert.pem\"\nkey = \"{fixtures}/missing.pem\"\n"
+    );
+    let err = vigil_daemon::config::Config::parse(&text, "vigil.toml", std::path::Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vigil.toml: tls: cannot read a private key"),
+        "{err}"
+    );
+}
