@@ -108,3 +108,22 @@ impl DeviceHandle {
         answer.await.map_err(|_| CommandError::Stopped)?
     }
 }
+
+/// Sleeps for a reconnect delay, answering commands with "not connected". `Err` when cancelled.
+pub(crate) async fn wait_refusing_commands(
+    delay: std::time::Duration,
+    commands: &mut mpsc::Receiver<Command>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(), ()> {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(()),
+            _ = &mut sleep => return Ok(()),
+            Some(Command::StartNibp { reply }) = commands.recv() => {
+                let _ = reply.send(Err(CommandError::NotConnected));
+            }
+        }
+    }
+}

@@ -87,30 +87,11 @@ pub async fn run(
             return;
         }
         let delay = backoff.next_delay();
-        if wait_refusing_commands(delay, &mut commands, &cancel)
+        if crate::events::wait_refusing_commands(delay, &mut commands, &cancel)
             .await
             .is_err()
         {
             return;
-        }
-    }
-}
-
-/// Sleeps for a reconnect delay, answering commands with "not connected".
-async fn wait_refusing_commands(
-    delay: Duration,
-    commands: &mut mpsc::Receiver<Command>,
-    cancel: &CancellationToken,
-) -> Result<(), ()> {
-    let sleep = tokio::time::sleep(delay);
-    tokio::pin!(sleep);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return Err(()),
-            _ = &mut sleep => return Ok(()),
-            Some(Command::StartNibp { reply }) = commands.recv() => {
-                let _ = reply.send(Err(CommandError::NotConnected));
-            }
         }
     }
 }

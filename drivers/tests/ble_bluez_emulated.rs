@@ -68,6 +68,31 @@ async fn next_matching<T>(
     }
 }
 
+/// Sends a Heart Rate Measurement value until the driver decodes one; returns the heart rate.
+async fn notify_until_read(
+    helper: &mut Helper,
+    rx: &mut mpsc::Receiver<DriverEvent>,
+    hex: &str,
+) -> Option<f64> {
+    let heart_rate = |k: &DriverEventKind| match k {
+        DriverEventKind::Readings(rs) => rs
+            .iter()
+            .find(|r| r.vital == Vital::HeartRate)?
+            .value
+            .number(),
+        _ => None,
+    };
+    for _ in 0..50 {
+        helper.say(&format!("notify {hex}")).await;
+        if let Ok(v) =
+            tokio::time::timeout(Duration::from_millis(200), next_matching(rx, heart_rate)).await
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn btleplug_scans_connects_decodes_and_reconnects_on_an_emulated_bluez() {
     if !tools_present() {
@@ -149,28 +174,8 @@ async fn btleplug_scans_connects_decodes_and_reconnects_on_an_emulated_bluez() {
     })
     .await;
 
-    let heart_rate = |k: &DriverEventKind| match k {
-        DriverEventKind::Readings(rs) => rs
-            .iter()
-            .find(|r| r.vital == Vital::HeartRate)?
-            .value
-            .number(),
-        _ => None,
-    };
     // Notifications start once the driver has subscribed; send until one arrives.
-    let mut got = None;
-    for _ in 0..50 {
-        helper.say("notify 0648").await;
-        if let Ok(v) = tokio::time::timeout(
-            Duration::from_millis(200),
-            next_matching(&mut rx, heart_rate),
-        )
-        .await
-        {
-            got = Some(v);
-            break;
-        }
-    }
+    let got = notify_until_read(&mut helper, &mut rx, "0648").await;
     assert_eq!(got, Some(72.0));
 
     helper.say("disconnect").await;
@@ -182,19 +187,7 @@ async fn btleplug_scans_connects_decodes_and_reconnects_on_an_emulated_bluez() {
         matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())
     })
     .await;
-    let mut got = None;
-    for _ in 0..50 {
-        helper.say("notify 0650").await;
-        if let Ok(v) = tokio::time::timeout(
-            Duration::from_millis(200),
-            next_matching(&mut rx, heart_rate),
-        )
-        .await
-        {
-            got = Some(v);
-            break;
-        }
-    }
+    let got = notify_until_read(&mut helper, &mut rx, "0650").await;
     assert_eq!(got, Some(80.0), "readings resume after the reconnect");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

@@ -2,11 +2,15 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
+use common::expect;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
+
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::{CharacteristicInfo, Subscription};
@@ -68,24 +72,6 @@ fn start(
     };
     let (handle, _) = vigil_drivers::spawn(spec, Arc::new(central), tx, cancel.clone());
     (rx, handle, cancel)
-}
-
-async fn expect<T>(
-    rx: &mut mpsc::Receiver<DriverEvent>,
-    within: Duration,
-    mut want: impl FnMut(&DriverEventKind) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let e = timeout(left, rx.recv())
-            .await
-            .expect("in time")
-            .expect("driver running");
-        if let Some(t) = want(&e.kind) {
-            return t;
-        }
-    }
 }
 
 fn connected(k: &DriverEventKind) -> Option<()> {

@@ -2,6 +2,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
+use common::expect;
+
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,25 +73,6 @@ fn start(
     let (handle, _task) =
         vigil_drivers::spawn(spec, Arc::new(MemoryCentral::new()), tx, cancel.clone());
     (rx, handle, cancel)
-}
-
-/// Waits for the first event that `want` accepts, failing after `within`.
-async fn expect<T>(
-    rx: &mut mpsc::Receiver<DriverEvent>,
-    within: Duration,
-    mut want: impl FnMut(&DriverEventKind) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = timeout(left, rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("nothing matching within {within:?}"))
-            .expect("driver running");
-        if let Some(t) = want(&event.kind) {
-            return t;
-        }
-    }
 }
 
 fn masimo_line(spo2: u32) -> Vec<u8> {

@@ -232,16 +232,11 @@ pub async fn run(
         if reporter.link(Link::Disconnected { reason }).await.is_err() {
             return;
         }
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = &mut sleep => break,
-                Some(Command::StartNibp { reply }) = commands.recv() => {
-                    let _ = reply.send(Err(CommandError::NotConnected));
-                }
-            }
+        if crate::events::wait_refusing_commands(delay, &mut commands, &cancel)
+            .await
+            .is_err()
+        {
+            return;
         }
     }
 }
@@ -314,21 +309,7 @@ async fn session(
             continue;
         }
         match p.read(id).await {
-            Ok(value) if id == uuid::BATTERY_LEVEL => {
-                if let Some(&percent) = value.first() {
-                    let percent = percent.min(100);
-                    reporter
-                        .event(DeviceEvent::BatteryLevel { percent })
-                        .await
-                        .map_err(|_| Stop)?;
-                    if percent <= LOW_BATTERY_PERCENT {
-                        reporter
-                            .event(DeviceEvent::LowBattery)
-                            .await
-                            .map_err(|_| Stop)?;
-                    }
-                }
-            }
+            Ok(value) if id == uuid::BATTERY_LEVEL => battery(reporter, &value).await?,
             Ok(value) => {
                 if let Some(f) = Format::for_characteristic(id) {
                     f.decoder().feed(&value, &mut decoded);
