@@ -1,6 +1,7 @@
 //! Vigil's device simulator: seeded patient courses from scenario files, turned into the real
 //! wire bytes of bedside monitors, served over pseudo-terminals and BLE.
 
+pub mod bluez;
 pub mod devices;
 pub mod patient;
 pub mod run;

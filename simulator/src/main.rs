@@ -42,6 +42,10 @@ enum Command {
         /// Where serial devices' pseudo-terminal links are made (default: a new temporary folder).
         #[arg(long, value_name = "DIR")]
         link_dir: Option<PathBuf>,
+        /// Publish BLE devices as peripherals on the emulated BlueZ at DBUS_SYSTEM_BUS_ADDRESS
+        /// (python3-dbusmock's bluez5 template) instead of printing hex lines.
+        #[arg(long)]
+        bluez: bool,
     },
 }
 
@@ -80,6 +84,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             speed,
             link_dir,
+            bluez,
         } => {
             if !(speed.is_finite() && speed > 0.0) {
                 bail!("--speed must be a positive number");
@@ -103,7 +108,7 @@ fn run(cli: Cli) -> Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?
-                .block_on(serve(scenario, kinds, seed, speed, dir))
+                .block_on(serve(scenario, kinds, seed, speed, dir, bluez))
         }
     }
 }
@@ -114,7 +119,15 @@ async fn serve(
     seed: u64,
     speed: f64,
     dir: PathBuf,
+    bluez: bool,
 ) -> Result<()> {
+    let bus = if bluez {
+        Some(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").context(
+            "--bluez needs DBUS_SYSTEM_BUS_ADDRESS pointing at a bus where `python3 -m dbusmock --system --template bluez5` runs",
+        )?)
+    } else {
+        None
+    };
     let cancel = CancellationToken::new();
     let clock = SimClock::start(speed);
     let end = scenario.duration;
@@ -123,7 +136,22 @@ async fn serve(
     let mut stdout = std::io::stdout();
     for (i, kind) in kinds.iter().enumerate() {
         let device = Device::new(*kind, scenario.clone(), seed, i as u64);
-        if kind.is_ble() {
+        if let (true, Some(bus)) = (kind.is_ble(), &bus) {
+            let address = format!("C0:FF:EE:00:01:{i:02X}");
+            let name = format!("Vigil Sim {}-{i}", kind.name());
+            let peripheral =
+                vigil_simulator::bluez::EmulatedPeripheral::start(bus, *kind, &address, &name)
+                    .await
+                    .context("cannot publish on the emulated BlueZ")?;
+            writeln!(stdout, "bluez {address} {name}")?;
+            stdout.flush()?;
+            let cancel = cancel.clone();
+            tasks.push(tokio::spawn(async move {
+                vigil_simulator::run::serve_bluez(device, peripheral, clock, end, cancel)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }));
+        } else if kind.is_ble() {
             let label = (ble_count > 1).then(|| format!("{}-{i}", kind.name()));
             let cancel = cancel.clone();
             tasks.push(tokio::spawn(async move {

@@ -183,3 +183,34 @@ pub async fn serve_hex(
     }
     Ok(())
 }
+
+/// Serves a BLE device as a peripheral on an emulated BlueZ. An unplug fault drops the link.
+pub async fn serve_bluez(
+    mut device: Device,
+    mut peripheral: crate::bluez::EmulatedPeripheral,
+    clock: SimClock,
+    end: f64,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let period = device.kind.period();
+    let mut next = 0.0;
+    let mut was_unplugged = false;
+    while next <= end {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = sleep_until(clock.instant(next)) => {}
+        }
+        let unplugged = device.unplugged(next);
+        if unplugged != was_unplugged {
+            peripheral.set_in_range(!unplugged).await?;
+        }
+        was_unplugged = unplugged;
+        for o in device.tick(next) {
+            if let (Output::Ble { uuid, value }, false) = (o, unplugged) {
+                peripheral.notify(uuid, &value).await?;
+            }
+        }
+        next += period;
+    }
+    Ok(())
+}
