@@ -11,7 +11,9 @@
 //! Run: `cargo run --release -p vigil-tests --bin vigil-bench -- [--rooms 1,64] [--seconds 10]
 //! [--rate 10]`. Writes a Markdown table to stdout and JSON to `target/bench/e2e.json`.
 
-#![allow(clippy::unwrap_used)] // a benchmark harness: a panic is the report
+// A benchmark harness: a panic is the report. tungstenite's handshake callback must return its
+// own (large) error response type.
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -27,6 +29,9 @@ use tokio_tungstenite::tungstenite::Message;
 use vigil_daemon::config::Config;
 use vigil_daemon::daemon::Daemon;
 use vigil_drivers::ble::memory::MemoryCentral;
+
+/// Write time of each (room, device, sequence number).
+type SentAt = Arc<Mutex<HashMap<(usize, usize, u64), Instant>>>;
 
 const DEVICES_PER_ROOM: usize = 4;
 const DISPLAYS_PER_ROOM: usize = 4;
@@ -224,7 +229,7 @@ async fn vigil(rooms: usize, rate: f64, seconds: f64) -> (Histogram<u64>, u64, f
         );
     }
     // Each (room, device, sequence) write time; displays look their receipts up here.
-    let sent: Arc<Mutex<HashMap<(usize, usize, u64), Instant>>> = Arc::default();
+    let sent: SentAt = Arc::default();
     let hist = Arc::new(Mutex::new(histogram()));
     let mut displays = Vec::new();
     for (r, daemon) in daemons.iter().enumerate() {
