@@ -50,6 +50,19 @@ impl Clock {
         humantime::format_rfc3339_millis(self.utc_std(at)).to_string()
     }
 
+    /// The monotonic instant of a UTC time in unix milliseconds (for times read back from the
+    /// session record); now, if it lies before the monotonic clock's origin.
+    pub fn instant_of_unix_ms(&self, ms: i64) -> std::time::Instant {
+        let wall = self.unix_ms(self.mono);
+        let mono = self.mono.into_std();
+        if ms >= wall {
+            mono + Duration::from_millis((ms - wall) as u64)
+        } else {
+            mono.checked_sub(Duration::from_millis((wall - ms) as u64))
+                .unwrap_or(mono)
+        }
+    }
+
     /// Unix milliseconds of a monotonic instant.
     pub fn unix_ms(&self, at: Instant) -> i64 {
         self.utc(at)

@@ -121,6 +121,8 @@ pub struct Core {
     out: broadcast::Sender<Arc<Outgoing>>,
     devices: HashMap<String, (DeviceHandle, Format)>,
     metrics: Arc<Metrics>,
+    storage: crate::storage::Storage,
+    storage_health: mpsc::UnboundedReceiver<crate::storage::Health>,
 }
 
 fn priority_name(p: Priority) -> &'static str {
@@ -161,6 +163,10 @@ impl Core {
         devices: HashMap<String, (DeviceHandle, Format)>,
         out: broadcast::Sender<Arc<Outgoing>>,
         metrics: Arc<Metrics>,
+        storage: (
+            crate::storage::Storage,
+            mpsc::UnboundedReceiver<crate::storage::Health>,
+        ),
     ) -> Core {
         let mut engine = engine;
         let now = clock.now().into_std();
@@ -181,7 +187,67 @@ impl Core {
             out,
             devices,
             metrics,
+            storage: storage.0,
+            storage_health: storage.1,
         }
+    }
+
+    /// Brings back the session and alarms a crashed run left open.
+    pub fn restore(&mut self, resumed: &crate::storage::Resumed) {
+        let parse_priority = |p: &str| match p {
+            "high" => Priority::High,
+            "medium" => Priority::Medium,
+            "low" => Priority::Low,
+            _ => Priority::Info,
+        };
+        let instant = |iso: &str| {
+            humantime::parse_rfc3339(iso)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| self.clock.instant_of_unix_ms(d.as_millis() as i64))
+        };
+        let now = self.clock.now().into_std();
+        let alarms = resumed
+            .alarms
+            .iter()
+            .filter_map(|(a, _)| {
+                let seq = a.id.rsplit('#').next()?.parse().ok()?;
+                let since = instant(&a.since).unwrap_or(now);
+                Some(vigil_alarm::RestoredAlarm {
+                    rule: a.rule.clone(),
+                    seq,
+                    device: a.device.clone(),
+                    vital: a.vital,
+                    priority: parse_priority(&a.priority),
+                    onset: since,
+                    since,
+                    acknowledged: match (&a.acknowledged_by, &a.acknowledged_at) {
+                        (Some(by), Some(at)) => Some(vigil_alarm::Act {
+                            by: by.clone(),
+                            at: instant(at).unwrap_or(now),
+                        }),
+                        _ => None,
+                    },
+                    latched: a.state == "latched",
+                    value: a.value,
+                })
+            })
+            .collect();
+        let dose = resumed.dose.as_ref().map(|(at, by)| vigil_alarm::Act {
+            by: by.clone(),
+            at: self.clock.instant_of_unix_ms(*at),
+        });
+        let baseline = resumed
+            .baseline
+            .map(|(systolic, diastolic)| vigil_alarm::Bp {
+                systolic,
+                diastolic,
+            });
+        for id in self.engine.restore(dose, baseline, alarms) {
+            tracing::warn!(alarm = %id, "not restored: its rule is no longer in the profile");
+        }
+        // Restored alarms are not new events: drain them without publishing.
+        while self.engine.poll_event().is_some() {}
     }
 
     fn send(&mut self, make: impl FnOnce(u64) -> ServerMessage, received: Option<Instant>) {
@@ -218,6 +284,11 @@ impl Core {
                     }
                     Some(event) = drivers.recv() => self.on_driver(event),
                     Some(request) = requests.recv() => self.on_request(request),
+                    Some(health) = self.storage_health.recv() => {
+                        let failing = matches!(health, crate::storage::Health::Failing(_));
+                        self.engine.set_recording_failed(self.clock.now().into_std(), failing);
+                        self.publish_engine_events();
+                    }
                     _ = heartbeat.tick() => {
                         let at = self.clock.rfc3339(self.clock.now());
                         self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
@@ -232,6 +303,7 @@ impl Core {
                 .filter(|a| a.state != AlarmState::Pending)
                 .count();
             tracing::info!(alarms = active, "core stopped");
+            self.storage.record(crate::storage::Record::End);
             self.engine
         });
         (handle, task)
@@ -243,8 +315,13 @@ impl Core {
             DriverEventKind::Readings(readings) => {
                 self.metrics.readings(&device, readings.len() as u64);
                 let mut sensor_back = false;
+                let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {
                     let info = self.hub.record(&self.clock, &device, r, event.at);
+                    self.storage.record(crate::storage::Record::Reading(
+                        Box::new(info.clone()),
+                        at_ms,
+                    ));
                     sensor_back |= r.clinical_value().is_some();
                     self.send(
                         |seq| ServerMessage::Reading { seq, reading: info },
@@ -311,6 +388,15 @@ impl Core {
 
     fn set_link(&mut self, device: &str, link: LinkState, reason: Option<String>) {
         if self.hub.set_link(device, link, reason.clone()) {
+            self.storage.record(crate::storage::Record::Link {
+                device: device.to_string(),
+                state: serde_json::to_string(&link)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string(),
+                reason: reason.clone(),
+                at: self.clock.unix_ms(self.clock.now()),
+            });
             let device = device.to_string();
             self.send(
                 |seq| ServerMessage::Device {
@@ -389,6 +475,11 @@ impl Core {
                     }
                     let info = self.alarm_info(&alarm);
                     let event = change_name(change).to_string();
+                    self.storage.record(crate::storage::Record::Alarm {
+                        event: event.clone(),
+                        alarm: Box::new(info.clone()),
+                        at: self.clock.unix_ms(self.clock.now()),
+                    });
                     self.send(
                         |seq| ServerMessage::Alarm {
                             seq,
@@ -428,8 +519,13 @@ impl Core {
                         None,
                     );
                 }
-                EngineEvent::DoseMarked { by, .. } => {
+                EngineEvent::DoseMarked { by, at, baseline } => {
                     tracing::info!(%by, "dose marked");
+                    self.storage.record(crate::storage::Record::Dose {
+                        at: self.clock.unix_ms(tokio::time::Instant::from_std(at)),
+                        by: by.clone(),
+                        baseline: baseline.map(|b| (b.systolic, b.diastolic)),
+                    });
                     let session = self.session_info();
                     self.send(
                         |seq| ServerMessage::Session {
@@ -526,6 +622,39 @@ impl Core {
             .collect()
     }
 
+    /// Records a person's action and answers only once it is committed: a display never hears
+    /// "done" for an action the record does not hold.
+    fn commit_then_reply(
+        &self,
+        person: &str,
+        action: String,
+        target: Option<String>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    ) {
+        let (done, committed) = oneshot::channel();
+        self.storage.record(crate::storage::Record::Action {
+            action,
+            person: person.to_string(),
+            target,
+            at: self.clock.unix_ms(self.clock.now()),
+            done: Some(done),
+        });
+        tokio::spawn(async move {
+            let answer = match committed.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Refusal {
+                    code: "not_recorded",
+                    reason: format!("done, but the session record could not be written: {e}"),
+                }),
+                Err(_) => Err(Refusal {
+                    code: "not_recorded",
+                    reason: "done, but the session record has stopped".into(),
+                }),
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
     fn on_request(&mut self, request: Request) {
         match request {
             Request::Trend { minutes, reply } => {
@@ -546,6 +675,14 @@ impl Core {
                 reply,
             } => {
                 let now = self.clock.now().into_std();
+                let action = message.action().to_string();
+                let target = match &message {
+                    ClientMessage::Ack { alarm_id, .. } | ClientMessage::Reset { alarm_id, .. } => {
+                        Some(alarm_id.clone())
+                    }
+                    ClientMessage::StartNibp { device, .. } => Some(device.clone()),
+                    _ => None,
+                };
                 let refused = |e: vigil_alarm::ActionError| Refusal {
                     code: "refused",
                     reason: e.to_string(),
@@ -596,7 +733,12 @@ impl Core {
                     },
                 };
                 self.publish_engine_events();
-                let _ = reply.send(result);
+                match result {
+                    Err(refusal) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                    Ok(()) => self.commit_then_reply(&person, action, target, reply),
+                }
             }
         }
     }

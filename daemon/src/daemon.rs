@@ -70,6 +70,7 @@ pub struct Daemon {
     cancel: CancellationToken,
     out: broadcast::Sender<Arc<crate::core::Outgoing>>,
     core_handle: crate::core::CoreHandle,
+    writer: std::thread::JoinHandle<()>,
     drivers: Vec<JoinHandle<()>>,
     sessions: TaskTracker,
     core: JoinHandle<Engine>,
@@ -106,14 +107,52 @@ impl Daemon {
             handles.insert(spec.id.clone(), (handle, spec.format));
         }
         drop(events);
-        let core = Core::new(
+        // The session record: resume a session a crash left open, or start one. A database that
+        // cannot be opened does not stop monitoring; the writer keeps trying.
+        let path = config.storage_path.clone();
+        let (room, profile) = (config.room.clone(), config.profile.name.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            let conn = crate::storage::open(&path)?;
+            crate::storage::resume_or_start(&conn, &room, &profile)
+        })
+        .await?;
+        let (health_tx, health_rx) = mpsc::unbounded_channel();
+        let resumed = match opened {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, path = %config.storage_path.display(), "cannot open the session record; monitoring goes on");
+                let _ = health_tx.send(crate::storage::Health::Failing(e.to_string()));
+                None
+            }
+        };
+        let (storage, writer) = crate::storage::start(
+            config.storage_path.clone(),
+            resumed.as_ref().map(|r| r.session),
+            config.room.clone(),
+            config.profile.name.clone(),
+            health_tx,
+        );
+        let mut core = Core::new(
             Engine::new(config.profile.clone()),
             clock,
             config.room.clone(),
             handles,
             out.clone(),
             metrics.clone(),
+            (storage, health_rx),
         );
+        if let Some(r) = resumed.as_ref().filter(|r| r.resumed) {
+            let gap = r
+                .last_reading_at
+                .map(|at| (clock.unix_ms(clock.now()) - at) as f64 / 1000.0);
+            tracing::warn!(
+                session = r.session,
+                alarms = r.alarms.len(),
+                seconds_since_last_recorded_reading = gap,
+                "resuming a session left open by a crash: readings after the last recorded one were lost"
+            );
+            core.restore(r);
+        }
         let (core_handle, core) = core.start(driver_rx, cancel.child_token());
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -154,6 +193,7 @@ impl Daemon {
             cancel,
             out,
             core_handle,
+            writer,
             drivers,
             sessions,
             core,
@@ -184,6 +224,10 @@ impl Daemon {
             }
             let _ = self.core.await;
             let _ = self.server.await;
+            // The core has queued the session's end; the writer finishes once every sender of
+            // its queue (the core, the sessions) is gone.
+            let writer = self.writer;
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         };
         if tokio::time::timeout(SHUTDOWN_DEADLINE, wait).await.is_err() {
             tracing::warn!("shutdown deadline passed; exiting anyway");

@@ -11,4 +11,5 @@ pub mod field;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+pub mod storage;
 pub mod tls;

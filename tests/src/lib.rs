@@ -89,6 +89,7 @@ impl Room {
     }
 
     async fn build(head: &str, extra: &str, options: Options) -> Room {
+        let db = temp_db("room");
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {
             address: "C0:FF:EE:00:00:01".into(),
@@ -109,7 +110,7 @@ impl Room {
 listen = "127.0.0.1:0"
 room = "Test room"
 [storage]
-path = "unused.db"
+path = "{db}"
 {USERS}
 [[device]]
 id = "oximeter-1"
@@ -180,6 +181,17 @@ fn fastrand_u64() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// A fresh database path in a new temporary folder.
+pub fn temp_db(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-{name}-{}-{}",
+        std::process::id(),
+        fastrand_u64()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("vigil.db").display().to_string()
 }
 
 /// A display connected to the daemon.

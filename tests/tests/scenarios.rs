@@ -37,8 +37,9 @@ async fn run_scenario(name: &str) -> Vec<Raised> {
     let central = MemoryCentral::new();
     let clock = SimClock::start(1.0);
     let cancel = CancellationToken::new();
-    let mut config = String::from(
-        "listen = \"127.0.0.1:0\"\nroom = \"Scenario\"\n[storage]\npath = \"unused.db\"\n",
+    let mut config = format!(
+        "listen = \"127.0.0.1:0\"\nroom = \"Scenario\"\n[storage]\npath = \"{}\"\n",
+        vigil_tests::temp_db("scenario")
     );
     for (i, (id, kind)) in [("oximeter", Kind::BlePlx), ("cuff", Kind::BleBp)]
         .into_iter()

@@ -165,6 +165,31 @@ pub enum EngineEvent {
     },
 }
 
+/// An alarm to bring back after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredAlarm {
+    /// Rule id.
+    pub rule: String,
+    /// The occurrence number from its id (`rule#seq`).
+    pub seq: u64,
+    /// Device concerned.
+    pub device: Option<String>,
+    /// Vital concerned.
+    pub vital: Option<Vital>,
+    /// Priority it had reached.
+    pub priority: Priority,
+    /// When the condition began.
+    pub onset: Instant,
+    /// When it was raised.
+    pub since: Instant,
+    /// Who acknowledged it.
+    pub acknowledged: Option<Act>,
+    /// Its condition had ended and it waited for a reset.
+    pub latched: bool,
+    /// Its latest value.
+    pub value: Option<f64>,
+}
+
 /// Why a person's action was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
@@ -343,6 +368,7 @@ impl Engine {
                 | RuleSpec::BaselineRise { .. }
                 | RuleSpec::NibpOverdue { .. }
                 | RuleSpec::NoBaseline
+                | RuleSpec::RecordingFailed
                 | RuleSpec::DischargeReady { .. }
         )
     }
@@ -950,6 +976,78 @@ impl Engine {
             }
         }
         Ok(baseline)
+    }
+
+    /// The session record is failing (`true`) or writing again (`false`).
+    pub fn set_recording_failed(&mut self, now: Instant, failing: bool) {
+        let now = self.advance(now);
+        for c in 0..self.conditions.len() {
+            if matches!(
+                self.profile.rules[self.conditions[c].rule].spec,
+                RuleSpec::RecordingFailed
+            ) {
+                let truth = if failing {
+                    Truth::Violating
+                } else {
+                    Truth::ClearNow
+                };
+                self.update(c, truth, now, None);
+            }
+        }
+    }
+
+    /// Restores the session and the alarms a previous run left active or latched (after a
+    /// crash). Returns the ids it could not restore (their rule is no longer in the profile).
+    pub fn restore(
+        &mut self,
+        dose: Option<Act>,
+        baseline: Option<Bp>,
+        alarms: Vec<RestoredAlarm>,
+    ) -> Vec<String> {
+        self.session.dose = dose;
+        self.session.baseline = baseline;
+        let mut skipped = Vec::new();
+        for a in alarms {
+            let Some(rule) = self.profile.rules.iter().position(|r| r.id == a.rule) else {
+                skipped.push(format!("{}#{}", a.rule, a.seq));
+                continue;
+            };
+            let device = match &a.device {
+                Some(id) => Some(match self.device_index(id) {
+                    Some(d) => d,
+                    None => {
+                        self.add_device(a.since, id, &[]);
+                        self.devices.len() - 1
+                    }
+                }),
+                None => None,
+            };
+            self.next_seq = self.next_seq.max(a.seq + 1);
+            let occurrence = Occurrence {
+                seq: a.seq,
+                onset: a.onset,
+                declared: Some(a.since),
+                priority: a.priority,
+                priority_since: a.since,
+                acknowledged: a.acknowledged,
+                clearing_since: None,
+                last_violation: a.since,
+                confirm_until: None,
+                value: a.value,
+            };
+            if a.latched {
+                self.latched.push(Latched {
+                    rule,
+                    device,
+                    vital: a.vital,
+                    occurrence,
+                });
+            } else {
+                let c = self.condition(rule, device, a.vital);
+                self.conditions[c].occurrence = Some(occurrence);
+            }
+        }
+        skipped
     }
 
     /// Advances time to `now`, processing every deadline in order. Call at

@@ -155,6 +155,8 @@ pub enum RuleSpec {
     },
     /// The dose was marked with no pre-dose BP to serve as baseline.
     NoBaseline,
+    /// The session record cannot be written (disk full, database locked or corrupt).
+    RecordingFailed,
     /// Time since dose and BP back near baseline.
     DischargeReady {
         /// Minimum time since dose.
@@ -624,7 +626,7 @@ fn keys_for(rule_type: &str) -> Option<&'static [&'static str]> {
         ],
         "disconnected" | "sensor_off" => &["delay"],
         "low_battery" => &["clear_after"],
-        "no_baseline" => &[],
+        "no_baseline" | "recording_failed" => &[],
         "discharge_ready" => &["after", "systolic_margin", "diastolic_margin"],
         _ => return None,
     })
@@ -788,7 +790,8 @@ fn validate_rule(
             "type",
             format!(
                 "unknown rule type {rule_type:?}; expected limit, bp, baseline_rise, not_current, \
-                 nibp_overdue, disconnected, sensor_off, low_battery, no_baseline or discharge_ready"
+                 nibp_overdue, disconnected, sensor_off, low_battery, no_baseline, recording_failed or \
+                 discharge_ready"
             ),
         );
         return None;
@@ -942,6 +945,7 @@ fn validate_rule(
                 .unwrap_or(Duration::from_secs(60)),
         },
         "no_baseline" => RuleSpec::NoBaseline,
+        "recording_failed" => RuleSpec::RecordingFailed,
         "discharge_ready" => RuleSpec::DischargeReady {
             after: f.required_duration("after", 12 * HOUR)?,
             systolic_margin: f.number("systolic_margin", 0.0..=60.0).unwrap_or(0.0),

@@ -507,3 +507,86 @@ fn profile_overrides_change_engine_behaviour() {
     );
     let _ = Raised;
 }
+
+#[test]
+fn recording_failure_is_a_technical_alarm_that_clears_when_writing_resumes() {
+    let mut h = Harness::cuff_only();
+    let t = h.at(5.0);
+    h.engine.set_recording_failed(t, true);
+    h.run_to(5.0);
+    let a = h.alarm(5.0, "recording-failed").unwrap();
+    assert_eq!(
+        (a.kind, a.priority),
+        (AlarmKind::Technical, Priority::Medium)
+    );
+    let t = h.at(30.0);
+    h.engine.set_recording_failed(t, false);
+    h.run_to(30.0);
+    assert!(h.alarm(30.0, "recording-failed").is_none());
+}
+
+#[test]
+fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
+    let mut h = Harness::kap();
+    let t0 = h.at(0.0);
+    let skipped = h.engine.restore(
+        None,
+        None,
+        vec![
+            vigil_alarm::RestoredAlarm {
+                rule: "spo2-low".into(),
+                seq: 41,
+                device: Some(OXIMETER.into()),
+                vital: Some(Vital::Spo2),
+                priority: Priority::Medium,
+                onset: t0,
+                since: t0,
+                acknowledged: Some(vigil_alarm::Act {
+                    by: "Nurse Okafor".into(),
+                    at: t0,
+                }),
+                latched: false,
+                value: Some(86.0),
+            },
+            vigil_alarm::RestoredAlarm {
+                rule: "bp-crisis".into(),
+                seq: 42,
+                device: None,
+                vital: None,
+                priority: Priority::High,
+                onset: t0,
+                since: t0,
+                acknowledged: None,
+                latched: true,
+                value: Some(205.0),
+            },
+            vigil_alarm::RestoredAlarm {
+                rule: "no-such-rule".into(),
+                seq: 7,
+                device: None,
+                vital: None,
+                priority: Priority::Low,
+                onset: t0,
+                since: t0,
+                acknowledged: None,
+                latched: false,
+                value: None,
+            },
+        ],
+    );
+    assert_eq!(skipped, vec!["no-such-rule#7".to_string()]);
+    let low = h.alarm(1.0, "spo2-low").unwrap();
+    assert_eq!(
+        (low.id.as_str(), low.state),
+        ("spo2-low#41", AlarmState::Acknowledged)
+    );
+    assert_eq!(h.state_of(1.0, "bp-crisis"), Some(AlarmState::Latched));
+    // The restored occurrence lives on: an in-range reading clears it; ids continue after it.
+    h.oximeter(1.0, 2.0, 98.0, 72.0);
+    assert!(h.alarm(2.0, "spo2-low").is_none());
+    h.reset(3.0, "bp-crisis#42").unwrap();
+    h.oximeter(3.0, 25.0, 86.0, 72.0);
+    let next = h.alarm(25.0, "spo2-low").unwrap();
+    let seq: u64 = next.id.split('#').nth(1).unwrap().parse().unwrap();
+    assert!(seq > 42, "{}", next.id);
+}

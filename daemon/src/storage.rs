@@ -1,0 +1,503 @@
+//! The session record: SQLite (bundled, WAL) at the config's `[storage] path`.
+//!
+//! Everything the room does is kept: sessions, every reading with its device and receive times,
+//! link events, the alarm lifecycle, and every person's action. Writes go through a bounded
+//! queue to one writer thread, batched into transactions, so the live path never waits on the
+//! disk; a person's action is committed before the display hears it succeeded. When the disk
+//! fails, monitoring goes on, the core raises "recording failed", and the writer keeps retrying.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use vigil_protocol::display::{AlarmInfo, ReadingInfo};
+
+/// Schema migrations, applied in order; `meta.schema_version` says how many ran.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    dose_at INTEGER,
+    dose_by TEXT,
+    baseline_systolic REAL,
+    baseline_diastolic REAL,
+    profile TEXT NOT NULL
+);
+CREATE TABLE readings (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    device TEXT NOT NULL,
+    vital TEXT NOT NULL,
+    value REAL,
+    unavailable TEXT,
+    unit TEXT NOT NULL,
+    mdc INTEGER,
+    flags TEXT NOT NULL,
+    device_time TEXT,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX readings_by_session ON readings(session, received_at);
+CREATE TABLE links (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    device TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    at INTEGER NOT NULL
+);
+CREATE TABLE alarm_events (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    alarm_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    alarm TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX alarm_events_by_session ON alarm_events(session, alarm_id, at);
+CREATE TABLE actions (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    action TEXT NOT NULL,
+    person TEXT NOT NULL,
+    target TEXT,
+    at INTEGER NOT NULL
+);
+"#];
+
+/// Something to write.
+#[derive(Debug)]
+pub enum Record {
+    /// A reading as the display received it.
+    Reading(Box<ReadingInfo>, i64),
+    /// A device's link changed.
+    Link {
+        /// Device.
+        device: String,
+        /// New state.
+        state: String,
+        /// Why.
+        reason: Option<String>,
+        /// Unix ms.
+        at: i64,
+    },
+    /// An alarm changed.
+    Alarm {
+        /// `raised`, `acknowledged`, ...
+        event: String,
+        /// The alarm after the change.
+        alarm: Box<AlarmInfo>,
+        /// Unix ms.
+        at: i64,
+    },
+    /// The dose was marked.
+    Dose {
+        /// Unix ms.
+        at: i64,
+        /// Who.
+        by: String,
+        /// Pre-dose baseline.
+        baseline: Option<(f64, f64)>,
+    },
+    /// The session ends (graceful shutdown).
+    End,
+    /// A person's action; `done` hears when it is committed (or why not).
+    Action {
+        /// `ack`, `reset`, `pause_audio`, `mark_dose`, `start_nibp`.
+        action: String,
+        /// Who.
+        person: String,
+        /// The alarm or device it concerned.
+        target: Option<String>,
+        /// Unix ms.
+        at: i64,
+        /// Committed, or the error.
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+}
+
+/// What the writer tells the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Writing works.
+    Ok,
+    /// Writing fails; why.
+    Failing(String),
+}
+
+/// The live side's handle on the writer.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    tx: mpsc::Sender<Record>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// How many records may wait for the writer.
+const QUEUE: usize = 20_000;
+/// How long the writer waits before retrying a failing database.
+const RETRY: Duration = Duration::from_secs(5);
+
+impl Storage {
+    /// Queues a record without waiting; a full queue drops it and counts the loss.
+    pub fn record(&self, record: Record) {
+        if let Err(e) = self.tx.try_send(record) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let mpsc::error::TrySendError::Full(Record::Action {
+                done: Some(done), ..
+            })
+            | mpsc::error::TrySendError::Closed(Record::Action {
+                done: Some(done), ..
+            }) = e
+            {
+                let _ = done.send(Err("the session record is not keeping up".into()));
+            }
+        }
+    }
+
+    /// Records dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The session a daemon resumes or starts.
+#[derive(Debug, Clone, Default)]
+pub struct Resumed {
+    /// Session id.
+    pub session: i64,
+    /// It was left open by a crash and is resumed.
+    pub resumed: bool,
+    /// Dose time (unix ms) and who marked it.
+    pub dose: Option<(i64, String)>,
+    /// Baseline BP.
+    pub baseline: Option<(f64, f64)>,
+    /// Alarms active, acknowledged or latched when the previous run stopped.
+    pub alarms: Vec<(AlarmInfo, i64)>,
+    /// When the last reading was recorded (unix ms).
+    pub last_reading_at: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens (creating and migrating) a database.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a database read-only, for the review commands.
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )?;
+    let version: usize = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![(i + 1).to_string()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Resumes the room's open session (left by a crash) or starts a new one.
+pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite::Result<Resumed> {
+    /// id, dose_at, dose_by, baseline systolic, baseline diastolic.
+    type OpenSession = (i64, Option<i64>, Option<String>, Option<f64>, Option<f64>);
+    let open: Option<OpenSession> = conn
+        .query_row(
+            "SELECT id, dose_at, dose_by, baseline_systolic, baseline_diastolic FROM sessions
+             WHERE room = ?1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+            params![room],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((session, dose_at, dose_by, sys, dia)) = open else {
+        conn.execute(
+            "INSERT INTO sessions (room, started_at, profile) VALUES (?1, ?2, ?3)",
+            params![room, now_ms(), profile],
+        )?;
+        return Ok(Resumed {
+            session: conn.last_insert_rowid(),
+            ..Resumed::default()
+        });
+    };
+    // The latest event of each alarm that has not ended.
+    let mut stmt = conn.prepare(
+        "SELECT e.alarm, e.at FROM alarm_events e
+         JOIN (SELECT alarm_id, MAX(rowid) AS last FROM alarm_events WHERE session = ?1 GROUP BY alarm_id) l
+           ON e.rowid = l.last
+         WHERE e.state IN ('active', 'acknowledged', 'latched')",
+    )?;
+    let alarms = stmt
+        .query_map(params![session], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .filter_map(|row| row.ok())
+        .filter_map(|(json, at)| {
+            serde_json::from_str::<AlarmInfo>(&json)
+                .ok()
+                .map(|a| (a, at))
+        })
+        .collect();
+    let last_reading_at = conn
+        .query_row(
+            "SELECT MAX(received_at) FROM readings WHERE session = ?1",
+            params![session],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(Resumed {
+        session,
+        resumed: true,
+        dose: dose_at.zip(dose_by),
+        baseline: sys.zip(dia),
+        alarms,
+        last_reading_at,
+    })
+}
+
+/// Ends a session (graceful shutdown).
+pub fn end_session(conn: &Connection, session: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sessions SET ended_at = ?1 WHERE id = ?2",
+        params![now_ms(), session],
+    )?;
+    Ok(())
+}
+
+fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
+    match r {
+        Record::Reading(info, at) => {
+            conn.prepare_cached(
+                "INSERT INTO readings (session, device, vital, value, unavailable, unit, mdc, flags, device_time, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                session,
+                info.device,
+                info.vital.name(),
+                info.value,
+                info.unavailable.map(|u| serde_json::to_string(&u).unwrap_or_default().trim_matches('"').to_string()),
+                serde_json::to_string(&info.unit).unwrap_or_default().trim_matches('"'),
+                info.mdc,
+                serde_json::to_string(&info.flags).unwrap_or_default(),
+                Option::<String>::None,
+                at,
+            ])?;
+        }
+        Record::Link {
+            device,
+            state,
+            reason,
+            at,
+        } => {
+            conn.prepare_cached("INSERT INTO links (session, device, state, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![session, device, state, reason, at])?;
+        }
+        Record::Alarm { event, alarm, at } => {
+            conn.prepare_cached(
+                "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                session,
+                alarm.id,
+                event,
+                alarm.state,
+                alarm.priority,
+                serde_json::to_string(alarm).unwrap_or_default(),
+                at
+            ])?;
+        }
+        Record::Dose { at, by, baseline } => {
+            conn.execute(
+                "UPDATE sessions SET dose_at = ?1, dose_by = ?2, baseline_systolic = ?3, baseline_diastolic = ?4 WHERE id = ?5",
+                params![at, by, baseline.map(|b| b.0), baseline.map(|b| b.1), session],
+            )?;
+        }
+        Record::End => end_session(conn, session)?,
+        Record::Action {
+            action,
+            person,
+            target,
+            at,
+            ..
+        } => {
+            conn.prepare_cached("INSERT INTO actions (session, action, person, target, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![session, action, person, target, at])?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the writer thread for the database at `path`. `session` is the session opened at
+/// start-up; when the database could not be opened then, the writer starts one (for `room`,
+/// with `profile`) once it can. `health` hears when writing fails and when it recovers.
+pub fn start(
+    path: PathBuf,
+    session: Option<i64>,
+    room: String,
+    profile: String,
+    health: mpsc::UnboundedSender<Health>,
+) -> (Storage, std::thread::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Record>(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let writer = std::thread::Builder::new()
+        .name("vigil-storage".into())
+        .spawn(move || {
+            let mut conn: Option<Connection> = None;
+            let mut session = session;
+            let mut failing = session.is_none();
+            while let Some(first) = rx.blocking_recv() {
+                // Everything that queued while the last batch was written goes in one
+                // transaction: a crash loses at most that batch.
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                    if batch.len() >= 5000 {
+                        break;
+                    }
+                }
+                let result = (|| -> rusqlite::Result<()> {
+                    if conn.is_none() {
+                        conn = Some(open(&path)?);
+                    }
+                    let c = conn.as_ref().ok_or(rusqlite::Error::InvalidQuery)?;
+                    let id = match session {
+                        Some(id) => id,
+                        None => {
+                            let id = resume_or_start(c, &room, &profile)?.session;
+                            session = Some(id);
+                            id
+                        }
+                    };
+                    let tx = c.unchecked_transaction()?;
+                    for r in &batch {
+                        write(&tx, id, r)?;
+                    }
+                    tx.commit()
+                })();
+                let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                for r in batch {
+                    if let Record::Action { done: Some(done), .. } = r {
+                        let _ = done.send(outcome.clone());
+                    }
+                }
+                match outcome {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("session record writing again");
+                        let _ = health.send(Health::Ok);
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(error = %e, path = %path.display(), "cannot write the session record");
+                            let _ = health.send(Health::Failing(e));
+                        }
+                        failing = true;
+                        conn = None;
+                        std::thread::sleep(RETRY);
+                    }
+                }
+            }
+        })
+        .expect("the storage thread starts");
+    (Storage { tx, dropped }, writer)
+}
+
+/// A summary line of one session, for `vigil sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionSummary {
+    /// Id.
+    pub id: i64,
+    /// Room.
+    pub room: String,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// Dose (RFC 3339).
+    pub dose: Option<String>,
+    /// End (RFC 3339); none while open.
+    pub ended: Option<String>,
+    /// Readings kept.
+    pub readings: i64,
+    /// Alarms raised.
+    pub alarms: i64,
+}
+
+/// RFC 3339 of unix milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Every session, newest first.
+pub fn sessions(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
+    let mut stmt = conn.prepare(
+        "SELECT s.id, s.room, s.started_at, s.dose_at, s.ended_at,
+                (SELECT COUNT(*) FROM readings r WHERE r.session = s.id),
+                (SELECT COUNT(DISTINCT alarm_id) FROM alarm_events a WHERE a.session = s.id AND a.event = 'raised')
+         FROM sessions s ORDER BY s.id DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SessionSummary {
+            id: r.get(0)?,
+            room: r.get(1)?,
+            started: rfc3339(r.get(2)?),
+            dose: r.get::<_, Option<i64>>(3)?.map(rfc3339),
+            ended: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+            readings: r.get(5)?,
+            alarms: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes sessions that ended more than `days` ago, with everything recorded in them.
+pub fn prune(conn: &Connection, days: u32) -> rusqlite::Result<usize> {
+    let cutoff = now_ms() - i64::from(days) * 86_400_000;
+    let tx = conn.unchecked_transaction()?;
+    let ids: Vec<i64> = tx
+        .prepare("SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1")?
+        .query_map(params![cutoff], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &ids {
+        for table in ["readings", "links", "alarm_events", "actions"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE session = ?1"),
+                params![id],
+            )?;
+        }
+        tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
+}
