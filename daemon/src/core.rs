@@ -318,9 +318,11 @@ impl Core {
                 let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {
                     let info = self.hub.record(&self.clock, &device, r, event.at);
+                    let device_time = r.device_time.and_then(|t| serde_json::to_string(&t).ok());
                     self.storage.record(crate::storage::Record::Reading(
                         Box::new(info.clone()),
                         at_ms,
+                        device_time,
                     ));
                     sensor_back |= r.clinical_value().is_some();
                     self.send(

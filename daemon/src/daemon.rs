@@ -110,7 +110,13 @@ impl Daemon {
         // The session record: resume a session a crash left open, or start one. A database that
         // cannot be opened does not stop monitoring; the writer keeps trying.
         let path = config.storage_path.clone();
-        let (room, profile) = (config.room.clone(), config.profile.name.clone());
+        // The profile in force, every setting with the layer it came from, is kept with the session.
+        let profile_record = serde_json::json!({
+            "name": config.profile.name,
+            "settings": config.profile.settings,
+        })
+        .to_string();
+        let (room, profile) = (config.room.clone(), profile_record.clone());
         let opened = tokio::task::spawn_blocking(move || {
             let conn = crate::storage::open(&path)?;
             crate::storage::resume_or_start(&conn, &room, &profile)
@@ -129,7 +135,7 @@ impl Daemon {
             config.storage_path.clone(),
             resumed.as_ref().map(|r| r.session),
             config.room.clone(),
-            config.profile.name.clone(),
+            profile_record,
             health_tx,
         );
         let mut core = Core::new(

@@ -29,6 +29,45 @@ enum Command {
     },
     /// Run a whole session with simulated devices and the display: no hardware needed.
     Demo(vigil_daemon::demo::DemoArgs),
+    /// List the sessions in a session record.
+    Sessions {
+        /// The database (the config's `[storage] path`).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// Export one session: CSV (a row per reading), HL7 v2.6 (IHE PCD-01 and PCD-04) or JSON lines.
+    Export {
+        /// The database.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Session number (`vigil sessions` lists them).
+        #[arg(long, value_name = "ID")]
+        session: i64,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+    },
+    /// The summary of one session a provider signs.
+    Report {
+        /// The database.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Session number.
+        #[arg(long, value_name = "ID")]
+        session: i64,
+    },
+    /// Delete sessions that ended longer ago than the retention period.
+    Prune {
+        /// Take the database and `retention_days` from this configuration.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "days"])]
+        config: Option<PathBuf>,
+        /// The database.
+        #[arg(long, value_name = "PATH", requires = "days")]
+        db: Option<PathBuf>,
+        /// Keep sessions that ended within this many days.
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+    },
     /// Check a configuration file and list every problem with its location.
     CheckConfig {
         /// The configuration file.
@@ -41,10 +80,25 @@ enum Command {
     Probe(field::probe::ProbeArgs),
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Hl7,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
         Command::Run { config } => run(config),
+        Command::Sessions { db } => sessions(db),
+        Command::Export {
+            db,
+            session,
+            format,
+        } => export(db, *session, *format),
+        Command::Report { db, session } => report(db, *session),
+        Command::Prune { config, db, days } => prune(config.as_deref(), db.as_deref(), *days),
         Command::Demo(args) => demo(args),
         Command::CheckConfig { file } => check_config(file),
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
@@ -73,6 +127,79 @@ fn check_config(file: &Path) -> Result<()> {
         config.profile.name,
         config.profile.rules.len()
     );
+    Ok(())
+}
+
+fn open_record(db: &Path) -> Result<rusqlite::Connection> {
+    if !db.exists() {
+        anyhow::bail!("no session record at {}", db.display());
+    }
+    vigil_daemon::storage::open_read_only(db)
+        .map_err(|e| anyhow::anyhow!("cannot open the session record {}: {e}", db.display()))
+}
+
+fn sessions(db: &Path) -> Result<()> {
+    let conn = open_record(db)?;
+    let list = vigil_daemon::storage::sessions(&conn)?;
+    println!(
+        "{:>5}  {:<24} {:<24} {:<24} {:<24} {:>9} {:>7}",
+        "id", "room", "started", "dose", "ended", "readings", "alarms"
+    );
+    for s in list {
+        println!(
+            "{:>5}  {:<24} {:<24} {:<24} {:<24} {:>9} {:>7}",
+            s.id,
+            s.room,
+            s.started,
+            s.dose.unwrap_or_else(|| "-".into()),
+            s.ended.unwrap_or_else(|| "open".into()),
+            s.readings,
+            s.alarms
+        );
+    }
+    Ok(())
+}
+
+fn export(db: &Path, session: i64, format: ExportFormat) -> Result<()> {
+    let conn = open_record(db)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match format {
+        ExportFormat::Csv => vigil_daemon::review::export_csv(&conn, session, &mut out)?,
+        ExportFormat::Hl7 => vigil_daemon::review::export_hl7(&conn, session, &mut out)?,
+        ExportFormat::Json => vigil_daemon::review::export_jsonl(&conn, session, &mut out)?,
+    }
+    use std::io::Write as _;
+    out.flush()?;
+    Ok(())
+}
+
+fn report(db: &Path, session: i64) -> Result<()> {
+    let conn = open_record(db)?;
+    print!("{}", vigil_daemon::review::report(&conn, session)?);
+    Ok(())
+}
+
+fn prune(config: Option<&Path>, db: Option<&Path>, days: Option<u32>) -> Result<()> {
+    let (db, days) = match (config, db, days) {
+        (Some(file), _, _) => {
+            let text = std::fs::read_to_string(file)?;
+            let config = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let days = text
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("storage")?.get("retention_days")?.as_integer())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{} sets no [storage] retention_days", file.display())
+                })?;
+            (config.storage_path, u32::try_from(days)?)
+        }
+        (None, Some(db), Some(days)) => (db.to_path_buf(), days),
+        _ => anyhow::bail!("give --config FILE, or --db PATH --days N"),
+    };
+    let conn = vigil_daemon::storage::open(&db)
+        .map_err(|e| anyhow::anyhow!("cannot open the session record {}: {e}", db.display()))?;
+    let n = vigil_daemon::storage::prune(&conn, days)?;
+    println!("pruned {n} session(s) that ended more than {days} day(s) ago");
     Ok(())
 }
 

@@ -70,8 +70,9 @@ CREATE TABLE actions (
 /// Something to write.
 #[derive(Debug)]
 pub enum Record {
-    /// A reading as the display received it.
-    Reading(Box<ReadingInfo>, i64),
+    /// A reading as the display received it, its receive time (unix ms) and the device's own
+    /// timestamp when the format carries one.
+    Reading(Box<ReadingInfo>, i64, Option<String>),
     /// A device's link changed.
     Link {
         /// Device.
@@ -296,7 +297,7 @@ pub fn end_session(conn: &Connection, session: i64) -> rusqlite::Result<()> {
 
 fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
     match r {
-        Record::Reading(info, at) => {
+        Record::Reading(info, at, device_time) => {
             conn.prepare_cached(
                 "INSERT INTO readings (session, device, vital, value, unavailable, unit, mdc, flags, device_time, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -310,7 +311,7 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
                 serde_json::to_string(&info.unit).unwrap_or_default().trim_matches('"'),
                 info.mdc,
                 serde_json::to_string(&info.flags).unwrap_or_default(),
-                Option::<String>::None,
+                device_time,
                 at,
             ])?;
         }

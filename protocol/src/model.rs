@@ -145,6 +145,70 @@ pub mod mdc {
     pub const PULS_OXIM_PERF_REL: u32 = 150_448;
     /// MDC_ECG_TIME_PD_RR_GL (term 16168).
     pub const ECG_TIME_PD_RR_GL: u32 = 147_240;
+    /// MDC_EVT_HI: a high-limit alarm.
+    pub const EVT_HI: u32 = 196_648;
+    /// MDC_EVT_LO: a low-limit alarm.
+    pub const EVT_LO: u32 = 196_670;
+    /// MDC_EVT_ALARM: an alarm of no more specific kind.
+    pub const EVT_ALARM: u32 = 196_616;
+
+    /// The reference id of a code Vigil uses (the one vetted table for names).
+    pub fn name(code: u32) -> Option<&'static str> {
+        Some(match code {
+            PULS_OXIM_SAT_O2 => "MDC_PULS_OXIM_SAT_O2",
+            PULS_OXIM_PULS_RATE => "MDC_PULS_OXIM_PULS_RATE",
+            PULS_RATE_NON_INV => "MDC_PULS_RATE_NON_INV",
+            ECG_HEART_RATE => "MDC_ECG_HEART_RATE",
+            PRESS_BLD_NONINV_SYS => "MDC_PRESS_BLD_NONINV_SYS",
+            PRESS_BLD_NONINV_DIA => "MDC_PRESS_BLD_NONINV_DIA",
+            PRESS_BLD_NONINV_MEAN => "MDC_PRESS_BLD_NONINV_MEAN",
+            PRESS_CUFF => "MDC_PRESS_CUFF",
+            PULS_OXIM_PERF_REL => "MDC_PULS_OXIM_PERF_REL",
+            ECG_TIME_PD_RR_GL => "MDC_ECG_TIME_PD_RR_GL",
+            EVT_HI => "MDC_EVT_HI",
+            EVT_LO => "MDC_EVT_LO",
+            EVT_ALARM => "MDC_EVT_ALARM",
+            _ => return None,
+        })
+    }
+}
+
+impl Unit {
+    /// The MDC dimension code and reference id, where Vigil has a verified one.
+    pub fn mdc(self) -> Option<(u32, &'static str)> {
+        match self {
+            Unit::Percent => Some((262_688, "MDC_DIM_PERCENT")),
+            Unit::BeatsPerMinute => Some((264_864, "MDC_DIM_BEAT_PER_MIN")),
+            Unit::MmHg => Some((266_016, "MDC_DIM_MMHG")),
+            Unit::KPa | Unit::Second | Unit::KiloJoule => None,
+        }
+    }
+
+    /// The unit as written in JSON and reports.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::Percent => "%",
+            Unit::BeatsPerMinute => "bpm",
+            Unit::MmHg => "mmHg",
+            Unit::KPa => "kPa",
+            Unit::Second => "s",
+            Unit::KiloJoule => "kJ",
+        }
+    }
+
+    /// The unit from its symbol.
+    pub fn from_symbol(symbol: &str) -> Option<Unit> {
+        [
+            Unit::Percent,
+            Unit::BeatsPerMinute,
+            Unit::MmHg,
+            Unit::KPa,
+            Unit::Second,
+            Unit::KiloJoule,
+        ]
+        .into_iter()
+        .find(|u| u.symbol() == symbol)
+    }
 }
 
 impl Vital {

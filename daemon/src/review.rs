@@ -1,0 +1,630 @@
+//! Reading the session record back: exports (CSV, HL7 v2.6 per IHE PCD-01 and PCD-04, JSON
+//! lines) and the summary a provider signs.
+//!
+//! Vigil knows no patient identity: a session is identified by its number and room only.
+
+use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use vigil_protocol::display::AlarmInfo;
+use vigil_protocol::model::mdc;
+use vigil_protocol::{Unit, Vital};
+
+use crate::storage::rfc3339;
+
+/// One stored reading.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredReading {
+    /// Device id.
+    pub device: String,
+    /// Vital name.
+    pub vital: String,
+    /// Value, when there was one.
+    pub value: Option<f64>,
+    /// Why there was none.
+    pub unavailable: Option<String>,
+    /// Unit symbol.
+    pub unit: String,
+    /// MDC code.
+    pub mdc: Option<u32>,
+    /// Quality flags (JSON list).
+    pub flags: String,
+    /// Receive time, unix ms.
+    pub received_at: i64,
+}
+
+/// A session's header row: (room, started at, dose at, baseline systolic/diastolic).
+type SessionRow = (String, i64, Option<i64>, Option<(f64, f64)>);
+
+/// The session's row, or an error naming the session.
+fn session_room(conn: &Connection, session: i64) -> anyhow::Result<SessionRow> {
+    conn.query_row(
+        "SELECT room, started_at, dose_at, baseline_systolic, baseline_diastolic FROM sessions WHERE id = ?1",
+        params![session],
+        |r| {
+            let base: (Option<f64>, Option<f64>) = (r.get(3)?, r.get(4)?);
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, base.0.zip(base.1)))
+        },
+    )
+    .map_err(|_| anyhow::anyhow!("no session {session} in this database (`vigil sessions` lists them)"))
+}
+
+/// The session's readings in receive order.
+pub fn readings(conn: &Connection, session: i64) -> anyhow::Result<Vec<StoredReading>> {
+    let mut stmt = conn.prepare(
+        "SELECT device, vital, value, unavailable, unit, mdc, flags, received_at FROM readings
+         WHERE session = ?1 ORDER BY received_at, rowid",
+    )?;
+    let rows = stmt.query_map(params![session], |r| {
+        Ok(StoredReading {
+            device: r.get(0)?,
+            vital: r.get(1)?,
+            value: r.get(2)?,
+            unavailable: r.get(3)?,
+            unit: r.get(4)?,
+            mdc: r.get(5)?,
+            flags: r.get(6)?,
+            received_at: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The session's alarm events in order: (event, alarm, unix ms).
+pub fn alarm_events(
+    conn: &Connection,
+    session: i64,
+) -> anyhow::Result<Vec<(String, AlarmInfo, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT event, alarm, at FROM alarm_events WHERE session = ?1 ORDER BY at, rowid",
+    )?;
+    let rows = stmt.query_map(params![session], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (event, json, at) = row?;
+        out.push((event, serde_json::from_str(&json)?, at));
+    }
+    Ok(out)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One row per reading.
+pub fn export_csv(conn: &Connection, session: i64, out: &mut dyn Write) -> anyhow::Result<()> {
+    session_room(conn, session)?;
+    writeln!(
+        out,
+        "session,received_at,device,vital,value,unavailable,unit,mdc,flags"
+    )?;
+    for r in readings(conn, session)? {
+        writeln!(
+            out,
+            "{session},{},{},{},{},{},{},{},{}",
+            rfc3339(r.received_at),
+            csv_field(&r.device),
+            r.vital,
+            r.value.map(|v| v.to_string()).unwrap_or_default(),
+            r.unavailable.unwrap_or_default(),
+            csv_field(&r.unit),
+            r.mdc.map(|m| m.to_string()).unwrap_or_default(),
+            csv_field(&r.flags)
+        )?;
+    }
+    Ok(())
+}
+
+/// Every record of the session as JSON lines: readings, link events, alarm events, actions.
+pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (room, started, dose, baseline) = session_room(conn, session)?;
+    let header = serde_json::json!({"kind": "session", "session": session, "room": room, "started_at": rfc3339(started),
+            "dose_at": dose.map(rfc3339), "baseline": baseline.map(|(s, d)| serde_json::json!({"systolic": s, "diastolic": d}))});
+    let mut lines: Vec<(i64, serde_json::Value)> = Vec::new();
+    for r in readings(conn, session)? {
+        let mut v = serde_json::to_value(&r)?;
+        v["kind"] = "reading".into();
+        v["received_at"] = rfc3339(r.received_at).into();
+        v["flags"] = serde_json::from_str(&r.flags).unwrap_or_default();
+        lines.push((r.received_at, v));
+    }
+    for (event, alarm, at) in alarm_events(conn, session)? {
+        lines.push((
+            at,
+            serde_json::json!({"kind": "alarm", "event": event, "alarm": alarm, "at": rfc3339(at)}),
+        ));
+    }
+    let mut stmt =
+        conn.prepare("SELECT device, state, reason, at FROM links WHERE session = ?1")?;
+    for row in stmt.query_map(params![session], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (device, state, reason, at) = row?;
+        lines.push((at, serde_json::json!({"kind": "link", "device": device, "link": state, "reason": reason, "at": rfc3339(at)})));
+    }
+    let mut stmt =
+        conn.prepare("SELECT action, person, target, at FROM actions WHERE session = ?1")?;
+    for row in stmt.query_map(params![session], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (action, person, target, at) = row?;
+        lines.push((at, serde_json::json!({"kind": "action", "action": action, "person": person, "target": target, "at": rfc3339(at)})));
+    }
+    lines.sort_by_key(|(at, _)| *at);
+    writeln!(out, "{header}")?;
+    for (_, v) in lines {
+        writeln!(out, "{v}")?;
+    }
+    Ok(())
+}
+
+/// HL7 v2 timestamp (UTC) of unix ms: `YYYYMMDDHHMMSS.SSS+0000`.
+pub fn hl7_time(ms: i64) -> String {
+    let iso = rfc3339(ms); // 2026-11-23T10:00:00.123Z
+    let digits: String = iso[..19].chars().filter(|c| c.is_ascii_digit()).collect();
+    format!("{digits}.{}+0000", &iso[20..23])
+}
+
+/// HL7 escaping of the delimiters `|^~\&`.
+fn hl7_text(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\E\\"),
+            '|' => out.push_str("\\F\\"),
+            '^' => out.push_str("\\S\\"),
+            '~' => out.push_str("\\R\\"),
+            '&' => out.push_str("\\T\\"),
+            '\r' | '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn msh(room: &str, at: i64, kind: &str, control: &str, profile: &str) -> String {
+    format!(
+        "MSH|^~\\&|VIGIL^^|{}^^|||{}||{kind}|{control}|P|2.6|||AL|NE||UNICODE UTF-8|||{profile}",
+        hl7_text(room),
+        hl7_time(at)
+    )
+}
+
+/// PCD-01 observations (ORU^R01), one message per numeric reading, and PCD-04 alarm reports
+/// (ORU^R40), one per alarm event. Segments end with CR; messages with CR LF.
+pub fn export_hl7(conn: &Connection, session: i64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (room, _, _, _) = session_room(conn, session)?;
+    let pid = format!("PID|||SESSION-{session}^^^VIGIL^PI");
+    let mut n = 0u64;
+    for r in readings(conn, session)? {
+        let (Some(value), Some(code)) = (r.value, r.mdc) else {
+            continue;
+        };
+        n += 1;
+        let control = format!("{session}-{n}");
+        let name = mdc::name(code).unwrap_or("");
+        let unit = Unit::from_symbol(&r.unit)
+            .and_then(Unit::mdc)
+            .map(|(c, n)| format!("{c}^{n}^MDC"))
+            .unwrap_or_else(|| hl7_text(&r.unit));
+        let t = hl7_time(r.received_at);
+        let segments = [
+            msh(&room, r.received_at, "ORU^R01^ORU_R01", &control, "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO"),
+            pid.clone(),
+            format!("OBR|1|{control}^VIGIL|{control}^VIGIL|182777000^monitoring of patient^SNOMED-CT|||{t}"),
+            format!(
+                "OBX|1|NM|{code}^{name}^MDC|1.0.0.1|{value}|{unit}|||||R|||{t}||||{}",
+                hl7_text(&r.device)
+            ),
+        ];
+        write!(out, "{}\r\n", segments.join("\r"))?;
+    }
+    for (event, a, at) in alarm_events(conn, session)? {
+        n += 1;
+        let control = format!("{session}-{n}");
+        let t = hl7_time(at);
+        let code = match (
+            a.vital.is_some(),
+            a.rule.contains("low") || a.rule.contains("below"),
+        ) {
+            (true, true) => mdc::EVT_LO,
+            (true, false) => mdc::EVT_HI,
+            _ => mdc::EVT_ALARM,
+        };
+        let limit = if code == mdc::EVT_LO {
+            "L"
+        } else if code == mdc::EVT_HI {
+            "H"
+        } else {
+            ""
+        };
+        let priority = match a.priority.as_str() {
+            "high" => "PH",
+            "medium" => "PM",
+            "low" => "PL",
+            _ => "PN",
+        };
+        let source = if a.kind == "technical" { "ST" } else { "SP" };
+        let phase = match event.as_str() {
+            "raised" => "start",
+            "escalated" => "escalate",
+            "cleared" | "reset" => "end",
+            _ => "update",
+        };
+        let state = match a.state.as_str() {
+            "latched" => "latched",
+            "cleared" => "inactive",
+            _ => "active",
+        };
+        let inactivation = if a.acknowledged_by.is_some() {
+            "acknowledged"
+        } else {
+            ""
+        };
+        let segments = [
+            msh(&room, at, "ORU^R40^ORU_R40", &control, "IHE_PCD_ACM_001^IHE PCD^1.3.6.1.4.1.19376.1.6.4.4^ISO"),
+            pid.clone(),
+            format!("OBR|1|{}^VIGIL||{code}^{}^MDC|||{t}", hl7_text(&a.id), mdc::name(code).unwrap_or("")),
+            format!(
+                "OBX|1|ST|{code}^{}^MDC|1.0.0.0.1|{}|||{}|||F|||{t}||||{}",
+                mdc::name(code).unwrap_or(""),
+                hl7_text(&a.message),
+                [limit, priority, source].join("~"),
+                hl7_text(a.device.as_deref().unwrap_or(""))
+            ),
+            format!("OBX|2|ST|68481^MDC_ATTR_EVENT_PHASE^MDC|1.0.0.0.2|{phase}||||||F"),
+            format!("OBX|3|ST|68482^MDC_ATTR_ALARM_STATE^MDC|1.0.0.0.3|{state}||||||F"),
+            format!("OBX|4|ST|68483^MDC_ATTR_ALARM_INACTIVATION_STATE^MDC|1.0.0.0.4|{inactivation}||||||F"),
+        ];
+        write!(out, "{}\r\n", segments.join("\r"))?;
+    }
+    Ok(())
+}
+
+/// The summary a provider signs.
+pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
+    let (room, started, dose, baseline) = session_room(conn, session)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "Vigil session report: session {session}, {room}");
+    let _ = writeln!(out, "Started {}", rfc3339(started));
+    match dose {
+        Some(d) => {
+            let _ = writeln!(out, "Dose marked {}", rfc3339(d));
+        }
+        None => {
+            let _ = writeln!(out, "No dose marked");
+        }
+    }
+    let rs = readings(conn, session)?;
+    let _ = writeln!(out, "\nVitals (valid values only):");
+    let _ = writeln!(
+        out,
+        "  {:<16} {:>8} {:>8} {:>8} {:>8}",
+        "vital", "min", "max", "mean", "count"
+    );
+    let mut by_vital: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for r in rs
+        .iter()
+        .filter(|r| r.flags == "[]" || !r.flags.contains("demo"))
+    {
+        if let Some(v) = r.value {
+            by_vital.entry(r.vital.as_str()).or_default().push(v);
+        }
+    }
+    for (vital, vs) in &by_vital {
+        let (min, max) = vs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let mean = vs.iter().sum::<f64>() / vs.len() as f64;
+        let _ = writeln!(
+            out,
+            "  {vital:<16} {min:>8.1} {max:>8.1} {mean:>8.1} {:>8}",
+            vs.len()
+        );
+    }
+    let _ = writeln!(out, "\nBlood pressure:");
+    match baseline {
+        Some((s, d)) => {
+            let _ = writeln!(out, "  pre-dose baseline {s:.0}/{d:.0} mmHg");
+        }
+        None => {
+            let _ = writeln!(out, "  no pre-dose baseline");
+        }
+    }
+    if let Some(dose) = dose {
+        let sys = Vital::NibpSystolic.name();
+        let dia = Vital::NibpDiastolic.name();
+        let peak = rs
+            .iter()
+            .filter(|r| r.vital == sys && r.received_at >= dose)
+            .filter_map(|r| r.value.map(|v| (v, r.received_at)))
+            .fold(None::<(f64, i64)>, |best, x| {
+                if best.is_none_or(|b| x.0 > b.0) {
+                    Some(x)
+                } else {
+                    best
+                }
+            });
+        match peak {
+            Some((s, at)) => {
+                let d = rs
+                    .iter()
+                    .find(|r| r.vital == dia && r.received_at == at)
+                    .and_then(|r| r.value);
+                let minutes = (at - dose) / 60_000;
+                let _ = writeln!(
+                    out,
+                    "  peak after dose {s:.0}/{} mmHg at {minutes} min",
+                    d.map(|d| format!("{d:.0}")).unwrap_or_else(|| "--".into())
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  no BP measured after the dose");
+            }
+        }
+    }
+    let events = alarm_events(conn, session)?;
+    // Per alarm id: (latest state, raised at, ended at, first acknowledgement (who, when)).
+    type AlarmHistory = (AlarmInfo, i64, Option<i64>, Option<(String, i64)>);
+    let mut alarms: BTreeMap<String, AlarmHistory> = BTreeMap::new();
+    for (event, a, at) in &events {
+        let entry = alarms
+            .entry(a.id.clone())
+            .or_insert_with(|| (a.clone(), *at, None, None));
+        entry.0.priority = a.priority.clone();
+        match event.as_str() {
+            "acknowledged" => {
+                if let Some(by) = &a.acknowledged_by {
+                    entry.3.get_or_insert((by.clone(), *at));
+                }
+            }
+            "cleared" if a.state == "cleared" => entry.2 = Some(*at),
+            "reset" => entry.2 = Some(*at),
+            _ => {}
+        }
+    }
+    let _ = writeln!(out, "\nAlarms ({}):", alarms.len());
+    let mut time_in: BTreeMap<String, i64> = BTreeMap::new();
+    for (a, raised, ended, ack) in alarms.values() {
+        let end = ended.unwrap_or_else(|| events.last().map(|e| e.2).unwrap_or(*raised));
+        *time_in.entry(a.rule.clone()).or_default() += end - raised;
+        let ack_text = match ack {
+            Some((by, at)) => format!("acknowledged by {by} after {} s", (at - raised) / 1000),
+            None => "not acknowledged".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {:<7} {} (raised {}, {}{})",
+            a.id,
+            a.priority,
+            a.message,
+            rfc3339(*raised),
+            ack_text,
+            if ended.is_none() { ", still open" } else { "" }
+        );
+    }
+    let _ = writeln!(out, "\nTime in alarm by rule:");
+    for (rule, ms) in &time_in {
+        let _ = writeln!(out, "  {rule:<22} {} s", ms / 1000);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage;
+
+    fn db() -> (std::path::PathBuf, Connection, i64) {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-review-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.db");
+        let conn = storage::open(&path).unwrap();
+        let s = storage::resume_or_start(&conn, "Room 2", "kap-default")
+            .unwrap()
+            .session;
+        conn.execute(
+            "INSERT INTO readings (session, device, vital, value, unit, mdc, flags, received_at) VALUES
+             (?1, 'ox-1', 'spo2', 97, '%', 150456, '[]', 1795400000000),
+             (?1, 'ox-1', 'spo2', 86, '%', 150456, '[]', 1795400060000),
+             (?1, 'cuff-1', 'nibp_systolic', 165, 'mmHg', 150021, '[]', 1795400120000),
+             (?1, 'cuff-1', 'nibp_diastolic', 105, 'mmHg', 150022, '[]', 1795400120000),
+             (?1, 'ox-1', 'pulse_rate', NULL, 'bpm', 149530, '[\"sensor_off\"]', 1795400180000)",
+            params![s],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE sessions SET dose_at = 1795399990000, dose_by = 'Dr Rivera', baseline_systolic = 120, baseline_diastolic = 78 WHERE id = ?1",
+            params![s],
+        )
+        .unwrap();
+        let alarm = |state: &str, ack: Option<&str>| AlarmInfo {
+            id: "spo2-low#3".into(),
+            rule: "spo2-low".into(),
+            kind: "physiological".into(),
+            vital: Some(Vital::Spo2),
+            device: Some("ox-1".into()),
+            priority: "medium".into(),
+            message: "SpO2 below 90% | check probe".into(),
+            state: state.into(),
+            since: rfc3339(1795400075000),
+            acknowledged_by: ack.map(str::to_string),
+            acknowledged_at: ack.map(|_| rfc3339(1795400090000)),
+            latching: false,
+            awaiting_confirmation: false,
+            value: Some(86.0),
+        };
+        for (event, a, at) in [
+            ("raised", alarm("active", None), 1795400075000i64),
+            (
+                "acknowledged",
+                alarm("acknowledged", Some("Nurse Okafor")),
+                1795400090000,
+            ),
+            (
+                "cleared",
+                alarm("cleared", Some("Nurse Okafor")),
+                1795400135000,
+            ),
+        ] {
+            conn.execute(
+                "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![s, a.id, event, a.state, a.priority, serde_json::to_string(&a).unwrap(), at],
+            )
+            .unwrap();
+        }
+        (dir, conn, s)
+    }
+
+    fn fields(segment: &str) -> Vec<&str> {
+        segment.split('|').collect()
+    }
+
+    #[test]
+    fn hl7_export_parses_back_with_its_fields() {
+        let (dir, conn, s) = db();
+        let mut out = Vec::new();
+        export_hl7(&conn, s, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let messages: Vec<Vec<&str>> = text
+            .split("\r\n")
+            .filter(|m| !m.is_empty())
+            .map(|m| m.split('\r').collect())
+            .collect();
+        // Four numeric readings (the null one is not exported) and three alarm events.
+        assert_eq!(messages.len(), 7);
+        let first = &messages[0];
+        let msh = fields(first[0]);
+        assert_eq!(msh[1], "^~\\&");
+        assert_eq!(msh[8], "ORU^R01^ORU_R01");
+        assert_eq!(msh[11], "2.6");
+        assert_eq!(
+            msh[20],
+            "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO"
+        );
+        assert_eq!(
+            fields(first[1])[3],
+            format!("SESSION-{s}^^^VIGIL^PI"),
+            "no patient identity"
+        );
+        let obx = fields(first[3]);
+        assert_eq!(obx[0], "OBX");
+        assert_eq!(obx[2], "NM");
+        assert_eq!(obx[3], "150456^MDC_PULS_OXIM_SAT_O2^MDC");
+        assert_eq!(obx[5], "97");
+        assert_eq!(obx[6], "262688^MDC_DIM_PERCENT^MDC");
+        assert_eq!(obx[14], "20261123021320.000+0000");
+        assert_eq!(obx[18], "ox-1");
+        let systolic = fields(messages[2][3]);
+        assert_eq!(
+            (systolic[3], systolic[6]),
+            (
+                "150021^MDC_PRESS_BLD_NONINV_SYS^MDC",
+                "266016^MDC_DIM_MMHG^MDC"
+            )
+        );
+
+        let raised = &messages[4];
+        assert_eq!(fields(raised[0])[8], "ORU^R40^ORU_R40");
+        let facet = fields(raised[3]);
+        assert_eq!(facet[3], "196670^MDC_EVT_LO^MDC");
+        assert_eq!(
+            facet[5], "SpO2 below 90% \\F\\ check probe",
+            "delimiters escaped"
+        );
+        assert_eq!(facet[8], "L~PM~SP", "OBX-8: limit, priority, source");
+        assert_eq!(facet[11], "F");
+        assert_eq!(facet[18], "ox-1");
+        assert_eq!(fields(raised[4])[5], "start");
+        assert_eq!(fields(raised[5])[5], "active");
+        let acked = &messages[5];
+        assert_eq!(fields(acked[6])[5], "acknowledged");
+        assert_eq!(fields(messages[6][4])[5], "end");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn csv_and_json_lines_hold_every_reading() {
+        let (dir, conn, s) = db();
+        let mut csv = Vec::new();
+        export_csv(&conn, s, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 6, "{csv}");
+        assert_eq!(
+            lines[0],
+            "session,received_at,device,vital,value,unavailable,unit,mdc,flags"
+        );
+        assert!(
+            lines[5].ends_with(",bpm,149530,\"[\"\"sensor_off\"\"]\""),
+            "{}",
+            lines[5]
+        );
+        let mut jsonl = Vec::new();
+        export_jsonl(&conn, s, &mut jsonl).unwrap();
+        let kinds: Vec<String> = String::from_utf8(jsonl)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(kinds.iter().filter(|k| *k == "reading").count(), 5);
+        assert_eq!(kinds.iter().filter(|k| *k == "alarm").count(), 3);
+        assert_eq!(kinds[0], "session");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_report_summarises_vitals_bp_and_alarms() {
+        let (dir, conn, s) = db();
+        let r = report(&conn, s).unwrap();
+        assert!(
+            r.contains("spo2                 86.0     97.0     91.5        2"),
+            "{r}"
+        );
+        assert!(r.contains("pre-dose baseline 120/78 mmHg"), "{r}");
+        assert!(r.contains("peak after dose 165/105 mmHg at 2 min"), "{r}");
+        assert!(
+            r.contains("spo2-low#3 medium  SpO2 below 90% | check probe"),
+            "{r}"
+        );
+        assert!(r.contains("acknowledged by Nurse Okafor after 15 s"), "{r}");
+        assert!(r.contains("spo2-low               60 s"), "{r}");
+        assert!(report(&conn, 999)
+            .unwrap_err()
+            .to_string()
+            .contains("no session 999"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
