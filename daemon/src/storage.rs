@@ -137,6 +137,10 @@ pub struct Storage {
 
 /// How many records may wait for the writer.
 const QUEUE: usize = 20_000;
+/// Most records in one transaction.
+const BATCH: usize = 5000;
+/// Most records kept in memory while the database fails (about an hour of a busy room).
+const PENDING_MAX: usize = 100_000;
 /// How long the writer waits before retrying a failing database.
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -157,7 +161,8 @@ impl Storage {
         }
     }
 
-    /// Records dropped because the writer could not keep up.
+    /// Records lost: the writer could not keep up, or the database failed for so long that
+    /// the records kept in memory for it reached their cap.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -371,20 +376,35 @@ pub fn start(
 ) -> (Storage, std::thread::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Record>(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
+    let dropped_by_writer = dropped.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-storage".into())
         .spawn(move || {
             let mut conn: Option<Connection> = None;
             let mut session = session;
             let mut failing = session.is_none();
-            while let Some(first) = rx.blocking_recv() {
+            // Records of batches that failed, written first once the database works again.
+            let mut pending: Vec<Record> = Vec::new();
+            let mut closed = false;
+            loop {
+                let mut batch = std::mem::take(&mut pending);
+                if batch.is_empty() {
+                    match rx.blocking_recv() {
+                        Some(first) => batch.push(first),
+                        None => break,
+                    }
+                }
                 // Everything that queued while the last batch was written goes in one
                 // transaction: a crash loses at most that batch.
-                let mut batch = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                    if batch.len() >= 5000 {
-                        break;
+                let limit = batch.len() + BATCH;
+                while batch.len() < limit {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
                     }
                 }
                 let result = (|| -> rusqlite::Result<()> {
@@ -406,10 +426,14 @@ pub fn start(
                     }
                     tx.commit()
                 })();
-                let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-                for r in batch {
-                    if let Record::Action { done: Some(done), .. } = r {
-                        let _ = done.send(outcome.clone());
+                let outcome = result.map_err(|e| e.to_string());
+                for r in &mut batch {
+                    if let Record::Action { done, .. } = r {
+                        if let Some(done) = done.take() {
+                            let _ = done.send(outcome.clone().map_err(|e| {
+                                format!("{e}; it is kept in memory and written once recording works again")
+                            }));
+                        }
                     }
                 }
                 match outcome {
@@ -426,6 +450,20 @@ pub fn start(
                         }
                         failing = true;
                         conn = None;
+                        if closed {
+                            tracing::error!(
+                                records = batch.len(),
+                                "shutting down with records the session record could not take"
+                            );
+                            break;
+                        }
+                        // Keep the newest records up to the cap; older ones are the loss.
+                        if batch.len() > PENDING_MAX {
+                            let excess = batch.len() - PENDING_MAX;
+                            batch.drain(..excess);
+                            dropped_by_writer.fetch_add(excess as u64, Ordering::Relaxed);
+                        }
+                        pending = batch;
                         std::thread::sleep(RETRY);
                     }
                 }
@@ -501,4 +539,87 @@ pub fn prune(conn: &Connection, days: u32) -> rusqlite::Result<usize> {
     }
     tx.commit()?;
     Ok(ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_protocol::model::{Flags, Unit, Vital};
+
+    fn reading(value: f64) -> Record {
+        Record::Reading(
+            Box::new(ReadingInfo {
+                device: "ox-1".into(),
+                vital: Vital::Spo2,
+                value: Some(value),
+                unavailable: None,
+                unit: Unit::Percent,
+                mdc: Some(150456),
+                at: "2026-11-23T05:00:00.000Z".into(),
+                flags: Flags::default(),
+            }),
+            1_795_400_000_000,
+            None,
+        )
+    }
+
+    /// A database that cannot be opened at first (its directory is missing) and then can:
+    /// what queued meanwhile is written once it works, and the person was told in between.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn records_queued_while_the_database_fails_are_written_when_it_recovers() {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-storage-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let path = dir.join("missing").join("v.db");
+        let (health_tx, mut health) = mpsc::unbounded_channel();
+        let (storage, writer) = start(
+            path.clone(),
+            None,
+            "Room 2".into(),
+            "kap-default".into(),
+            health_tx,
+        );
+        storage.record(reading(97.0));
+        let (done, committed) = oneshot::channel();
+        storage.record(Record::Action {
+            action: "ack".into(),
+            person: "Dana".into(),
+            target: Some("A1".into()),
+            at: 1_795_400_001_000,
+            done: Some(done),
+        });
+        let refused = committed.await.expect("the writer answers");
+        let reason = refused.expect_err("the database cannot be opened yet");
+        assert!(
+            reason.contains("written once recording works again"),
+            "{reason}"
+        );
+
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        storage.record(reading(96.0));
+        assert_eq!(health.recv().await, Some(Health::Ok));
+        drop(storage);
+        tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+
+        let conn = open_read_only(&path).unwrap();
+        let values: Vec<f64> = conn
+            .prepare("SELECT value FROM readings ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(values, vec![97.0, 96.0]);
+        let by: String = conn
+            .query_row("SELECT person FROM actions WHERE action = 'ack'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(by, "Dana");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
