@@ -29,6 +29,10 @@ pub struct DemoArgs {
     /// Noise seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Keep the session record here, for `vigil report` and `vigil export` afterwards. By
+    /// default it is a temporary file, removed when the demo stops.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 /// The devices of the demo room: id, kind.
@@ -38,6 +42,11 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("cuff-ble", Kind::BleBp),
     ("hr-strap", Kind::BleHr),
 ];
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
 
 fn token() -> String {
     (0..24).map(|_| fastrand::alphanumeric()).collect()
@@ -51,6 +60,8 @@ pub struct Demo {
     pub nurse_token: String,
     /// A viewer's token.
     pub viewer_token: String,
+    /// The session record.
+    pub db: PathBuf,
     sims: CancellationToken,
     dir: PathBuf,
 }
@@ -69,8 +80,14 @@ impl Demo {
         let clock = SimClock::start(args.speed);
         let sims = CancellationToken::new();
         let (nurse_token, viewer_token, provider_token) = (token(), token(), token());
+        let db = match &args.db {
+            Some(path) => std::path::absolute(path)
+                .with_context(|| format!("cannot resolve {}", path.display()))?,
+            None => dir.join("demo.db"),
+        };
+        let db_toml = toml_string(&db.to_string_lossy());
         let mut config = format!(
-            "listen = \"{}\"\nroom = \"Demo room (simulated)\"\n[storage]\npath = \"demo.db\"\n\
+            "listen = \"{}\"\nroom = \"Demo room (simulated)\"\n[storage]\npath = {db_toml}\n\
              [[user]]\nname = \"Demo nurse\"\nrole = \"nurse\"\ntoken = \"{nurse_token}\"\n\
              [[user]]\nname = \"Demo provider\"\nrole = \"provider\"\ntoken = \"{provider_token}\"\n\
              [[user]]\nname = \"Demo viewer\"\nrole = \"viewer\"\ntoken = \"{viewer_token}\"\n",
@@ -111,6 +128,7 @@ impl Demo {
             daemon,
             nurse_token,
             viewer_token,
+            db,
             sims,
             dir,
         })

@@ -248,6 +248,13 @@ fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
             "  scenario {} at speed {}; Ctrl-C stops",
             args.scenario, args.speed
         );
+        if args.db.is_some() {
+            println!(
+                "  session record: {} (then `vigil sessions --db {}`, `vigil report ...`)",
+                demo.db.display(),
+                demo.db.display()
+            );
+        }
         use std::io::Write as _;
         let _ = io::stdout().flush();
         wait_for_stop_signal().await;

@@ -11,8 +11,12 @@ use tokio::process::Command;
 #[tokio::test]
 async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
     let started = std::time::Instant::now();
+    let dir = std::env::temp_dir().join(format!("vigil-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "30"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "30", "--db"])
+        .arg(&db)
         .env("VIGIL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -78,4 +82,26 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
+
+    // `--db` kept the session record: one ended session with the readings it showed.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["sessions", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let row = listing
+        .lines()
+        .find(|l| l.contains("Demo room (simulated)"))
+        .unwrap_or_else(|| panic!("no demo session in:\n{listing}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let readings: u64 = fields[fields.len() - 2].parse().unwrap();
+    assert!(readings > 0, "{row}");
+    let ended = fields[fields.len() - 3];
+    assert!(
+        ended.starts_with("20") && ended.ends_with('Z'),
+        "the session ended: {row}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
