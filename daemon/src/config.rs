@@ -70,6 +70,8 @@ pub struct Config {
     pub room: String,
     /// Session record database.
     pub storage_path: PathBuf,
+    /// Days after its end a session is kept; none keeps everything.
+    pub retention_days: Option<u32>,
     /// The alarm profile in force.
     pub profile: Profile,
     /// People.
@@ -250,10 +252,13 @@ impl Config {
             }
         };
 
+        let mut retention_days = None;
         let storage_path = match doc.get("storage") {
             Some(toml::Value::Table(t)) => {
                 c.unknown_keys(t, &["path", "retention_days"], "storage.");
-                c.integer(t, "retention_days", "storage.", 1..=36_500);
+                retention_days = c
+                    .integer(t, "retention_days", "storage.", 1..=36_500)
+                    .and_then(|d| u32::try_from(d).ok());
                 match c.string(t, "path", "storage.") {
                     Some(p) => Some(base.join(p)),
                     None => {
@@ -311,6 +316,7 @@ impl Config {
                 listen,
                 room,
                 storage_path,
+                retention_days,
                 profile,
                 users,
                 devices,

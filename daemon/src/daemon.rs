@@ -117,8 +117,16 @@ impl Daemon {
         })
         .to_string();
         let (room, profile) = (config.room.clone(), profile_record.clone());
+        let retention_days = config.retention_days;
         let opened = tokio::task::spawn_blocking(move || {
             let conn = crate::storage::open(&path)?;
+            if let Some(days) = retention_days {
+                match crate::storage::prune(&conn, days) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, days, "pruned sessions past retention"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune the session record"),
+                }
+            }
             crate::storage::resume_or_start(&conn, &room, &profile)
         })
         .await?;

@@ -182,16 +182,11 @@ fn report(db: &Path, session: i64) -> Result<()> {
 fn prune(config: Option<&Path>, db: Option<&Path>, days: Option<u32>) -> Result<()> {
     let (db, days) = match (config, db, days) {
         (Some(file), _, _) => {
-            let text = std::fs::read_to_string(file)?;
             let config = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let days = text
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|t| t.get("storage")?.get("retention_days")?.as_integer())
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{} sets no [storage] retention_days", file.display())
-                })?;
-            (config.storage_path, u32::try_from(days)?)
+            let days = config.retention_days.ok_or_else(|| {
+                anyhow::anyhow!("{} sets no [storage] retention_days", file.display())
+            })?;
+            (config.storage_path, days)
         }
         (None, Some(db), Some(days)) => (db.to_path_buf(), days),
         _ => anyhow::bail!("give --config FILE, or --db PATH --days N"),

@@ -622,4 +622,43 @@ mod tests {
         assert_eq!(by, "Dana");
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    #[test]
+    fn prune_deletes_only_sessions_that_ended_before_the_retention_period() {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-prune-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open(&dir.join("v.db")).unwrap();
+        let day = 86_400_000;
+        let mut ids = Vec::new();
+        for ended in [Some(now_ms() - 40 * day), Some(now_ms() - 20 * day), None] {
+            conn.execute(
+                "INSERT INTO sessions (room, started_at, ended_at, profile) VALUES ('Room 2', 0, ?1, '')",
+                params![ended],
+            )
+            .unwrap();
+            let id = conn.last_insert_rowid();
+            conn.execute(
+                "INSERT INTO readings (session, device, vital, value, unit, flags, received_at)
+                 VALUES (?1, 'ox-1', 'spo2', 97, '%', '[]', 0)",
+                params![id],
+            )
+            .unwrap();
+            ids.push(id);
+        }
+        assert_eq!(prune(&conn, 30).unwrap(), 1);
+        let left: Vec<i64> = conn
+            .prepare("SELECT DISTINCT session FROM readings ORDER BY session")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(left, ids[1..]);
+        assert_eq!(sessions(&conn).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
