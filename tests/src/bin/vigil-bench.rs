@@ -8,8 +8,12 @@
 //!   perfusion index of each line carries a sequence number, so every delivery is timed from the
 //!   write to the receive.
 //!
+//! - A stalled display: one more display per room that connects and never reads; the others'
+//!   p99 with it against the run without it.
+//! - Memory (the process's RSS) and CPU seconds per 1,000 readings.
+//!
 //! Run: `cargo run --release -p vigil-tests --bin vigil-bench -- [--rooms 1,64] [--seconds 10]
-//! [--rate 10]`. Writes a Markdown table to stdout and JSON to `target/bench/e2e.json`.
+//! [--rate 10] [--stalled true|false]`. Writes a Markdown table to stdout and JSON to `target/bench/e2e.json`.
 
 // A benchmark harness: a panic is the report. tungstenite's handshake callback must return its
 // own (large) error response type.
@@ -41,6 +45,7 @@ struct Args {
     rooms: Vec<usize>,
     seconds: f64,
     rate: f64,
+    stalled: bool,
 }
 
 fn args() -> Args {
@@ -48,6 +53,7 @@ fn args() -> Args {
         rooms: vec![1, 64],
         seconds: 10.0,
         rate: 10.0,
+        stalled: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,7 +67,8 @@ fn args() -> Args {
             }
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
             "--rate" => a.rate = value.parse().expect("--rate HZ"),
-            other => panic!("unknown flag {other}; use --rooms, --seconds, --rate"),
+            "--stalled" => a.stalled = value.parse().expect("--stalled true|false"),
+            other => panic!("unknown flag {other}; use --rooms, --seconds, --rate, --stalled"),
         }
     }
     a
@@ -78,6 +85,14 @@ struct Row {
     p999_us: u64,
     max_us: u64,
     cpu_s_per_1000_readings: Option<f64>,
+    /// This row's p99 over the p99 of the row it is compared with (the relay floor, or Vigil
+    /// without the stalled display).
+    p99_ratio: Option<f64>,
+    /// The bench process's resident memory after the daemons started and at the end of the
+    /// case, in MB. It includes the harness and its clients, so it bounds the daemon's from
+    /// above.
+    rss_start_mb: Option<f64>,
+    rss_end_mb: Option<f64>,
 }
 
 fn row(case: &str, rooms: usize, clients: usize, h: &Histogram<u64>, cpu: Option<f64>) -> Row {
@@ -85,6 +100,9 @@ fn row(case: &str, rooms: usize, clients: usize, h: &Histogram<u64>, cpu: Option
         case: case.into(),
         rooms,
         clients,
+        p99_ratio: None,
+        rss_start_mb: None,
+        rss_end_mb: None,
         deliveries: h.len(),
         p50_us: h.value_at_quantile(0.5),
         p99_us: h.value_at_quantile(0.99),
@@ -110,6 +128,55 @@ fn cpu_seconds() -> f64 {
     let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
         + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// This process's resident set size in MB.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// What one Vigil case measured.
+struct VigilRun {
+    latency: Histogram<u64>,
+    readings: u64,
+    cpu_s: f64,
+    rss_start_mb: f64,
+    rss_end_mb: f64,
+}
+
+/// Resident memory one room's full trend buffers take: a hub fed 2 h 10 min of 1 Hz readings
+/// (the buffers' capacity) for the bench room's devices and vitals, in MB.
+fn trend_memory_mb() -> f64 {
+    use vigil_daemon::hub::{Hub, TREND_POINTS};
+    use vigil_protocol::{Format, Reading, Unit, Vital};
+    let devices: Vec<(String, Format)> = (0..DEVICES_PER_ROOM)
+        .map(|d| (format!("ox-{d}"), Format::Masimo))
+        .collect();
+    let clock = vigil_daemon::clock::Clock::start();
+    let start = clock.now();
+    let before = rss_mb();
+    let mut hub = Hub::new(&devices);
+    for second in 0..TREND_POINTS as u64 {
+        let at = start + Duration::from_secs(second);
+        for (id, _) in &devices {
+            for (vital, value, unit) in [
+                (Vital::Spo2, 97.0, Unit::Percent),
+                (Vital::PulseRate, 72.0, Unit::BeatsPerMinute),
+                (Vital::PerfusionIndex, 2.5, Unit::Percent),
+            ] {
+                hub.record(&clock, id, &Reading::number(vital, value, unit), at);
+            }
+        }
+    }
+    let after = rss_mb();
+    drop(hub);
+    after - before
 }
 
 /// The floor: per room, a bare relay from that room's producers to that room's clients. Like
@@ -201,8 +268,10 @@ async fn relay(rooms: usize, rate: f64, seconds: f64, size: usize) -> Histogram<
     Arc::try_unwrap(hist).ok().unwrap().into_inner().unwrap()
 }
 
-/// Vigil: `rooms` daemons, each with four Masimo oximeters on pseudo-terminals and four displays.
-async fn vigil(rooms: usize, rate: f64, seconds: f64) -> (Histogram<u64>, u64, f64) {
+/// Vigil: `rooms` daemons, each with four Masimo oximeters on pseudo-terminals and four displays,
+/// and with `stalled`, one more display per room that connects and never reads (with a small
+/// receive buffer, so that it stops taking data within seconds).
+async fn vigil(rooms: usize, rate: f64, seconds: f64, stalled: bool) -> VigilRun {
     let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut daemons = Vec::new();
@@ -227,6 +296,18 @@ async fn vigil(rooms: usize, rate: f64, seconds: f64) -> (Histogram<u64>, u64, f
                 .await
                 .unwrap(),
         );
+    }
+    let rss_start_mb = rss_mb();
+    let mut stalled_displays = Vec::new();
+    if stalled {
+        for daemon in &daemons {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let tcp = socket.connect(daemon.addr).await.unwrap();
+            let url = format!("ws://{}/ws?token={TOKEN}", daemon.addr);
+            let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+            stalled_displays.push(ws);
+        }
     }
     // Each (room, device, sequence) write time; displays look their receipts up here.
     let sent: SentAt = Arc::default();
@@ -280,6 +361,8 @@ async fn vigil(rooms: usize, rate: f64, seconds: f64) -> (Histogram<u64>, u64, f
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let cpu = cpu_seconds() - cpu_before;
     let readings = per_device * (rooms * DEVICES_PER_ROOM) as u64 * 3;
+    let rss_end_mb = rss_mb();
+    drop(stalled_displays);
     for d in daemons {
         d.shutdown().await;
     }
@@ -287,8 +370,14 @@ async fn vigil(rooms: usize, rate: f64, seconds: f64) -> (Histogram<u64>, u64, f
         t.abort();
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let h = hist.lock().unwrap().clone();
-    (h, readings, cpu)
+    let latency = hist.lock().unwrap().clone();
+    VigilRun {
+        latency,
+        readings,
+        cpu_s: cpu,
+        rss_start_mb,
+        rss_end_mb,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -297,50 +386,92 @@ async fn main() {
     // A reading frame as the daemon sends it, for a relay of the same size.
     let frame = r#"{"v":1,"type":"reading","seq":123456,"device":"ox-0","vital":"perfusion_index","value":12.34,"unit":"%","mdc":150448,"at":"2026-11-23T10:00:00.000Z","flags":[]}"#;
     let mut rows = Vec::new();
-    for &rooms in &a.rooms {
-        let clients = rooms * DISPLAYS_PER_ROOM;
-        let floor = relay(rooms, a.rate, a.seconds, frame.len()).await;
-        rows.push(row("relay floor", rooms, clients, &floor, None));
-        let (h, readings, cpu) = vigil(rooms, a.rate, a.seconds).await;
-        rows.push(row(
-            "vigil end to end",
+    let vigil_row = |case: &str, rooms: usize, clients: usize, run: &VigilRun, against: &Row| {
+        let mut r = row(
+            case,
             rooms,
             clients,
-            &h,
-            Some(cpu / (readings as f64 / 1000.0)),
-        ));
-    }
-    println!("| case | rooms | displays | deliveries | p50 µs | p99 µs | p99.9 µs | max µs | Vigil p99 / relay p99 | CPU s per 1000 readings |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for pair in rows.chunks(2) {
-        let ratio = pair[1].p99_us as f64 / pair[0].p99_us.max(1) as f64;
-        for (i, r) in pair.iter().enumerate() {
-            println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.case,
-                r.rooms,
-                r.clients,
-                r.deliveries,
-                r.p50_us,
-                r.p99_us,
-                r.p999_us,
-                r.max_us,
-                if i == 1 {
-                    format!("{ratio:.2}")
-                } else {
-                    String::new()
-                },
-                r.cpu_s_per_1000_readings
-                    .map(|c| format!("{c:.4}"))
-                    .unwrap_or_default()
+            &run.latency,
+            Some(run.cpu_s / (run.readings as f64 / 1000.0)),
+        );
+        r.p99_ratio = Some(r.p99_us as f64 / against.p99_us.max(1) as f64);
+        r.rss_start_mb = Some(run.rss_start_mb);
+        r.rss_end_mb = Some(run.rss_end_mb);
+        r
+    };
+    for &rooms in &a.rooms {
+        let clients = rooms * DISPLAYS_PER_ROOM;
+        let floor = row(
+            "relay floor",
+            rooms,
+            clients,
+            &relay(rooms, a.rate, a.seconds, frame.len()).await,
+            None,
+        );
+        let run = vigil(rooms, a.rate, a.seconds, false).await;
+        let plain = vigil_row("vigil end to end", rooms, clients, &run, &floor);
+        rows.push(floor);
+        if a.stalled {
+            // The others' latency with one stalled display per room, against the same run
+            // without it, back to back.
+            let run = vigil(rooms, a.rate, a.seconds, true).await;
+            let stalled = vigil_row(
+                "vigil, 1 stalled display per room",
+                rooms,
+                clients,
+                &run,
+                &plain,
             );
+            rows.push(plain);
+            rows.push(stalled);
+        } else {
+            rows.push(plain);
         }
     }
+    println!(
+        "| case | rooms | displays | deliveries | p50 µs | p99 µs | p99.9 µs | max µs | p99 ratio | \
+         CPU s per 1000 readings | RSS MB (start → end) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.case,
+            r.rooms,
+            r.clients,
+            r.deliveries,
+            r.p50_us,
+            r.p99_us,
+            r.p999_us,
+            r.max_us,
+            r.p99_ratio.map(|x| format!("{x:.2}")).unwrap_or_default(),
+            r.cpu_s_per_1000_readings
+                .map(|c| format!("{c:.4}"))
+                .unwrap_or_default(),
+            match (r.rss_start_mb, r.rss_end_mb) {
+                (Some(a), Some(b)) => format!("{a:.1} → {b:.1}"),
+                _ => String::new(),
+            }
+        );
+    }
+    println!(
+        "\np99 ratio: Vigil over the relay floor; for the stalled case, over Vigil without it. \
+         RSS is the whole bench process (harness and clients included)."
+    );
+    let trend_mb = trend_memory_mb();
+    println!(
+        "One room's trend buffers full (2 h 10 min at 1 Hz, {} series): +{trend_mb:.1} MB RSS.",
+        DEVICES_PER_ROOM * 3
+    );
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&out).unwrap();
+    let report = serde_json::json!({
+        "cases": rows,
+        "one_room_full_trend_mb": trend_mb,
+    });
     std::fs::write(
         out.join("e2e.json"),
-        serde_json::to_string_pretty(&rows).unwrap(),
+        serde_json::to_string_pretty(&report).unwrap(),
     )
     .unwrap();
     eprintln!("wrote {}", out.join("e2e.json").display());
