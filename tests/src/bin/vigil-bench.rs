@@ -385,6 +385,8 @@ async fn main() {
     let a = args();
     // A reading frame as the daemon sends it, for a relay of the same size.
     let frame = r#"{"v":1,"type":"reading","seq":123456,"device":"ox-0","vital":"perfusion_index","value":12.34,"unit":"%","mdc":150448,"at":"2026-11-23T10:00:00.000Z","flags":[]}"#;
+    // First, while the allocator holds no memory freed by other cases.
+    let trend_mb = trend_memory_mb();
     let mut rows = Vec::new();
     let vigil_row = |case: &str, rooms: usize, clients: usize, run: &VigilRun, against: &Row| {
         let mut r = row(
@@ -458,7 +460,6 @@ async fn main() {
         "\np99 ratio: Vigil over the relay floor; for the stalled case, over Vigil without it. \
          RSS is the whole bench process (harness and clients included)."
     );
-    let trend_mb = trend_memory_mb();
     println!(
         "One room's trend buffers full (2 h 10 min at 1 Hz, {} series): +{trend_mb:.1} MB RSS.",
         DEVICES_PER_ROOM * 3
