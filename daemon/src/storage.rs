@@ -235,17 +235,24 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Resumes the room's open session (left by a crash) or starts a new one.
 pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite::Result<Resumed> {
-    /// id, dose_at, dose_by, baseline systolic, baseline diastolic.
-    type OpenSession = (i64, Option<i64>, Option<String>, Option<f64>, Option<f64>);
+    /// id, dose_at, dose_by, baseline systolic, baseline diastolic, profile.
+    type OpenSession = (
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+        String,
+    );
     let open: Option<OpenSession> = conn
         .query_row(
-            "SELECT id, dose_at, dose_by, baseline_systolic, baseline_diastolic FROM sessions
+            "SELECT id, dose_at, dose_by, baseline_systolic, baseline_diastolic, profile FROM sessions
              WHERE room = ?1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
             params![room],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((session, dose_at, dose_by, sys, dia)) = open else {
+    let Some((session, dose_at, dose_by, sys, dia, profile_then)) = open else {
         conn.execute(
             "INSERT INTO sessions (room, started_at, profile) VALUES (?1, ?2, ?3)",
             params![room, now_ms(), profile],
@@ -255,6 +262,25 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
             ..Resumed::default()
         });
     };
+    // Limits change only through the configuration, so a resumed session whose configuration
+    // was edited in between records the profile now in force, and when.
+    let in_force = conn
+        .query_row(
+            "SELECT target FROM actions WHERE session = ?1 AND action = 'profile_changed'
+             ORDER BY rowid DESC LIMIT 1",
+            params![session],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten()
+        .unwrap_or(profile_then);
+    if in_force != profile {
+        conn.execute(
+            "INSERT INTO actions (session, action, person, target, at)
+             VALUES (?1, 'profile_changed', 'configuration file', ?2, ?3)",
+            params![session, profile, now_ms()],
+        )?;
+    }
     // The latest event of each alarm that has not ended.
     let mut stmt = conn.prepare(
         "SELECT e.alarm, e.at FROM alarm_events e
@@ -659,6 +685,33 @@ mod tests {
             .unwrap();
         assert_eq!(left, ids[1..]);
         assert_eq!(sessions(&conn).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_resumed_session_records_a_profile_changed_in_between() {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-profile-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open(&dir.join("v.db")).unwrap();
+        let first = resume_or_start(&conn, "Room 2", "{\"spo2-low\":90}").unwrap();
+        assert!(!first.resumed);
+        let again = resume_or_start(&conn, "Room 2", "{\"spo2-low\":90}").unwrap();
+        assert_eq!((again.session, again.resumed), (first.session, true));
+        let changed = resume_or_start(&conn, "Room 2", "{\"spo2-low\":88}").unwrap();
+        assert_eq!(changed.session, first.session);
+        resume_or_start(&conn, "Room 2", "{\"spo2-low\":88}").unwrap();
+        let changes: Vec<String> = conn
+            .prepare("SELECT target FROM actions WHERE action = 'profile_changed'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(changes, ["{\"spo2-low\":88}"]);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
