@@ -129,8 +129,15 @@ pub fn export_csv(conn: &Connection, session: i64, out: &mut dyn Write) -> anyho
 /// Every record of the session as JSON lines: readings, link events, alarm events, actions.
 pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> anyhow::Result<()> {
     let (room, started, dose, baseline) = session_room(conn, session)?;
+    let profile: String = conn.query_row(
+        "SELECT profile FROM sessions WHERE id = ?1",
+        params![session],
+        |r| r.get(0),
+    )?;
+    let profile = serde_json::from_str::<serde_json::Value>(&profile).unwrap_or(profile.into());
     let header = serde_json::json!({"kind": "session", "session": session, "room": room, "started_at": rfc3339(started),
-            "dose_at": dose.map(rfc3339), "baseline": baseline.map(|(s, d)| serde_json::json!({"systolic": s, "diastolic": d}))});
+            "dose_at": dose.map(rfc3339), "baseline": baseline.map(|(s, d)| serde_json::json!({"systolic": s, "diastolic": d})),
+            "profile": profile});
     let mut lines: Vec<(i64, serde_json::Value)> = Vec::new();
     for r in readings(conn, session)? {
         let mut v = serde_json::to_value(&r)?;
@@ -589,15 +596,15 @@ mod tests {
         );
         let mut jsonl = Vec::new();
         export_jsonl(&conn, s, &mut jsonl).unwrap();
-        let kinds: Vec<String> = String::from_utf8(jsonl)
+        let values: Vec<serde_json::Value> = String::from_utf8(jsonl)
             .unwrap()
             .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(values[0]["profile"], "kap-default", "the profile in force");
+        let kinds: Vec<String> = values
+            .iter()
+            .map(|v| v["kind"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(kinds.iter().filter(|k| *k == "reading").count(), 5);
         assert_eq!(kinds.iter().filter(|k| *k == "alarm").count(), 3);
