@@ -152,31 +152,29 @@ pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> any
             serde_json::json!({"kind": "alarm", "event": event, "alarm": alarm, "at": rfc3339(at)}),
         ));
     }
-    let mut stmt =
-        conn.prepare("SELECT device, state, reason, at FROM links WHERE session = ?1")?;
-    for row in stmt.query_map(params![session], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })? {
-        let (device, state, reason, at) = row?;
-        lines.push((at, serde_json::json!({"kind": "link", "device": device, "link": state, "reason": reason, "at": rfc3339(at)})));
-    }
-    let mut stmt =
-        conn.prepare("SELECT action, person, target, at FROM actions WHERE session = ?1")?;
-    for row in stmt.query_map(params![session], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })? {
-        let (action, person, target, at) = row?;
-        lines.push((at, serde_json::json!({"kind": "action", "action": action, "person": person, "target": target, "at": rfc3339(at)})));
+    for (kind, table, [name, value, detail]) in [
+        ("link", "links", ["device", "state", "reason"]),
+        ("action", "actions", ["action", "person", "target"]),
+    ] {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {name}, {value}, {detail}, at FROM {table} WHERE session = ?1"
+        ))?;
+        for row in stmt.query_map(params![session], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })? {
+            let (n, v, d, at) = row?;
+            // A link's state is shown as `link`, as the display protocol names it.
+            let value_key = if kind == "link" { "link" } else { value };
+            lines.push((
+                at,
+                serde_json::json!({"kind": kind, name: n, value_key: v, detail: d, "at": rfc3339(at)}),
+            ));
+        }
     }
     lines.sort_by_key(|(at, _)| *at);
     writeln!(out, "{header}")?;
@@ -594,6 +592,18 @@ mod tests {
             "{}",
             lines[5]
         );
+        conn.execute(
+            "INSERT INTO links (session, device, state, reason, at) VALUES
+             (?1, 'ox-1', 'disconnected', 'cable unplugged', 1795400030000)",
+            params![s],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO actions (session, action, person, target, at) VALUES
+             (?1, 'ack', 'Nurse Okafor', 'A1', 1795400070000)",
+            params![s],
+        )
+        .unwrap();
         let mut jsonl = Vec::new();
         export_jsonl(&conn, s, &mut jsonl).unwrap();
         let values: Vec<serde_json::Value> = String::from_utf8(jsonl)
@@ -602,6 +612,18 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(values[0]["profile"], "kap-default", "the profile in force");
+        let link = values.iter().find(|v| v["kind"] == "link").unwrap();
+        assert_eq!(
+            link,
+            &serde_json::json!({"kind": "link", "device": "ox-1", "link": "disconnected",
+                "reason": "cable unplugged", "at": "2026-11-23T02:13:50.000Z"})
+        );
+        let action = values.iter().find(|v| v["kind"] == "action").unwrap();
+        assert_eq!(
+            action,
+            &serde_json::json!({"kind": "action", "action": "ack", "person": "Nurse Okafor",
+                "target": "A1", "at": "2026-11-23T02:14:30.000Z"})
+        );
         let kinds: Vec<String> = values
             .iter()
             .map(|v| v["kind"].as_str().unwrap().to_string())

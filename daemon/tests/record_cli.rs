@@ -7,12 +7,12 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt;
 use tokio_serial::{SerialPort, SerialStream};
 use tokio_tungstenite::tungstenite::Message;
+
+mod common;
 
 const NURSE: &str = "record-nurse-token-0123";
 
@@ -31,39 +31,6 @@ fn config(dir: &Path, port: &str, db: &str) -> PathBuf {
     let path = dir.join("vigil.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Starts `vigil run`; returns it, its address and a task collecting its log.
-async fn start(config: &Path) -> (Child, String, tokio::task::JoinHandle<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("VIGIL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let addr = line
-        .trim_start_matches("vigil: display at http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = tokio::spawn(async move {
-        let mut all = String::new();
-        while let Ok(Some(l)) = err.next_line().await {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    (child, addr, log)
 }
 
 type Ws =
@@ -91,6 +58,12 @@ async fn next(ws: &mut Ws, mut want: impl FnMut(&Value) -> bool) -> Value {
             return v;
         }
     }
+}
+
+async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
 }
 
 fn masimo(spo2: u32) -> Vec<u8> {
@@ -121,7 +94,11 @@ async fn a_killed_daemon_resumes_its_session_alarms_and_acknowledgements() {
     let db = dir.join("record.db");
     let cfg = config(&dir, &port, &db.display().to_string());
 
-    let (mut first, addr, _) = start(&cfg).await;
+    let common::Running {
+        child: mut first,
+        addr,
+        ..
+    } = common::start_run(&cfg).await;
     let (mut ws, _) = display(&addr).await;
     // The oximeter streams; SpO2 falls; the nurse acknowledges; the dose is marked.
     let feeder = tokio::spawn(async move {
@@ -143,22 +120,14 @@ async fn a_killed_daemon_resumes_its_session_alarms_and_acknowledgements() {
     })
     .await;
     let id = raised["alarm"]["id"].as_str().unwrap().to_string();
-    ws.send(Message::Text(
-        json!({"type": "ack", "alarm_id": id, "request_id": "a"})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut ws,
+        json!({"type": "ack", "alarm_id": id, "request_id": "a"}),
+    )
+    .await;
     let result = next(&mut ws, |m| m["type"] == "result" || m["type"] == "error").await;
     assert_eq!(result["type"], "result", "{result}");
-    ws.send(Message::Text(
-        json!({"type": "mark_dose", "request_id": "d"})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(&mut ws, json!({"type": "mark_dose", "request_id": "d"})).await;
     next(&mut ws, |m| m["type"] == "result" && m["request_id"] == "d").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
@@ -166,7 +135,11 @@ async fn a_killed_daemon_resumes_its_session_alarms_and_acknowledgements() {
     first.kill().await.unwrap();
     first.wait().await.unwrap();
 
-    let (mut second, addr, log) = start(&cfg).await;
+    let common::Running {
+        child: mut second,
+        addr,
+        log,
+    } = common::start_run(&cfg).await;
     let (mut ws, snapshot) = display(&addr).await;
     let alarm = snapshot["alarms"]
         .as_array()
@@ -266,7 +239,11 @@ async fn a_corrupt_database_raises_recording_failed_and_monitoring_goes_on() {
     let port = slave.name().unwrap();
     drop(slave);
     let cfg = config(&dir, &port, &db.display().to_string());
-    let (mut daemon, addr, _) = start(&cfg).await;
+    let common::Running {
+        child: mut daemon,
+        addr,
+        ..
+    } = common::start_run(&cfg).await;
     let (mut ws, snapshot) = display(&addr).await;
     let failing = snapshot["alarms"]
         .as_array()
@@ -290,13 +267,11 @@ async fn a_corrupt_database_raises_recording_failed_and_monitoring_goes_on() {
     .await;
     // An acknowledgement still takes effect, and the display is told it was not recorded.
     let id = spo2["alarm"]["id"].as_str().unwrap();
-    ws.send(Message::Text(
-        json!({"type": "ack", "alarm_id": id, "request_id": "a"})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut ws,
+        json!({"type": "ack", "alarm_id": id, "request_id": "a"}),
+    )
+    .await;
     let answer = next(&mut ws, |m| m["request_id"] == "a").await;
     assert_eq!(answer["code"], "not_recorded", "{answer}");
     daemon.kill().await.unwrap();

@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+mod common;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vigil.example.toml");
 
@@ -65,24 +65,10 @@ async fn vigil_run_stops_cleanly_on_sigterm() {
     let users_and_more = &example[..example.find("[[device]]").unwrap()];
     let config = users_and_more.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
     std::fs::write(dir.join("vigil.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--config"])
-        .arg(dir.join("vigil.toml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(
-        line.starts_with("vigil: display at http://127.0.0.1:"),
-        "{line}"
-    );
+    let common::Running {
+        mut child, addr, ..
+    } = common::start_run(&dir.join("vigil.toml")).await;
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let pid = child.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])

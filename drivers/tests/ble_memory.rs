@@ -7,14 +7,11 @@ mod common;
 use common::expect;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::{CharacteristicInfo, Subscription};
-use vigil_drivers::{BleTarget, DeviceSpec, DriverEvent, DriverEventKind, Link, Transport};
+use vigil_drivers::{BleTarget, DeviceSpec, DriverEventKind, Link, Transport};
 use vigil_protocol::ble::uuid;
 use vigil_protocol::{DeviceEvent, Format, Vital};
 
@@ -54,24 +51,13 @@ fn oximeter(central: &MemoryCentral) -> SimPeripheral {
     })
 }
 
-fn start(
-    central: MemoryCentral,
-    format: Format,
-    target: BleTarget,
-) -> (
-    mpsc::Receiver<DriverEvent>,
-    vigil_drivers::DeviceHandle,
-    CancellationToken,
-) {
-    let (tx, rx) = mpsc::channel(1024);
-    let cancel = CancellationToken::new();
+fn start(central: MemoryCentral, format: Format, target: BleTarget) -> common::Started {
     let spec = DeviceSpec {
         id: "ble-1".into(),
         format,
         transport: Transport::Ble(target),
     };
-    let (handle, _) = vigil_drivers::spawn(spec, Arc::new(central), tx, cancel.clone());
-    (rx, handle, cancel)
+    common::spawn(spec, central)
 }
 
 fn connected(k: &DriverEventKind) -> Option<()> {

@@ -8,17 +8,12 @@ use common::expect;
 
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_serial::{SerialPort, SerialStream};
-use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::MemoryCentral;
-use vigil_drivers::{
-    DeviceSpec, DriverEvent, DriverEventKind, Link, PortSelector, SerialSpec, Transport,
-};
+use vigil_drivers::{DeviceSpec, DriverEventKind, Link, PortSelector, SerialSpec, Transport};
 use vigil_protocol::serial::contec;
 use vigil_protocol::stream::Deframer;
 use vigil_protocol::{Format, Vital};
@@ -61,18 +56,8 @@ fn spec(format: Format, path: PathBuf) -> DeviceSpec {
     }
 }
 
-fn start(
-    spec: DeviceSpec,
-) -> (
-    mpsc::Receiver<DriverEvent>,
-    vigil_drivers::DeviceHandle,
-    CancellationToken,
-) {
-    let (tx, rx) = mpsc::channel(1024);
-    let cancel = CancellationToken::new();
-    let (handle, _task) =
-        vigil_drivers::spawn(spec, Arc::new(MemoryCentral::new()), tx, cancel.clone());
-    (rx, handle, cancel)
+fn start(spec: DeviceSpec) -> common::Started {
+    common::spawn(spec, MemoryCentral::new())
 }
 
 fn masimo_line(spo2: u32) -> Vec<u8> {

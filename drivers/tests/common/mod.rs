@@ -25,3 +25,22 @@ pub async fn expect<T>(
         }
     }
 }
+
+/// The events, handle and cancellation of one driver under test.
+pub type Started = (
+    mpsc::Receiver<DriverEvent>,
+    vigil_drivers::DeviceHandle,
+    tokio_util::sync::CancellationToken,
+);
+
+/// Spawns the driver for `spec`, with `central` for BLE devices.
+pub fn spawn(
+    spec: vigil_drivers::DeviceSpec,
+    central: vigil_drivers::ble::memory::MemoryCentral,
+) -> Started {
+    let (tx, rx) = mpsc::channel(1024);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (handle, _task) =
+        vigil_drivers::spawn(spec, std::sync::Arc::new(central), tx, cancel.clone());
+    (rx, handle, cancel)
+}

@@ -1,0 +1,54 @@
+//! Running the real `vigil` binary, shared by the command-line tests.
+
+#![allow(clippy::unwrap_used, dead_code)] // test code; each test file uses part of it
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running `vigil run`.
+pub struct Running {
+    /// The process (killed when dropped).
+    pub child: Child,
+    /// The display's address, `host:port`.
+    pub addr: String,
+    /// Everything it logs, once it exits.
+    pub log: tokio::task::JoinHandle<String>,
+}
+
+/// Starts `vigil run --config CONFIG` and waits (at most 10 s) for the line announcing the
+/// display's address.
+pub async fn start_run(config: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("VIGIL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("vigil run announces its address within 10 s")
+        .unwrap()
+        .expect("vigil run is running");
+    let addr = line
+        .strip_prefix("vigil: display at http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .trim_end_matches('/')
+        .to_string();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = tokio::spawn(async move {
+        let mut all = String::new();
+        while let Ok(Some(l)) = err.next_line().await {
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    Running { child, addr, log }
+}
