@@ -318,11 +318,10 @@ impl Core {
                 let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {
                     let info = self.hub.record(&self.clock, &device, r, event.at);
-                    let device_time = r.device_time.and_then(|t| serde_json::to_string(&t).ok());
                     self.storage.record(crate::storage::Record::Reading(
                         Box::new(info.clone()),
                         at_ms,
-                        device_time,
+                        r.device_time,
                     ));
                     sensor_back |= r.clinical_value().is_some();
                     self.send(
@@ -392,10 +391,7 @@ impl Core {
         if self.hub.set_link(device, link, reason.clone()) {
             self.storage.record(crate::storage::Record::Link {
                 device: device.to_string(),
-                state: serde_json::to_string(&link)
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_string(),
+                state: link,
                 reason: reason.clone(),
                 at: self.clock.unix_ms(self.clock.now()),
             });

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use vigil_protocol::display::{AlarmInfo, ReadingInfo};
+use vigil_protocol::display::{AlarmInfo, LinkState, ReadingInfo};
+use vigil_protocol::DeviceTime;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
 const MIGRATIONS: [&str; 1] = [r#"
@@ -72,13 +73,13 @@ CREATE TABLE actions (
 pub enum Record {
     /// A reading as the display received it, its receive time (unix ms) and the device's own
     /// timestamp when the format carries one.
-    Reading(Box<ReadingInfo>, i64, Option<String>),
+    Reading(Box<ReadingInfo>, i64, Option<DeviceTime>),
     /// A device's link changed.
     Link {
         /// Device.
         device: String,
         /// New state.
-        state: String,
+        state: LinkState,
         /// Why.
         reason: Option<String>,
         /// Unix ms.
@@ -190,6 +191,15 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The name a unit-like enum has in the display protocol (`sensor_off`, `disconnected`), so the
+/// record and the protocol spell states alike.
+fn wire_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
 }
 
 /// Opens (creating and migrating) a database.
@@ -338,11 +348,11 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
                 info.device,
                 info.vital.name(),
                 info.value,
-                info.unavailable.map(|u| serde_json::to_string(&u).unwrap_or_default().trim_matches('"').to_string()),
-                serde_json::to_string(&info.unit).unwrap_or_default().trim_matches('"'),
+                info.unavailable.as_ref().map(wire_name),
+                info.unit.symbol(),
                 info.mdc,
                 serde_json::to_string(&info.flags).unwrap_or_default(),
-                device_time,
+                device_time.and_then(|t| serde_json::to_string(&t).ok()),
                 at,
             ])?;
         }
@@ -353,7 +363,7 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
             at,
         } => {
             conn.prepare_cached("INSERT INTO links (session, device, state, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![session, device, state, reason, at])?;
+                .execute(params![session, device, wire_name(state), reason, at])?;
         }
         Record::Alarm { event, alarm, at } => {
             conn.prepare_cached(
@@ -640,6 +650,13 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(values, vec![97.0, 96.0]);
+        let unit: String = conn
+            .query_row("SELECT unit FROM readings LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            unit, "%",
+            "units are kept by their symbol, as the review reads them"
+        );
         let by: String = conn
             .query_row("SELECT person FROM actions WHERE action = 'ack'", [], |r| {
                 r.get(0)
