@@ -134,8 +134,12 @@ fn open_record(db: &Path) -> Result<rusqlite::Connection> {
     if !db.exists() {
         anyhow::bail!("no session record at {}", db.display());
     }
-    vigil_daemon::storage::open_read_only(db)
-        .map_err(|e| anyhow::anyhow!("cannot open the session record {}: {e}", db.display()))
+    let conn = vigil_daemon::storage::open_read_only(db)
+        .map_err(|e| anyhow::anyhow!("cannot open the session record {}: {e}", db.display()))?;
+    // A file that is not a session record should say so, not fail later with SQLite's words.
+    conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| anyhow::anyhow!("{} is not a Vigil session record ({e})", db.display()))?;
+    Ok(conn)
 }
 
 fn sessions(db: &Path) -> Result<()> {

@@ -277,3 +277,33 @@ async fn a_corrupt_database_raises_recording_failed_and_monitoring_goes_on() {
     daemon.kill().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn review_commands_name_a_missing_or_foreign_file() {
+    let dir = std::env::temp_dir().join(format!("vigil-record-foreign-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let foreign = dir.join("notes.db");
+    std::fs::write(&foreign, "not a database").unwrap();
+    let missing = dir.join("missing.db");
+    for (db, says) in [
+        (&foreign, "is not a Vigil session record"),
+        (&missing, "no session record at"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["sessions", "--db"])
+            .arg(db)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains(&*db.to_string_lossy()),
+            "{err}"
+        );
+    }
+    assert!(
+        !missing.exists(),
+        "a review command never creates a database"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
