@@ -45,6 +45,7 @@ pub const DEVICES: [(&str, Kind); 4] = [
 
 /// A TOML basic string holding `s`.
 fn toml_string(s: &str) -> String {
+    // A JSON string is a valid TOML basic string: the same quotes and escapes.
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
@@ -113,7 +114,7 @@ impl Demo {
                 vigil_simulator::run::open_port(&link).with_context(|| {
                     format!("cannot create a pseudo-terminal at {}", link.display())
                 })?;
-                let _ = writeln!(config, "port = \"{}\"", link.display());
+                let _ = writeln!(config, "port = {}", toml_string(&link.to_string_lossy()));
                 let cancel = sims.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve_serial(device, link, clock, end, cancel).await {

@@ -42,6 +42,7 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
         .replacen("/?token=", "/ws?token=", 1);
     let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     let mut saw_snapshot = false;
+    let mut saw_reading = false;
     let mut devices = Vec::new();
     while started.elapsed() < Duration::from_secs(30) {
         let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
@@ -64,10 +65,15 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
                 .collect();
         }
         if v["type"] == "reading" && v["device"] == "oximeter-1" {
+            saw_reading = true;
             break;
         }
     }
     assert!(saw_snapshot);
+    assert!(
+        saw_reading,
+        "the simulated oximeter's readings reach the display"
+    );
     assert_eq!(
         devices,
         ["cuff-ble", "cuff-serial", "hr-strap", "oximeter-1"]
