@@ -192,8 +192,11 @@ impl Core {
         }
     }
 
-    /// Brings back the session and alarms a crashed run left open.
+    /// Brings back the session, alarms and trends a crashed run left open.
     pub fn restore(&mut self, resumed: &crate::storage::Resumed) {
+        for p in &resumed.trend {
+            self.hub.restore_trend(&p.device, &p.reading, p.at_ms);
+        }
         let parse_priority = |p: &str| match p {
             "high" => Priority::High,
             "medium" => Priority::Medium,

@@ -162,6 +162,7 @@ impl Daemon {
             tracing::warn!(
                 session = r.session,
                 alarms = r.alarms.len(),
+                trend_points = r.trend.len(),
                 seconds_since_last_recorded_reading = gap,
                 "resuming a session left open by a crash: readings after the last recorded one were lost"
             );

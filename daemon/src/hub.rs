@@ -141,6 +141,17 @@ impl Hub {
         info
     }
 
+    /// Puts a reading recorded before a restart back into its trend (not into the latest
+    /// values: those are live, and a restored one would show a stale number as current).
+    pub fn restore_trend(&mut self, device: &str, reading: &Reading, unix_ms: i64) {
+        if let Some(v) = reading.clinical_value() {
+            self.trends
+                .entry((device.to_string(), reading.vital))
+                .or_default()
+                .push(unix_ms, v);
+        }
+    }
+
     /// Devices and their links.
     pub fn devices(&self) -> Vec<DeviceInfo> {
         self.devices.iter().map(|d| d.info.clone()).collect()

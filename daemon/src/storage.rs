@@ -184,6 +184,20 @@ pub struct Resumed {
     pub alarms: Vec<(AlarmInfo, i64)>,
     /// When the last reading was recorded (unix ms).
     pub last_reading_at: Option<i64>,
+    /// The last value of each second for every (device, vital), over the trend window before
+    /// the last reading, oldest first: the provider's trend chart survives the restart.
+    pub trend: Vec<TrendPoint>,
+}
+
+/// One restored trend point.
+#[derive(Debug, Clone)]
+pub struct TrendPoint {
+    /// The device id.
+    pub device: String,
+    /// The reading as recorded (value, unit and flags).
+    pub reading: vigil_protocol::Reading,
+    /// When it was received (unix ms).
+    pub at_ms: i64,
 }
 
 fn now_ms() -> i64 {
@@ -317,6 +331,10 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
         )
         .optional()?
         .flatten();
+    let trend = match last_reading_at {
+        Some(last) => trend_before(conn, session, last)?,
+        None => Vec::new(),
+    };
     Ok(Resumed {
         session,
         resumed: true,
@@ -324,7 +342,48 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
         baseline: sys.zip(dia),
         alarms,
         last_reading_at,
+        trend,
     })
+}
+
+/// The last number recorded in each second of the trend window ending at `last` (unix ms), per
+/// device and vital, oldest first. Rows the model cannot read back are skipped.
+fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<TrendPoint>> {
+    let since = last - crate::hub::TREND_POINTS as i64 * 1000;
+    let mut stmt = conn.prepare(
+        "SELECT device, vital, value, unit, flags, received_at FROM readings
+         WHERE rowid IN (SELECT MAX(rowid) FROM readings
+                         WHERE session = ?1 AND received_at > ?2 AND value IS NOT NULL
+                         GROUP BY device, vital, received_at / 1000)
+         ORDER BY received_at",
+    )?;
+    let rows = stmt.query_map(params![session, since], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, f64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, i64>(5)?,
+        ))
+    })?;
+    let mut points = Vec::new();
+    for row in rows {
+        let (device, vital, value, unit, flags, at_ms) = row?;
+        let (Some(vital), Some(unit), Ok(flags)) = (
+            vigil_protocol::Vital::from_name(&vital),
+            vigil_protocol::Unit::from_symbol(&unit),
+            serde_json::from_str(&flags),
+        ) else {
+            continue;
+        };
+        points.push(TrendPoint {
+            device,
+            reading: vigil_protocol::Reading::number(vital, value, unit).with_flags(flags),
+            at_ms,
+        });
+    }
+    Ok(points)
 }
 
 /// Ends a session (graceful shutdown).

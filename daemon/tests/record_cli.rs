@@ -71,6 +71,13 @@ fn masimo(spo2: u32) -> Vec<u8> {
         .into_bytes()
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 fn vigil(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
@@ -119,6 +126,7 @@ async fn a_killed_daemon_resumes_its_session_alarms_and_acknowledgements() {
         m["type"] == "alarm" && m["event"] == "raised" && m["alarm"]["rule"] == "spo2-low"
     })
     .await;
+    let raised_at_ms = unix_ms();
     let id = raised["alarm"]["id"].as_str().unwrap().to_string();
     send(
         &mut ws,
@@ -131,7 +139,13 @@ async fn a_killed_daemon_resumes_its_session_alarms_and_acknowledgements() {
     next(&mut ws, |m| m["type"] == "result" && m["request_id"] == "d").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    // Power cut: no shutdown, no final write.
+    // Power cut: no shutdown, no final write. The snapshot's trend has one point per 10 s, so
+    // the crash waits for the next 10-s bucket: readings of the alarm's bucket are then
+    // only in the trend if the restart brought them back.
+    while unix_ms() / 10_000 == raised_at_ms / 10_000 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let killed_at_ms = unix_ms();
     first.kill().await.unwrap();
     first.wait().await.unwrap();
 
@@ -152,6 +166,24 @@ async fn a_killed_daemon_resumes_its_session_alarms_and_acknowledgements() {
     assert_eq!(alarm["acknowledged_by"], "Nurse Okafor");
     assert_eq!(snapshot["session"]["phase"], "post_dose");
     assert_eq!(snapshot["session"]["dose_by"], "Nurse Okafor");
+    // The trend chart keeps the readings from before the crash.
+    let spo2_trend = snapshot["trend"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["device"] == "oximeter-1" && s["vital"] == "spo2")
+        .unwrap_or_else(|| panic!("no SpO2 trend after the restart: {}", snapshot["trend"]));
+    let before_crash: Vec<f64> = spo2_trend["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_u64().unwrap() / 10_000 < killed_at_ms / 10_000)
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert!(
+        before_crash.contains(&86.0),
+        "the trend lost the readings before the crash: {spo2_trend}"
+    );
     // The stream goes on in the same session.
     next(&mut ws, |m| m["type"] == "reading" && m["vital"] == "spo2").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
