@@ -37,6 +37,10 @@ pub struct Outgoing {
     pub received: Option<Instant>,
 }
 
+/// What the core publishes at once: the messages one event caused, in order, so that a display
+/// session writes them together.
+pub type Published = Arc<Vec<Outgoing>>;
+
 /// Why an action was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -118,7 +122,9 @@ pub struct Core {
     clock: Clock,
     room: String,
     seq: u64,
-    out: broadcast::Sender<Arc<Outgoing>>,
+    out: broadcast::Sender<Published>,
+    /// Messages made since the last publication.
+    pending: Vec<Outgoing>,
     devices: HashMap<String, (DeviceHandle, Format)>,
     metrics: Arc<Metrics>,
     storage: crate::storage::Storage,
@@ -161,7 +167,7 @@ impl Core {
         clock: Clock,
         room: String,
         devices: HashMap<String, (DeviceHandle, Format)>,
-        out: broadcast::Sender<Arc<Outgoing>>,
+        out: broadcast::Sender<Published>,
         metrics: Arc<Metrics>,
         storage: (
             crate::storage::Storage,
@@ -185,6 +191,7 @@ impl Core {
             room,
             seq: 0,
             out,
+            pending: Vec::new(),
             devices,
             metrics,
             storage: storage.0,
@@ -256,12 +263,19 @@ impl Core {
     fn send(&mut self, make: impl FnOnce(u64) -> ServerMessage, received: Option<Instant>) {
         self.seq += 1;
         let text = make(self.seq).to_json();
-        // No session listening is fine: the state is in the next snapshot.
-        let _ = self.out.send(Arc::new(Outgoing {
+        self.pending.push(Outgoing {
             seq: self.seq,
             text: text.into(),
             received,
-        }));
+        });
+    }
+
+    /// Hands what the last event caused to every display session at once.
+    fn publish(&mut self) {
+        if !self.pending.is_empty() {
+            // No session listening is fine: the state is in the next snapshot.
+            let _ = self.out.send(Arc::new(std::mem::take(&mut self.pending)));
+        }
     }
 
     /// Starts the task; it runs until `cancel` fires and returns the engine for a final look.
@@ -297,6 +311,7 @@ impl Core {
                         self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
                     }
                 }
+                self.publish();
             }
             let active = self
                 .engine
@@ -721,6 +736,8 @@ impl Core {
                         Some((handle, _)) => {
                             tracing::info!(%person, %device, "NIBP start requested");
                             let handle = handle.clone();
+                            self.publish_engine_events();
+                            self.publish();
                             tokio::spawn(async move {
                                 let answer = handle.start_nibp().await.map_err(|e| Refusal {
                                     code: "refused",
@@ -728,12 +745,13 @@ impl Core {
                                 });
                                 let _ = reply.send(answer);
                             });
-                            self.publish_engine_events();
                             return;
                         }
                     },
                 };
                 self.publish_engine_events();
+                // The changes go out before the answer, so a display has them when it hears.
+                self.publish();
                 match result {
                     Err(refusal) => {
                         let _ = reply.send(Err(refusal));

@@ -49,7 +49,8 @@ const SEND_BUFFER: usize = 256 * 1024;
 /// Tuning that only tests and benchmarks change.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Messages a display may be behind before it gets a fresh snapshot instead.
+    /// Publications (the messages of one event each) a display may be behind before it gets a
+    /// fresh snapshot instead.
     pub broadcast_capacity: usize,
 }
 
@@ -68,7 +69,7 @@ pub struct Daemon {
     /// Its metrics.
     pub metrics: Arc<Metrics>,
     cancel: CancellationToken,
-    out: broadcast::Sender<Arc<crate::core::Outgoing>>,
+    out: broadcast::Sender<crate::core::Published>,
     core_handle: crate::core::CoreHandle,
     writer: std::thread::JoinHandle<()>,
     drivers: Vec<JoinHandle<()>>,
@@ -217,7 +218,7 @@ impl Daemon {
     }
 
     /// The stream every display receives after its snapshot, in-process (for tests and tools).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<crate::core::Outgoing>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<crate::core::Published> {
         self.out.subscribe()
     }
 

@@ -86,6 +86,12 @@ impl Metrics {
         let _ = lock(&self.reading_to_frame).record(latency.as_micros().max(1) as u64);
     }
 
+    /// Reading-to-frame latencies so far, in microseconds: from the driver's read of the
+    /// device's bytes to the frame's write to the display's socket.
+    pub fn delivery_latency(&self) -> Histogram<u64> {
+        lock(&self.reading_to_frame).clone()
+    }
+
     /// Records one engine evaluation.
     pub fn record_engine(&self, took: Duration) {
         let _ = lock(&self.engine_eval).record(took.as_nanos().max(1) as u64);

@@ -2,7 +2,7 @@
 //! `GET /healthz`.
 
 use crate::config::User;
-use crate::core::{CoreHandle, Outgoing};
+use crate::core::{CoreHandle, Published};
 use crate::metrics::Metrics;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -33,6 +33,8 @@ const FLOOD_CLOSE_AFTER: u32 = 50;
 const READ_BUFFER: usize = 4 * 1024;
 /// Bytes a stalled display may have queued before its session is dropped.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+/// Batches already published that go out to a display in one write.
+const WRITE_BATCH: usize = 64;
 
 /// What every request handler shares.
 pub struct App {
@@ -41,7 +43,7 @@ pub struct App {
     /// The core.
     pub core: CoreHandle,
     /// The broadcast every session subscribes to.
-    pub out: broadcast::Sender<Arc<Outgoing>>,
+    pub out: broadcast::Sender<Published>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Fires at shutdown.
@@ -186,31 +188,51 @@ async fn session(socket: WebSocket, app: Arc<App>, user: User) {
 }
 
 async fn run_session(socket: WebSocket, app: &App, user: &User) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let info = UserInfo {
         name: user.name.clone(),
         role: user.role.name().into(),
     };
     // Subscribe before taking the snapshot so that nothing falls between the two.
     let mut rx = app.out.subscribe();
-    let Some(snapshot) = app.core.snapshot(info.clone()).await else {
-        let _ = sink.send(close(1001, "daemon shutting down")).await;
+    let mut out = Outbox {
+        sink,
+        seen: 0,
+        delivered: Vec::new(),
+        app,
+        info,
+        person: &user.name,
+    };
+    let Some(snapshot) = app.core.snapshot(out.info.clone()).await else {
+        out.close(1001, "daemon shutting down").await;
         return;
     };
-    let mut seen = snapshot.seq;
+    out.seen = snapshot.seq;
     let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
-    if sink.send(Message::Text(text.into())).await.is_err() {
+    if out.sink.send(Message::Text(text.into())).await.is_err() {
         return;
     }
     let mut limiter = Limiter::new();
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(1001, "daemon shutting down"))).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), out.close(1001, "daemon shutting down")).await;
                 return;
             }
-            message = rx.recv() => {
-                if forward(message, &mut sink, &mut seen, app, &info, &user.name).await.is_err() {
+            published = rx.recv() => {
+                // Whatever else is already queued goes out in the same write.
+                let mut next = Some(published);
+                let mut batches = 0;
+                while let Some(published) = next.take() {
+                    if out.queue(published).await.is_err() {
+                        return;
+                    }
+                    batches += 1;
+                    if batches < WRITE_BATCH {
+                        next = try_recv(&mut rx);
+                    }
+                }
+                if out.flush().await.is_err() {
                     return;
                 }
             }
@@ -220,7 +242,7 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                     Some(Err(e)) => {
                         // Oversized frames and protocol violations end here.
                         tracing::warn!(person = %user.name, error = %e, "display connection error");
-                        let _ = sink.send(close(1009, "message too big or malformed")).await;
+                        out.close(1009, "message too big or malformed").await;
                         return;
                     }
                     Some(Ok(Message::Close(_))) => return,
@@ -230,7 +252,7 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                         if !limiter.allow() {
                             if limiter.refused > FLOOD_CLOSE_AFTER {
                                 tracing::warn!(person = %user.name, "closing a display that floods the daemon");
-                                let _ = sink.send(close(1008, "too many messages")).await;
+                                out.close(1008, "too many messages").await;
                                 return;
                             }
                             Some(error(None, "rate_limited", "too many messages: at most 10 a second"))
@@ -242,24 +264,12 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                 if let Some(reply) = reply {
                     // The changes an action caused go out before its result, so that a display
                     // sees the new state by the time it learns the action worked.
-                    loop {
-                        match rx.try_recv() {
-                            Err(broadcast::error::TryRecvError::Empty) => break,
-                            Err(broadcast::error::TryRecvError::Closed) => return,
-                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                                let lagged = Err(broadcast::error::RecvError::Lagged(n));
-                                if forward(lagged, &mut sink, &mut seen, app, &info, &user.name).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Ok(out) => {
-                                if forward(Ok(out), &mut sink, &mut seen, app, &info, &user.name).await.is_err() {
-                                    return;
-                                }
-                            }
+                    while let Some(published) = try_recv(&mut rx) {
+                        if out.queue(published).await.is_err() {
+                            return;
                         }
                     }
-                    if sink.send(reply).await.is_err() {
+                    if out.sink.feed(reply).await.is_err() || out.flush().await.is_err() {
                         return;
                     }
                 }
@@ -270,42 +280,83 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-/// Sends one broadcast message, or a fresh snapshot if the session fell behind. `Err` ends the
-/// session.
-async fn forward(
-    message: Result<Arc<Outgoing>, broadcast::error::RecvError>,
-    sink: &mut Sink,
-    seen: &mut u64,
-    app: &App,
-    info: &UserInfo,
-    person: &str,
-) -> Result<(), ()> {
-    match message {
-        Ok(out) => {
-            if out.seq <= *seen {
-                return Ok(());
+/// What the core published and a session has not yet taken, without waiting.
+fn try_recv(
+    rx: &mut broadcast::Receiver<Published>,
+) -> Option<Result<Published, broadcast::error::RecvError>> {
+    use broadcast::error::{RecvError, TryRecvError};
+    match rx.try_recv() {
+        Ok(published) => Some(Ok(published)),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+    }
+}
+
+/// One display's outgoing side: frames are queued, then written together by `flush`.
+struct Outbox<'a> {
+    sink: Sink,
+    /// The last broadcast sequence number the display has (in a snapshot or a frame).
+    seen: u64,
+    /// When the readings queued since the last flush arrived, for the delivery metric.
+    delivered: Vec<tokio::time::Instant>,
+    app: &'a App,
+    info: UserInfo,
+    person: &'a str,
+}
+
+impl Outbox<'_> {
+    /// Queues what the core published, or a fresh snapshot if the session fell behind. `Err`
+    /// ends the session.
+    async fn queue(
+        &mut self,
+        published: Result<Published, broadcast::error::RecvError>,
+    ) -> Result<(), ()> {
+        match published {
+            Ok(batch) => {
+                for message in batch.iter() {
+                    // Already in the snapshot the display started from.
+                    if message.seq <= self.seen {
+                        continue;
+                    }
+                    self.seen = message.seq;
+                    self.sink
+                        .feed(Message::Text(message.text.clone()))
+                        .await
+                        .map_err(|_| ())?;
+                    self.delivered.extend(message.received);
+                }
+                Ok(())
             }
-            *seen = out.seq;
-            sink.send(Message::Text(out.text.clone()))
-                .await
-                .map_err(|_| ())?;
-            if let Some(received) = out.received {
-                app.metrics.record_delivery(received.elapsed());
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                // Never a silent gap: a display that fell behind starts again from the state.
+                tracing::warn!(person = %self.person, missed, "display fell behind; sending a fresh snapshot");
+                let snapshot = self.app.core.snapshot(self.info.clone()).await.ok_or(())?;
+                self.seen = snapshot.seq;
+                let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
+                self.sink
+                    .feed(Message::Text(text.into()))
+                    .await
+                    .map_err(|_| ())
             }
-            Ok(())
+            Err(broadcast::error::RecvError::Closed) => {
+                self.close(1001, "daemon shutting down").await;
+                Err(())
+            }
         }
-        Err(broadcast::error::RecvError::Lagged(missed)) => {
-            // Never a silent gap: a display that fell behind starts again from the state.
-            tracing::warn!(%person, missed, "display fell behind; sending a fresh snapshot");
-            let snapshot = app.core.snapshot(info.clone()).await.ok_or(())?;
-            *seen = snapshot.seq;
-            let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
-            sink.send(Message::Text(text.into())).await.map_err(|_| ())
+    }
+
+    /// Writes what was queued.
+    async fn flush(&mut self) -> Result<(), ()> {
+        self.sink.flush().await.map_err(|_| ())?;
+        for received in self.delivered.drain(..) {
+            self.app.metrics.record_delivery(received.elapsed());
         }
-        Err(broadcast::error::RecvError::Closed) => {
-            let _ = sink.send(close(1001, "daemon shutting down")).await;
-            Err(())
-        }
+        Ok(())
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let _ = self.sink.send(close(code, reason)).await;
     }
 }
 

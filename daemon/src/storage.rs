@@ -134,12 +134,53 @@ pub enum Health {
 pub struct Storage {
     tx: mpsc::Sender<Record>,
     dropped: Arc<AtomicU64>,
+    urgent: Arc<Urgent>,
+}
+
+/// Wakes the writer early for a record somebody waits on.
+#[derive(Debug, Default)]
+struct Urgent {
+    queued: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl Urgent {
+    fn notify(&self) {
+        if let Ok(mut queued) = self.queued.lock() {
+            *queued = true;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until `timeout` passes or an urgent record is queued.
+    fn wait(&self, timeout: Duration) {
+        if let Ok(queued) = self.queued.lock() {
+            if let Ok((mut queued, _)) = self.wake.wait_timeout_while(queued, timeout, |q| !*q) {
+                *queued = false;
+            }
+        }
+    }
+}
+
+impl Record {
+    /// A person's action waits for its commit; alarms and the session's end are rare and
+    /// matter most after a crash. These are committed at once, with whatever is queued before.
+    fn is_urgent(&self) -> bool {
+        matches!(
+            self,
+            Record::Action { .. } | Record::Alarm { .. } | Record::End
+        )
+    }
 }
 
 /// How many records may wait for the writer.
 const QUEUE: usize = 20_000;
 /// Most records in one transaction.
 const BATCH: usize = 5000;
+/// How long readings wait to be committed together: a crash loses at most about this much, and
+/// a busy room (an oximeter sending 60 packets a second) commits four times a second rather than
+/// sixty, which is most of what recording costs.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// Most records kept in memory while the database fails (about an hour of a busy room).
 const PENDING_MAX: usize = 100_000;
 /// How long the writer waits before retrying a failing database.
@@ -148,17 +189,25 @@ const RETRY: Duration = Duration::from_secs(5);
 impl Storage {
     /// Queues a record without waiting; a full queue drops it and counts the loss.
     pub fn record(&self, record: Record) {
-        if let Err(e) = self.tx.try_send(record) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            if let mpsc::error::TrySendError::Full(Record::Action {
-                done: Some(done), ..
-            })
-            | mpsc::error::TrySendError::Closed(Record::Action {
-                done: Some(done), ..
-            }) = e
-            {
-                let _ = done.send(Err("the session record is not keeping up".into()));
-            }
+        let urgent = record.is_urgent();
+        match self.tx.try_send(record) {
+            Ok(()) if urgent => self.urgent.notify(),
+            Ok(()) => {}
+            Err(e) => self.refused(e),
+        }
+    }
+
+    /// A record the queue refused is lost and counted; a person waiting on it is told.
+    fn refused(&self, e: mpsc::error::TrySendError<Record>) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let mpsc::error::TrySendError::Full(Record::Action {
+            done: Some(done), ..
+        })
+        | mpsc::error::TrySendError::Closed(Record::Action {
+            done: Some(done), ..
+        }) = e
+        {
+            let _ = done.send(Err("the session record is not keeping up".into()));
         }
     }
 
@@ -472,6 +521,8 @@ pub fn start(
     let (tx, mut rx) = mpsc::channel::<Record>(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
     let dropped_by_writer = dropped.clone();
+    let urgent = Arc::new(Urgent::default());
+    let woken = urgent.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-storage".into())
         .spawn(move || {
@@ -481,11 +532,18 @@ pub fn start(
             // Records of batches that failed, written first once the database works again.
             let mut pending: Vec<Record> = Vec::new();
             let mut closed = false;
+            // The last transaction was full: more is queued, so write on without waiting.
+            let mut backlog = false;
             loop {
                 let mut batch = std::mem::take(&mut pending);
                 if batch.is_empty() {
                     match rx.blocking_recv() {
-                        Some(first) => batch.push(first),
+                        Some(first) => {
+                            if !first.is_urgent() && !backlog {
+                                woken.wait(COMMIT_EVERY);
+                            }
+                            batch.push(first);
+                        }
                         None => break,
                     }
                 }
@@ -502,6 +560,7 @@ pub fn start(
                         }
                     }
                 }
+                backlog = batch.len() >= limit;
                 let result = (|| -> rusqlite::Result<()> {
                     if conn.is_none() {
                         conn = Some(open(&path)?);
@@ -565,7 +624,14 @@ pub fn start(
             }
         })
         .expect("the storage thread starts");
-    (Storage { tx, dropped }, writer)
+    (
+        Storage {
+            tx,
+            dropped,
+            urgent,
+        },
+        writer,
+    )
 }
 
 /// A summary line of one session, for `vigil sessions`.

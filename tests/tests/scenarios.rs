@@ -75,29 +75,31 @@ async fn run_scenario(name: &str) -> Vec<Raised> {
     let collector = tokio::spawn(async move {
         let mut raised: Vec<Raised> = Vec::new();
         let mut ids: HashMap<String, usize> = HashMap::new();
-        while let Ok(out) = stream.recv().await {
-            let m: serde_json::Value = serde_json::from_str(&out.text).unwrap();
-            if m["type"] != "alarm" || m["alarm"]["priority"] == "info" {
-                continue;
-            }
-            let id = m["alarm"]["id"].as_str().unwrap().to_string();
-            let priority = m["alarm"]["priority"].as_str().unwrap().to_string();
-            match m["event"].as_str().unwrap() {
-                "raised" => {
-                    ids.insert(id, raised.len());
-                    raised.push(Raised {
-                        rule: m["alarm"]["rule"].as_str().unwrap().into(),
-                        at: start.elapsed().as_secs_f64(),
-                        max_priority: priority,
-                    });
+        while let Ok(published) = stream.recv().await {
+            for out in published.iter() {
+                let m: serde_json::Value = serde_json::from_str(&out.text).unwrap();
+                if m["type"] != "alarm" || m["alarm"]["priority"] == "info" {
+                    continue;
                 }
-                "escalated" => {
-                    let r = &mut raised[ids[&id]];
-                    if rank(&priority) > rank(&r.max_priority) {
-                        r.max_priority = priority;
+                let id = m["alarm"]["id"].as_str().unwrap().to_string();
+                let priority = m["alarm"]["priority"].as_str().unwrap().to_string();
+                match m["event"].as_str().unwrap() {
+                    "raised" => {
+                        ids.insert(id, raised.len());
+                        raised.push(Raised {
+                            rule: m["alarm"]["rule"].as_str().unwrap().into(),
+                            at: start.elapsed().as_secs_f64(),
+                            max_priority: priority,
+                        });
                     }
+                    "escalated" => {
+                        let r = &mut raised[ids[&id]];
+                        if rank(&priority) > rank(&r.max_priority) {
+                            r.max_priority = priority;
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         raised
