@@ -201,8 +201,8 @@ impl Core {
 
     /// Brings back the session, alarms and trends a crashed run left open.
     pub fn restore(&mut self, resumed: &crate::storage::Resumed) {
-        for p in &resumed.trend {
-            self.hub.restore_trend(&p.device, &p.reading, p.at_ms);
+        for s in &resumed.trend {
+            self.hub.restore_trend(&s.device, s.vital, &s.points);
         }
         let parse_priority = |p: &str| match p {
             "high" => Priority::High,

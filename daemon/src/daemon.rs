@@ -43,21 +43,25 @@ where
     })
 }
 
-/// Kernel send buffer per display connection.
-const SEND_BUFFER: usize = 256 * 1024;
+/// Kernel send buffer per display connection (Linux doubles it): about 4 s of a busy room's
+/// messages. A display that stops reading stops costing the daemon anything once it is full;
+/// what does not fit waits in the session's own bounded buffer.
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// Tuning that only tests and benchmarks change.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Publications (the messages of one event each) a display may be behind before it gets a
-    /// fresh snapshot instead.
+    /// fresh snapshot instead. The queue keeps that many of the latest publications in memory
+    /// whether or not anyone lags, so it is sized in time: about 15 s of a busy room (an
+    /// oximeter sending 60 packets a second), about 0.7 MB.
     pub broadcast_capacity: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            broadcast_capacity: 4096,
+            broadcast_capacity: 1024,
         }
     }
 }
@@ -163,7 +167,7 @@ impl Daemon {
             tracing::warn!(
                 session = r.session,
                 alarms = r.alarms.len(),
-                trend_points = r.trend.len(),
+                trend_points = r.trend.iter().map(|s| s.points.len()).sum::<usize>(),
                 seconds_since_last_recorded_reading = gap,
                 "resuming a session left open by a crash: readings after the last recorded one were lost"
             );

@@ -141,14 +141,12 @@ impl Hub {
         info
     }
 
-    /// Puts a reading recorded before a restart back into its trend (not into the latest
-    /// values: those are live, and a restored one would show a stale number as current).
-    pub fn restore_trend(&mut self, device: &str, reading: &Reading, unix_ms: i64) {
-        if let Some(v) = reading.clinical_value() {
-            self.trends
-                .entry((device.to_string(), reading.vital))
-                .or_default()
-                .push(unix_ms, v);
+    /// Puts a series recorded before a restart back into the trends (not into the latest
+    /// values: those are live, and a restored one would show an old number as current).
+    pub fn restore_trend(&mut self, device: &str, vital: Vital, points: &[(i64, f64)]) {
+        let series = self.trends.entry((device.to_string(), vital)).or_default();
+        for &(unix_ms, value) in points {
+            series.push(unix_ms, value);
         }
     }
 

@@ -234,19 +234,20 @@ pub struct Resumed {
     /// When the last reading was recorded (unix ms).
     pub last_reading_at: Option<i64>,
     /// The last value of each second for every (device, vital), over the trend window before
-    /// the last reading, oldest first: the provider's trend chart survives the restart.
-    pub trend: Vec<TrendPoint>,
+    /// the last reading: the provider's trend chart survives the restart.
+    pub trend: Vec<TrendSeries>,
 }
 
-/// One restored trend point.
+/// One restored trend series.
 #[derive(Debug, Clone)]
-pub struct TrendPoint {
+pub struct TrendSeries {
     /// The device id.
     pub device: String,
-    /// The reading as recorded (value, unit and flags).
-    pub reading: vigil_protocol::Reading,
-    /// When it was received (unix ms).
-    pub at_ms: i64,
+    /// The vital.
+    pub vital: vigil_protocol::Vital,
+    /// (receive time in unix ms, value in the vital's canonical unit), oldest first; only values
+    /// an alarm could act on, as the live trend keeps.
+    pub points: Vec<(i64, f64)>,
 }
 
 fn now_ms() -> i64 {
@@ -396,8 +397,8 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
 }
 
 /// The last number recorded in each second of the trend window ending at `last` (unix ms), per
-/// device and vital, oldest first. Rows the model cannot read back are skipped.
-fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<TrendPoint>> {
+/// device and vital. Rows the model cannot read back are skipped.
+fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<TrendSeries>> {
     let since = last - crate::hub::TREND_POINTS as i64 * 1000;
     let mut stmt = conn.prepare(
         "SELECT device, vital, value, unit, flags, received_at FROM readings
@@ -406,33 +407,35 @@ fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<
                          GROUP BY device, vital, received_at / 1000)
          ORDER BY received_at",
     )?;
-    let rows = stmt.query_map(params![session, since], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, f64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, i64>(5)?,
-        ))
-    })?;
-    let mut points = Vec::new();
-    for row in rows {
-        let (device, vital, value, unit, flags, at_ms) = row?;
+    let mut rows = stmt.query(params![session, since])?;
+    let mut series: Vec<TrendSeries> = Vec::new();
+    while let Some(row) = rows.next()? {
         let (Some(vital), Some(unit), Ok(flags)) = (
-            vigil_protocol::Vital::from_name(&vital),
-            vigil_protocol::Unit::from_symbol(&unit),
-            serde_json::from_str(&flags),
+            vigil_protocol::Vital::from_name(row.get_ref(1)?.as_str()?),
+            vigil_protocol::Unit::from_symbol(row.get_ref(3)?.as_str()?),
+            serde_json::from_str(row.get_ref(4)?.as_str()?),
         ) else {
             continue;
         };
-        points.push(TrendPoint {
-            device,
-            reading: vigil_protocol::Reading::number(vital, value, unit).with_flags(flags),
-            at_ms,
-        });
+        let reading = vigil_protocol::Reading::number(vital, row.get(2)?, unit).with_flags(flags);
+        let Some(value) = reading.clinical_value() else {
+            continue;
+        };
+        let device = row.get_ref(0)?.as_str()?;
+        let at_ms: i64 = row.get(5)?;
+        match series
+            .iter_mut()
+            .find(|s| s.vital == vital && s.device == device)
+        {
+            Some(s) => s.points.push((at_ms, value)),
+            None => series.push(TrendSeries {
+                device: device.to_string(),
+                vital,
+                points: vec![(at_ms, value)],
+            }),
+        }
     }
-    Ok(points)
+    Ok(series)
 }
 
 /// Ends a session (graceful shutdown).
