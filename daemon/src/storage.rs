@@ -794,6 +794,58 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Readings wait to be committed together, but a person's action does not wait for them:
+    /// its commit takes the readings queued before it along, in order, and more than a
+    /// transaction's worth of readings queued at once is all written.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_action_commits_at_once_with_the_readings_queued_before_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-storage-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.db");
+        let (health_tx, _health) = mpsc::unbounded_channel();
+        let (storage, writer) = start(
+            path.clone(),
+            None,
+            "Room 3".into(),
+            "kap-default".into(),
+            health_tx,
+        );
+        let queued = BATCH + 10;
+        for i in 0..queued {
+            storage.record(reading(90.0 + (i % 10) as f64));
+        }
+        let (done, committed) = oneshot::channel();
+        storage.record(Record::Action {
+            action: "ack".into(),
+            person: "Dana".into(),
+            target: Some("A1".into()),
+            at: 1_795_400_001_000,
+            done: Some(done),
+        });
+        committed
+            .await
+            .expect("the writer answers")
+            .expect("committed");
+        let conn = open_read_only(&path).unwrap();
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM readings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            count, queued as i64,
+            "the action's commit includes every reading queued before it"
+        );
+        assert_eq!(storage.dropped(), 0);
+        drop(storage);
+        tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn prune_deletes_only_sessions_that_ended_before_the_retention_period() {
         let dir = std::env::temp_dir().join(format!(
