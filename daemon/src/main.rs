@@ -218,10 +218,11 @@ fn run(config: &Path) -> Result<()> {
     let config = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(config.log_format);
     runtime()?.block_on(async {
+        let stop = stop_signal()?;
         let daemon =
             vigil_daemon::daemon::Daemon::start(config, field::probe::system_central()).await?;
         println!("vigil: display at http://{}/", daemon.addr);
-        wait_for_stop_signal().await;
+        stop.await;
         daemon.shutdown().await;
         Ok(())
     })
@@ -230,6 +231,7 @@ fn run(config: &Path) -> Result<()> {
 fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
     init_logging(LogFormat::Human);
     runtime()?.block_on(async {
+        let stop = stop_signal()?;
         let demo = vigil_daemon::demo::Demo::start(args).await?;
         let addr = demo.daemon.addr;
         println!("Vigil demo: SIMULATED DATA, never a patient");
@@ -256,33 +258,33 @@ fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
         }
         use std::io::Write as _;
         let _ = io::stdout().flush();
-        wait_for_stop_signal().await;
+        stop.await;
         demo.stop().await;
         Ok(())
     })
 }
 
-/// SIGTERM (service managers) or Ctrl-C (a person).
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// SIGTERM (service managers) or Ctrl-C (a person), listened for from the moment this is called
+/// (inside the runtime): a stop that arrives while the daemon is still starting is kept, not
+/// left to the default action that would kill it without closing the session.
+#[cfg(unix)]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
