@@ -472,7 +472,13 @@ async fn drive(
     let mut readers = Vec::new();
     for (room, urls) in urls.into_iter().enumerate() {
         for url in urls {
-            let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            // A small read buffer: tungstenite zero-fills its buffer (128 KiB by default) on
+            // every read, which would make the harness, not the server, the bottleneck.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096);
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+                .await
+                .unwrap();
             let s = Arc::new(DisplayStats {
                 latency: Mutex::new(histogram()),
                 readings: AtomicU64::new(0),
