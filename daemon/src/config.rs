@@ -336,6 +336,13 @@ impl Config {
     }
 }
 
+/// A TOML basic string holding `s`, for writing configuration files (paths may hold
+/// backslashes or quotes).
+pub fn toml_string(s: &str) -> String {
+    // A JSON string is a valid TOML basic string: the same quotes and escapes.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

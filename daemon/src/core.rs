@@ -473,6 +473,8 @@ impl Core {
         }
     }
 
+    /// Turns the engine's events into messages and publishes everything the event being
+    /// handled caused, so that its changes reach the displays before any answer to a person.
     fn publish_engine_events(&mut self) {
         let mut alarms_changed = false;
         while let Some(event) = self.engine.poll_event() {
@@ -590,6 +592,7 @@ impl Core {
             }
             self.metrics.set_alarms(counts);
         }
+        self.publish();
     }
 
     fn snapshot(&self, user: UserInfo) -> Snapshot {
@@ -737,7 +740,6 @@ impl Core {
                             tracing::info!(%person, %device, "NIBP start requested");
                             let handle = handle.clone();
                             self.publish_engine_events();
-                            self.publish();
                             tokio::spawn(async move {
                                 let answer = handle.start_nibp().await.map_err(|e| Refusal {
                                     code: "refused",
@@ -750,8 +752,6 @@ impl Core {
                     },
                 };
                 self.publish_engine_events();
-                // The changes go out before the answer, so a display has them when it hears.
-                self.publish();
                 match result {
                     Err(refusal) => {
                         let _ = reply.send(Err(refusal));

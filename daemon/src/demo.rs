@@ -43,12 +43,6 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("hr-strap", Kind::BleHr),
 ];
 
-/// A TOML basic string holding `s`.
-fn toml_string(s: &str) -> String {
-    // A JSON string is a valid TOML basic string: the same quotes and escapes.
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
 fn token() -> String {
     (0..24).map(|_| fastrand::alphanumeric()).collect()
 }
@@ -86,7 +80,7 @@ impl Demo {
                 .with_context(|| format!("cannot resolve {}", path.display()))?,
             None => dir.join("demo.db"),
         };
-        let db_toml = toml_string(&db.to_string_lossy());
+        let db_toml = crate::config::toml_string(&db.to_string_lossy());
         let mut config = format!(
             "listen = \"{}\"\nroom = \"Demo room (simulated)\"\n[storage]\npath = {db_toml}\n\
              [[user]]\nname = \"Demo nurse\"\nrole = \"nurse\"\ntoken = \"{nurse_token}\"\n\
@@ -114,7 +108,11 @@ impl Demo {
                 vigil_simulator::run::open_port(&link).with_context(|| {
                     format!("cannot create a pseudo-terminal at {}", link.display())
                 })?;
-                let _ = writeln!(config, "port = {}", toml_string(&link.to_string_lossy()));
+                let _ = writeln!(
+                    config,
+                    "port = {}",
+                    crate::config::toml_string(&link.to_string_lossy())
+                );
                 let cancel = sims.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve_serial(device, link, clock, end, cancel).await {

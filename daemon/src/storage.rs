@@ -727,15 +727,41 @@ mod tests {
         )
     }
 
+    /// A new empty folder for one test's database.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Dana acknowledges alarm A1; `done` hears whether it was committed.
+    fn ack(done: oneshot::Sender<Result<(), String>>) -> Record {
+        Record::Action {
+            action: "ack".into(),
+            person: "Dana".into(),
+            target: Some("A1".into()),
+            at: 1_795_400_001_000,
+            done: Some(done),
+        }
+    }
+
+    /// Closes the queue and waits for the writer to finish.
+    async fn finish(storage: Storage, writer: std::thread::JoinHandle<()>) {
+        drop(storage);
+        tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+    }
+
     /// A database that cannot be opened at first (its directory is missing) and then can:
     /// what queued meanwhile is written once it works, and the person was told in between.
     #[tokio::test(flavor = "multi_thread")]
     async fn records_queued_while_the_database_fails_are_written_when_it_recovers() {
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-storage-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let dir = temp_dir("storage");
         let path = dir.join("missing").join("v.db");
         let (health_tx, mut health) = mpsc::unbounded_channel();
         let (storage, writer) = start(
@@ -747,13 +773,7 @@ mod tests {
         );
         storage.record(reading(97.0));
         let (done, committed) = oneshot::channel();
-        storage.record(Record::Action {
-            action: "ack".into(),
-            person: "Dana".into(),
-            target: Some("A1".into()),
-            at: 1_795_400_001_000,
-            done: Some(done),
-        });
+        storage.record(ack(done));
         let refused = committed.await.expect("the writer answers");
         let reason = refused.expect_err("the database cannot be opened yet");
         assert!(
@@ -764,10 +784,7 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         storage.record(reading(96.0));
         assert_eq!(health.recv().await, Some(Health::Ok));
-        drop(storage);
-        tokio::task::spawn_blocking(move || writer.join().unwrap())
-            .await
-            .unwrap();
+        finish(storage, writer).await;
 
         let conn = open_read_only(&path).unwrap();
         let values: Vec<f64> = conn
@@ -799,12 +816,7 @@ mod tests {
     /// transaction's worth of readings queued at once is all written.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_action_commits_at_once_with_the_readings_queued_before_it() {
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-storage-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("storage");
         let path = dir.join("v.db");
         let (health_tx, _health) = mpsc::unbounded_channel();
         let (storage, writer) = start(
@@ -819,13 +831,7 @@ mod tests {
             storage.record(reading(90.0 + (i % 10) as f64));
         }
         let (done, committed) = oneshot::channel();
-        storage.record(Record::Action {
-            action: "ack".into(),
-            person: "Dana".into(),
-            target: Some("A1".into()),
-            at: 1_795_400_001_000,
-            done: Some(done),
-        });
+        storage.record(ack(done));
         committed
             .await
             .expect("the writer answers")
@@ -839,21 +845,50 @@ mod tests {
             "the action's commit includes every reading queued before it"
         );
         assert_eq!(storage.dropped(), 0);
-        drop(storage);
-        tokio::task::spawn_blocking(move || writer.join().unwrap())
-            .await
+        finish(storage, writer).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A resumed session brings back the last value of each second of every trend, leaving out
+    /// values an alarm would not act on (a sensor-off reading) and those outside the window.
+    #[test]
+    fn a_resumed_session_brings_back_its_trends() {
+        let dir = temp_dir("trend");
+        let conn = open(&dir.join("v.db")).unwrap();
+        let session = resume_or_start(&conn, "Room 4", "{}").unwrap().session;
+        let last = 1_795_400_000_000_i64;
+        let too_old = last - crate::hub::TREND_POINTS as i64 * 1000 - 1000;
+        for (value, flags, at) in [
+            (80.0, "[]", too_old),
+            (96.0, "[]", last - 2000),
+            (95.0, "[]", last - 1500),
+            (97.0, "[]", last - 1200),
+            (50.0, "[\"sensor_off\"]", last - 1000),
+            (98.0, "[]", last),
+        ] {
+            conn.execute(
+                "INSERT INTO readings (session, device, vital, value, unit, flags, received_at)
+                 VALUES (?1, 'ox-1', 'spo2', ?2, '%', ?3, ?4)",
+                params![session, value, flags, at],
+            )
             .unwrap();
+        }
+        let resumed = resume_or_start(&conn, "Room 4", "{}").unwrap();
+        assert!(resumed.resumed);
+        assert_eq!(resumed.trend.len(), 1, "{:?}", resumed.trend);
+        let series = &resumed.trend[0];
+        assert_eq!(
+            (series.device.as_str(), series.vital),
+            ("ox-1", Vital::Spo2)
+        );
+        // 96, 95 and 97 share a second, whose last value is kept; the sensor-off second is left out.
+        assert_eq!(series.points, vec![(last - 1200, 97.0), (last, 98.0)]);
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn prune_deletes_only_sessions_that_ended_before_the_retention_period() {
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-prune-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("prune");
         let conn = open(&dir.join("v.db")).unwrap();
         let day = 86_400_000;
         let mut ids = Vec::new();
@@ -887,12 +922,7 @@ mod tests {
 
     #[test]
     fn a_resumed_session_records_a_profile_changed_in_between() {
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-profile-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("profile");
         let conn = open(&dir.join("v.db")).unwrap();
         let first = resume_or_start(&conn, "Room 2", "{\"spo2-low\":90}").unwrap();
         assert!(!first.resumed);

@@ -47,7 +47,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_serial::{SerialPort, SerialStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use vigil_daemon::config::Config;
+use vigil_daemon::config::{toml_string, Config};
 use vigil_daemon::daemon::Daemon;
 use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::CharacteristicInfo;
@@ -110,6 +110,16 @@ impl Kind {
             Kind::Nonin => nonin::FRAMES_PER_PACKET as u64,
             _ => 1,
         }
+    }
+
+    /// Messages the device sends in `seconds`.
+    fn messages_in(self, seconds: u64) -> u64 {
+        seconds * self.writes_per_second() / self.writes_per_message()
+    }
+
+    /// Readings the device sends in `seconds`.
+    fn readings_in(self, seconds: u64) -> u64 {
+        self.messages_in(seconds) * self.readings_per_message()
     }
 
     /// Readings each message yields.
@@ -314,8 +324,7 @@ async fn device(
     let mut tick = tokio::time::interval_at(start, period);
     // Catch up after a late tick, as the device's own clock would.
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let messages = seconds * kind.writes_per_second() / kind.writes_per_message();
-    for seq in 0..messages {
+    for seq in 0..kind.messages_in(seconds) {
         for n in 0..kind.writes_per_message() {
             tick.tick().await;
             let last = n + 1 == kind.writes_per_message();
@@ -368,11 +377,7 @@ fn stamp(times: &Sent, room: usize, d: usize, kind: Kind, seq: u64, epoch: Insta
 
 /// Readings each display should receive from one room in `seconds`.
 fn expected_readings_per_display(seconds: u64) -> u64 {
-    ROOM.iter()
-        .map(|k| {
-            seconds * k.writes_per_second() / k.writes_per_message() * k.readings_per_message()
-        })
-        .sum()
+    ROOM.iter().map(|k| k.readings_in(seconds)).sum()
 }
 
 /// CPU seconds (user + system) of this process's threads whose names start with `prefix`.
@@ -549,9 +554,7 @@ async fn drive(
             .iter()
             .map(|s| s.by_device[d].load(Ordering::Relaxed))
             .sum();
-        let want = seconds * kind.writes_per_second() / kind.writes_per_message()
-            * kind.readings_per_message()
-            * stats.len() as u64;
+        let want = kind.readings_in(seconds) * stats.len() as u64;
         if got != want {
             eprintln!("{}: {got} readings delivered, {want} expected", kind.id());
         }
@@ -756,11 +759,6 @@ async fn vigil(
     }
     let _ = std::fs::remove_dir_all(&dir);
     run
-}
-
-/// A TOML basic string (paths may hold backslashes or quotes).
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
 }
 
 /// A session record for room 0 of the bench that a crash left open after 2 h 10 min: every
@@ -1002,21 +1000,20 @@ async fn bench(a: &Args, daemons: &Handle, relay_server: &Handle) -> (Vec<Row>, 
         );
         // The others' latency with one stalled display per room, against the same run without
         // it, back to back.
-        let stalled = a.stalled.then_some(());
-        rows.push(floor);
-        if stalled.is_some() {
+        let stalled = if a.stalled {
             let run = vigil(daemons, scale, a.seconds, true, None).await;
-            let stalled = row(
+            Some(row(
                 "vigil, 1 stalled display per room",
                 scale,
                 &run,
                 Some(&plain),
-            );
-            rows.push(plain);
-            rows.push(stalled);
+            ))
         } else {
-            rows.push(plain);
-        }
+            None
+        };
+        rows.push(floor);
+        rows.push(plain);
+        rows.extend(stalled);
     }
     (rows, memory)
 }
