@@ -43,9 +43,6 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("hr-strap", Kind::BleHr),
 ];
 
-fn token() -> String {
-    (0..24).map(|_| fastrand::alphanumeric()).collect()
-}
 
 /// A running demo.
 pub struct Demo {
@@ -74,7 +71,8 @@ impl Demo {
         let central = MemoryCentral::new();
         let clock = SimClock::start(args.speed);
         let sims = CancellationToken::new();
-        let (nurse_token, viewer_token, provider_token) = (token(), token(), token());
+        let token = || crate::config::new_token().context("no random source for the demo's tokens");
+        let (nurse_token, viewer_token, provider_token) = (token()?, token()?, token()?);
         let db = match &args.db {
             Some(path) => std::path::absolute(path)
                 .with_context(|| format!("cannot resolve {}", path.display()))?,
