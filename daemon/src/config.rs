@@ -119,7 +119,6 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-
 struct Check<'a> {
     file: String,
     errors: &'a mut Vec<ConfigError>,

@@ -43,7 +43,6 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("hr-strap", Kind::BleHr),
 ];
 
-
 /// A running demo.
 pub struct Demo {
     /// The daemon.

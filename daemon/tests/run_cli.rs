@@ -45,7 +45,11 @@ async fn the_shipped_example_refuses_its_placeholders_and_checks_out_once_filled
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 problem(s)"), "{err}");
-    for user in ["#1 \"Nurse Okafor\"", "#2 \"Dr Rivera\"", "#3 \"Lobby screen\""] {
+    for user in [
+        "#1 \"Nurse Okafor\"",
+        "#2 \"Dr Rivera\"",
+        "#3 \"Lobby screen\"",
+    ] {
         assert!(
             err.contains(&format!("user {user}.token: is ")) && err.contains("`vigil token`"),
             "{err}"
@@ -85,7 +89,11 @@ async fn vigil_token_prints_a_fresh_token_each_time() {
 async fn check_config_prints_the_effective_profile_with_each_values_source() {
     let dir = std::env::temp_dir().join(format!("vigil-profile-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("clinic.toml"), "[rules.spo2-low]\ndelay = \"10s\"\n").unwrap();
+    std::fs::write(
+        dir.join("clinic.toml"),
+        "[rules.spo2-low]\ndelay = \"10s\"\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("p-17.toml"), "[rules.spo2-low]\nbelow = 88\n").unwrap();
     let config = filled_example()
         .await
@@ -120,7 +128,10 @@ async fn check_config_prints_the_effective_profile_with_each_values_source() {
             .unwrap_or_else(|| panic!("no {key} in {text}"))
     };
     let file = |name: &str| dir.join(name).display().to_string();
-    assert_eq!(line("below"), format!("below = 88 patient {}", file("p-17.toml")));
+    assert_eq!(
+        line("below"),
+        format!("below = 88 patient {}", file("p-17.toml"))
+    );
     assert_eq!(
         line("delay"),
         format!("delay = \"10s\" clinic {}", file("clinic.toml"))

@@ -174,7 +174,6 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
     out
 }
 
-
 /// The device already on the port (or BLE address) `transport` would use.
 fn shared_port<'a>(ports: &'a [(Transport, String)], transport: &Transport) -> Option<&'a str> {
     ports

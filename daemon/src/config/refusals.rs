@@ -25,11 +25,7 @@ pub(super) fn storage_folder(storage: &Path, c: &mut Check<'_>) {
 
 /// A display on the network without TLS sends tokens and patient data in plain text. Allowed
 /// only when the configuration says so (`allow_plaintext = true`, for a TLS proxy in front).
-pub(super) fn plaintext_listen(
-    doc: &toml::Table,
-    listen: Option<SocketAddr>,
-    c: &mut Check<'_>,
-) {
+pub(super) fn plaintext_listen(doc: &toml::Table, listen: Option<SocketAddr>, c: &mut Check<'_>) {
     let allow = match doc.get("allow_plaintext") {
         None => false,
         Some(toml::Value::Boolean(b)) => *b,
@@ -141,16 +137,34 @@ mod tests {
             "#,
         );
         for (location, message) in [
-            ("listen", "0.0.0.0:8080 is reachable from the network but there is no [tls]"),
+            (
+                "listen",
+                "0.0.0.0:8080 is reachable from the network but there is no [tls]",
+            ),
             ("storage.path", "does not exist"),
-            ("user #1 \"Nurse Okafor\".token", "starts or ends with blanks"),
+            (
+                "user #1 \"Nurse Okafor\".token",
+                "starts or ends with blanks",
+            ),
             ("user #2 \"Dr Rivera\".token", "repeats one character"),
-            ("user #3 \"Lobby\".token", "is 19 characters; at least 20 are required"),
+            (
+                "user #3 \"Lobby\".token",
+                "is 19 characters; at least 20 are required",
+            ),
             ("user #5 \"nurse okafor\".token", "is the same as user #4's"),
             ("user #5 \"nurse okafor\".name", "is the same as user #1's"),
-            ("device #2 \"cuff-1\".port", "is the same port as device #1 \"oximeter-1\"'s"),
-            ("device #4 \"oximeter-2\".usb", "is the same port as device #3 \"cuff-2\"'s"),
-            ("device #6 \"strap-2\".ble", "is the same port as device #5 \"strap-1\"'s"),
+            (
+                "device #2 \"cuff-1\".port",
+                "is the same port as device #1 \"oximeter-1\"'s",
+            ),
+            (
+                "device #4 \"oximeter-2\".usb",
+                "is the same port as device #3 \"cuff-2\"'s",
+            ),
+            (
+                "device #6 \"strap-2\".ble",
+                "is the same port as device #5 \"strap-1\"'s",
+            ),
         ] {
             assert_has(&lines, location, message);
         }

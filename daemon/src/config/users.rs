@@ -12,12 +12,15 @@ pub const MIN_TOKEN_LEN: usize = 20;
 pub fn token_problem(token: &str) -> Option<String> {
     let chars = token.chars().count();
     if token.trim() != token {
-        Some("starts or ends with blanks: a token is pasted exactly as `vigil token` prints it".into())
+        Some(
+            "starts or ends with blanks: a token is pasted exactly as `vigil token` prints it"
+                .into(),
+        )
     } else if chars < MIN_TOKEN_LEN {
         Some(format!(
             "is {chars} characters; at least {MIN_TOKEN_LEN} are required: make one with `vigil token`"
         ))
-    } else if token.chars().all(|ch| Some(ch) == token.chars().next()) {
+    } else if token.chars().all(|ch| token.starts_with(ch)) {
         Some("repeats one character: make one with `vigil token`".into())
     } else {
         None
