@@ -211,13 +211,23 @@ fn check_priority(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
         .iter()
         .find(|(id, _)| *id == rule.id)
         .map_or(Priority::Low, |(_, p)| *p);
-    if rule.priority < floor {
+    if rule.priority == Priority::Info {
+        v.at(
+            &rule.id,
+            "priority",
+            format!(
+                "info is below this alarm's floor {}: info never sounds, so it would silence \
+                 the alarm",
+                name(floor)
+            ),
+        );
+    } else if rule.priority < floor {
         v.at(
             &rule.id,
             "priority",
             format!(
                 "{} is below this alarm's floor {}: an override may raise a priority, never \
-                 lower it past the floor (info would silence it)",
+                 lower it past the floor",
                 name(rule.priority),
                 name(floor)
             ),
