@@ -85,6 +85,8 @@ impl Demo {
              [[user]]\nname = \"Demo viewer\"\nrole = \"viewer\"\ntoken = \"{viewer_token}\"\n",
             args.listen
         );
+        // Simulated data only: `--listen` on the network (a tablet in the room) needs no [tls].
+        config.insert_str(0, "allow_plaintext = true\n");
         for (i, (id, kind)) in DEVICES.iter().enumerate() {
             let device = Device::new(*kind, scenario.clone(), args.seed, i as u64);
             // The demo keeps going after the scenario's end, holding its last values.

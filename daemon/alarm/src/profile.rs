@@ -444,8 +444,8 @@ fn validate_rule(
                 .map(|v| limit_range(*v))
                 .unwrap_or(0.0..=1000.0);
             let bound = match (table.contains_key("below"), table.contains_key("above")) {
-                (true, false) => f.number("below", range).map(Bound::Below),
-                (false, true) => f.number("above", range).map(Bound::Above),
+                (true, false) => f.limit("below", range).map(Bound::Below),
+                (false, true) => f.limit("above", range).map(Bound::Above),
                 _ => {
                     f.error(
                         "below",

@@ -359,6 +359,14 @@ fn every_violation_of_every_layer_is_listed_at_once_with_its_file_and_key() {
 
 #[test]
 fn a_value_an_override_gets_wrong_is_reported_as_the_overrides() {
+    // A limit that no longer fits the vital an override gave the rule: the override's vital.
+    let lines = refused("[rules.spo2-critical]\nvital = \"perfusion_index\"\n");
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.spo2-critical.vital",
+        "makes below = 85 outside the range 0 to 20",
+    );
+
     let lines = refused("[rules.spo2-low]\nbelow = 20\ndelay = \"soon\"\n");
     assert_has(
         &lines,

@@ -65,6 +65,26 @@ impl Fields<'_> {
         Some(v)
     }
 
+    /// A limit, whose allowed range depends on the rule's `vital`. When an override changed the
+    /// vital but not the limit, the problem is that override's vital, and is reported there.
+    pub fn limit(&mut self, key: &str, range: std::ops::RangeInclusive<f64>) -> Option<f64> {
+        let v = self.number(key, f64::NEG_INFINITY..=f64::INFINITY)?;
+        if range.contains(&v) {
+            return Some(v);
+        }
+        let overridden = |f: &Self, k: &str| !f.origin.locate(f.scope, k, String::new).is_empty();
+        let (at, message) = if overridden(self, "vital") && !overridden(self, key) {
+            ("vital", format!("makes {key} = {v} outside the range"))
+        } else {
+            (key, format!("{v} is outside the allowed range"))
+        };
+        self.error(
+            at,
+            format!("{message} {} to {}", range.start(), range.end()),
+        );
+        None
+    }
+
     pub fn required_number(
         &mut self,
         key: &str,
