@@ -1,15 +1,21 @@
 //! The daemon's configuration file (TOML). Loading validates everything and reports every
 //! problem at once, each with where it is; `vigil check-config FILE` prints them.
 
-use std::collections::HashSet;
+mod devices;
+mod effective;
+mod refusals;
+mod users;
+
+pub use effective::effective_profile;
+pub use users::{find_user, new_token, token_problem, MIN_TOKEN_LEN};
+
+use devices::devices;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use users::users;
 use vigil_alarm::{Layer, Profile, Source};
-use vigil_drivers::usb::UsbId;
-use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
-use vigil_protocol::serial::{LineSettings, Parity};
-use vigil_protocol::Format;
+use vigil_drivers::DeviceSpec;
 
 /// What a person may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,9 +118,6 @@ impl fmt::Display for ConfigErrors {
         Ok(())
     }
 }
-
-/// Tokens shorter than this are refused: they are the only lock on the alarm controls.
-pub const MIN_TOKEN_LEN: usize = 16;
 
 struct Check<'a> {
     file: String,
@@ -221,6 +224,7 @@ impl Config {
                 "patient_overrides",
                 "storage",
                 "tls",
+                "allow_plaintext",
                 "user",
                 "device",
             ],
@@ -310,6 +314,10 @@ impl Config {
         let profile = load_profile(&doc, base, &mut c);
         let users = users(&doc, &mut c);
         let devices = devices(&doc, &mut c);
+        if let Some(storage) = &storage_path {
+            refusals::storage_folder(storage, &mut c);
+        }
+        refusals::plaintext_listen(&doc, listen, &mut c);
 
         match (listen, storage_path, profile) {
             (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
@@ -329,10 +337,7 @@ impl Config {
 
     /// The user a token belongs to.
     pub fn user_by_token(&self, token: &str) -> Option<&User> {
-        // Compare every token in full so that timing does not reveal a matching prefix.
-        self.users
-            .iter()
-            .find(|u| constant_time_eq(u.token.as_bytes(), token.as_bytes()))
+        find_user(&self.users, token)
     }
 }
 
@@ -341,10 +346,6 @@ impl Config {
 pub fn toml_string(s: &str) -> String {
     // A JSON string is a valid TOML basic string: the same quotes and escapes.
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn load_profile(doc: &toml::Table, base: &Path, c: &mut Check<'_>) -> Option<Profile> {
@@ -420,201 +421,6 @@ fn tables<'a>(doc: &'a toml::Table, key: &str, c: &mut Check<'_>) -> Vec<(usize,
     }
 }
 
-fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
-    let mut out = Vec::new();
-    let mut tokens = HashSet::new();
-    for (n, t) in tables(doc, "user", c) {
-        let name = t.get("name").and_then(|v| v.as_str()).unwrap_or("");
-        let at = if name.is_empty() {
-            format!("user #{n}.")
-        } else {
-            format!("user #{n} \"{name}\".")
-        };
-        c.unknown_keys(t, &["name", "role", "token"], &at);
-        if name.trim().is_empty() {
-            c.error(
-                format!("{at}name"),
-                "is required: it is recorded with every action",
-            );
-        }
-        let role = match c.string(t, "role", &at).as_deref() {
-            Some("viewer") => Some(Role::Viewer),
-            Some("nurse") => Some(Role::Nurse),
-            Some("provider") => Some(Role::Provider),
-            Some("admin") => Some(Role::Admin),
-            Some(other) => {
-                c.error(
-                    format!("{at}role"),
-                    format!("{other:?} is not one of viewer, nurse, provider, admin"),
-                );
-                None
-            }
-            None => {
-                c.error(format!("{at}role"), "is required");
-                None
-            }
-        };
-        let token = c.string(t, "token", &at).unwrap_or_default();
-        if token.len() < MIN_TOKEN_LEN {
-            c.error(
-                format!("{at}token"),
-                format!("must be at least {MIN_TOKEN_LEN} characters"),
-            );
-        } else if !tokens.insert(token.clone()) {
-            c.error(format!("{at}token"), "is the same as another user's token");
-        }
-        if let Some(role) = role {
-            out.push(User {
-                name: name.to_string(),
-                role,
-                token,
-            });
-        }
-    }
-    out
-}
-
-fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
-    let mut out = Vec::new();
-    let mut ids = HashSet::new();
-    for (n, t) in tables(doc, "device", c) {
-        let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("");
-        let at = if id.is_empty() {
-            format!("device #{n}.")
-        } else {
-            format!("device #{n} \"{id}\".")
-        };
-        c.unknown_keys(
-            t,
-            &[
-                "id",
-                "format",
-                "port",
-                "usb",
-                "ble",
-                "baud",
-                "data_bits",
-                "parity",
-                "stop_bits",
-            ],
-            &at,
-        );
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        {
-            c.error(
-                format!("{at}id"),
-                "is required: letters, digits, '-' and '_' only",
-            );
-        } else if !ids.insert(id.to_string()) {
-            c.error(format!("{at}id"), "is used by another device");
-        }
-        let format = match c.string(t, "format", &at) {
-            Some(f) => match f.parse::<Format>() {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    c.error(format!("{at}format"), e.to_string());
-                    None
-                }
-            },
-            None => {
-                c.error(format!("{at}format"), "is required");
-                None
-            }
-        };
-        let Some(format) = format else { continue };
-        let transport = if format.is_ble() {
-            for key in ["port", "usb", "baud", "data_bits", "parity", "stop_bits"] {
-                if t.contains_key(key) {
-                    c.error(
-                        format!("{at}{key}"),
-                        format!("does not apply to the BLE format {format}"),
-                    );
-                }
-            }
-            match t.get("ble") {
-                Some(toml::Value::Table(b)) => {
-                    c.unknown_keys(b, &["address", "name", "any"], &format!("{at}ble."));
-                    let address = c.string(b, "address", &format!("{at}ble."));
-                    let name = c.string(b, "name", &format!("{at}ble."));
-                    let any = b.get("any").and_then(|v| v.as_bool()).unwrap_or(false);
-                    match (address, name, any) {
-                        (Some(a), None, false) => Some(Transport::Ble(BleTarget::Address(a))),
-                        (None, Some(nm), false) => Some(Transport::Ble(BleTarget::Name(nm))),
-                        (None, None, true) => Some(Transport::Ble(BleTarget::AnyHealthDevice)),
-                        _ => {
-                            c.error(
-                                format!("{at}ble"),
-                                "give exactly one of address, name or any = true",
-                            );
-                            None
-                        }
-                    }
-                }
-                _ => {
-                    c.error(format!("{at}ble"), "a BLE device needs a ble table: { address = \"…\" }, { name = \"…\" } or { any = true }");
-                    None
-                }
-            }
-        } else {
-            if t.contains_key("ble") {
-                c.error(
-                    format!("{at}ble"),
-                    format!("does not apply to the serial format {format}"),
-                );
-            }
-            let port = match (c.string(t, "port", &at), c.string(t, "usb", &at)) {
-                (Some(p), None) => Some(PortSelector::Path(p.into())),
-                (None, Some(u)) => match u.parse::<UsbId>() {
-                    Ok(id) => Some(PortSelector::Usb(id)),
-                    Err(e) => {
-                        c.error(format!("{at}usb"), e.to_string());
-                        None
-                    }
-                },
-                _ => {
-                    c.error(
-                        format!("{at}port"),
-                        "give exactly one of port = \"/dev/…\" or usb = \"VID:PID\"",
-                    );
-                    None
-                }
-            };
-            let mut line = format.line_settings().unwrap_or(LineSettings::n81(9600));
-            if let Some(b) = c.integer(t, "baud", &at, 300..=4_000_000) {
-                line.baud = b as u32;
-            }
-            if let Some(d) = c.integer(t, "data_bits", &at, 5..=8) {
-                line.data_bits = d as u8;
-            }
-            if let Some(s) = c.integer(t, "stop_bits", &at, 1..=2) {
-                line.stop_bits = s as u8;
-            }
-            match c.string(t, "parity", &at).as_deref() {
-                None => {}
-                Some("none") => line.parity = Parity::None,
-                Some("odd") => line.parity = Parity::Odd,
-                Some("even") => line.parity = Parity::Even,
-                Some(other) => c.error(
-                    format!("{at}parity"),
-                    format!("{other:?} is not one of none, odd, even"),
-                ),
-            }
-            port.map(|port| Transport::Serial(SerialSpec { port, line }))
-        };
-        if let Some(transport) = transport {
-            out.push(DeviceSpec {
-                id: id.to_string(),
-                format,
-                transport,
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,9 +446,11 @@ mod tests {
 
     #[test]
     fn a_good_config_loads_with_defaults() {
-        let c = Config::parse(GOOD, "vigil.toml", Path::new("/etc/vigil")).unwrap();
+        // The storage folder must exist: the system's temporary folder does.
+        let etc = std::env::temp_dir();
+        let c = Config::parse(GOOD, "vigil.toml", &etc).unwrap();
         assert_eq!(c.room, "Room 2");
-        assert_eq!(c.storage_path, PathBuf::from("/etc/vigil/vigil.db"));
+        assert_eq!(c.storage_path, etc.join("vigil.db"));
         assert_eq!(c.profile.name, "kap-default");
         assert_eq!(c.devices.len(), 2);
         assert_eq!(
@@ -682,7 +490,7 @@ mod tests {
             "vigil.toml: room: is required",
             "vigil.toml: storage: is required",
             "user #1 \"A\".role: \"janitor\" is not one of",
-            "user #1 \"A\".token: must be at least 16 characters",
+            "user #1 \"A\".token: is 5 characters; at least 20 are required",
             "device #1 \"ox 1\".id: is required: letters, digits",
             "device #1 \"ox 1\".port: give exactly one of",
             "device #2 \"hr\".port: does not apply to the BLE format ble-heart-rate",

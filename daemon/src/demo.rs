@@ -43,10 +43,6 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("hr-strap", Kind::BleHr),
 ];
 
-fn token() -> String {
-    (0..24).map(|_| fastrand::alphanumeric()).collect()
-}
-
 /// A running demo.
 pub struct Demo {
     /// The daemon.
@@ -74,7 +70,8 @@ impl Demo {
         let central = MemoryCentral::new();
         let clock = SimClock::start(args.speed);
         let sims = CancellationToken::new();
-        let (nurse_token, viewer_token, provider_token) = (token(), token(), token());
+        let token = || crate::config::new_token().context("no random source for the demo's tokens");
+        let (nurse_token, viewer_token, provider_token) = (token()?, token()?, token()?);
         let db = match &args.db {
             Some(path) => std::path::absolute(path)
                 .with_context(|| format!("cannot resolve {}", path.display()))?,
@@ -88,6 +85,8 @@ impl Demo {
              [[user]]\nname = \"Demo viewer\"\nrole = \"viewer\"\ntoken = \"{viewer_token}\"\n",
             args.listen
         );
+        // Simulated data only: `--listen` on the network (a tablet in the room) needs no [tls].
+        config.insert_str(0, "allow_plaintext = true\n");
         for (i, (id, kind)) in DEVICES.iter().enumerate() {
             let device = Device::new(*kind, scenario.clone(), args.seed, i as u64);
             // The demo keeps going after the scenario's end, holding its last values.

@@ -73,7 +73,13 @@ enum Command {
         /// The configuration file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Also print the effective alarm profile, each value with its source (default,
+        /// clinic, patient).
+        #[arg(long)]
+        profile: bool,
     },
+    /// Print a fresh random token for a `[[user]]` of the configuration.
+    Token,
     /// Decode a device capture and print readings, events and errors as JSON lines.
     Decode(field::decode::DecodeArgs),
     /// Open one device as the daemon would and print what it sends as JSON lines.
@@ -100,7 +106,8 @@ fn main() -> ExitCode {
         Command::Report { db, session } => report(db, *session),
         Command::Prune { config, db, days } => prune(config.as_deref(), db.as_deref(), *days),
         Command::Demo(args) => demo(args),
-        Command::CheckConfig { file } => check_config(file),
+        Command::CheckConfig { file, profile } => check_config(file, *profile),
+        Command::Token => token(),
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
         Command::Probe(args) => probe(args),
     };
@@ -116,7 +123,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(file: &Path) -> Result<()> {
+fn token() -> Result<()> {
+    let token = vigil_daemon::config::new_token()
+        .map_err(|e| anyhow::anyhow!("no random source for a token: {e}"))?;
+    println!("{token}");
+    Ok(())
+}
+
+fn check_config(file: &Path, profile: bool) -> Result<()> {
     let config = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "{}: OK: room {:?}, {} device(s), {} user(s), alarm profile {:?} with {} rule(s)",
@@ -127,6 +141,12 @@ fn check_config(file: &Path) -> Result<()> {
         config.profile.name,
         config.profile.rules.len()
     );
+    if profile {
+        print!(
+            "{}",
+            vigil_daemon::config::effective_profile(&config.profile)
+        );
+    }
     Ok(())
 }
 

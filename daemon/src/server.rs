@@ -56,14 +56,7 @@ pub struct App {
 
 impl App {
     fn user(&self, token: &str) -> Option<&User> {
-        self.users.iter().find(|u| {
-            u.token.len() == token.len()
-                && u.token
-                    .bytes()
-                    .zip(token.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        })
+        crate::config::find_user(&self.users, token)
     }
 }
 

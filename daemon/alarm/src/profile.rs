@@ -2,11 +2,22 @@
 //!
 //! A profile is TOML: the shipped default (`profiles/kap-default.toml`) or a clinic's edited
 //! copy, then any number of override layers (clinic, patient) that change single values by rule
-//! id. Loading validates everything and reports every problem at once, each with where it is.
+//! id. Loading validates everything and reports every problem at once, each with where it is,
+//! then holds the result against the safety envelope ([`envelope`]): an override may tighten an
+//! alarm, never silence it.
 
+pub mod envelope;
+mod fields;
+mod load;
+#[cfg(test)]
+mod tests;
+
+pub use load::{Layer, Profile, ProfileError, ProfileErrors, Setting, Source};
+
+use fields::{check_limit_pairs, Fields};
+use load::{settings, Origin};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
-use std::fmt;
+use std::collections::HashSet;
 use std::time::Duration;
 use vigil_protocol::Vital;
 
@@ -208,385 +219,6 @@ pub struct Behaviour {
     pub escalate_unacknowledged_after: Option<Duration>,
 }
 
-/// Where a layer of the profile came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "level", content = "name")]
-pub enum Source {
-    /// The profile shipped with Vigil.
-    Default,
-    /// A clinic's profile or override file.
-    Clinic(String),
-    /// A patient's override file.
-    Patient(String),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => f.write_str("built-in default"),
-            Source::Clinic(n) => write!(f, "clinic {n}"),
-            Source::Patient(n) => write!(f, "patient {n}"),
-        }
-    }
-}
-
-/// One TOML document and where it came from.
-#[derive(Debug, Clone)]
-pub struct Layer<'a> {
-    /// Its origin.
-    pub source: Source,
-    /// Its text.
-    pub text: &'a str,
-}
-
-/// The effective value of one setting and which layer set it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Setting {
-    /// `behaviour` or a rule id.
-    pub scope: String,
-    /// The key.
-    pub key: String,
-    /// The value, as TOML.
-    pub value: String,
-    /// The layer that set it.
-    pub source: Source,
-}
-
-/// A validated profile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Profile {
-    /// The profile's name.
-    pub name: String,
-    /// Profile-wide behaviour.
-    pub behaviour: Behaviour,
-    /// The rules, in file order.
-    pub rules: Vec<Rule>,
-    /// Every setting with its effective value and source, for display and audit.
-    pub settings: Vec<Setting>,
-}
-
-/// One problem in a profile, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileError {
-    /// Which layer, and where in it.
-    pub location: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ProfileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
-    }
-}
-
-/// Every problem found in a profile.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ProfileErrors(pub Vec<ProfileError>);
-
-impl fmt::Display for ProfileErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in the alarm profile:", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Profile {
-    /// The shipped KAP profile with no overrides.
-    pub fn kap_default() -> Result<Profile, ProfileErrors> {
-        Profile::load(
-            Layer {
-                source: Source::Default,
-                text: KAP_DEFAULT,
-            },
-            &[],
-        )
-    }
-
-    /// Loads a full profile, applies override layers in order, and validates the result.
-    pub fn load(base: Layer<'_>, overrides: &[Layer<'_>]) -> Result<Profile, ProfileErrors> {
-        let mut errors = Vec::new();
-        let mut doc = match parse(&base) {
-            Ok(t) => t,
-            Err(e) => return Err(ProfileErrors(vec![e])),
-        };
-        let mut sources: BTreeMap<(String, String), Source> = BTreeMap::new();
-        record_sources(&doc, &base.source, &mut sources);
-        for layer in overrides {
-            match parse(layer) {
-                Ok(t) => apply_override(&mut doc, &t, layer, &mut sources, &mut errors),
-                Err(e) => errors.push(e),
-            }
-        }
-        let profile = validate(&doc, &base.source, &sources, &mut errors);
-        match profile {
-            Some(p) if errors.is_empty() => Ok(p),
-            _ => Err(ProfileErrors(errors)),
-        }
-    }
-
-    /// The rule with this id.
-    pub fn rule(&self, id: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.id == id)
-    }
-}
-
-fn parse(layer: &Layer<'_>) -> Result<toml::Table, ProfileError> {
-    layer.text.parse::<toml::Table>().map_err(|e| ProfileError {
-        location: layer.source.to_string(),
-        message: format!("not valid TOML: {}", e.to_string().trim()),
-    })
-}
-
-fn rule_tables(doc: &toml::Table) -> Vec<&toml::Table> {
-    doc.get("rule")
-        .and_then(|r| r.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_table()).collect())
-        .unwrap_or_default()
-}
-
-fn record_sources(
-    doc: &toml::Table,
-    source: &Source,
-    sources: &mut BTreeMap<(String, String), Source>,
-) {
-    if let Some(b) = doc.get("behaviour").and_then(|b| b.as_table()) {
-        for k in b.keys() {
-            sources.insert(("behaviour".into(), k.clone()), source.clone());
-        }
-    }
-    for t in rule_tables(doc) {
-        if let Some(id) = t.get("id").and_then(|v| v.as_str()) {
-            for k in t.keys() {
-                sources.insert((id.to_string(), k.clone()), source.clone());
-            }
-        }
-    }
-}
-
-/// Applies `[rules.<id>]` and `[behaviour]` tables of an override layer.
-fn apply_override(
-    doc: &mut toml::Table,
-    layer_doc: &toml::Table,
-    layer: &Layer<'_>,
-    sources: &mut BTreeMap<(String, String), Source>,
-    errors: &mut Vec<ProfileError>,
-) {
-    let at = |path: &str| format!("{}: {path}", layer.source);
-    for (key, value) in layer_doc {
-        match (key.as_str(), value) {
-            ("behaviour", toml::Value::Table(changes)) => {
-                let entry = doc
-                    .entry("behaviour")
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let Some(behaviour) = entry.as_table_mut() {
-                    for (k, v) in changes {
-                        behaviour.insert(k.clone(), v.clone());
-                        sources.insert(("behaviour".into(), k.clone()), layer.source.clone());
-                    }
-                }
-            }
-            ("rules", toml::Value::Table(rules)) => {
-                for (id, changes) in rules {
-                    let Some(changes) = changes.as_table() else {
-                        errors.push(ProfileError {
-                            location: at(&format!("rules.{id}")),
-                            message: "must be a table of values to change".into(),
-                        });
-                        continue;
-                    };
-                    if changes.contains_key("id") || changes.contains_key("type") {
-                        errors.push(ProfileError {
-                            location: at(&format!("rules.{id}")),
-                            message: "an override cannot change a rule's id or type".into(),
-                        });
-                        continue;
-                    }
-                    let target =
-                        doc.get_mut("rule")
-                            .and_then(|r| r.as_array_mut())
-                            .and_then(|rules| {
-                                rules.iter_mut().filter_map(|r| r.as_table_mut()).find(|r| {
-                                    r.get("id").and_then(|v| v.as_str()) == Some(id.as_str())
-                                })
-                            });
-                    match target {
-                        Some(rule) => {
-                            for (k, v) in changes {
-                                rule.insert(k.clone(), v.clone());
-                                sources.insert((id.clone(), k.clone()), layer.source.clone());
-                            }
-                        }
-                        None => errors.push(ProfileError {
-                            location: at(&format!("rules.{id}")),
-                            message: "no rule with this id in the profile".into(),
-                        }),
-                    }
-                }
-            }
-            (other, _) => errors.push(ProfileError {
-                location: at(other),
-                message: "an override file holds only [behaviour] and [rules.<id>] tables".into(),
-            }),
-        }
-    }
-}
-
-/// Reads one rule's or the behaviour table's fields, recording problems with their location.
-struct Fields<'a> {
-    table: &'a toml::Table,
-    location: String,
-    errors: &'a mut Vec<ProfileError>,
-}
-
-impl Fields<'_> {
-    fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.errors.push(ProfileError {
-            location: format!("{}.{key}", self.location),
-            message: message.into(),
-        });
-    }
-
-    fn str(&mut self, key: &str) -> Option<String> {
-        match self.table.get(key)? {
-            toml::Value::String(s) => Some(s.clone()),
-            other => {
-                self.error(key, format!("must be a string, not {}", other.type_str()));
-                None
-            }
-        }
-    }
-
-    fn number(&mut self, key: &str, range: std::ops::RangeInclusive<f64>) -> Option<f64> {
-        let v = match self.table.get(key)? {
-            toml::Value::Integer(i) => *i as f64,
-            toml::Value::Float(f) => *f,
-            other => {
-                self.error(key, format!("must be a number, not {}", other.type_str()));
-                return None;
-            }
-        };
-        if !range.contains(&v) {
-            self.error(
-                key,
-                format!(
-                    "{v} is outside the allowed range {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            );
-            return None;
-        }
-        Some(v)
-    }
-
-    fn required_number(&mut self, key: &str, range: std::ops::RangeInclusive<f64>) -> Option<f64> {
-        if !self.table.contains_key(key) {
-            self.error(key, "is required");
-        }
-        self.number(key, range)
-    }
-
-    /// A duration like "15s"; `off` gives `Some(None)` when allowed.
-    fn duration_or_off(
-        &mut self,
-        key: &str,
-        max: Duration,
-        allow_off: bool,
-    ) -> Option<Option<Duration>> {
-        let text = self.str(key)?;
-        if allow_off && text == "off" {
-            return Some(None);
-        }
-        match humantime::parse_duration(&text) {
-            Ok(d) if d <= max => Some(Some(d)),
-            Ok(_) => {
-                self.error(
-                    key,
-                    format!(
-                        "{text} is longer than the maximum {}",
-                        humantime::format_duration(max)
-                    ),
-                );
-                None
-            }
-            Err(e) => {
-                self.error(
-                    key,
-                    format!("{text:?} is not a duration like \"15s\" or \"5m\": {e}"),
-                );
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, key: &str, max: Duration) -> Option<Duration> {
-        self.duration_or_off(key, max, false).flatten()
-    }
-
-    fn required_duration(&mut self, key: &str, max: Duration) -> Option<Duration> {
-        if !self.table.contains_key(key) {
-            self.error(key, "is required");
-        }
-        self.duration(key, max)
-    }
-
-    fn priority(&mut self, key: &str) -> Option<Priority> {
-        let text = self.str(key)?;
-        match text.as_str() {
-            "high" => Some(Priority::High),
-            "medium" => Some(Priority::Medium),
-            "low" => Some(Priority::Low),
-            "info" => Some(Priority::Info),
-            _ => {
-                self.error(
-                    key,
-                    format!("{text:?} is not one of high, medium, low, info"),
-                );
-                None
-            }
-        }
-    }
-
-    fn vitals(&mut self, key: &str) -> Option<Vec<Vital>> {
-        let names: Vec<String> = match self.table.get(key) {
-            None => {
-                self.error(key, "is required");
-                return None;
-            }
-            Some(toml::Value::String(s)) => vec![s.clone()],
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_default())
-                .collect(),
-            Some(other) => {
-                self.error(
-                    key,
-                    format!("must be a vital name or a list, not {}", other.type_str()),
-                );
-                return None;
-            }
-        };
-        let mut out = Vec::new();
-        for n in names {
-            match Vital::from_name(&n) {
-                Some(v) => out.push(v),
-                None => self.error(
-                    key,
-                    format!(
-                        "unknown vital {n:?}; expected one of {}",
-                        Vital::ALL.map(Vital::name).join(", ")
-                    ),
-                ),
-            }
-        }
-        (!out.is_empty()).then_some(out)
-    }
-}
-
 /// Keys every rule may have.
 const COMMON_KEYS: [&str; 6] = [
     "id",
@@ -649,13 +281,8 @@ fn limit_range(vital: Vital) -> std::ops::RangeInclusive<f64> {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn validate(
-    doc: &toml::Table,
-    base: &Source,
-    sources: &BTreeMap<(String, String), Source>,
-    errors: &mut Vec<ProfileError>,
-) -> Option<Profile> {
-    let top = base.to_string();
+fn validate(doc: &toml::Table, origin: &Origin<'_>, errors: &mut Vec<ProfileError>) -> Profile {
+    let top = origin.base.to_string();
     for key in doc.keys() {
         if !["name", "behaviour", "rule"].contains(&key.as_str()) {
             errors.push(ProfileError {
@@ -677,7 +304,9 @@ fn validate(
         .unwrap_or(&empty);
     let mut f = Fields {
         table: behaviour_table,
+        scope: "behaviour",
         location: format!("{top}: behaviour"),
+        origin,
         errors,
     };
     for key in behaviour_table.keys() {
@@ -739,49 +368,32 @@ fn validate(
                 message: format!("duplicate rule id {id:?}"),
             });
         }
-        if let Some(rule) = validate_rule(table, id, location, &behaviour, errors) {
+        if let Some(rule) = validate_rule(table, id, location, origin, &behaviour, errors) {
             rules.push(rule);
         }
     }
-    check_limit_pairs(&rules, &top, errors);
-
-    let settings = sources
-        .iter()
-        .filter_map(|((scope, key), source)| {
-            let value = if scope == "behaviour" {
-                behaviour_table.get(key)
-            } else {
-                rule_tables(doc)
-                    .into_iter()
-                    .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(scope.as_str()))
-                    .and_then(|t| t.get(key))
-            }?;
-            Some(Setting {
-                scope: scope.clone(),
-                key: key.clone(),
-                value: toml_text(value),
-                source: source.clone(),
-            })
-        })
-        .collect();
-    Some(Profile {
+    check_limit_pairs(&rules, origin, errors);
+    Profile {
         name,
         behaviour,
+        settings: settings(doc, origin),
         rules,
-        settings,
-    })
+    }
 }
 
 fn validate_rule(
     table: &toml::Table,
     id: &str,
     location: String,
+    origin: &Origin<'_>,
     behaviour: &Behaviour,
     errors: &mut Vec<ProfileError>,
 ) -> Option<Rule> {
     let mut f = Fields {
         table,
+        scope: id,
         location,
+        origin,
         errors,
     };
     let rule_type = f.str("type").unwrap_or_default();
@@ -832,8 +444,8 @@ fn validate_rule(
                 .map(|v| limit_range(*v))
                 .unwrap_or(0.0..=1000.0);
             let bound = match (table.contains_key("below"), table.contains_key("above")) {
-                (true, false) => f.number("below", range).map(Bound::Below),
-                (false, true) => f.number("above", range).map(Bound::Above),
+                (true, false) => f.limit("below", range).map(Bound::Below),
+                (false, true) => f.limit("above", range).map(Bound::Above),
                 _ => {
                     f.error(
                         "below",
@@ -961,274 +573,4 @@ fn validate_rule(
         latching,
         spec,
     })
-}
-
-/// A setting's value as it would be written in TOML (without the `display` feature's weight).
-fn toml_text(value: &toml::Value) -> String {
-    match value {
-        toml::Value::String(s) => format!("{s:?}"),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(toml_text).collect::<Vec<_>>().join(", ")
-        ),
-        other => other.type_str().to_string(),
-    }
-}
-
-/// A low limit at or above a high limit for the same vital can never be in range.
-fn check_limit_pairs(rules: &[Rule], top: &str, errors: &mut Vec<ProfileError>) {
-    for low in rules {
-        let RuleSpec::Limit {
-            vitals: low_vitals,
-            bound: Bound::Below(lo),
-            ..
-        } = &low.spec
-        else {
-            continue;
-        };
-        for high in rules {
-            let RuleSpec::Limit {
-                vitals: high_vitals,
-                bound: Bound::Above(hi),
-                ..
-            } = &high.spec
-            else {
-                continue;
-            };
-            if low_vitals.iter().any(|v| high_vitals.contains(v)) && lo >= hi {
-                errors.push(ProfileError {
-                    location: format!("{top}: rule \"{}\"", low.id),
-                    message: format!(
-                        "low limit {lo} is not below the high limit {hi} of rule \"{}\"",
-                        high.id
-                    ),
-                });
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load_with(base: &str, overrides: &[(&str, Source)]) -> Result<Profile, ProfileErrors> {
-        let layers: Vec<Layer> = overrides
-            .iter()
-            .map(|(text, source)| Layer {
-                source: source.clone(),
-                text,
-            })
-            .collect();
-        Profile::load(
-            Layer {
-                source: Source::Clinic("clinic.toml".into()),
-                text: base,
-            },
-            &layers,
-        )
-    }
-
-    #[test]
-    fn shipped_profile_has_every_row_of_the_reference_table() {
-        let p = Profile::kap_default().unwrap();
-        let ids: Vec<&str> = p.rules.iter().map(|r| r.id.as_str()).collect();
-        for id in [
-            "predose-bp-review",
-            "bp-rise",
-            "bp-severe",
-            "bp-crisis",
-            "sbp-low",
-            "spo2-low",
-            "spo2-critical",
-            "pr-high",
-            "pr-very-high",
-            "pr-low",
-            "pr-critical-low",
-            "not-current",
-            "nibp-overdue",
-            "device-disconnected",
-            "discharge-ready",
-        ] {
-            assert!(ids.contains(&id), "missing {id}");
-        }
-        let spo2 = p.rule("spo2-low").unwrap();
-        assert_eq!(spo2.priority, Priority::Medium);
-        assert_eq!(
-            spo2.spec,
-            RuleSpec::Limit {
-                vitals: vec![Vital::Spo2],
-                bound: Bound::Below(90.0),
-                delay: Duration::from_secs(15),
-                clear_margin: 2.0,
-                clear_after: Duration::from_secs(5),
-            }
-        );
-        assert_eq!(p.behaviour.audio_pause_max, Duration::from_secs(120));
-        assert_eq!(
-            p.rule("nibp-overdue").unwrap().escalate_after,
-            Some(Duration::from_secs(180))
-        );
-    }
-
-    #[test]
-    fn overrides_change_values_and_record_their_source() {
-        let p = Profile::load(
-            Layer {
-                source: Source::Default,
-                text: KAP_DEFAULT,
-            },
-            &[
-                Layer {
-                    source: Source::Clinic("clinic.toml".into()),
-                    text: "[rules.spo2-low]\nbelow = 88\ndelay = \"20s\"\n",
-                },
-                Layer {
-                    source: Source::Patient("p-17.toml".into()),
-                    text: "[rules.spo2-low]\nbelow = 87\n",
-                },
-            ],
-        )
-        .unwrap();
-        let RuleSpec::Limit { bound, delay, .. } = &p.rule("spo2-low").unwrap().spec else {
-            panic!()
-        };
-        assert_eq!(*bound, Bound::Below(87.0));
-        assert_eq!(*delay, Duration::from_secs(20));
-        let source_of = |key: &str| {
-            p.settings
-                .iter()
-                .find(|s| s.scope == "spo2-low" && s.key == key)
-                .map(|s| s.source.clone())
-        };
-        assert_eq!(
-            source_of("below"),
-            Some(Source::Patient("p-17.toml".into()))
-        );
-        assert_eq!(
-            source_of("delay"),
-            Some(Source::Clinic("clinic.toml".into()))
-        );
-        assert_eq!(source_of("priority"), Some(Source::Default));
-    }
-
-    #[test]
-    fn every_problem_is_listed_with_its_location() {
-        let bad = r#"
-            name = "bad"
-            [behaviour]
-            audio_pause_max = "10m"
-            [[rule]]
-            id = "a"
-            type = "limit"
-            vital = "spo3"
-            below = 90
-            priority = "urgent"
-            [[rule]]
-            id = "a"
-            type = "limit"
-            vital = "pulse_rate"
-            below = 130
-            delay = "-5s"
-            priority = "medium"
-            [[rule]]
-            id = "b"
-            type = "limit"
-            vital = "pulse_rate"
-            above = 120
-            priority = "medium"
-            [[rule]]
-            id = "c"
-            type = "bp"
-            systolic = 100
-            diastolic = 120
-            below = 3
-            priority = "high"
-            [[rule]]
-            id = "d"
-            type = "warp"
-            priority = "low"
-        "#;
-        let errors = load_with(bad, &[]).unwrap_err().0;
-        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        let has = |needle: &str| text.iter().any(|t| t.contains(needle));
-        assert!(
-            has("behaviour.audio_pause_max: 10m is longer than the maximum 2m"),
-            "{text:#?}"
-        );
-        assert!(
-            has("rule #1 \"a\".vital: unknown vital \"spo3\""),
-            "{text:#?}"
-        );
-        assert!(
-            has("rule #1 \"a\".priority: \"urgent\" is not one of"),
-            "{text:#?}"
-        );
-        assert!(has("rule #2 \"a\": duplicate rule id"), "{text:#?}");
-        assert!(
-            has("rule #2 \"a\".delay: \"-5s\" is not a duration"),
-            "{text:#?}"
-        );
-        assert!(
-            has("low limit 130 is not below the high limit 120"),
-            "{text:#?}"
-        );
-        assert!(
-            has("rule #4 \"c\".diastolic: 120 must be below systolic 100"),
-            "{text:#?}"
-        );
-        assert!(
-            has("rule #4 \"c\".below: does not apply to a bp rule"),
-            "{text:#?}"
-        );
-        assert!(
-            has("rule #5 \"d\".type: unknown rule type \"warp\""),
-            "{text:#?}"
-        );
-        assert!(errors.len() >= 9, "{text:#?}");
-    }
-
-    #[test]
-    fn absurd_values_are_refused() {
-        let errors = load_with(
-            "[[rule]]\nid=\"x\"\ntype=\"limit\"\nvital=\"spo2\"\nbelow=20\ndelay=\"3h\"\npriority=\"high\"\n",
-            &[],
-        )
-        .unwrap_err()
-        .0;
-        let text = ProfileErrors(errors).to_string();
-        assert!(
-            text.contains("20 is outside the allowed range 70 to 100"),
-            "{text}"
-        );
-        assert!(text.contains("3h is longer than the maximum 15m"), "{text}");
-    }
-
-    #[test]
-    fn override_of_an_unknown_rule_or_bad_toml_is_reported() {
-        let errors = load_with(
-            KAP_DEFAULT,
-            &[
-                (
-                    "[rules.spo2-lo]\nbelow = 88\n",
-                    Source::Patient("p.toml".into()),
-                ),
-                (
-                    "[rules.spo2-low\nbelow = 88\n",
-                    Source::Patient("q.toml".into()),
-                ),
-            ],
-        )
-        .unwrap_err()
-        .0;
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_eq!(errors[0].location, "patient p.toml: rules.spo2-lo");
-        assert!(
-            errors[1].message.starts_with("not valid TOML"),
-            "{errors:?}"
-        );
-    }
 }

@@ -1,0 +1,189 @@
+//! The `[[device]]` tables: each device's format and transport, and no two on one port.
+
+use super::{tables, Check};
+use std::collections::HashSet;
+use vigil_drivers::usb::UsbId;
+use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
+use vigil_protocol::serial::{LineSettings, Parity};
+use vigil_protocol::Format;
+
+pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let listed = tables(doc, "device", c);
+    // (A `device` that is not a list of tables is already reported by `tables`.)
+    if listed.is_empty() && doc.get("device").is_none_or(|v| v.is_array()) {
+        c.error(
+            "device",
+            "is required: at least one [[device]]; with none, nothing is monitored and nothing alarms",
+        );
+    }
+    // Which device first took each port (or BLE address), to name it in a refusal.
+    let mut ports: Vec<(Transport, String)> = Vec::new();
+    for (n, t) in listed {
+        let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("");
+        let at = if id.is_empty() {
+            format!("device #{n}.")
+        } else {
+            format!("device #{n} \"{id}\".")
+        };
+        c.unknown_keys(
+            t,
+            &[
+                "id",
+                "format",
+                "port",
+                "usb",
+                "ble",
+                "baud",
+                "data_bits",
+                "parity",
+                "stop_bits",
+            ],
+            &at,
+        );
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.error(
+                format!("{at}id"),
+                "is required: letters, digits, '-' and '_' only",
+            );
+        } else if !ids.insert(id.to_string()) {
+            c.error(format!("{at}id"), "is used by another device");
+        }
+        let format = match c.string(t, "format", &at) {
+            Some(f) => match f.parse::<Format>() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    c.error(format!("{at}format"), e.to_string());
+                    None
+                }
+            },
+            None => {
+                c.error(format!("{at}format"), "is required");
+                None
+            }
+        };
+        let Some(format) = format else { continue };
+        let transport = if format.is_ble() {
+            for key in ["port", "usb", "baud", "data_bits", "parity", "stop_bits"] {
+                if t.contains_key(key) {
+                    c.error(
+                        format!("{at}{key}"),
+                        format!("does not apply to the BLE format {format}"),
+                    );
+                }
+            }
+            match t.get("ble") {
+                Some(toml::Value::Table(b)) => {
+                    c.unknown_keys(b, &["address", "name", "any"], &format!("{at}ble."));
+                    let address = c.string(b, "address", &format!("{at}ble."));
+                    let name = c.string(b, "name", &format!("{at}ble."));
+                    let any = b.get("any").and_then(|v| v.as_bool()).unwrap_or(false);
+                    match (address, name, any) {
+                        (Some(a), None, false) => Some(Transport::Ble(BleTarget::Address(a))),
+                        (None, Some(nm), false) => Some(Transport::Ble(BleTarget::Name(nm))),
+                        (None, None, true) => Some(Transport::Ble(BleTarget::AnyHealthDevice)),
+                        _ => {
+                            c.error(
+                                format!("{at}ble"),
+                                "give exactly one of address, name or any = true",
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    c.error(format!("{at}ble"), "a BLE device needs a ble table: { address = \"…\" }, { name = \"…\" } or { any = true }");
+                    None
+                }
+            }
+        } else {
+            if t.contains_key("ble") {
+                c.error(
+                    format!("{at}ble"),
+                    format!("does not apply to the serial format {format}"),
+                );
+            }
+            let port = match (c.string(t, "port", &at), c.string(t, "usb", &at)) {
+                (Some(p), None) => Some(PortSelector::Path(p.into())),
+                (None, Some(u)) => match u.parse::<UsbId>() {
+                    Ok(id) => Some(PortSelector::Usb(id)),
+                    Err(e) => {
+                        c.error(format!("{at}usb"), e.to_string());
+                        None
+                    }
+                },
+                _ => {
+                    c.error(
+                        format!("{at}port"),
+                        "give exactly one of port = \"/dev/…\" or usb = \"VID:PID\"",
+                    );
+                    None
+                }
+            };
+            let mut line = format.line_settings().unwrap_or(LineSettings::n81(9600));
+            if let Some(b) = c.integer(t, "baud", &at, 300..=4_000_000) {
+                line.baud = b as u32;
+            }
+            if let Some(d) = c.integer(t, "data_bits", &at, 5..=8) {
+                line.data_bits = d as u8;
+            }
+            if let Some(s) = c.integer(t, "stop_bits", &at, 1..=2) {
+                line.stop_bits = s as u8;
+            }
+            match c.string(t, "parity", &at).as_deref() {
+                None => {}
+                Some("none") => line.parity = Parity::None,
+                Some("odd") => line.parity = Parity::Odd,
+                Some("even") => line.parity = Parity::Even,
+                Some(other) => c.error(
+                    format!("{at}parity"),
+                    format!("{other:?} is not one of none, odd, even"),
+                ),
+            }
+            port.map(|port| Transport::Serial(SerialSpec { port, line }))
+        };
+        if let Some(transport) = transport {
+            if let Some(first) = shared_port(&ports, &transport) {
+                let key = match &transport {
+                    Transport::Ble(_) => "ble",
+                    Transport::Serial(SerialSpec {
+                        port: PortSelector::Usb(_),
+                        ..
+                    }) => "usb",
+                    Transport::Serial(_) => "port",
+                };
+                c.error(
+                    format!("{at}{key}"),
+                    format!("is the same port as {first}'s: two devices cannot share a port"),
+                );
+            } else {
+                ports.push((transport.clone(), format!("device #{n} \"{id}\"")));
+            }
+            out.push(DeviceSpec {
+                id: id.to_string(),
+                format,
+                transport,
+            });
+        }
+    }
+    out
+}
+
+/// The device already on the port (or BLE address) `transport` would use.
+fn shared_port<'a>(ports: &'a [(Transport, String)], transport: &Transport) -> Option<&'a str> {
+    ports
+        .iter()
+        .find(|(other, _)| match (other, transport) {
+            (Transport::Serial(a), Transport::Serial(b)) => a.port == b.port,
+            (Transport::Ble(BleTarget::Address(a)), Transport::Ble(BleTarget::Address(b))) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            _ => false,
+        })
+        .map(|(_, first)| first.as_str())
+}
