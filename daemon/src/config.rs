@@ -11,6 +11,8 @@ use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
 use vigil_protocol::serial::{LineSettings, Parity};
 use vigil_protocol::Format;
 
+pub mod limits;
+
 /// What a person may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -82,6 +84,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// TLS for the display, when configured.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Connection limits, the metrics token, allowed origins.
+    pub network: limits::Network,
 }
 
 /// One problem with its location.
@@ -223,6 +227,10 @@ impl Config {
                 "tls",
                 "user",
                 "device",
+                // Read by limits::network.
+                "limits",
+                "metrics_token",
+                "allowed_origins",
             ],
             "",
         );
@@ -310,6 +318,7 @@ impl Config {
         let profile = load_profile(&doc, base, &mut c);
         let users = users(&doc, &mut c);
         let devices = devices(&doc, &mut c);
+        let network = limits::network(&doc, &mut c);
 
         match (listen, storage_path, profile) {
             (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
@@ -322,6 +331,7 @@ impl Config {
                 devices,
                 log_format,
                 tls,
+                network,
             }),
             _ => Err(ConfigErrors(errors)),
         }
