@@ -241,6 +241,7 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                         let (code, reason) = close_for(e);
                         tracing::warn!(person = %user.name, code, reason, "display connection error");
                         out.close(code, reason).await;
+                        linger(&mut stream).await;
                         return;
                     }
                     Some(Ok(Message::Close(_))) => return,
@@ -250,6 +251,7 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                             tracing::warn!(person = %user.name, "closing a display that floods the daemon");
                             app.net.flood_closed();
                             out.close(1008, "too many messages").await;
+                            linger(&mut stream).await;
                             return;
                         }
                         Verdict::Refuse => Some(error(None, "rate_limited", "too many messages: at most 10 a second")),
@@ -286,6 +288,20 @@ fn close_for(e: axum::Error) -> (u16, &'static str) {
         Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => (1009, "message too big"),
         _ => (1002, "malformed frame"),
     }
+}
+
+/// After the daemon's close frame: reads and drops what the display still sends until its
+/// closing reply (at most 2 s). Closing the socket with unread data would make the kernel reset
+/// the connection, and the display might never read why it was closed.
+async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;

@@ -273,7 +273,8 @@ impl Net {
 }
 
 fn too_many(retry: Duration) -> Response {
-    let seconds = retry.as_secs().max(1);
+    // Rounded up: a client that waits this long is let in.
+    let seconds = retry.as_millis().div_ceil(1000).max(1);
     (
         StatusCode::TOO_MANY_REQUESTS,
         [(header::RETRY_AFTER, seconds.to_string())],
