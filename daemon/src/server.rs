@@ -123,7 +123,7 @@ async fn ws(
 ) -> Response {
     // Cheapest first, and nothing about tokens is learnt from a foreign page or a locked-out
     // address.
-    if let Err(refusal) = app.net.check_origin(&headers) {
+    if let Some(refusal) = app.net.origin_refusal(&headers) {
         return refusal;
     }
     if let Some(refusal) = app.net.locked_out(conn.ip()) {

@@ -287,14 +287,12 @@ async fn guessing_tokens_is_slowed_then_refused_per_address() {
     room.daemon.shutdown().await;
 }
 
+/// Makes one frame of a flood.
+type MakeFrame = fn() -> Message;
+
 /// Sends `frame()` as fast as the connection takes it (at most `count`, `every` apart) until the
 /// daemon closes the session; returns its close code and how many frames went.
-async fn flood(
-    room: &Room,
-    count: usize,
-    every: Duration,
-    frame: fn() -> Message,
-) -> (CloseCode, usize) {
+async fn flood(room: &Room, count: usize, every: Duration, frame: MakeFrame) -> (CloseCode, usize) {
     let (ws, _) = tokio_tungstenite::connect_async(room.ws_url(NURSE))
         .await
         .unwrap();
@@ -331,7 +329,7 @@ async fn a_display_that_floods_with_any_frame_kind_is_closed_with_1008() {
     let watcher = Watcher::start(&room, VIEWER).await;
     let rss_before = rss_kib();
     let mut lines = Vec::new();
-    let kinds: [(&str, fn() -> Message, Duration); 4] = [
+    let kinds: [(&str, MakeFrame, Duration); 4] = [
         ("text", || Message::Text("x".into()), Duration::ZERO),
         (
             "binary",

@@ -103,10 +103,8 @@ impl Net {
     /// A WebSocket upgrade from a page of another site is refused (403): only the daemon's own
     /// page (an `Origin` naming the `Host` the request was sent to) and the configured
     /// `allowed_origins` may open the display. Clients that are not browsers send no `Origin`.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let Some(origin) = headers.get(header::ORIGIN) else {
-            return Ok(());
-        };
+    pub fn origin_refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        let origin = headers.get(header::ORIGIN)?;
         let origin = origin
             .to_str()
             .unwrap_or("")
@@ -123,7 +121,7 @@ impl Net {
         if (own.is_some() && own.map(str::to_string) == host)
             || self.allowed_origins.contains(&origin)
         {
-            return Ok(());
+            return None;
         }
         self.origin_refused.fetch_add(1, Ordering::Relaxed);
         let due = self
@@ -135,11 +133,13 @@ impl Net {
             // The origin is a site's name, not a person's.
             tracing::warn!(refused = n, origin = %origin, "refused display connections from a page of another site (count since the last such line); add its origin to allowed_origins if it is yours");
         }
-        Err((
-            StatusCode::FORBIDDEN,
-            "this page's origin may not open the display; see allowed_origins in the daemon's configuration",
+        Some(
+            (
+                StatusCode::FORBIDDEN,
+                "this page's origin may not open the display; see allowed_origins in the daemon's configuration",
+            )
+                .into_response(),
         )
-            .into_response())
     }
 
     /// 429 while `ip` is locked out, before any token is looked at.
@@ -342,7 +342,7 @@ mod tests {
             allowed_origins: vec!["https://vigil.clinic.example".into()],
             ..Network::default()
         });
-        let ok = |h: HeaderMap| net.check_origin(&h).is_ok();
+        let ok = |h: HeaderMap| net.origin_refusal(&h).is_none();
         assert!(ok(headers(&[(header::HOST, "127.0.0.1:8080")])));
         assert!(ok(headers(&[
             (header::HOST, "127.0.0.1:8080"),
