@@ -191,7 +191,6 @@ impl Daemon {
         }
         let sessions = TaskTracker::new();
         let net = Net::new(&config.network);
-        net.clone().housekeeping(cancel.child_token());
         let app = Arc::new(App {
             users: config.users.clone(),
             core: core_handle.clone(),
@@ -219,6 +218,7 @@ impl Daemon {
                 cancel.clone(),
             ),
         };
+        net.housekeeping(cancel.child_token());
         tracing::info!(%addr, room = %config.room, devices = config.devices.len(), "vigil running");
         Ok(Daemon {
             addr,
