@@ -17,6 +17,8 @@ use users::users;
 use vigil_alarm::{Layer, Profile, Source};
 use vigil_drivers::DeviceSpec;
 
+pub mod limits;
+
 /// What a person may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -88,6 +90,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// TLS for the display, when configured.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Connection limits, the metrics token, allowed origins.
+    pub network: limits::Network,
 }
 
 /// One problem with its location.
@@ -227,6 +231,10 @@ impl Config {
                 "allow_plaintext",
                 "user",
                 "device",
+                // Read by limits::network.
+                "limits",
+                "metrics_token",
+                "allowed_origins",
             ],
             "",
         );
@@ -318,6 +326,7 @@ impl Config {
             refusals::storage_folder(storage, &mut c);
         }
         refusals::plaintext_listen(&doc, listen, &mut c);
+        let network = limits::network(&doc, &mut c);
 
         match (listen, storage_path, profile) {
             (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
@@ -330,6 +339,7 @@ impl Config {
                 devices,
                 log_format,
                 tls,
+                network,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -5,6 +5,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::Core;
 use crate::metrics::Metrics;
+use crate::net::listener::GatedListener;
+use crate::net::{Conn, Net};
 use crate::server::{router, App};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -32,11 +34,15 @@ fn serve<L>(listener: L, app: Arc<App>, stop: CancellationToken) -> JoinHandle<(
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
+    Conn: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     tokio::spawn(async move {
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            router(app).into_make_service_with_connect_info::<Conn>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server stopped");
         }
@@ -96,6 +102,7 @@ impl Daemon {
     ) -> Result<Daemon> {
         let clock = Clock::start();
         let cancel = CancellationToken::new();
+        crate::net::raise_open_files_limit(&config.network);
         let metrics = Arc::new(Metrics::default());
         let (out, _) = broadcast::channel(options.broadcast_capacity);
         let (events, driver_rx) = mpsc::channel(4096);
@@ -183,6 +190,7 @@ impl Daemon {
             tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; configure [tls] or put a TLS proxy in front");
         }
         let sessions = TaskTracker::new();
+        let net = Net::new(&config.network);
         let app = Arc::new(App {
             users: config.users.clone(),
             core: core_handle.clone(),
@@ -191,21 +199,26 @@ impl Daemon {
             shutdown: cancel.clone(),
             sessions: sessions.clone(),
             started: tokio::time::Instant::now(),
+            net: net.clone(),
         });
         let server = match &config.tls {
             Some(tls) => {
-                let listener =
-                    crate::tls::TlsListener::new(listener, tls.clone(), tune, cancel.clone())?;
-                serve(listener, app, cancel.clone())
-            }
-            None => {
-                let listener = axum::serve::ListenerExt::tap_io(
+                let listener = crate::tls::TlsListener::new(
                     listener,
-                    |tcp: &mut tokio::net::TcpStream| tune(tcp),
-                );
+                    tls.clone(),
+                    tune,
+                    net.gate.clone(),
+                    cancel.clone(),
+                )?;
                 serve(listener, app, cancel.clone())
             }
+            None => serve(
+                GatedListener::new(listener, net.gate.clone(), tune),
+                app,
+                cancel.clone(),
+            ),
         };
+        net.housekeeping(cancel.child_token());
         tracing::info!(%addr, room = %config.room, devices = config.devices.len(), "vigil running");
         Ok(Daemon {
             addr,

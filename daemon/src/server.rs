@@ -4,8 +4,10 @@
 use crate::config::User;
 use crate::core::{CoreHandle, Published};
 use crate::metrics::Metrics;
+use crate::net::flood::{Flood, Verdict};
+use crate::net::{Conn, Net};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,12 +24,6 @@ use vigil_protocol::display::{ClientMessage, ServerMessage, UserInfo};
 
 /// The largest frame a display may send.
 pub const MAX_MESSAGE: usize = 64 * 1024;
-/// Per-session limit on client messages: a burst of this many ...
-const BURST: f64 = 20.0;
-/// ... refilled at this rate per second.
-const RATE: f64 = 10.0;
-/// A session that keeps flooding after this many refusals is closed.
-const FLOOD_CLOSE_AFTER: u32 = 50;
 /// The read buffer per display. Displays send a few small commands; tungstenite's default
 /// (128 KiB) is zero-filled on every read, which profiling showed as 5 % of the daemon's CPU.
 const READ_BUFFER: usize = 4 * 1024;
@@ -52,6 +48,8 @@ pub struct App {
     pub sessions: TaskTracker,
     /// When the daemon started.
     pub started: Instant,
+    /// Connection limits, failed-authentication throttle, origins, metrics token.
+    pub net: Arc<Net>,
 }
 
 impl App {
@@ -70,11 +68,23 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+async fn metrics(
+    State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = app
+        .net
+        .metrics_refusal(&headers, conn.ip(), &app.shutdown)
+        .await
+    {
+        return refusal;
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render() + &app.net.render(),
     )
+        .into_response()
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -99,18 +109,37 @@ fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String>
 
 async fn ws(
     State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Cheapest first, and nothing about tokens is learnt from a foreign page or a locked-out
+    // address.
+    if let Some(refusal) = app.net.origin_refusal(&headers) {
+        return refusal;
+    }
+    if let Some(refusal) = app.net.locked_out(conn.ip()) {
+        return refusal;
+    }
     let Some(user) = token(&headers, &query).and_then(|t| app.user(&t).cloned()) else {
-        tracing::warn!("display connection refused: missing or unknown token");
+        return app
+            .net
+            .failed(
+                conn.ip(),
+                "a valid token is required: Authorization: Bearer TOKEN or ?token=TOKEN",
+                &app.shutdown,
+            )
+            .await;
+    };
+    // From here the connection is a display's: no deadline, no eviction.
+    if !conn.authenticate() {
         return (
-            StatusCode::UNAUTHORIZED,
-            "a valid token is required: Authorization: Bearer TOKEN or ?token=TOKEN",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection closed by the limits",
         )
             .into_response();
-    };
+    }
     upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
@@ -120,37 +149,6 @@ async fn ws(
             let tracker = app.sessions.clone();
             tracker.track_future(session(socket, app, user))
         })
-}
-
-/// A token bucket for client messages.
-struct Limiter {
-    tokens: f64,
-    at: Instant,
-    refused: u32,
-}
-
-impl Limiter {
-    fn new() -> Self {
-        Limiter {
-            tokens: BURST,
-            at: Instant::now(),
-            refused: 0,
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * RATE).min(BURST);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused = 0;
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
-    }
 }
 
 fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> Message {
@@ -205,7 +203,7 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
     if out.sink.send(Message::Text(text.into())).await.is_err() {
         return;
     }
-    let mut limiter = Limiter::new();
+    let mut flood = Flood::new(Instant::now());
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => {
@@ -233,26 +231,30 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                 let reply = match incoming {
                     None => return,
                     Some(Err(e)) => {
-                        // Oversized frames and protocol violations end here.
-                        tracing::warn!(person = %user.name, error = %e, "display connection error");
-                        out.close(1009, "message too big or malformed").await;
+                        let (code, reason) = close_for(e);
+                        tracing::warn!(person = %user.name, code, reason, "display connection error");
+                        out.close(code, reason).await;
+                        linger(&mut stream).await;
                         return;
                     }
                     Some(Ok(Message::Close(_))) => return,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Binary(_))) => Some(error(None, "bad_message", "binary frames are not part of the display protocol")),
-                    Some(Ok(Message::Text(text))) => {
-                        if !limiter.allow() {
-                            if limiter.refused > FLOOD_CLOSE_AFTER {
-                                tracing::warn!(person = %user.name, "closing a display that floods the daemon");
-                                out.close(1008, "too many messages").await;
-                                return;
-                            }
-                            Some(error(None, "rate_limited", "too many messages: at most 10 a second"))
-                        } else {
-                            Some(handle_client(app, user, &text).await)
+                    // Every other frame counts against the flood limit, pings included.
+                    Some(Ok(frame)) => match flood.frame(Instant::now()) {
+                        Verdict::Close => {
+                            tracing::warn!(person = %user.name, "closing a display that floods the daemon");
+                            app.net.flood_closed();
+                            out.close(1008, "too many messages").await;
+                            linger(&mut stream).await;
+                            return;
                         }
-                    }
+                        Verdict::Refuse => Some(error(None, "rate_limited", "too many messages: at most 10 a second")),
+                        Verdict::Allow => match frame {
+                            Message::Text(text) => Some(handle_client(app, user, &text).await),
+                            Message::Binary(_) => Some(error(None, "bad_message", "binary frames are not part of the display protocol")),
+                            // tungstenite answers pings itself.
+                            _ => None,
+                        },
+                    },
                 };
                 if let Some(reply) = reply {
                     // The changes an action caused go out before its result, so that a display
@@ -269,6 +271,30 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
             }
         }
     }
+}
+
+/// The close code and reason for a frame the WebSocket layer refused.
+fn close_for(e: axum::Error) -> (u16, &'static str) {
+    use tungstenite::error::{CapacityError, Error};
+    match e.into_inner().downcast_ref::<Error>() {
+        Some(Error::Utf8(_)) => (1007, "text frame is not valid UTF-8"),
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => (1009, "message too big"),
+        _ => (1002, "malformed frame"),
+    }
+}
+
+/// After the daemon's close frame: reads and drops what the display still sends until its
+/// closing reply (at most 2 s). Closing the socket with unread data would make the kernel reset
+/// the connection, and the display might never read why it was closed.
+async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;

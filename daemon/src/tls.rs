@@ -1,23 +1,21 @@
 //! Optional TLS for the display server: rustls with the certificate and key the config names.
 //!
-//! Handshakes run in their own tasks with a deadline, so that a slow or silent client cannot
-//! hold up the connections behind it.
+//! Connections pass the gate (`crate::net::gate`) before their handshake, which runs in its own
+//! task under the gate's deadline, so that a slow or silent client can neither hold up the
+//! connections behind it nor stay.
 
+use crate::net::gate::{Gate, Guarded};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Reads a PEM certificate chain and private key into a server configuration.
 pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
@@ -42,16 +40,18 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
 
 /// A listener that yields connections whose TLS handshake has completed.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsStream<Guarded<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
-    /// Accepts on `tcp` until `stop`; `tune` adjusts each TCP socket before the handshake.
+    /// Accepts on `tcp` through `gate` until `stop`; `tune` adjusts each TCP socket before the
+    /// handshake.
     pub fn new(
         tcp: TcpListener,
         config: Arc<ServerConfig>,
         tune: fn(&TcpStream),
+        gate: Arc<Gate>,
         stop: CancellationToken,
     ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
@@ -59,33 +59,21 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let accepted = tokio::select! {
+                let (stream, addr) = tokio::select! {
                     _ = stop.cancelled() => return,
-                    a = tcp.accept() => a,
+                    a = crate::net::listener::accept(&tcp, &gate, tune) => a,
                 };
-                match accepted {
-                    Ok((stream, addr)) => {
-                        tune(&stream);
-                        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                        tokio::spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(tls)) => {
-                                    let _ = tx.send((tls, addr)).await;
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::warn!(%addr, error = %e, "TLS handshake failed")
-                                }
-                                Err(_) => tracing::warn!(%addr, "TLS handshake timed out"),
-                            }
-                        });
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    // The gate's deadline ends a handshake that does not finish; per-connection
+                    // failures are for debugging only (the gate logs its counts).
+                    match acceptor.accept(stream).await {
+                        Ok(tls) => {
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Err(e) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
+                });
             }
         });
         Ok(TlsListener { ready, local })
@@ -93,7 +81,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Guarded<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
+pub mod attack;
 pub mod browser;
 
 use futures_util::{SinkExt, StreamExt};
@@ -88,7 +89,9 @@ impl Room {
         Room::build("", extra, options).await
     }
 
-    async fn build(head: &str, extra: &str, options: Options) -> Room {
+    /// Starts the room with `head` before the config's own keys (top-level keys) and `extra`
+    /// after them (tables).
+    pub async fn build(head: &str, extra: &str, options: Options) -> Room {
         let db = temp_db("room");
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {
