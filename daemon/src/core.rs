@@ -6,11 +6,13 @@
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::supervise::{Pulse, Watchdog};
+use crate::trend::{Trends, MAX_TREND_MINUTES};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_alarm::{
@@ -50,11 +52,47 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// The longest audio pause a display may ask for, in seconds (the engine caps it further, at
+/// the profile's maximum).
+pub const MAX_PAUSE_SECONDS: f64 = 3600.0;
+
+/// Checks every number a display sends before anything acts on it: the one place where a
+/// client's numbers meet durations and arithmetic. `Err` is the display's `error` answer.
+pub fn check_numbers(message: &ClientMessage) -> Result<(), Refusal> {
+    let out_of_range = |reason: String| Refusal {
+        code: "out_of_range",
+        reason,
+    };
+    match message {
+        ClientMessage::PauseAudio {
+            seconds: Some(s), ..
+        } if !(s.is_finite() && *s > 0.0 && *s <= MAX_PAUSE_SECONDS) => Err(out_of_range(
+            format!("seconds must be a number above 0 and at most {MAX_PAUSE_SECONDS}, not {s}"),
+        )),
+        ClientMessage::Trend { minutes, .. } if !(1..=MAX_TREND_MINUTES).contains(minutes) => {
+            Err(out_of_range(format!(
+                "minutes must be 1 to {MAX_TREND_MINUTES}, not {minutes}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Faults tests inject to prove that no part dies quietly.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// The core task panics.
+    PanicCore,
+    /// The core task blocks its thread this long (a stall, as a bug would).
+    StallCore(Duration),
+    /// The record writer thread panics.
+    PanicWriter,
+}
+
 enum Request {
-    Trend {
-        minutes: u32,
-        reply: oneshot::Sender<vigil_protocol::display::Trend>,
-    },
+    #[cfg(feature = "fault-injection")]
+    Fault(Fault),
     Snapshot {
         user: UserInfo,
         reply: oneshot::Sender<Snapshot>,
@@ -90,18 +128,15 @@ impl CoreHandle {
         answer.await.ok()
     }
 
-    /// The last `minutes` of trend (resolution grows with the span).
-    pub async fn trend(&self, minutes: u32) -> Option<vigil_protocol::display::Trend> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Trend { minutes, reply })
-            .await
-            .ok()?;
-        answer.await.ok()
+    /// Makes the core fail as a bug would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject(&self, fault: Fault) {
+        let _ = self.requests.send(Request::Fault(fault)).await;
     }
 
-    /// Carries out a person's action.
+    /// Carries out a person's action, once its numbers are checked.
     pub async fn act(&self, person: &str, message: ClientMessage) -> Result<(), Refusal> {
+        check_numbers(&message)?;
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Act {
@@ -129,6 +164,10 @@ pub struct Core {
     metrics: Arc<Metrics>,
     storage: crate::storage::Storage,
     storage_health: mpsc::UnboundedReceiver<crate::storage::Health>,
+    /// Trends for answering requests off the core, published every heartbeat they changed.
+    trends: watch::Sender<Arc<Trends>>,
+    pulse: Arc<Pulse>,
+    watchdog: Watchdog,
 }
 
 fn priority_name(p: Priority) -> &'static str {
@@ -196,7 +235,20 @@ impl Core {
             metrics,
             storage: storage.0,
             storage_health: storage.1,
+            trends: watch::channel(Arc::default()).0,
+            pulse: Arc::new(Pulse::new()),
+            watchdog: Watchdog::from_env(),
         }
+    }
+
+    /// The trends the core publishes, for answering trend requests off it.
+    pub fn trends(&self) -> watch::Receiver<Arc<Trends>> {
+        self.trends.subscribe()
+    }
+
+    /// The core's heartbeat, for `/healthz`.
+    pub fn pulse(&self) -> Arc<Pulse> {
+        self.pulse.clone()
     }
 
     /// Brings back the session, alarms and trends a crashed run left open.
@@ -303,12 +355,19 @@ impl Core {
                     Some(request) = requests.recv() => self.on_request(request),
                     Some(health) = self.storage_health.recv() => {
                         let failing = matches!(health, crate::storage::Health::Failing(_));
+                        self.pulse.set_record_failing(failing);
                         self.engine.set_recording_failed(self.clock.now().into_std(), failing);
                         self.publish_engine_events();
                     }
                     _ = heartbeat.tick() => {
-                        let at = self.clock.rfc3339(self.clock.now());
+                        let now = self.clock.now();
+                        let at = self.clock.rfc3339(now);
                         self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
+                        self.pulse.beat(now);
+                        self.watchdog.kick(now);
+                        if let Some(trends) = self.hub.publish_trends() {
+                            self.trends.send_replace(trends);
+                        }
                     }
                 }
                 self.publish();
@@ -650,41 +709,20 @@ impl Core {
         target: Option<String>,
         reply: oneshot::Sender<Result<(), Refusal>>,
     ) {
-        let (done, committed) = oneshot::channel();
-        self.storage.record(crate::storage::Record::Action {
-            action,
-            person: person.to_string(),
-            target,
-            at: self.clock.unix_ms(self.clock.now()),
-            done: Some(done),
-        });
+        let committed = record_action(&self.storage, &self.clock, person, action, target);
         tokio::spawn(async move {
-            let answer = match committed.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Refusal {
-                    code: "not_recorded",
-                    reason: format!("done, but the session record could not be written: {e}"),
-                }),
-                Err(_) => Err(Refusal {
-                    code: "not_recorded",
-                    reason: "done, but the session record has stopped".into(),
-                }),
-            };
-            let _ = reply.send(answer);
+            let _ = reply.send(committed.await);
         });
     }
 
     fn on_request(&mut self, request: Request) {
         match request {
-            Request::Trend { minutes, reply } => {
-                let minutes = minutes.clamp(1, 480);
-                let resolution = if minutes <= 60 { 10 } else { 30 };
-                let _ =
-                    reply.send(
-                        self.hub
-                            .trend(&self.clock, self.clock.now(), minutes, resolution),
-                    );
-            }
+            #[cfg(feature = "fault-injection")]
+            Request::Fault(fault) => match fault {
+                Fault::PanicCore => panic!("injected fault: the core panics"),
+                Fault::StallCore(d) => std::thread::sleep(d),
+                Fault::PanicWriter => self.storage.record(crate::storage::Record::Panic),
+            },
             Request::Snapshot { user, reply } => {
                 let _ = reply.send(self.snapshot(user));
             }
@@ -719,17 +757,19 @@ impl Core {
                         .mark_dose(now, &person)
                         .map(|_| ())
                         .map_err(refused),
-                    ClientMessage::PauseAudio { seconds, .. } => match seconds {
-                        Some(s) if !(s.is_finite() && s > 0.0) => Err(Refusal {
-                            code: "bad_message",
-                            reason: format!("seconds must be a positive number, not {s}"),
-                        }),
-                        s => {
-                            self.engine
-                                .pause_audio(now, &person, s.map(Duration::from_secs_f64));
-                            Ok(())
+                    ClientMessage::PauseAudio { seconds, .. } => {
+                        // `check_numbers` passed it; `try_` keeps a bad caller from panicking us.
+                        match seconds.map(Duration::try_from_secs_f64).transpose() {
+                            Ok(s) => {
+                                self.engine.pause_audio(now, &person, s);
+                                Ok(())
+                            }
+                            Err(e) => Err(Refusal {
+                                code: "out_of_range",
+                                reason: e.to_string(),
+                            }),
                         }
-                    },
+                    }
                     ClientMessage::Trend { .. } => Ok(()),
                     ClientMessage::StartNibp { device, .. } => match self.devices.get(&device) {
                         None => Err(Refusal {
@@ -739,12 +779,24 @@ impl Core {
                         Some((handle, _)) => {
                             tracing::info!(%person, %device, "NIBP start requested");
                             let handle = handle.clone();
+                            let storage = self.storage.clone();
+                            let (clock, person) = (self.clock, person.clone());
                             self.publish_engine_events();
+                            // The cuff answers off the core; a started measurement is recorded
+                            // like any other action before the display hears it worked.
                             tokio::spawn(async move {
-                                let answer = handle.start_nibp().await.map_err(|e| Refusal {
-                                    code: "refused",
-                                    reason: e.to_string(),
-                                });
+                                let answer = match handle.start_nibp().await {
+                                    Err(e) => Err(Refusal {
+                                        code: "refused",
+                                        reason: e.to_string(),
+                                    }),
+                                    Ok(()) => {
+                                        record_action(
+                                            &storage, &clock, &person, action, target,
+                                        )
+                                        .await
+                                    }
+                                };
                                 let _ = reply.send(answer);
                             });
                             return;
@@ -759,6 +811,37 @@ impl Core {
                     Ok(()) => self.commit_then_reply(&person, action, target, reply),
                 }
             }
+        }
+    }
+}
+
+/// Queues an action for the record; the future says whether it was committed.
+fn record_action(
+storage: &crate::storage::Storage,
+clock: &Clock,
+person: &str,
+    action: String,
+    target: Option<String>,
+) -> impl std::future::Future<Output = Result<(), Refusal>> + Send + 'static {
+    let (done, committed) = oneshot::channel();
+    storage.record(crate::storage::Record::Action {
+        action,
+        person: person.to_string(),
+        target,
+        at: clock.unix_ms(clock.now()),
+        done: Some(done),
+    });
+    async move {
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Refusal {
+                code: "not_recorded",
+                reason: format!("done, but the session record could not be written: {e}"),
+            }),
+            Err(_) => Err(Refusal {
+                code: "not_recorded",
+                reason: "done, but the session record has stopped".into(),
+            }),
         }
     }
 }

@@ -13,4 +13,6 @@ pub mod metrics;
 pub mod review;
 pub mod server;
 pub mod storage;
+pub mod supervise;
 pub mod tls;
+pub mod trend;
