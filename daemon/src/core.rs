@@ -88,6 +88,8 @@ pub enum Fault {
     StallCore(Duration),
     /// The record writer thread panics.
     PanicWriter,
+    /// The driver of this device panics.
+    PanicDriver(&'static str),
 }
 
 enum Request {
@@ -722,6 +724,11 @@ impl Core {
                 Fault::PanicCore => panic!("injected fault: the core panics"),
                 Fault::StallCore(d) => std::thread::sleep(d),
                 Fault::PanicWriter => self.storage.record(crate::storage::Record::Panic),
+                Fault::PanicDriver(device) => {
+                    if let Some((handle, _)) = self.devices.get(device) {
+                        handle.inject_panic();
+                    }
+                }
             },
             Request::Snapshot { user, reply } => {
                 let _ = reply.send(self.snapshot(user));
