@@ -234,3 +234,93 @@ fn a_resumed_session_records_a_profile_changed_in_between() {
     assert_eq!(changes, ["{\"spo2-low\":88}"]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A writer for `path` that waits an hour between retries of a failing database, so that only
+/// an urgent record can make it try again in a test's lifetime.
+fn slow_retry_writer(
+    path: PathBuf,
+    health: mpsc::UnboundedSender<Health>,
+) -> (Storage, std::thread::JoinHandle<()>) {
+    Writer {
+        path,
+        session: None,
+        room: "Room 5".into(),
+        profile: "{}".into(),
+        health,
+        retry: Duration::from_secs(3600),
+        fatal: Fatal::default(),
+    }
+    .start()
+}
+
+/// While the database fails, the writer waits between retries; a person's action does not
+/// wait for that: it is tried at once, and committed once the disk works again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retry_wait_never_delays_a_persons_action() {
+    let dir = temp_dir("retry");
+    let path = dir.join("missing").join("v.db");
+    let (health_tx, mut health) = mpsc::unbounded_channel();
+    let (storage, writer) = slow_retry_writer(path.clone(), health_tx);
+    storage.record(reading(97.0));
+    // The first attempt fails (no folder): the writer now waits out its hour.
+    let (done, committed) = oneshot::channel();
+    storage.record(ack(done));
+    assert!(committed.await.expect("answered").is_err());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let (done, committed) = oneshot::channel();
+    storage.record(ack(done));
+    let answer = tokio::time::timeout(Duration::from_secs(60), committed)
+        .await
+        .expect("the action is tried at once, not after the retry wait");
+    answer.expect("answered").expect("committed");
+    assert_eq!(health.recv().await, Some(Health::Ok));
+    finish(storage, writer).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn count(path: &Path, sql: &str) -> i64 {
+    open_read_only(path)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A database file deleted under the writer is noticed before the next commit: the health
+/// turns to failing (the core raises `recording-failed`), and what follows is written into a
+/// new file at the path, in a session of its own, rather than into the unlinked file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_database_is_noticed_and_a_new_one_written_at_the_path() {
+    let dir = temp_dir("deleted");
+    let path = dir.join("v.db");
+    let (health_tx, mut health) = mpsc::unbounded_channel();
+    let (storage, writer) = slow_retry_writer(path.clone(), health_tx);
+    storage.record(reading(97.0));
+    let (done, committed) = oneshot::channel();
+    storage.record(ack(done));
+    committed.await.unwrap().expect("committed");
+    assert_eq!(health.recv().await, Some(Health::Ok), "the session started");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    storage.record(reading(96.0));
+    let failing = tokio::time::timeout(Duration::from_secs(30), health.recv())
+        .await
+        .expect("noticed within the bound");
+    assert!(
+        matches!(&failing, Some(Health::Failing(why)) if why.contains("deleted or replaced")),
+        "{failing:?}"
+    );
+    let (done, committed) = oneshot::channel();
+    storage.record(ack(done));
+    committed.await.unwrap().expect("committed into the new file");
+    assert!(path.exists(), "a new database at the path");
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM sessions"), 1);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM actions"), 1);
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM readings WHERE value = 96"),
+        1,
+        "the reading queued after the deletion is in the new file"
+    );
+    finish(storage, writer).await;
+    let _ = std::fs::remove_dir_all(dir);
+}

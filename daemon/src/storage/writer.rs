@@ -191,24 +191,6 @@ impl Writer {
         let mut waited = false;
         let mut checked = std::time::Instant::now();
         loop {
-            // A deleted or replaced file is noticed before anything more is written to it.
-            let due = !pending.is_empty() || checked.elapsed() >= CHECK_EVERY;
-            if due && db.as_ref().is_some_and(|d| d.replaced(path)) {
-                let why = "the database file was deleted or replaced while the daemon ran";
-                tracing::error!(path = %path.display(), "{why}; opening a new one at the path");
-                // Closing first lets SQLite fold its journal into the old file and remove it,
-                // so the new file does not start from another database's journal.
-                db = None;
-                session = None;
-                if !failing {
-                    let _ = self.health.send(Health::Failing(why.into()));
-                }
-                failing = true;
-                hold_until = Some(std::time::Instant::now() + REPLACED_ALARM_HOLD);
-            }
-            if due {
-                checked = std::time::Instant::now();
-            }
             let mut batch = std::mem::take(&mut pending);
             if batch.is_empty() {
                 match rx.try_recv() {
@@ -219,6 +201,10 @@ impl Writer {
                         batch.push(first);
                     }
                     Err(mpsc::error::TryRecvError::Empty) => {
+                        if checked.elapsed() >= CHECK_EVERY {
+                            checked = std::time::Instant::now();
+                            self.check_file(&mut db, &mut session, &mut failing, &mut hold_until);
+                        }
                         self.report_recovery(&mut failing, &mut hold_until, db.is_some());
                         // Idle: wake for an urgent record, to gather readings, or to check.
                         woken.wait(COMMIT_EVERY);
@@ -243,6 +229,9 @@ impl Writer {
                 }
             }
             backlog = batch.len() >= limit;
+            // Nothing more is written into a file that was deleted or replaced.
+            checked = std::time::Instant::now();
+            self.check_file(&mut db, &mut session, &mut failing, &mut hold_until);
             let result = (|| -> rusqlite::Result<()> {
                 if db.is_none() {
                     db = Some(Db::open(path)?);
@@ -302,6 +291,32 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Drops the connection if its file is no longer the one at the path (deleted or
+    /// replaced), so that the next commit opens a new file there and starts or resumes the
+    /// room's session in it; tells the core, which raises `recording-failed`.
+    fn check_file(
+        &self,
+        db: &mut Option<Db>,
+        session: &mut Option<i64>,
+        failing: &mut bool,
+        hold_until: &mut Option<std::time::Instant>,
+    ) {
+        if !db.as_ref().is_some_and(|d| d.replaced(&self.path)) {
+            return;
+        }
+        let why = "the database file was deleted or replaced while the daemon ran";
+        tracing::error!(path = %self.path.display(), "{why}; opening a new one at the path");
+        // Closing first lets SQLite fold its journal into the old file and remove it, so the
+        // new file does not start from another database's journal.
+        *db = None;
+        *session = None;
+        if !*failing {
+            let _ = self.health.send(Health::Failing(why.into()));
+        }
+        *failing = true;
+        *hold_until = Some(std::time::Instant::now() + REPLACED_ALARM_HOLD);
     }
 
     /// Tells the core that writing works again, once any hold after a replaced file is over.
