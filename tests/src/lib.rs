@@ -51,6 +51,8 @@ pub struct Room {
     pub oximeter: SimPeripheral,
     /// The simulated cuff.
     pub cuff: SimPeripheral,
+    /// The session record's path.
+    pub db: String,
 }
 
 fn ch(uuid: u16, notify: bool, indicate: bool) -> CharacteristicInfo {
@@ -88,8 +90,19 @@ impl Room {
         Room::build("", extra, options).await
     }
 
-    async fn build(head: &str, extra: &str, options: Options) -> Room {
+    /// Starts the room on a session record `prepare` has written first (a session left open
+    /// by a crash, say).
+    pub async fn with_record(prepare: impl FnOnce(&Path), options: Options) -> Room {
         let db = temp_db("room");
+        prepare(Path::new(&db));
+        Room::build_at(db, "", "", options).await
+    }
+
+    async fn build(head: &str, extra: &str, options: Options) -> Room {
+        Room::build_at(temp_db("room"), head, extra, options).await
+    }
+
+    async fn build_at(db: String, head: &str, extra: &str, options: Options) -> Room {
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {
             address: "C0:FF:EE:00:00:01".into(),
@@ -131,6 +144,7 @@ ble = {{ name = "Sim Cuff" }}
             daemon,
             oximeter,
             cuff,
+            db,
         }
     }
 
@@ -209,6 +223,15 @@ impl Display {
         let first = d.next().await;
         assert_eq!(first["type"], "snapshot", "{first}");
         assert_eq!(first["v"], 1);
+        (d, first)
+    }
+
+    /// Connects to a WebSocket URL (with its token) and returns the display and its snapshot.
+    pub async fn connect_url(url: &str) -> (Display, Value) {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut d = Display { ws };
+        let first = d.next().await;
+        assert_eq!(first["type"], "snapshot", "{first}");
         (d, first)
     }
 
