@@ -52,6 +52,9 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// The span of the trend chart in a snapshot.
+const SNAPSHOT_TREND_MINUTES: u32 = 60;
+
 /// The longest audio pause a display may ask for, in seconds (the engine caps it further, at
 /// the profile's maximum).
 pub const MAX_PAUSE_SECONDS: f64 = 3600.0;
@@ -60,7 +63,7 @@ pub const MAX_PAUSE_SECONDS: f64 = 3600.0;
 /// client's numbers meet durations and arithmetic. `Err` is the display's `error` answer.
 pub fn check_numbers(message: &ClientMessage) -> Result<(), Refusal> {
     let out_of_range = |reason: String| Refusal {
-        code: "out_of_range",
+        code: "bad_message",
         reason,
     };
     match message {
@@ -110,6 +113,9 @@ enum Request {
 #[derive(Debug, Clone)]
 pub struct CoreHandle {
     requests: mpsc::Sender<Request>,
+    /// The trends the core publishes: a snapshot's chart is drawn from them here, off the core.
+    trends: watch::Receiver<Arc<Trends>>,
+    clock: Clock,
 }
 
 fn stopped() -> Refusal {
@@ -120,14 +126,23 @@ fn stopped() -> Refusal {
 }
 
 impl CoreHandle {
-    /// A fresh snapshot for `user`; `None` when the core has stopped.
+    /// A fresh snapshot for `user`; `None` when the core has stopped. Its trend chart (the
+    /// last hour) is drawn here, by the caller, from the trends the core published with the
+    /// snapshot, so that many displays connecting at once cost the core only the live state.
     pub async fn snapshot(&self, user: UserInfo) -> Option<Snapshot> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Snapshot { user, reply })
             .await
             .ok()?;
-        answer.await.ok()
+        let mut snapshot = answer.await.ok()?;
+        let trends = self.trends.borrow().clone();
+        snapshot.trend = trends.window(
+            self.clock.unix_ms(self.clock.now()),
+            SNAPSHOT_TREND_MINUTES,
+            crate::trend::resolution(SNAPSHOT_TREND_MINUTES),
+        );
+        Some(snapshot)
     }
 
     /// Makes the core fail as a bug would (tests only).
@@ -339,7 +354,15 @@ impl Core {
         cancel: CancellationToken,
     ) -> (CoreHandle, tokio::task::JoinHandle<Engine>) {
         let (tx, mut requests) = mpsc::channel(256);
-        let handle = CoreHandle { requests: tx };
+        // What was restored is published before any display can ask.
+        if let Some(trends) = self.hub.publish_trends() {
+            self.trends.send_replace(trends);
+        }
+        let handle = CoreHandle {
+            requests: tx,
+            trends: self.trends.subscribe(),
+            clock: self.clock,
+        };
         let task = tokio::spawn(async move {
             let mut heartbeat = interval(HEARTBEAT);
             heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -669,7 +692,12 @@ impl Core {
             vitals: self.hub.latest(now),
             alarms: engine.alarms.iter().map(|a| self.alarm_info(a)).collect(),
             audio_pause_remaining_s: engine.audio_pause_remaining.map(|d| d.as_secs_f64()),
-            trend: self.hub.trend(&self.clock, now, 60, 10),
+            // Filled in by `CoreHandle::snapshot`, off the core.
+            trend: vigil_protocol::display::Trend {
+                minutes: SNAPSHOT_TREND_MINUTES,
+                resolution_s: crate::trend::resolution(SNAPSHOT_TREND_MINUTES),
+                series: Vec::new(),
+            },
             limits: self.limits(),
         }
     }
@@ -731,6 +759,10 @@ impl Core {
                 }
             },
             Request::Snapshot { user, reply } => {
+                // The chart the handle draws then holds everything up to this snapshot.
+                if let Some(trends) = self.hub.publish_trends() {
+                    self.trends.send_replace(trends);
+                }
                 let _ = reply.send(self.snapshot(user));
             }
             Request::Act {
@@ -772,7 +804,7 @@ impl Core {
                                 Ok(())
                             }
                             Err(e) => Err(Refusal {
-                                code: "out_of_range",
+                                code: "bad_message",
                                 reason: e.to_string(),
                             }),
                         }
