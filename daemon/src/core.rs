@@ -69,9 +69,9 @@ pub fn check_numbers(message: &ClientMessage) -> Result<(), Refusal> {
     match message {
         ClientMessage::PauseAudio {
             seconds: Some(s), ..
-        } if !(s.is_finite() && *s > 0.0 && *s <= MAX_PAUSE_SECONDS) => Err(out_of_range(
-            format!("seconds must be a number above 0 and at most {MAX_PAUSE_SECONDS}, not {s}"),
-        )),
+        } if !(s.is_finite() && *s > 0.0 && *s <= MAX_PAUSE_SECONDS) => Err(out_of_range(format!(
+            "seconds must be a number above 0 and at most {MAX_PAUSE_SECONDS}, not {s}"
+        ))),
         ClientMessage::Trend { minutes, .. } if !(1..=MAX_TREND_MINUTES).contains(minutes) => {
             Err(out_of_range(format!(
                 "minutes must be 1 to {MAX_TREND_MINUTES}, not {minutes}"
@@ -830,10 +830,8 @@ impl Core {
                                         reason: e.to_string(),
                                     }),
                                     Ok(()) => {
-                                        record_action(
-                                            &storage, &clock, &person, action, target,
-                                        )
-                                        .await
+                                        record_action(&storage, &clock, &person, action, target)
+                                            .await
                                     }
                                 };
                                 let _ = reply.send(answer);
@@ -856,9 +854,9 @@ impl Core {
 
 /// Queues an action for the record; the future says whether it was committed.
 fn record_action(
-storage: &crate::storage::Storage,
-clock: &Clock,
-person: &str,
+    storage: &crate::storage::Storage,
+    clock: &Clock,
+    person: &str,
     action: String,
     target: Option<String>,
 ) -> impl std::future::Future<Output = Result<(), Refusal>> + Send + 'static {

@@ -148,7 +148,8 @@ impl Hub {
 
     /// The last `minutes` of every trend at `resolution_s` (the last value in each interval).
     pub fn trend(&self, clock: &Clock, now: Instant, minutes: u32, resolution_s: u32) -> Trend {
-        self.trends.window(clock.unix_ms(now), minutes, resolution_s)
+        self.trends
+            .window(clock.unix_ms(now), minutes, resolution_s)
     }
 
     /// A copy of the trends for answering requests off the core, when they changed since the

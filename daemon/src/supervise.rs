@@ -131,16 +131,25 @@ pub struct Watchdog {
 impl Watchdog {
     /// Reads `WATCHDOG_USEC` (and `WATCHDOG_PID`) from the environment.
     pub fn from_env() -> Watchdog {
-        Watchdog {
-            every: sd_notify::watchdog_enabled().map(|d| d / 2),
-            last: None,
+        let every = sd_notify::watchdog_enabled().map(|d| d / 2);
+        if let Some(every) = every {
+            if every < crate::core::HEARTBEAT {
+                tracing::warn!(
+                    watchdog_s = (every * 2).as_secs_f64(),
+                    "WatchdogSec is shorter than two core heartbeats (1 s): set it to 2 s or more, or systemd will restart a healthy daemon"
+                );
+            }
         }
+        Watchdog { every, last: None }
     }
 
     /// Called on every heartbeat of the core.
     pub fn kick(&mut self, now: Instant) {
         let Some(every) = self.every else { return };
-        if self.last.is_some_and(|l| now.saturating_duration_since(l) < every) {
+        if self
+            .last
+            .is_some_and(|l| now.saturating_duration_since(l) < every)
+        {
             return;
         }
         self.last = Some(now);

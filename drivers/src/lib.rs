@@ -105,7 +105,9 @@ pub fn spawn(
                     cancel,
                     serial::SystemPaths::default(),
                 )),
-                Transport::Ble(_) => Box::pin(ble::run(spec, central.clone(), events, commands, cancel)),
+                Transport::Ble(_) => {
+                    Box::pin(ble::run(spec, central.clone(), events, commands, cancel))
+                }
             }
         }
     };

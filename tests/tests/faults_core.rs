@@ -218,7 +218,10 @@ async fn a_core_panic_is_fatal_and_healthz_names_the_late_core() {
     let (took, body) = healthz_until(&room, 503, Duration::from_secs(10)).await;
     assert_eq!(body["status"], "late");
     assert_eq!(body["late"], json!(["core"]));
-    assert!(body["core_heartbeat_age_s"].as_f64().unwrap() >= 2.0, "{body}");
+    assert!(
+        body["core_heartbeat_age_s"].as_f64().unwrap() >= 2.0,
+        "{body}"
+    );
     println!("FIGURE core panic: fatal at once; /healthz 503 after {took:.1?}");
     room.daemon.shutdown().await;
 }
@@ -598,10 +601,7 @@ async fn start_nibp_is_recorded_before_its_result() {
         db: Some(db.clone()),
     };
     let demo = vigil_daemon::demo::Demo::start(&args).await.unwrap();
-    let url = format!(
-        "ws://{}/ws?token={}",
-        demo.daemon.addr, demo.nurse_token
-    );
+    let url = format!("ws://{}/ws?token={}", demo.daemon.addr, demo.nurse_token);
     let (mut nurse, _) = Display::connect_url(&url).await;
     let mut beats = Beats::default();
     // The simulated cuff's port opens shortly after start: ask until it can start.

@@ -175,4 +175,3 @@ pub fn end_session(conn: &Connection, session: i64) -> rusqlite::Result<()> {
     )?;
     Ok(())
 }
-

@@ -72,4 +72,3 @@ pub fn prune(conn: &Connection, days: u32) -> rusqlite::Result<usize> {
     tx.commit()?;
     Ok(ids.len())
 }
-

@@ -312,7 +312,10 @@ async fn a_deleted_database_is_noticed_and_a_new_one_written_at_the_path() {
     );
     let (done, committed) = oneshot::channel();
     storage.record(ack(done));
-    committed.await.unwrap().expect("committed into the new file");
+    committed
+        .await
+        .unwrap()
+        .expect("committed into the new file");
     assert!(path.exists(), "a new database at the path");
     assert_eq!(count(&path, "SELECT COUNT(*) FROM sessions"), 1);
     assert_eq!(count(&path, "SELECT COUNT(*) FROM actions"), 1);
