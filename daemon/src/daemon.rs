@@ -264,6 +264,21 @@ impl Daemon {
         self.fatal.wait().await
     }
 
+    /// Runs until `stop` (SIGTERM, Ctrl-C) or until a part the daemon cannot run without
+    /// dies, then shuts down. `Err` says what died: `vigil run` exits non-zero with it, so that
+    /// the service manager restarts the daemon and the record resumes the session.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+        let failed = tokio::select! {
+            _ = stop => None,
+            why = self.failed() => Some(why),
+        };
+        self.shutdown().await;
+        match failed {
+            Some(why) => anyhow::bail!("stopped because {why}; restart to resume monitoring"),
+            None => Ok(()),
+        }
+    }
+
     /// Stops drivers, lets the core publish its final state, closes display sessions with a
     /// close frame, and waits (at most [`SHUTDOWN_DEADLINE`]).
     pub async fn shutdown(self) {

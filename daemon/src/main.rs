@@ -225,17 +225,8 @@ fn run(config: &Path) -> Result<()> {
         println!("vigil: display at http://{}/", daemon.addr);
         // Under systemd (`Type=notify`): ready now; the core's loop feeds the watchdog.
         vigil_daemon::supervise::notify_ready();
-        let failed = tokio::select! {
-            _ = stop => None,
-            why = daemon.failed() => Some(why),
-        };
-        daemon.shutdown().await;
-        match failed {
-            // Non-zero, so that the service manager restarts the daemon and the record
-            // resumes the session.
-            Some(why) => anyhow::bail!("stopped because {why}; restart to resume monitoring"),
-            None => Ok(()),
-        }
+        // A dead core or record writer ends it with an error: a non-zero exit status.
+        daemon.run_until(stop).await
     })
 }
 

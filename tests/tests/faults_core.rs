@@ -223,7 +223,13 @@ async fn a_core_panic_is_fatal_and_healthz_names_the_late_core() {
         "{body}"
     );
     println!("FIGURE core panic: fatal at once; /healthz 503 after {took:.1?}");
-    room.daemon.shutdown().await;
+    // What `vigil run` does with it: shuts down and fails, so that its exit status is non-zero.
+    let run = room
+        .daemon
+        .run_until(std::future::pending::<()>())
+        .await
+        .expect_err("a dead core ends the run with an error");
+    assert!(run.to_string().contains("core task panicked"), "{run}");
 }
 
 /// A core that stalls (a bug that blocks its thread for 4 s) shows in `/healthz` while it
@@ -260,7 +266,12 @@ async fn a_writer_panic_is_fatal() {
         .await
         .expect("the panic is reported, not left silent");
     assert!(why.contains("session record writer panicked"), "{why}");
-    room.daemon.shutdown().await;
+    let run = room
+        .daemon
+        .run_until(std::future::pending::<()>())
+        .await
+        .expect_err("a dead writer ends the run with an error");
+    assert!(run.to_string().contains("writer panicked"), "{run}");
 }
 
 /// A driver that panics is restarted: its device shows disconnected meanwhile (with why),
