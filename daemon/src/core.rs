@@ -6,8 +6,11 @@
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+pub use crate::numbers::check_numbers;
+#[cfg(feature = "fault-injection")]
+pub use crate::supervise::Fault;
 use crate::supervise::{Pulse, Watchdog};
-use crate::trend::{Trends, MAX_TREND_MINUTES};
+use crate::trend::Trends;
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -54,46 +57,6 @@ pub struct Refusal {
 
 /// The span of the trend chart in a snapshot.
 const SNAPSHOT_TREND_MINUTES: u32 = 60;
-
-/// The longest audio pause a display may ask for, in seconds (the engine caps it further, at
-/// the profile's maximum).
-pub const MAX_PAUSE_SECONDS: f64 = 3600.0;
-
-/// Checks every number a display sends before anything acts on it: the one place where a
-/// client's numbers meet durations and arithmetic. `Err` is the display's `error` answer.
-pub fn check_numbers(message: &ClientMessage) -> Result<(), Refusal> {
-    let out_of_range = |reason: String| Refusal {
-        code: "bad_message",
-        reason,
-    };
-    match message {
-        ClientMessage::PauseAudio {
-            seconds: Some(s), ..
-        } if !(s.is_finite() && *s > 0.0 && *s <= MAX_PAUSE_SECONDS) => Err(out_of_range(format!(
-            "seconds must be a number above 0 and at most {MAX_PAUSE_SECONDS}, not {s}"
-        ))),
-        ClientMessage::Trend { minutes, .. } if !(1..=MAX_TREND_MINUTES).contains(minutes) => {
-            Err(out_of_range(format!(
-                "minutes must be 1 to {MAX_TREND_MINUTES}, not {minutes}"
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Faults tests inject to prove that no part dies quietly.
-#[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone, Copy)]
-pub enum Fault {
-    /// The core task panics.
-    PanicCore,
-    /// The core task blocks its thread this long (a stall, as a bug would).
-    StallCore(Duration),
-    /// The record writer thread panics.
-    PanicWriter,
-    /// The driver of this device panics.
-    PanicDriver(&'static str),
-}
 
 enum Request {
     #[cfg(feature = "fault-injection")]
@@ -852,7 +815,8 @@ impl Core {
     }
 }
 
-/// Queues an action for the record; the future says whether it was committed.
+/// Queues an action for the record; the future says whether it was committed, as the
+/// display's answer.
 fn record_action(
     storage: &crate::storage::Storage,
     clock: &Clock,
@@ -860,25 +824,12 @@ fn record_action(
     action: String,
     target: Option<String>,
 ) -> impl std::future::Future<Output = Result<(), Refusal>> + Send + 'static {
-    let (done, committed) = oneshot::channel();
-    storage.record(crate::storage::Record::Action {
-        action,
-        person: person.to_string(),
-        target,
-        at: clock.unix_ms(clock.now()),
-        done: Some(done),
-    });
+    let at = clock.unix_ms(clock.now());
+    let committed = storage.commit_action(action, person.to_string(), target, at);
     async move {
-        match committed.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Refusal {
-                code: "not_recorded",
-                reason: format!("done, but the session record could not be written: {e}"),
-            }),
-            Err(_) => Err(Refusal {
-                code: "not_recorded",
-                reason: "done, but the session record has stopped".into(),
-            }),
-        }
+        committed.await.map_err(|reason| Refusal {
+            code: "not_recorded",
+            reason,
+        })
     }
 }

@@ -10,6 +10,7 @@ pub mod display;
 pub mod field;
 pub mod hub;
 pub mod metrics;
+pub mod numbers;
 pub mod review;
 pub mod server;
 pub mod storage;

@@ -9,6 +9,20 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Faults tests inject to prove that no part dies quietly.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// The core task panics.
+    PanicCore,
+    /// The core task blocks its thread this long (a stall, as a bug would).
+    StallCore(Duration),
+    /// The record writer thread panics.
+    PanicWriter,
+    /// The driver of this device panics.
+    PanicDriver(&'static str),
+}
+
 /// The first failure the daemon cannot run on after.
 #[derive(Debug, Clone, Default)]
 pub struct Fatal {

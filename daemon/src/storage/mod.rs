@@ -183,6 +183,34 @@ impl Storage {
         }
     }
 
+    /// Queues a person's action; the future says whether it was committed, or why not in
+    /// words for her display.
+    pub fn commit_action(
+        &self,
+        action: String,
+        person: String,
+        target: Option<String>,
+        at: i64,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let (done, committed) = oneshot::channel();
+        self.record(Record::Action {
+            action,
+            person,
+            target,
+            at,
+            done: Some(done),
+        });
+        async move {
+            match committed.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!(
+                    "done, but the session record could not be written: {e}"
+                )),
+                Err(_) => Err("done, but the session record has stopped".into()),
+            }
+        }
+    }
+
     /// Records lost: the writer could not keep up, or the database failed for so long that
     /// the records kept in memory for it reached their cap.
     pub fn dropped(&self) -> u64 {
