@@ -324,6 +324,11 @@ async fn a_deleted_database_is_noticed_and_a_new_one_written_at_the_path() {
         1,
         "the reading queued after the deletion is in the new file"
     );
+    // Writing works again, but `recording-failed` stays up for people to see (the writer
+    // goes round its idle loop several times meanwhile).
+    tokio::time::sleep(COMMIT_EVERY * 3).await;
+    assert!(health.try_recv().is_err(), "recording-failed held");
+    assert!(REPLACED_ALARM_HOLD >= Duration::from_secs(30));
     finish(storage, writer).await;
     let _ = std::fs::remove_dir_all(dir);
 }
