@@ -6,11 +6,16 @@
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+pub use crate::numbers::check_numbers;
+#[cfg(feature = "fault-injection")]
+pub use crate::supervise::Fault;
+use crate::supervise::{Pulse, Watchdog};
+use crate::trend::Trends;
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_alarm::{
@@ -50,11 +55,12 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// The span of the trend chart in a snapshot.
+const SNAPSHOT_TREND_MINUTES: u32 = 60;
+
 enum Request {
-    Trend {
-        minutes: u32,
-        reply: oneshot::Sender<vigil_protocol::display::Trend>,
-    },
+    #[cfg(feature = "fault-injection")]
+    Fault(Fault),
     Snapshot {
         user: UserInfo,
         reply: oneshot::Sender<Snapshot>,
@@ -70,6 +76,9 @@ enum Request {
 #[derive(Debug, Clone)]
 pub struct CoreHandle {
     requests: mpsc::Sender<Request>,
+    /// The trends the core publishes: a snapshot's chart is drawn from them here, off the core.
+    trends: watch::Receiver<Arc<Trends>>,
+    clock: Clock,
 }
 
 fn stopped() -> Refusal {
@@ -80,28 +89,34 @@ fn stopped() -> Refusal {
 }
 
 impl CoreHandle {
-    /// A fresh snapshot for `user`; `None` when the core has stopped.
+    /// A fresh snapshot for `user`; `None` when the core has stopped. Its trend chart (the
+    /// last hour) is drawn here, by the caller, from the trends the core published with the
+    /// snapshot, so that many displays connecting at once cost the core only the live state.
     pub async fn snapshot(&self, user: UserInfo) -> Option<Snapshot> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Snapshot { user, reply })
             .await
             .ok()?;
-        answer.await.ok()
+        let mut snapshot = answer.await.ok()?;
+        let trends = self.trends.borrow().clone();
+        snapshot.trend = trends.window(
+            self.clock.unix_ms(self.clock.now()),
+            SNAPSHOT_TREND_MINUTES,
+            crate::trend::resolution(SNAPSHOT_TREND_MINUTES),
+        );
+        Some(snapshot)
     }
 
-    /// The last `minutes` of trend (resolution grows with the span).
-    pub async fn trend(&self, minutes: u32) -> Option<vigil_protocol::display::Trend> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Trend { minutes, reply })
-            .await
-            .ok()?;
-        answer.await.ok()
+    /// Makes the core fail as a bug would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject(&self, fault: Fault) {
+        let _ = self.requests.send(Request::Fault(fault)).await;
     }
 
-    /// Carries out a person's action.
+    /// Carries out a person's action, once its numbers are checked.
     pub async fn act(&self, person: &str, message: ClientMessage) -> Result<(), Refusal> {
+        check_numbers(&message)?;
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Act {
@@ -129,6 +144,10 @@ pub struct Core {
     metrics: Arc<Metrics>,
     storage: crate::storage::Storage,
     storage_health: mpsc::UnboundedReceiver<crate::storage::Health>,
+    /// Trends for answering requests off the core, published every heartbeat they changed.
+    trends: watch::Sender<Arc<Trends>>,
+    pulse: Arc<Pulse>,
+    watchdog: Watchdog,
 }
 
 fn priority_name(p: Priority) -> &'static str {
@@ -196,7 +215,20 @@ impl Core {
             metrics,
             storage: storage.0,
             storage_health: storage.1,
+            trends: watch::channel(Arc::default()).0,
+            pulse: Arc::new(Pulse::new()),
+            watchdog: Watchdog::from_env(),
         }
+    }
+
+    /// The trends the core publishes, for answering trend requests off it.
+    pub fn trends(&self) -> watch::Receiver<Arc<Trends>> {
+        self.trends.subscribe()
+    }
+
+    /// The core's heartbeat, for `/healthz`.
+    pub fn pulse(&self) -> Arc<Pulse> {
+        self.pulse.clone()
     }
 
     /// Brings back the session, alarms and trends a crashed run left open.
@@ -285,7 +317,15 @@ impl Core {
         cancel: CancellationToken,
     ) -> (CoreHandle, tokio::task::JoinHandle<Engine>) {
         let (tx, mut requests) = mpsc::channel(256);
-        let handle = CoreHandle { requests: tx };
+        // What was restored is published before any display can ask.
+        if let Some(trends) = self.hub.publish_trends() {
+            self.trends.send_replace(trends);
+        }
+        let handle = CoreHandle {
+            requests: tx,
+            trends: self.trends.subscribe(),
+            clock: self.clock,
+        };
         let task = tokio::spawn(async move {
             let mut heartbeat = interval(HEARTBEAT);
             heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -303,12 +343,19 @@ impl Core {
                     Some(request) = requests.recv() => self.on_request(request),
                     Some(health) = self.storage_health.recv() => {
                         let failing = matches!(health, crate::storage::Health::Failing(_));
+                        self.pulse.set_record_failing(failing);
                         self.engine.set_recording_failed(self.clock.now().into_std(), failing);
                         self.publish_engine_events();
                     }
                     _ = heartbeat.tick() => {
-                        let at = self.clock.rfc3339(self.clock.now());
+                        let now = self.clock.now();
+                        let at = self.clock.rfc3339(now);
                         self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
+                        self.pulse.beat(now);
+                        self.watchdog.kick(now);
+                        if let Some(trends) = self.hub.publish_trends() {
+                            self.trends.send_replace(trends);
+                        }
                     }
                 }
                 self.publish();
@@ -608,7 +655,12 @@ impl Core {
             vitals: self.hub.latest(now),
             alarms: engine.alarms.iter().map(|a| self.alarm_info(a)).collect(),
             audio_pause_remaining_s: engine.audio_pause_remaining.map(|d| d.as_secs_f64()),
-            trend: self.hub.trend(&self.clock, now, 60, 10),
+            // Filled in by `CoreHandle::snapshot`, off the core.
+            trend: vigil_protocol::display::Trend {
+                minutes: SNAPSHOT_TREND_MINUTES,
+                resolution_s: crate::trend::resolution(SNAPSHOT_TREND_MINUTES),
+                series: Vec::new(),
+            },
             limits: self.limits(),
         }
     }
@@ -650,42 +702,30 @@ impl Core {
         target: Option<String>,
         reply: oneshot::Sender<Result<(), Refusal>>,
     ) {
-        let (done, committed) = oneshot::channel();
-        self.storage.record(crate::storage::Record::Action {
-            action,
-            person: person.to_string(),
-            target,
-            at: self.clock.unix_ms(self.clock.now()),
-            done: Some(done),
-        });
+        let committed = record_action(&self.storage, &self.clock, person, action, target);
         tokio::spawn(async move {
-            let answer = match committed.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Refusal {
-                    code: "not_recorded",
-                    reason: format!("done, but the session record could not be written: {e}"),
-                }),
-                Err(_) => Err(Refusal {
-                    code: "not_recorded",
-                    reason: "done, but the session record has stopped".into(),
-                }),
-            };
-            let _ = reply.send(answer);
+            let _ = reply.send(committed.await);
         });
     }
 
     fn on_request(&mut self, request: Request) {
         match request {
-            Request::Trend { minutes, reply } => {
-                let minutes = minutes.clamp(1, 480);
-                let resolution = if minutes <= 60 { 10 } else { 30 };
-                let _ =
-                    reply.send(
-                        self.hub
-                            .trend(&self.clock, self.clock.now(), minutes, resolution),
-                    );
-            }
+            #[cfg(feature = "fault-injection")]
+            Request::Fault(fault) => match fault {
+                Fault::PanicCore => panic!("injected fault: the core panics"),
+                Fault::StallCore(d) => std::thread::sleep(d),
+                Fault::PanicWriter => self.storage.record(crate::storage::Record::Panic),
+                Fault::PanicDriver(device) => {
+                    if let Some((handle, _)) = self.devices.get(device) {
+                        handle.inject_panic();
+                    }
+                }
+            },
             Request::Snapshot { user, reply } => {
+                // The chart the handle draws then holds everything up to this snapshot.
+                if let Some(trends) = self.hub.publish_trends() {
+                    self.trends.send_replace(trends);
+                }
                 let _ = reply.send(self.snapshot(user));
             }
             Request::Act {
@@ -719,17 +759,19 @@ impl Core {
                         .mark_dose(now, &person)
                         .map(|_| ())
                         .map_err(refused),
-                    ClientMessage::PauseAudio { seconds, .. } => match seconds {
-                        Some(s) if !(s.is_finite() && s > 0.0) => Err(Refusal {
-                            code: "bad_message",
-                            reason: format!("seconds must be a positive number, not {s}"),
-                        }),
-                        s => {
-                            self.engine
-                                .pause_audio(now, &person, s.map(Duration::from_secs_f64));
-                            Ok(())
+                    ClientMessage::PauseAudio { seconds, .. } => {
+                        // `check_numbers` passed it; `try_` keeps a bad caller from panicking us.
+                        match seconds.map(Duration::try_from_secs_f64).transpose() {
+                            Ok(s) => {
+                                self.engine.pause_audio(now, &person, s);
+                                Ok(())
+                            }
+                            Err(e) => Err(Refusal {
+                                code: "bad_message",
+                                reason: e.to_string(),
+                            }),
                         }
-                    },
+                    }
                     ClientMessage::Trend { .. } => Ok(()),
                     ClientMessage::StartNibp { device, .. } => match self.devices.get(&device) {
                         None => Err(Refusal {
@@ -739,12 +781,22 @@ impl Core {
                         Some((handle, _)) => {
                             tracing::info!(%person, %device, "NIBP start requested");
                             let handle = handle.clone();
+                            let storage = self.storage.clone();
+                            let (clock, person) = (self.clock, person.clone());
                             self.publish_engine_events();
+                            // The cuff answers off the core; a started measurement is recorded
+                            // like any other action before the display hears it worked.
                             tokio::spawn(async move {
-                                let answer = handle.start_nibp().await.map_err(|e| Refusal {
-                                    code: "refused",
-                                    reason: e.to_string(),
-                                });
+                                let answer = match handle.start_nibp().await {
+                                    Err(e) => Err(Refusal {
+                                        code: "refused",
+                                        reason: e.to_string(),
+                                    }),
+                                    Ok(()) => {
+                                        record_action(&storage, &clock, &person, action, target)
+                                            .await
+                                    }
+                                };
                                 let _ = reply.send(answer);
                             });
                             return;
@@ -760,5 +812,24 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// Queues an action for the record; the future says whether it was committed, as the
+/// display's answer.
+fn record_action(
+    storage: &crate::storage::Storage,
+    clock: &Clock,
+    person: &str,
+    action: String,
+    target: Option<String>,
+) -> impl std::future::Future<Output = Result<(), Refusal>> + Send + 'static {
+    let at = clock.unix_ms(clock.now());
+    let committed = storage.commit_action(action, person.to_string(), target, at);
+    async move {
+        committed.await.map_err(|reason| Refusal {
+            code: "not_recorded",
+            reason,
+        })
     }
 }

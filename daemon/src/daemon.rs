@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::net::listener::GatedListener;
 use crate::net::{Conn, Net};
 use crate::server::{router, App};
+use crate::supervise::Fatal;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +20,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_alarm::Engine;
 use vigil_drivers::ble::Central;
+
+/// Raises `fatal` if the core task ends any way but by cancellation.
+fn watch_core(core: JoinHandle<Engine>, fatal: Fatal) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        match core.await {
+            Ok(_) => {}
+            Err(e) if e.is_panic() => {
+                let why = crate::supervise::panic_message(&*e.into_panic());
+                fatal.raise(format!("the core task panicked: {why}"));
+            }
+            Err(e) => fatal.raise(format!("the core task stopped: {e}")),
+        }
+    })
+}
 
 /// How long shutdown may take before it stops waiting.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
@@ -84,7 +99,8 @@ pub struct Daemon {
     writer: std::thread::JoinHandle<()>,
     drivers: Vec<JoinHandle<()>>,
     sessions: TaskTracker,
-    core: JoinHandle<Engine>,
+    core: JoinHandle<()>,
+    fatal: Fatal,
     server: JoinHandle<()>,
 }
 
@@ -151,13 +167,17 @@ impl Daemon {
                 None
             }
         };
-        let (storage, writer) = crate::storage::start(
-            config.storage_path.clone(),
-            resumed.as_ref().map(|r| r.session),
-            config.room.clone(),
-            profile_record,
-            health_tx,
-        );
+        let fatal = Fatal::default();
+        let (storage, writer) = crate::storage::Writer {
+            path: config.storage_path.clone(),
+            session: resumed.as_ref().map(|r| r.session),
+            room: config.room.clone(),
+            profile: profile_record,
+            health: health_tx,
+            retry: crate::storage::RETRY,
+            fatal: fatal.clone(),
+        }
+        .start();
         let mut core = Core::new(
             Engine::new(config.profile.clone()),
             clock,
@@ -180,7 +200,10 @@ impl Daemon {
             );
             core.restore(r);
         }
+        let trends = crate::trend::TrendService::new(core.trends(), clock);
+        let pulse = core.pulse();
         let (core_handle, core) = core.start(driver_rx, cancel.child_token());
+        let core = watch_core(core, fatal.clone());
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -200,6 +223,8 @@ impl Daemon {
             sessions: sessions.clone(),
             started: tokio::time::Instant::now(),
             net: net.clone(),
+            trends,
+            pulse,
         });
         let server = match &config.tls {
             Some(tls) => {
@@ -230,6 +255,7 @@ impl Daemon {
             drivers,
             sessions,
             core,
+            fatal,
             server,
         })
     }
@@ -242,6 +268,28 @@ impl Daemon {
     /// The core, for acting in-process as a person would from a display (tests and tools).
     pub fn core(&self) -> crate::core::CoreHandle {
         self.core_handle.clone()
+    }
+
+    /// Waits until a part the daemon cannot run without (the core, the record writer) has
+    /// died, and says which and why. `vigil run` then exits non-zero so that its service
+    /// manager restarts it.
+    pub async fn failed(&self) -> String {
+        self.fatal.wait().await
+    }
+
+    /// Runs until `stop` (SIGTERM, Ctrl-C) or until a part the daemon cannot run without
+    /// dies, then shuts down. `Err` says what died: `vigil run` exits non-zero with it, so that
+    /// the service manager restarts the daemon and the record resumes the session.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+        let failed = tokio::select! {
+            _ = stop => None,
+            why = self.failed() => Some(why),
+        };
+        self.shutdown().await;
+        match failed {
+            Some(why) => anyhow::bail!("stopped because {why}; restart to resume monitoring"),
+            None => Ok(()),
+        }
     }
 
     /// Stops drivers, lets the core publish its final state, closes display sessions with a

@@ -3,40 +3,18 @@
 //! owns it and feeds it `now`.
 
 use crate::clock::Clock;
-use std::collections::{BTreeMap, VecDeque};
+use crate::trend::Trends;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::time::Instant;
-use vigil_protocol::display::{
-    DeviceInfo, LatestVital, LinkState, ReadingInfo, Trend, TrendSeries,
-};
+use vigil_protocol::display::{DeviceInfo, LatestVital, LinkState, ReadingInfo, Trend};
 use vigil_protocol::{Format, Reading, Value, Vital};
 
-/// Trend points kept per vital: 2 h 10 min at 1 Hz.
-pub const TREND_POINTS: usize = 7_800;
+pub use crate::trend::TREND_POINTS;
 
 #[derive(Debug)]
 struct DeviceState {
     info: DeviceInfo,
-}
-
-/// One vital's 1 Hz history: the last value in each second.
-#[derive(Debug, Default)]
-struct Series {
-    points: VecDeque<(i64, f32)>,
-}
-
-impl Series {
-    fn push(&mut self, unix_ms: i64, value: f64) {
-        let second = unix_ms.div_euclid(1000);
-        match self.points.back_mut() {
-            Some((s, v)) if *s == second => *v = value as f32,
-            _ => {
-                self.points.push_back((second, value as f32));
-                if self.points.len() > TREND_POINTS {
-                    self.points.pop_front();
-                }
-            }
-        }
-    }
 }
 
 /// The room's live state.
@@ -44,7 +22,9 @@ impl Series {
 pub struct Hub {
     devices: Vec<DeviceState>,
     latest: BTreeMap<(String, Vital), (ReadingInfo, Instant)>,
-    trends: BTreeMap<(String, Vital), Series>,
+    trends: Trends,
+    /// Trends changed since the last publication.
+    trends_changed: bool,
 }
 
 impl Hub {
@@ -64,7 +44,8 @@ impl Hub {
                 })
                 .collect(),
             latest: BTreeMap::new(),
-            trends: BTreeMap::new(),
+            trends: Trends::default(),
+            trends_changed: false,
         }
     }
 
@@ -132,9 +113,8 @@ impl Hub {
         };
         if let Some(v) = reading.clinical_value() {
             self.trends
-                .entry((device.to_string(), reading.vital))
-                .or_default()
-                .push(clock.unix_ms(at), v);
+                .push(device, reading.vital, clock.unix_ms(at), v);
+            self.trends_changed = true;
         }
         self.latest
             .insert((device.to_string(), reading.vital), (info.clone(), at));
@@ -144,10 +124,10 @@ impl Hub {
     /// Puts a series recorded before a restart back into the trends (not into the latest
     /// values: those are live, and a restored one would show an old number as current).
     pub fn restore_trend(&mut self, device: &str, vital: Vital, points: &[(i64, f64)]) {
-        let series = self.trends.entry((device.to_string(), vital)).or_default();
         for &(unix_ms, value) in points {
-            series.push(unix_ms, value);
+            self.trends.push(device, vital, unix_ms, value);
         }
+        self.trends_changed = true;
     }
 
     /// Devices and their links.
@@ -168,37 +148,14 @@ impl Hub {
 
     /// The last `minutes` of every trend at `resolution_s` (the last value in each interval).
     pub fn trend(&self, clock: &Clock, now: Instant, minutes: u32, resolution_s: u32) -> Trend {
-        let end = clock.unix_ms(now).div_euclid(1000);
-        let start = end - i64::from(minutes) * 60;
-        let step = i64::from(resolution_s.max(1));
-        let series = self
-            .trends
-            .iter()
-            .map(|((device, vital), s)| {
-                let mut points: Vec<(i64, f64)> = Vec::new();
-                for &(sec, v) in s.points.iter().filter(|(sec, _)| *sec >= start) {
-                    let bucket = sec.div_euclid(step);
-                    match points.last_mut() {
-                        Some((t, last)) if t.div_euclid(1000).div_euclid(step) == bucket => {
-                            *t = sec * 1000;
-                            *last = f64::from(v);
-                        }
-                        _ => points.push((sec * 1000, f64::from(v))),
-                    }
-                }
-                TrendSeries {
-                    device: device.clone(),
-                    vital: *vital,
-                    points,
-                }
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
-        Trend {
-            minutes,
-            resolution_s,
-            series,
-        }
+        self.trends
+            .window(clock.unix_ms(now), minutes, resolution_s)
+    }
+
+    /// A copy of the trends for answering requests off the core, when they changed since the
+    /// last one (cheap: the series share their full chunks with it).
+    pub fn publish_trends(&mut self) -> Option<Arc<Trends>> {
+        std::mem::take(&mut self.trends_changed).then(|| Arc::new(self.trends.clone()))
     }
 }
 
@@ -219,8 +176,8 @@ mod tests {
             let r = Reading::number(Vital::Spo2, 90.0 + (i % 10) as f64, Unit::Percent);
             hub.record(&clock, "ox", &r, at);
         }
-        let series = &hub.trends[&("ox".to_string(), Vital::Spo2)];
-        assert_eq!(series.points.len(), TREND_POINTS, "bounded");
+        let series = hub.trends.series("ox", Vital::Spo2).unwrap();
+        assert_eq!(series.len(), TREND_POINTS, "bounded");
         let now = t0 + Duration::from_secs(3 * 3600);
         let trend = hub.trend(&clock, now, 60, 10);
         let points = &trend.series[0].points;

@@ -237,15 +237,32 @@ fn init_logging(format: LogFormat) {
 fn run(config: &Path) -> Result<()> {
     let config = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(config.log_format);
+    log_panics();
     runtime()?.block_on(async {
         let stop = stop_signal()?;
         let daemon =
             vigil_daemon::daemon::Daemon::start(config, field::probe::system_central()).await?;
         println!("vigil: display at http://{}/", daemon.addr);
-        stop.await;
-        daemon.shutdown().await;
-        Ok(())
+        // Under systemd (`Type=notify`): ready now; the core's loop feeds the watchdog.
+        vigil_daemon::supervise::notify_ready();
+        // A dead core or record writer ends it with an error: a non-zero exit status.
+        daemon.run_until(stop).await
     })
+}
+
+/// Panics are logged like any other failure (then handled where they happen: fatal for the
+/// core and the record writer, a restart for a driver).
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "panic"
+        );
+        default(info);
+    }));
 }
 
 fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {

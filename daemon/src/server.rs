@@ -31,6 +31,9 @@ const READ_BUFFER: usize = 4 * 1024;
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 /// Batches already published that go out to a display in one write.
 const WRITE_BATCH: usize = 64;
+/// Requests (actions, trends) a session may have waiting for their answers at once; the
+/// session goes on forwarding while they wait.
+const IN_FLIGHT: usize = 4;
 
 /// What every request handler shares.
 pub struct App {
@@ -50,6 +53,10 @@ pub struct App {
     pub started: Instant,
     /// Connection limits, failed-authentication throttle, origins, metrics token.
     pub net: Arc<Net>,
+    /// Answers trend requests off the core.
+    pub trends: crate::trend::TrendService,
+    /// The core's heartbeat, for `/healthz`.
+    pub pulse: Arc<crate::supervise::Pulse>,
 }
 
 impl App {
@@ -87,12 +94,25 @@ async fn metrics(
         .into_response()
 }
 
+/// 200 while the core's heartbeat is fresh; 503 naming the late part when it is older than
+/// [`crate::supervise::CORE_LATE`] (the core is stalled or dead, and alarms are not evaluated).
 async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let age = app.pulse.core_age(Instant::now());
+    let late = age > crate::supervise::CORE_LATE;
     let body = serde_json::json!({
-        "status": "ok",
+        "status": if late { "late" } else { "ok" },
+        "late": if late { vec!["core"] } else { vec![] },
+        "core_heartbeat_age_s": (age.as_secs_f64() * 10.0).round() / 10.0,
+        "record": if app.pulse.record_failing() { "failing" } else { "ok" },
         "uptime_s": app.started.elapsed().as_secs(),
     });
+    let status = if late {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     (
+        status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
@@ -204,6 +224,9 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
         return;
     }
     let mut flood = Flood::new(Instant::now());
+    // Answers still being worked out: the session forwards while they wait (for the record, a
+    // trend slot, a cuff).
+    let mut waiting = futures_util::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => {
@@ -224,6 +247,11 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                     }
                 }
                 if out.flush().await.is_err() {
+                    return;
+                }
+            }
+            Some(reply) = waiting.next(), if !waiting.is_empty() => {
+                if out.reply(&mut rx, reply).await.is_err() {
                     return;
                 }
             }
@@ -249,7 +277,14 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                         }
                         Verdict::Refuse => Some(error(None, "rate_limited", "too many messages: at most 10 a second")),
                         Verdict::Allow => match frame {
-                            Message::Text(text) => Some(handle_client(app, user, &text).await),
+                            Message::Text(_) if waiting.len() >= IN_FLIGHT => {
+                                Some(error(None, "busy", "too many requests waiting for their answers"))
+                            }
+                            Message::Text(text) => {
+                                let text = text.to_string();
+                                waiting.push(async move { handle_client(app, user, &text).await });
+                                None
+                            }
                             Message::Binary(_) => Some(error(None, "bad_message", "binary frames are not part of the display protocol")),
                             // tungstenite answers pings itself.
                             _ => None,
@@ -257,14 +292,7 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
                     },
                 };
                 if let Some(reply) = reply {
-                    // The changes an action caused go out before its result, so that a display
-                    // sees the new state by the time it learns the action worked.
-                    while let Some(published) = try_recv(&mut rx) {
-                        if out.queue(published).await.is_err() {
-                            return;
-                        }
-                    }
-                    if out.sink.feed(reply).await.is_err() || out.flush().await.is_err() {
+                    if out.reply(&mut rx, reply).await.is_err() {
                         return;
                     }
                 }
@@ -365,6 +393,21 @@ impl Outbox<'_> {
         }
     }
 
+    /// Sends an answer to the display's own request. The changes an action caused go out
+    /// before its result, so that a display sees the new state by the time it learns the
+    /// action worked.
+    async fn reply(
+        &mut self,
+        rx: &mut broadcast::Receiver<Published>,
+        reply: Message,
+    ) -> Result<(), ()> {
+        while let Some(published) = try_recv(rx) {
+            self.queue(published).await?;
+        }
+        self.sink.feed(reply).await.map_err(|_| ())?;
+        self.flush().await
+    }
+
     /// Writes what was queued.
     async fn flush(&mut self) -> Result<(), ()> {
         self.sink.flush().await.map_err(|_| ())?;
@@ -391,11 +434,12 @@ async fn handle_client(app: &App, user: &User, text: &str) -> Message {
     };
     let request_id = message.request_id().map(str::to_string);
     let action = message.action();
+    if let Err(refusal) = crate::core::check_numbers(&message) {
+        return error(request_id, refusal.code, refusal.reason);
+    }
     if let ClientMessage::Trend { minutes, .. } = message {
-        return match app.core.trend(minutes).await {
-            Some(trend) => {
-                Message::Text(ServerMessage::Trend { request_id, trend }.to_json().into())
-            }
+        return match app.trends.answer(request_id.clone(), minutes).await {
+            Some(text) => Message::Text(text.into()),
             None => error(request_id, "unavailable", "the daemon is shutting down"),
         };
     }

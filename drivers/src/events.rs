@@ -89,13 +89,28 @@ pub struct DeviceHandle {
     /// The device's id.
     pub id: Arc<str>,
     commands: mpsc::Sender<Command>,
+    /// Makes the running driver panic (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fault: Arc<tokio::sync::Notify>,
 }
 
 impl DeviceHandle {
     /// A handle and the receiving end the driver reads.
     pub fn new(id: Arc<str>) -> (DeviceHandle, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(8);
-        (DeviceHandle { id, commands: tx }, rx)
+        let handle = DeviceHandle {
+            id,
+            commands: tx,
+            #[cfg(feature = "fault-injection")]
+            fault: Arc::default(),
+        };
+        (handle, rx)
+    }
+
+    /// Makes the running driver panic, as a bug would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self) {
+        self.fault.notify_one();
     }
 
     /// Asks the device to start an NIBP measurement.

@@ -10,6 +10,7 @@ pub mod ble;
 mod events;
 mod report;
 pub mod serial;
+pub mod supervise;
 pub mod usb;
 
 pub use events::{Command, CommandError, DeviceHandle, DriverEvent, DriverEventKind, Link};
@@ -82,8 +83,9 @@ pub fn silence_limit(format: Format) -> Option<Duration> {
     }
 }
 
-/// Starts the driver for one device on the current tokio runtime. BLE devices use `central`;
-/// the driver stops when `cancel` fires or the receiver of `events` is dropped.
+/// Starts the driver for one device on the current tokio runtime, restarted if it panics (see
+/// [`supervise`]). BLE devices use `central`; the driver stops when `cancel` fires or the
+/// receiver of `events` is dropped.
 pub fn spawn(
     spec: DeviceSpec,
     central: std::sync::Arc<dyn ble::Central>,
@@ -91,15 +93,30 @@ pub fn spawn(
     cancel: tokio_util::sync::CancellationToken,
 ) -> (DeviceHandle, tokio::task::JoinHandle<()>) {
     let (handle, commands) = DeviceHandle::new(std::sync::Arc::from(spec.id.as_str()));
-    let task = match spec.transport {
-        Transport::Serial(_) => tokio::spawn(serial::run(
-            spec,
-            events,
-            commands,
-            cancel,
-            serial::SystemPaths::default(),
-        )),
-        Transport::Ble(_) => tokio::spawn(ble::run(spec, central, events, commands, cancel)),
+    let start = {
+        let (events, cancel) = (events.clone(), cancel.clone());
+        move |commands| -> futures::future::BoxFuture<'static, ()> {
+            let (spec, events, cancel) = (spec.clone(), events.clone(), cancel.clone());
+            match spec.transport {
+                Transport::Serial(_) => Box::pin(serial::run(
+                    spec,
+                    events,
+                    commands,
+                    cancel,
+                    serial::SystemPaths::default(),
+                )),
+                Transport::Ble(_) => {
+                    Box::pin(ble::run(spec, central.clone(), events, commands, cancel))
+                }
+            }
+        }
     };
+    let task = tokio::spawn(supervise::supervise(
+        handle.clone(),
+        commands,
+        events,
+        cancel,
+        start,
+    ));
     (handle, task)
 }

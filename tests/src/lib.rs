@@ -52,6 +52,8 @@ pub struct Room {
     pub oximeter: SimPeripheral,
     /// The simulated cuff.
     pub cuff: SimPeripheral,
+    /// The session record's path.
+    pub db: String,
 }
 
 fn ch(uuid: u16, notify: bool, indicate: bool) -> CharacteristicInfo {
@@ -89,10 +91,21 @@ impl Room {
         Room::build("", extra, options).await
     }
 
+    /// Starts the room on a session record `prepare` has written first (a session left open
+    /// by a crash, say).
+    pub async fn with_record(prepare: impl FnOnce(&Path), options: Options) -> Room {
+        let db = temp_db("room");
+        prepare(Path::new(&db));
+        Room::build_at(db, "", "", options).await
+    }
+
     /// Starts the room with `head` before the config's own keys (top-level keys) and `extra`
     /// after them (tables).
     pub async fn build(head: &str, extra: &str, options: Options) -> Room {
-        let db = temp_db("room");
+        Room::build_at(temp_db("room"), head, extra, options).await
+    }
+
+    async fn build_at(db: String, head: &str, extra: &str, options: Options) -> Room {
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {
             address: "C0:FF:EE:00:00:01".into(),
@@ -134,6 +147,7 @@ ble = {{ name = "Sim Cuff" }}
             daemon,
             oximeter,
             cuff,
+            db,
         }
     }
 
@@ -212,6 +226,15 @@ impl Display {
         let first = d.next().await;
         assert_eq!(first["type"], "snapshot", "{first}");
         assert_eq!(first["v"], 1);
+        (d, first)
+    }
+
+    /// Connects to a WebSocket URL (with its token) and returns the display and its snapshot.
+    pub async fn connect_url(url: &str) -> (Display, Value) {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut d = Display { ws };
+        let first = d.next().await;
+        assert_eq!(first["type"], "snapshot", "{first}");
         (d, first)
     }
 

@@ -21,9 +21,15 @@ pub struct Running {
 /// Starts `vigil run --config CONFIG` and waits (at most 10 s) for the line announcing the
 /// display's address.
 pub async fn start_run(config: &Path) -> Running {
+    start_run_with(config, &[]).await
+}
+
+/// As [`start_run`], with more environment variables.
+pub async fn start_run_with(config: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .env("VIGIL_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

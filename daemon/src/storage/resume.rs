@@ -1,0 +1,177 @@
+//! Resuming the session a crash left open, or starting one.
+
+use super::now_ms;
+use rusqlite::{params, Connection, OptionalExtension};
+use vigil_protocol::display::AlarmInfo;
+
+/// The session a daemon resumes or starts.
+#[derive(Debug, Clone, Default)]
+pub struct Resumed {
+    /// Session id.
+    pub session: i64,
+    /// It was left open by a crash and is resumed.
+    pub resumed: bool,
+    /// Dose time (unix ms) and who marked it.
+    pub dose: Option<(i64, String)>,
+    /// Baseline BP.
+    pub baseline: Option<(f64, f64)>,
+    /// Alarms active, acknowledged or latched when the previous run stopped.
+    pub alarms: Vec<(AlarmInfo, i64)>,
+    /// When the last reading was recorded (unix ms).
+    pub last_reading_at: Option<i64>,
+    /// The last value of each second for every (device, vital), over the trend window before
+    /// the last reading: the provider's trend chart survives the restart.
+    pub trend: Vec<TrendSeries>,
+}
+
+/// One restored trend series.
+#[derive(Debug, Clone)]
+pub struct TrendSeries {
+    /// The device id.
+    pub device: String,
+    /// The vital.
+    pub vital: vigil_protocol::Vital,
+    /// (receive time in unix ms, value in the vital's canonical unit), oldest first; only values
+    /// an alarm could act on, as the live trend keeps.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Resumes the room's open session (left by a crash) or starts a new one.
+pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite::Result<Resumed> {
+    /// id, dose_at, dose_by, baseline systolic, baseline diastolic, profile.
+    type OpenSession = (
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+        String,
+    );
+    let open: Option<OpenSession> = conn
+        .query_row(
+            "SELECT id, dose_at, dose_by, baseline_systolic, baseline_diastolic, profile FROM sessions
+             WHERE room = ?1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+            params![room],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()?;
+    let Some((session, dose_at, dose_by, sys, dia, profile_then)) = open else {
+        conn.execute(
+            "INSERT INTO sessions (room, started_at, profile) VALUES (?1, ?2, ?3)",
+            params![room, now_ms(), profile],
+        )?;
+        return Ok(Resumed {
+            session: conn.last_insert_rowid(),
+            ..Resumed::default()
+        });
+    };
+    // Limits change only through the configuration, so a resumed session whose configuration
+    // was edited in between records the profile now in force, and when.
+    let in_force = conn
+        .query_row(
+            "SELECT target FROM actions WHERE session = ?1 AND action = 'profile_changed'
+             ORDER BY rowid DESC LIMIT 1",
+            params![session],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten()
+        .unwrap_or(profile_then);
+    if in_force != profile {
+        conn.execute(
+            "INSERT INTO actions (session, action, person, target, at)
+             VALUES (?1, 'profile_changed', 'configuration file', ?2, ?3)",
+            params![session, profile, now_ms()],
+        )?;
+    }
+    // The latest event of each alarm that has not ended.
+    let mut stmt = conn.prepare(
+        "SELECT e.alarm, e.at FROM alarm_events e
+         JOIN (SELECT alarm_id, MAX(rowid) AS last FROM alarm_events WHERE session = ?1 GROUP BY alarm_id) l
+           ON e.rowid = l.last
+         WHERE e.state IN ('active', 'acknowledged', 'latched')",
+    )?;
+    let alarms = stmt
+        .query_map(params![session], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .filter_map(|row| row.ok())
+        .filter_map(|(json, at)| {
+            serde_json::from_str::<AlarmInfo>(&json)
+                .ok()
+                .map(|a| (a, at))
+        })
+        .collect();
+    let last_reading_at = conn
+        .query_row(
+            "SELECT MAX(received_at) FROM readings WHERE session = ?1",
+            params![session],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let trend = match last_reading_at {
+        Some(last) => trend_before(conn, session, last)?,
+        None => Vec::new(),
+    };
+    Ok(Resumed {
+        session,
+        resumed: true,
+        dose: dose_at.zip(dose_by),
+        baseline: sys.zip(dia),
+        alarms,
+        last_reading_at,
+        trend,
+    })
+}
+
+/// The last number recorded in each second of the trend window ending at `last` (unix ms), per
+/// device and vital. Rows the model cannot read back are skipped.
+fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<TrendSeries>> {
+    let since = last - crate::hub::TREND_POINTS as i64 * 1000;
+    let mut stmt = conn.prepare(
+        "SELECT device, vital, value, unit, flags, received_at FROM readings
+         WHERE rowid IN (SELECT MAX(rowid) FROM readings
+                         WHERE session = ?1 AND received_at > ?2 AND value IS NOT NULL
+                         GROUP BY device, vital, received_at / 1000)
+         ORDER BY received_at",
+    )?;
+    let mut rows = stmt.query(params![session, since])?;
+    let mut series: Vec<TrendSeries> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (Some(vital), Some(unit), Ok(flags)) = (
+            vigil_protocol::Vital::from_name(row.get_ref(1)?.as_str()?),
+            vigil_protocol::Unit::from_symbol(row.get_ref(3)?.as_str()?),
+            serde_json::from_str(row.get_ref(4)?.as_str()?),
+        ) else {
+            continue;
+        };
+        let reading = vigil_protocol::Reading::number(vital, row.get(2)?, unit).with_flags(flags);
+        let Some(value) = reading.clinical_value() else {
+            continue;
+        };
+        let device = row.get_ref(0)?.as_str()?;
+        let at_ms: i64 = row.get(5)?;
+        match series
+            .iter_mut()
+            .find(|s| s.vital == vital && s.device == device)
+        {
+            Some(s) => s.points.push((at_ms, value)),
+            None => series.push(TrendSeries {
+                device: device.to_string(),
+                vital,
+                points: vec![(at_ms, value)],
+            }),
+        }
+    }
+    Ok(series)
+}
+
+/// Ends a session (graceful shutdown).
+pub fn end_session(conn: &Connection, session: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sessions SET ended_at = ?1 WHERE id = ?2",
+        params![now_ms(), session],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The database: its schema and how it is opened.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::time::Duration;
+
+/// Schema migrations, applied in order; `meta.schema_version` says how many ran.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    dose_at INTEGER,
+    dose_by TEXT,
+    baseline_systolic REAL,
+    baseline_diastolic REAL,
+    profile TEXT NOT NULL
+);
+CREATE TABLE readings (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    device TEXT NOT NULL,
+    vital TEXT NOT NULL,
+    value REAL,
+    unavailable TEXT,
+    unit TEXT NOT NULL,
+    mdc INTEGER,
+    flags TEXT NOT NULL,
+    device_time TEXT,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX readings_by_session ON readings(session, received_at);
+CREATE TABLE links (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    device TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    at INTEGER NOT NULL
+);
+CREATE TABLE alarm_events (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    alarm_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    alarm TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX alarm_events_by_session ON alarm_events(session, alarm_id, at);
+CREATE TABLE actions (
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    action TEXT NOT NULL,
+    person TEXT NOT NULL,
+    target TEXT,
+    at INTEGER NOT NULL
+);
+"#];
+
+/// Opens (creating and migrating) a database.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a database read-only, for the review commands.
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )?;
+    let version: usize = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![(i + 1).to_string()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! What the review commands list, and pruning past the retention period.
+
+use super::now_ms;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use std::time::Duration;
+
+/// A summary line of one session, for `vigil sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionSummary {
+    /// Id.
+    pub id: i64,
+    /// Room.
+    pub room: String,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// Dose (RFC 3339).
+    pub dose: Option<String>,
+    /// End (RFC 3339); none while open.
+    pub ended: Option<String>,
+    /// Readings kept.
+    pub readings: i64,
+    /// Alarms raised.
+    pub alarms: i64,
+}
+
+/// RFC 3339 of unix milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Every session, newest first.
+pub fn sessions(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
+    let mut stmt = conn.prepare(
+        "SELECT s.id, s.room, s.started_at, s.dose_at, s.ended_at,
+                (SELECT COUNT(*) FROM readings r WHERE r.session = s.id),
+                (SELECT COUNT(DISTINCT alarm_id) FROM alarm_events a WHERE a.session = s.id AND a.event = 'raised')
+         FROM sessions s ORDER BY s.id DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SessionSummary {
+            id: r.get(0)?,
+            room: r.get(1)?,
+            started: rfc3339(r.get(2)?),
+            dose: r.get::<_, Option<i64>>(3)?.map(rfc3339),
+            ended: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+            readings: r.get(5)?,
+            alarms: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes sessions that ended more than `days` ago, with everything recorded in them.
+pub fn prune(conn: &Connection, days: u32) -> rusqlite::Result<usize> {
+    let cutoff = now_ms() - i64::from(days) * 86_400_000;
+    let tx = conn.unchecked_transaction()?;
+    let ids: Vec<i64> = tx
+        .prepare("SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1")?
+        .query_map(params![cutoff], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &ids {
+        for table in ["readings", "links", "alarm_events", "actions"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE session = ?1"),
+                params![id],
+            )?;
+        }
+        tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
+}
