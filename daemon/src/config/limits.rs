@@ -114,7 +114,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const BASE: &str = "room = \"r\"\n[storage]\npath = \"x.db\"\n";
+    const BASE: &str = "room = \"r\"\n[storage]\npath = \"x.db\"\n\
+        [[device]]\nid = \"oximeter-1\"\nformat = \"masimo\"\nport = \"/dev/ttyUSB0\"\n";
 
     #[test]
     fn defaults_keep_loopback_and_sane_caps() {
