@@ -21,7 +21,7 @@ use vigil_drivers::{DeviceHandle, DriverEvent, DriverEventKind, Link};
 use vigil_protocol::display::{
     AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,
 };
-use vigil_protocol::{DeviceEvent, Format};
+use vigil_protocol::{DeviceEvent, Format, Unavailable, Value};
 
 /// How often the core says it is alive. The display raises loss of communication after 3 s.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -332,6 +332,11 @@ impl Core {
         match event.kind {
             DriverEventKind::Readings(readings) => {
                 self.metrics.readings(&device, readings.len() as u64);
+                let implausible = readings
+                    .iter()
+                    .filter(|r| r.value == Value::Unavailable(Unavailable::Implausible))
+                    .count();
+                self.metrics.implausible(&device, implausible as u64);
                 let mut sensor_back = false;
                 let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {

@@ -91,6 +91,34 @@ impl Vital {
     }
 }
 
+/// What each vital can physically be, in its canonical unit: one table for every decoder and the
+/// engine. A number outside it is a decoding or device fault, never a measurement.
+const PLAUSIBLE: [(Vital, f64, f64); 10] = [
+    (Vital::Spo2, 0.0, 100.0),
+    (Vital::PulseRate, 0.0, 350.0),
+    (Vital::HeartRate, 0.0, 350.0),
+    (Vital::NibpSystolic, 0.0, 350.0),
+    (Vital::NibpDiastolic, 0.0, 350.0),
+    (Vital::NibpMean, 0.0, 350.0),
+    (Vital::CuffPressure, 0.0, 350.0),
+    (Vital::PerfusionIndex, 0.0, 100.0),
+    // An RR interval of 60 s is far past asystole; BLE carries at most 64 s.
+    (Vital::RrInterval, 0.0, 64.0),
+    (Vital::EnergyExpended, 0.0, 65_535.0),
+];
+
+impl Vital {
+    /// The range a value of this vital can have, in its canonical unit, from the one plausibility table.
+    pub fn plausible_range(self) -> std::ops::RangeInclusive<f64> {
+        let (_, lo, hi) = PLAUSIBLE
+            .iter()
+            .find(|(v, _, _)| *v == self)
+            .copied()
+            .unwrap_or((self, f64::NEG_INFINITY, f64::INFINITY));
+        lo..=hi
+    }
+}
+
 impl fmt::Display for Vital {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -250,6 +278,9 @@ pub enum Unavailable {
     Missing,
     /// A number was sent, but the device's status bits say it is not a valid measurement.
     FlaggedInvalid,
+    /// A number was sent that the vital cannot have (SpO2 above 100 %, a negative pressure, NaN):
+    /// outside [`Vital::plausible_range`].
+    Implausible,
 }
 
 /// What a reading's value is: a number in `unit`, or nothing, with the reason.
@@ -399,6 +430,35 @@ impl Flags {
         .any(|f| self.contains(f))
     }
 
+    /// Flags with which the device keeps the number but questions it: the value may be shown,
+    /// but it is never evidence for or against an alarm condition.
+    pub fn questions_value(self) -> bool {
+        [
+            Flag::Artefact,
+            Flag::LowPerfusion,
+            Flag::OutOfTrack,
+            Flag::PulseSearch,
+            Flag::Interference,
+            Flag::Questionable,
+            Flag::Calibrating,
+            Flag::EarlyEstimate,
+            Flag::BodyMovement,
+            Flag::CuffLoose,
+            Flag::IrregularPulse,
+            Flag::ImproperPosition,
+        ]
+        .into_iter()
+        .any(|f| self.contains(f))
+    }
+
+    /// Flags that mean the sensor is off the patient, disconnected or defective (a chest strap
+    /// without skin contact included): the `sensor-off` condition.
+    pub fn sensor_off(self) -> bool {
+        [Flag::SensorOff, Flag::SensorDefective, Flag::NoContact]
+            .into_iter()
+            .any(|f| self.contains(f))
+    }
+
     /// Flags that make a valid number unusable as the patient's current value: demonstration,
     /// test, or stored data.
     pub fn marks_not_live(self) -> bool {
@@ -472,6 +532,7 @@ pub struct Reading {
 
 impl Reading {
     /// A reading with a number, the vital's default MDC code and no flags.
+    /// A number outside what the vital can be becomes [`Unavailable::Implausible`].
     pub fn number(vital: Vital, value: f64, unit: Unit) -> Reading {
         Reading {
             vital,
@@ -481,6 +542,18 @@ impl Reading {
             device_time: None,
             flags: Flags::EMPTY,
         }
+        .checked()
+    }
+
+    /// The plausibility gate: every constructor passes through it, so no decoder can hand on a
+    /// number the vital cannot have.
+    fn checked(mut self) -> Reading {
+        if let Some(v) = self.in_canonical_unit() {
+            if !v.is_finite() || !self.vital.plausible_range().contains(&v) {
+                self.value = Value::Unavailable(Unavailable::Implausible);
+            }
+        }
+        self
     }
 
     /// A reading whose value is unavailable, in the vital's canonical unit.
@@ -491,12 +564,14 @@ impl Reading {
         }
     }
 
-    /// A reading from a value that may be a device sentinel.
+    /// A reading from a value that may be a device sentinel (or implausible, see
+    /// [`Reading::number`]).
     pub fn from_value(vital: Vital, value: Value, unit: Unit) -> Reading {
         Reading {
             value,
             ..Reading::number(vital, 0.0, unit)
         }
+        .checked()
     }
 
     /// Sets the flags. A number the flags mark invalid (sensor off, defective, invalid, no
@@ -531,13 +606,29 @@ impl Reading {
         }
     }
 
-    /// The number an alarm may act on: present, in the canonical unit, and not flagged invalid,
-    /// demo, test or stored.
+    /// The number the display may show as the patient's current value: present, plausible, in
+    /// the canonical unit, and not flagged invalid, demo, test or stored. It may still be
+    /// questioned (artefact, low perfusion, ...): only [`Reading::evidence`] counts for alarms.
     pub fn clinical_value(&self) -> Option<f64> {
         if self.flags.marks_invalid() || self.flags.marks_not_live() {
             return None;
         }
         self.in_canonical_unit()
+    }
+
+    /// The evidence gate: the number an alarm condition may act on, for or against it. Only a
+    /// valid reading counts: a plausible number, live, with no flag that voids or questions it.
+    /// Anything else may be shown, but never clears a condition nor restarts a delay.
+    pub fn evidence(&self) -> Option<f64> {
+        if self.flags.questions_value() {
+            return None;
+        }
+        self.clinical_value()
+    }
+
+    /// Is this reading evidence (see [`Reading::evidence`])?
+    pub fn is_evidence(&self) -> bool {
+        self.evidence().is_some()
     }
 }
 
@@ -590,7 +681,8 @@ impl TryFrom<ReadingJson> for Reading {
             mdc: j.mdc,
             device_time: j.device_time,
             flags: j.flags,
-        })
+        }
+        .checked())
     }
 }
 
@@ -795,5 +887,68 @@ mod tests {
         }
         let questionable = r.with_flags([Flag::Questionable].into_iter().collect());
         assert_eq!(questionable.clinical_value(), Some(97.0));
+    }
+
+    #[test]
+    fn only_a_valid_plausible_reading_is_evidence() {
+        let r = Reading::number(Vital::Spo2, 97.0, Unit::Percent);
+        assert_eq!(r.evidence(), Some(97.0));
+        for f in [
+            Flag::Artefact,
+            Flag::Questionable,
+            Flag::PulseSearch,
+            Flag::Interference,
+            Flag::LowPerfusion,
+            Flag::CuffLoose,
+            Flag::BodyMovement,
+            Flag::ImproperPosition,
+            Flag::IrregularPulse,
+            Flag::EarlyEstimate,
+            Flag::SensorOff,
+            Flag::NoContact,
+            Flag::Demo,
+        ] {
+            let flagged = r.clone().with_flags([f].into_iter().collect());
+            assert_eq!(flagged.evidence(), None, "{f:?}");
+            assert!(!flagged.is_evidence(), "{f:?}");
+        }
+        // A clock or spot-check note says nothing about the value.
+        let noted = r.with_flags([Flag::ClockNotSet, Flag::SpotCheck].into_iter().collect());
+        assert_eq!(noted.evidence(), Some(97.0));
+    }
+
+    #[test]
+    fn a_number_the_vital_cannot_have_is_unavailable_as_implausible() {
+        let implausible = Value::Unavailable(Unavailable::Implausible);
+        for (vital, value, unit) in [
+            (Vital::Spo2, 186.0, Unit::Percent),
+            (Vital::Spo2, -1.0, Unit::Percent),
+            (Vital::PulseRate, 351.0, Unit::BeatsPerMinute),
+            (Vital::HeartRate, f64::NAN, Unit::BeatsPerMinute),
+            (Vital::NibpSystolic, -5.0, Unit::MmHg),
+            (Vital::NibpSystolic, 50.0, Unit::KPa), // 375 mmHg
+            (Vital::NibpDiastolic, f64::INFINITY, Unit::MmHg),
+        ] {
+            let r = Reading::number(vital, value, unit);
+            assert_eq!(r.value, implausible, "{vital} {value} {unit:?}");
+            assert_eq!(r.evidence(), None);
+            let r = Reading::from_value(vital, Value::Number(value), unit);
+            assert_eq!(r.value, implausible, "{vital} {value}");
+        }
+        for (vital, value) in [
+            (Vital::Spo2, 100.0),
+            (Vital::Spo2, 0.0),
+            (Vital::PulseRate, 350.0),
+        ] {
+            let r = Reading::number(vital, value, vital.canonical_unit());
+            assert_eq!(r.value, Value::Number(value));
+        }
+        let json =
+            serde_json::to_value(Reading::number(Vital::Spo2, 186.0, Unit::Percent)).unwrap();
+        assert_eq!(json["unavailable"], "implausible");
+        // A stored or relayed reading passes the same gate.
+        let text = r#"{"vital":"spo2","value":186.0,"unit":"%","mdc":150456}"#;
+        let back: Reading = serde_json::from_str(text).unwrap();
+        assert_eq!(back.value, implausible);
     }
 }

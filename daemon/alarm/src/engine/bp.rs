@@ -1,0 +1,181 @@
+//! Blood pressure: measurements, confirmation by repeat, the dose and the baseline.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn handle_bp(
+        &mut self,
+        now: Instant,
+        systolic: Option<f64>,
+        diastolic: Option<f64>,
+    ) {
+        let pair = systolic.zip(diastolic).map(|(s, d)| Bp {
+            systolic: s,
+            diastolic: d,
+        });
+        if let Some(bp) = pair {
+            self.session.last_bp = Some((now, bp));
+        }
+        let dosed = self.session.dose.is_some();
+        for c in 0..self.conditions.len() {
+            let rule = &self.profile.rules[self.conditions[c].rule];
+            let shown = systolic.or(diastolic);
+            match rule.spec.clone() {
+                RuleSpec::Bp {
+                    phase,
+                    compare,
+                    systolic: s_lim,
+                    diastolic: d_lim,
+                    confirm_within,
+                    ..
+                } => {
+                    let in_phase = match phase {
+                        Phase::Any => true,
+                        Phase::PreDose => !dosed,
+                        Phase::PostDose => dosed,
+                    };
+                    if !in_phase {
+                        continue;
+                    }
+                    let meets = systolic.is_some_and(|s| compare.meets(s, s_lim))
+                        || diastolic.is_some_and(|d| compare.meets(d, d_lim));
+                    if !meets {
+                        self.update(c, Truth::ClearNow, now, shown);
+                    } else if let Some(within) = confirm_within {
+                        self.confirm_bp(c, now, within, shown);
+                    } else {
+                        self.update(c, Truth::Violating, now, shown);
+                    }
+                }
+                RuleSpec::BaselineRise {
+                    systolic_rise,
+                    diastolic_rise,
+                } => {
+                    let (Some(base), true) = (self.session.baseline, dosed) else {
+                        continue;
+                    };
+                    let meets = systolic.is_some_and(|s| s - base.systolic >= systolic_rise)
+                        || diastolic.is_some_and(|d| d - base.diastolic >= diastolic_rise);
+                    let truth = if meets {
+                        Truth::Violating
+                    } else {
+                        Truth::ClearNow
+                    };
+                    self.update(c, truth, now, shown);
+                }
+                RuleSpec::NibpOverdue { .. } => self.update(c, Truth::ClearNow, now, shown),
+                RuleSpec::DischargeReady { .. } => {
+                    let truth = self.discharge_truth(c, now);
+                    self.update(c, truth, now, None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A BP reading that meets a rule with confirmation: the first one asks for a repeat at the
+    /// unconfirmed priority; a repeat within the window raises the rule's full priority.
+    pub(super) fn confirm_bp(
+        &mut self,
+        c: usize,
+        now: Instant,
+        within: Duration,
+        value: Option<f64>,
+    ) {
+        let rule = self.conditions[c].rule;
+        let full = self.profile.rules[rule].priority;
+        let pending_confirmation = self.conditions[c]
+            .occurrence
+            .as_ref()
+            .and_then(|o| o.confirm_until);
+        match pending_confirmation {
+            Some(until) if now <= until => {
+                if let Some(o) = self.conditions[c].occurrence.as_mut() {
+                    o.confirm_until = None;
+                    o.value = value;
+                }
+                self.set_priority(c, now, full);
+            }
+            Some(_) => {
+                // The window passed without a repeat: this reading starts a new confirmation.
+                if let Some(o) = self.conditions[c].occurrence.as_mut() {
+                    o.confirm_until = Some(now + within);
+                    o.value = value;
+                }
+                self.request_nibp(rule, now);
+            }
+            None if self.conditions[c].occurrence.is_some() => {
+                self.update(c, Truth::Violating, now, value);
+            }
+            None => {
+                self.update(c, Truth::Violating, now, value);
+                self.request_nibp(rule, now);
+            }
+        }
+    }
+
+    pub(super) fn request_nibp(&mut self, rule: usize, at: Instant) {
+        self.events.push_back(EngineEvent::NibpRequested {
+            rule: self.profile.rules[rule].id.clone(),
+            at,
+        });
+    }
+
+    pub(super) fn discharge_truth(&self, c: usize, now: Instant) -> Truth {
+        let RuleSpec::DischargeReady {
+            after,
+            systolic_margin,
+            diastolic_margin,
+        } = self.profile.rules[self.conditions[c].rule].spec
+        else {
+            return Truth::ClearNow;
+        };
+        let (Some(dose), Some(base), Some((_, last))) = (
+            &self.session.dose,
+            self.session.baseline,
+            self.session.last_bp,
+        ) else {
+            return Truth::ClearNow;
+        };
+        let ready = now >= dose.at + after
+            && last.systolic <= base.systolic + systolic_margin
+            && last.diastolic <= base.diastolic + diastolic_margin;
+        if ready {
+            Truth::Violating
+        } else {
+            Truth::ClearNow
+        }
+    }
+
+    /// Marks the dose: fixes the baseline from the last pre-dose BP and starts the session clock.
+    pub fn mark_dose(&mut self, now: Instant, by: &str) -> Result<Option<Bp>, ActionError> {
+        let now = self.advance(now);
+        if self.session.dose.is_some() {
+            return Err(ActionError::DoseAlreadyMarked);
+        }
+        let baseline = self.session.last_bp.map(|(_, bp)| bp);
+        self.session.dose = Some(Act {
+            by: by.into(),
+            at: now,
+        });
+        self.session.baseline = baseline;
+        self.events.push_back(EngineEvent::DoseMarked {
+            by: by.into(),
+            at: now,
+            baseline,
+        });
+        for c in 0..self.conditions.len() {
+            match self.profile.rules[self.conditions[c].rule].spec {
+                RuleSpec::Bp {
+                    phase: Phase::PreDose,
+                    ..
+                } => self.update(c, Truth::ClearNow, now, None),
+                RuleSpec::NoBaseline if baseline.is_none() => {
+                    self.update(c, Truth::Violating, now, None)
+                }
+                _ => {}
+            }
+        }
+        Ok(baseline)
+    }
+}
