@@ -71,14 +71,15 @@ fn acknowledge_covers_the_current_occurrence_only() {
         h.ack(22.0, &first.id),
         Err(ActionError::AlreadyAcknowledged { .. })
     ));
-    // Recovery ends the occurrence; a new drop is a new occurrence that sounds again.
-    h.oximeter(22.0, 25.0, 98.0, 72.0);
-    h.oximeter(25.0, 45.0, 86.0, 72.0);
-    let second = h.alarm(45.0, "spo2-low").unwrap();
+    // Recovery (5 s in range) ends the occurrence; a new drop is a new occurrence that sounds
+    // again.
+    h.oximeter(22.0, 28.0, 98.0, 72.0);
+    h.oximeter(28.0, 48.0, 86.0, 72.0);
+    let second = h.alarm(48.0, "spo2-low").unwrap();
     assert_ne!(second.id, first.id);
     assert_eq!(second.state, AlarmState::Active);
     assert_eq!(
-        h.ack(45.0, &first.id),
+        h.ack(48.0, &first.id),
         Err(ActionError::UnknownAlarm(first.id.clone()))
     );
 }
@@ -581,12 +582,12 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
         ("spo2-low#41", AlarmState::Acknowledged)
     );
     assert_eq!(h.state_of(1.0, "bp-crisis"), Some(AlarmState::Latched));
-    // The restored occurrence lives on: an in-range reading clears it; ids continue after it.
-    h.oximeter(1.0, 2.0, 98.0, 72.0);
-    assert!(h.alarm(2.0, "spo2-low").is_none());
-    h.reset(3.0, "bp-crisis#42").unwrap();
-    h.oximeter(3.0, 25.0, 86.0, 72.0);
-    let next = h.alarm(25.0, "spo2-low").unwrap();
+    // The restored occurrence lives on: in-range readings clear it; ids continue after it.
+    h.oximeter(1.0, 7.0, 98.0, 72.0);
+    assert!(h.alarm(7.0, "spo2-low").is_none());
+    h.reset(8.0, "bp-crisis#42").unwrap();
+    h.oximeter(8.0, 30.0, 86.0, 72.0);
+    let next = h.alarm(30.0, "spo2-low").unwrap();
     let seq: u64 = next.id.split('#').nth(1).unwrap().parse().unwrap();
     assert!(seq > 42, "{}", next.id);
 }

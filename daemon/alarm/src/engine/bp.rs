@@ -3,6 +3,9 @@
 use super::*;
 
 impl Engine {
+    /// One cuff measurement's systolic and diastolic (evidence only). A partial one (either
+    /// missing) may show a limit is met, but it ends no condition, does not become the last BP
+    /// and is not the scheduled NIBP reading.
     pub(super) fn handle_bp(
         &mut self,
         now: Instant,
@@ -40,7 +43,9 @@ impl Engine {
                     let meets = systolic.is_some_and(|s| compare.meets(s, s_lim))
                         || diastolic.is_some_and(|d| compare.meets(d, d_lim));
                     if !meets {
-                        self.update(c, Truth::ClearNow, now, shown);
+                        if pair.is_some() {
+                            self.update(c, Truth::ClearNow, now, shown);
+                        }
                     } else if let Some(within) = confirm_within {
                         self.confirm_bp(c, now, within, shown);
                     } else {
@@ -56,15 +61,16 @@ impl Engine {
                     };
                     let meets = systolic.is_some_and(|s| s - base.systolic >= systolic_rise)
                         || diastolic.is_some_and(|d| d - base.diastolic >= diastolic_rise);
-                    let truth = if meets {
-                        Truth::Violating
-                    } else {
-                        Truth::ClearNow
-                    };
-                    self.update(c, truth, now, shown);
+                    if meets {
+                        self.update(c, Truth::Violating, now, shown);
+                    } else if pair.is_some() {
+                        self.update(c, Truth::ClearNow, now, shown);
+                    }
                 }
-                RuleSpec::NibpOverdue { .. } => self.update(c, Truth::ClearNow, now, shown),
-                RuleSpec::DischargeReady { .. } => {
+                RuleSpec::NibpOverdue { .. } if pair.is_some() => {
+                    self.update(c, Truth::ClearNow, now, shown)
+                }
+                RuleSpec::DischargeReady { .. } if pair.is_some() => {
                     let truth = self.discharge_truth(c, now);
                     self.update(c, truth, now, None);
                 }

@@ -5,22 +5,38 @@ use super::*;
 impl Engine {
     /// Readings decoded from one frame of one device (a cuff's systolic, diastolic and mean
     /// arrive together and count as one measurement).
+    ///
+    /// Only evidence ([`Reading::evidence`]: valid, plausible, unquestioned) counts for or
+    /// against a condition. Anything else is shown by the display but here it only interrupts
+    /// the in-range evidence that would clear a condition.
     pub fn handle_readings(&mut self, now: Instant, device: &str, readings: &[Reading]) {
         let now = self.advance(now);
         let d = self.device_or_add(now, device);
-        let mut bp = (None, None);
+        let evidence_of = |vital: Vital| {
+            readings
+                .iter()
+                .find(|r| r.vital == vital)
+                .and_then(Reading::evidence)
+        };
+        // A measurement without both its systolic and diastolic is partial: it may show that a
+        // limit is met, but it never ends a BP condition.
+        let bp = (
+            evidence_of(Vital::NibpSystolic),
+            evidence_of(Vital::NibpDiastolic),
+        );
+        let complete_bp = bp.0.is_some() && bp.1.is_some();
+        if readings.iter().any(|r| r.flags.sensor_off()) {
+            self.sensor(now, d, Truth::Violating);
+        } else if readings.iter().any(Reading::is_evidence) {
+            // A valid sample: the sensor is on the patient.
+            self.sensor(now, d, Truth::ClearNow);
+        }
         for reading in readings {
-            if reading.flags.contains(Flag::SensorOff)
-                || reading.flags.contains(Flag::SensorDefective)
-            {
-                self.sensor(now, d, Truth::Violating);
-            }
-            let Some(value) = reading.clinical_value() else {
+            let vital = reading.vital;
+            let Some(value) = reading.evidence() else {
+                self.not_evidence(d, vital);
                 continue;
             };
-            let vital = reading.vital;
-            // A valid sample: the sensor is on and this vital is current.
-            self.sensor(now, d, Truth::ClearNow);
             if let Some(slot) = self.devices[d]
                 .last_valid
                 .iter_mut()
@@ -48,25 +64,37 @@ impl Engine {
                     RuleSpec::Limit {
                         vitals,
                         bound,
-                        clear_margin,
                         delay,
                         ..
                     } if vitals.contains(&vital) && (continuous || delay.is_zero()) => {
-                        limit_truth(*bound, *clear_margin, value)
+                        limit_truth(*bound, value)
                     }
                     _ => continue,
                 };
                 let c = self.condition(rule, Some(d), Some(vital));
+                if vital.is_nibp() && !complete_bp && truth != Truth::Violating {
+                    self.interrupt_clearing(c);
+                    continue;
+                }
                 self.update(c, truth, now, Some(value));
-            }
-            match vital {
-                Vital::NibpSystolic => bp.0 = Some(value),
-                Vital::NibpDiastolic => bp.1 = Some(value),
-                _ => {}
             }
         }
         if bp.0.is_some() || bp.1.is_some() {
             self.handle_bp(now, bp.0, bp.1);
+        }
+    }
+
+    /// A reading of `vital` from device `d` that is not evidence: the limit conditions on it
+    /// keep their state, but their clearing starts over.
+    fn not_evidence(&mut self, d: usize, vital: Vital) {
+        for c in 0..self.conditions.len() {
+            let cond = &self.conditions[c];
+            if cond.device == Some(d)
+                && cond.vital == Some(vital)
+                && matches!(self.profile.rules[cond.rule].spec, RuleSpec::Limit { .. })
+            {
+                self.interrupt_clearing(c);
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 use crate::profile::{Bound, Phase, Priority, Profile, Rule, RuleSpec};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use vigil_protocol::{DeviceEvent, Flag, Reading, Vital};
+use vigil_protocol::{DeviceEvent, Reading, Vital};
 
 mod actions;
 mod bp;
@@ -22,14 +22,15 @@ mod types;
 
 pub use types::*;
 
-/// Readiness of one condition's answer to new data.
+/// What one piece of evidence (or one event) says about a condition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Truth {
     /// The condition holds.
     Violating,
-    /// Back in range but within the hysteresis band: clears only after `clear_after`.
-    InBand,
-    /// Definitely not holding: clears now.
+    /// Valid evidence back in range: the condition ends once such evidence has lasted the rule's
+    /// clearing time without a gap (never on one sample when that time is not zero).
+    InRange,
+    /// Definitely not holding: ends now (a link back up, a normal BP measurement).
     ClearNow,
 }
 
@@ -42,8 +43,10 @@ struct Occurrence {
     /// When the priority was last set (for escalation timing).
     priority_since: Instant,
     acknowledged: Option<Act>,
-    /// In range (within the band) since.
+    /// Valid in-range evidence without a gap since.
     clearing_since: Option<Instant>,
+    /// The latest valid sample that bore on it (for or against).
+    last_evidence: Instant,
     /// The latest sample that met the condition.
     last_violation: Instant,
     /// Unconfirmed BP: a confirming repeat must come by then.
@@ -160,8 +163,11 @@ impl Engine {
         for rule in 0..self.profile.rules.len() {
             match &self.profile.rules[rule].spec {
                 RuleSpec::NotCurrent { vitals, .. } => {
-                    for v in vitals.clone() {
-                        if continuous.contains(&v) {
+                    // Every continuous vital a limit rule watches must stay current, whether or
+                    // not the rule lists it: a limit on a silent value would never sound.
+                    let listed = vitals.clone();
+                    for &v in continuous {
+                        if listed.contains(&v) || self.limit_watches(v) {
                             self.condition(rule, Some(d), Some(v));
                         }
                     }
@@ -173,6 +179,14 @@ impl Engine {
                 _ => {}
             }
         }
+    }
+
+    /// Does any limit rule watch `vital`?
+    fn limit_watches(&self, vital: Vital) -> bool {
+        self.profile
+            .rules
+            .iter()
+            .any(|r| matches!(&r.spec, RuleSpec::Limit { vitals, .. } if vitals.contains(&vital)))
     }
 
     fn device_index(&self, id: &str) -> Option<usize> {
@@ -348,16 +362,16 @@ fn latches(rule: &Rule, priority: Priority) -> bool {
         .unwrap_or(priority == Priority::High || matches!(rule.spec, RuleSpec::Disconnected { .. }))
 }
 
-fn limit_truth(bound: Bound, margin: f64, value: f64) -> Truth {
-    let (violating, clear) = match bound {
-        Bound::Below(limit) => (value < limit, value >= limit + margin),
-        Bound::Above(limit) => (value > limit, value <= limit - margin),
+/// A valid sample against a limit. Back in range, whether inside the clearing margin or past
+/// it, the condition ends only after the rule's clearing time of in-range evidence.
+fn limit_truth(bound: Bound, value: f64) -> Truth {
+    let violating = match bound {
+        Bound::Below(limit) => value < limit,
+        Bound::Above(limit) => value > limit,
     };
     if violating {
         Truth::Violating
-    } else if clear {
-        Truth::ClearNow
     } else {
-        Truth::InBand
+        Truth::InRange
     }
 }

@@ -26,6 +26,7 @@ impl Engine {
                     priority_since: now,
                     acknowledged: None,
                     clearing_since: None,
+                    last_evidence: now,
                     last_violation: now,
                     confirm_until: None,
                     value,
@@ -41,6 +42,8 @@ impl Engine {
                 if value.is_some() {
                     o.value = value;
                 }
+                let gap = now.saturating_duration_since(o.last_evidence) > EVIDENCE_MAX_AGE;
+                o.last_evidence = now;
                 match truth {
                     Truth::Violating => {
                         o.clearing_since = None;
@@ -51,7 +54,11 @@ impl Engine {
                             Next::Stay
                         }
                     }
-                    Truth::InBand => {
+                    Truth::InRange => {
+                        // Clearing needs evidence without a gap: after a silence it starts over.
+                        if gap {
+                            o.clearing_since = None;
+                        }
                         let since = *o.clearing_since.get_or_insert(now);
                         if now >= since + clear_after {
                             Next::End
@@ -67,6 +74,15 @@ impl Engine {
             Next::Stay => {}
             Next::Declare => self.declare(c, now),
             Next::End => self.end(c, now),
+        }
+    }
+
+    /// A reading bore on the condition but is not evidence (flagged, implausible, missing): it
+    /// neither counts for it nor restarts its delay, and it interrupts the in-range evidence
+    /// that would clear it.
+    pub(super) fn interrupt_clearing(&mut self, c: usize) {
+        if let Some(o) = self.conditions[c].occurrence.as_mut() {
+            o.clearing_since = None;
         }
     }
 
@@ -206,7 +222,7 @@ impl Engine {
         }
         for (c, cond) in self.conditions.iter().enumerate() {
             let rule = &self.profile.rules[cond.rule];
-            let (delay, clear_after) = rule_timing(rule);
+            let (delay, _) = rule_timing(rule);
             match &cond.occurrence {
                 Some(o) => {
                     // A limit is declared at the end of its delay only on fresh evidence: a cuff
@@ -214,12 +230,13 @@ impl Engine {
                     // Otherwise the next sample decides.
                     let fresh = !matches!(rule.spec, RuleSpec::Limit { .. })
                         || o.last_violation + EVIDENCE_MAX_AGE >= o.onset + delay;
-                    if o.declared.is_none() && o.clearing_since.is_none() && fresh {
+                    // Only while the latest evidence is a violation: a sample that is not evidence
+                    // must not revive an older one.
+                    if o.declared.is_none() && o.last_violation >= o.last_evidence && fresh {
                         offer(o.onset + delay, Deadline::Declare(c));
                     }
-                    if let Some(since) = o.clearing_since {
-                        offer(since + clear_after, Deadline::Clear(c));
-                    }
+                    // No clearing deadline: a condition ends on in-range evidence only, never
+                    // because time passed without any.
                     if o.declared.is_some()
                         && o.acknowledged.is_none()
                         && o.priority > Priority::Info

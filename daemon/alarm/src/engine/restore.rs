@@ -38,6 +38,7 @@ impl Engine {
                 priority_since: a.since,
                 acknowledged: a.acknowledged,
                 clearing_since: None,
+                last_evidence: a.since,
                 last_violation: a.since,
                 confirm_until: None,
                 value: a.value,

@@ -90,6 +90,14 @@ impl Harness {
         self.drain();
     }
 
+    /// Readings of one frame, as decoded (flags, partial frames, implausible values).
+    pub fn frame(&mut self, secs: f64, device: &str, readings: &[Reading]) {
+        self.run_to(secs);
+        let t = self.at(secs);
+        self.engine.handle_readings(t, device, readings);
+        self.drain();
+    }
+
     /// One SpO2 and pulse-rate sample a second from `from` to `to` (exclusive).
     pub fn oximeter(&mut self, from: f64, to: f64, spo2: f64, pulse: f64) {
         let mut t = from;
