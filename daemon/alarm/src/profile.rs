@@ -153,6 +153,9 @@ pub enum RuleSpec {
         /// Clears when no low-battery report has come for this long.
         clear_after: Duration,
     },
+    /// A repeat NIBP that a rule asked for (to confirm a high BP) has not come when its
+    /// confirmation window ended.
+    NibpRepeatOverdue,
     /// The dose was marked with no pre-dose BP to serve as baseline.
     NoBaseline,
     /// The session record cannot be written (disk full, database locked or corrupt).
@@ -626,7 +629,7 @@ fn keys_for(rule_type: &str) -> Option<&'static [&'static str]> {
         ],
         "disconnected" | "sensor_off" => &["delay"],
         "low_battery" => &["clear_after"],
-        "no_baseline" | "recording_failed" => &[],
+        "no_baseline" | "recording_failed" | "nibp_repeat_overdue" => &[],
         "discharge_ready" => &["after", "systolic_margin", "diastolic_margin"],
         _ => return None,
     })
@@ -790,8 +793,8 @@ fn validate_rule(
             "type",
             format!(
                 "unknown rule type {rule_type:?}; expected limit, bp, baseline_rise, not_current, \
-                 nibp_overdue, disconnected, sensor_off, low_battery, no_baseline, recording_failed or \
-                 discharge_ready"
+                 nibp_overdue, nibp_repeat_overdue, disconnected, sensor_off, low_battery, \
+                 no_baseline, recording_failed or discharge_ready"
             ),
         );
         return None;
@@ -944,6 +947,7 @@ fn validate_rule(
                 .duration("clear_after", HOUR)
                 .unwrap_or(Duration::from_secs(60)),
         },
+        "nibp_repeat_overdue" => RuleSpec::NibpRepeatOverdue,
         "no_baseline" => RuleSpec::NoBaseline,
         "recording_failed" => RuleSpec::RecordingFailed,
         "discharge_ready" => RuleSpec::DischargeReady {

@@ -18,6 +18,8 @@ impl Engine {
         });
         if let Some(bp) = pair {
             self.session.last_bp = Some((now, bp));
+            // A complete measurement is the repeat any rule asked for.
+            self.session.repeat_due = None;
         }
         let dosed = self.session.dose.is_some();
         for c in 0..self.conditions.len() {
@@ -67,7 +69,7 @@ impl Engine {
                         self.update(c, Truth::ClearNow, now, shown);
                     }
                 }
-                RuleSpec::NibpOverdue { .. } if pair.is_some() => {
+                RuleSpec::NibpOverdue { .. } | RuleSpec::NibpRepeatOverdue if pair.is_some() => {
                     self.update(c, Truth::ClearNow, now, shown)
                 }
                 RuleSpec::DischargeReady { .. } if pair.is_some() => {
@@ -79,8 +81,12 @@ impl Engine {
         }
     }
 
-    /// A BP reading that meets a rule with confirmation: the first one asks for a repeat at the
-    /// unconfirmed priority; a repeat within the window raises the rule's full priority.
+    /// A BP reading that meets a rule with confirmation. The first one raises the rule at its
+    /// unconfirmed priority and asks for a repeat within the window; any later reading that
+    /// still meets the limit confirms it, whenever it comes (a rise in priority, so it sounds
+    /// again even if acknowledged). A repeat that has not come when the window ends is the
+    /// `nibp_repeat_overdue` technical alarm; the occurrence stays, unconfirmed, until a normal
+    /// reading ends it.
     pub(super) fn confirm_bp(
         &mut self,
         c: usize,
@@ -90,32 +96,18 @@ impl Engine {
     ) {
         let rule = self.conditions[c].rule;
         let full = self.profile.rules[rule].priority;
-        let pending_confirmation = self.conditions[c]
-            .occurrence
-            .as_ref()
-            .and_then(|o| o.confirm_until);
-        match pending_confirmation {
-            Some(until) if now <= until => {
-                if let Some(o) = self.conditions[c].occurrence.as_mut() {
-                    o.confirm_until = None;
-                    o.value = value;
-                }
+        match self.conditions[c].occurrence.as_mut() {
+            Some(o) if o.confirm_until.is_some() => {
+                o.confirm_until = None;
+                o.value = value;
                 self.set_priority(c, now, full);
             }
-            Some(_) => {
-                // The window passed without a repeat: this reading starts a new confirmation.
-                if let Some(o) = self.conditions[c].occurrence.as_mut() {
-                    o.confirm_until = Some(now + within);
-                    o.value = value;
-                }
-                self.request_nibp(rule, now);
-            }
-            None if self.conditions[c].occurrence.is_some() => {
-                self.update(c, Truth::Violating, now, value);
-            }
+            Some(_) => self.update(c, Truth::Violating, now, value),
             None => {
                 self.update(c, Truth::Violating, now, value);
                 self.request_nibp(rule, now);
+                let due = now + within;
+                self.session.repeat_due = Some(self.session.repeat_due.map_or(due, |d| d.min(due)));
             }
         }
     }

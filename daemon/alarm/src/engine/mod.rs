@@ -84,6 +84,8 @@ struct Session {
     dose: Option<Act>,
     baseline: Option<Bp>,
     last_bp: Option<(Instant, Bp)>,
+    /// A repeat NIBP was asked for and must come by then.
+    repeat_due: Option<Instant>,
 }
 
 /// The alarm engine.
@@ -140,6 +142,7 @@ impl Engine {
             RuleSpec::Bp { .. }
                 | RuleSpec::BaselineRise { .. }
                 | RuleSpec::NibpOverdue { .. }
+                | RuleSpec::NibpRepeatOverdue
                 | RuleSpec::NoBaseline
                 | RuleSpec::RecordingFailed
                 | RuleSpec::DischargeReady { .. }

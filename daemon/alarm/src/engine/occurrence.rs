@@ -295,6 +295,7 @@ impl Engine {
                 }
                 None
             }
+            RuleSpec::NibpRepeatOverdue => self.session.repeat_due,
             RuleSpec::DischargeReady { after, .. } => {
                 let dose = self.session.dose.as_ref()?.at + *after;
                 (self.now.is_none_or(|n| n < dose)).then_some(dose)
