@@ -527,10 +527,13 @@ fn recording_failure_is_a_technical_alarm_that_clears_when_writing_resumes() {
 fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
     let mut h = Harness::kap();
     let t0 = h.at(0.0);
-    let skipped = h.engine.restore(
-        None,
-        None,
-        vec![
+    let skipped = h.engine.restore(vigil_alarm::RestoredSession {
+        now: t0,
+        dose: None,
+        baseline: None,
+        bp_measurements: vec![],
+        unreadable: vec![],
+        alarms: vec![
             vigil_alarm::RestoredAlarm {
                 rule: "spo2-low".into(),
                 seq: 41,
@@ -545,6 +548,7 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
                 }),
                 latched: false,
                 value: Some(86.0),
+                awaiting_confirmation: false,
             },
             vigil_alarm::RestoredAlarm {
                 rule: "bp-crisis".into(),
@@ -557,6 +561,7 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
                 acknowledged: None,
                 latched: true,
                 value: Some(205.0),
+                awaiting_confirmation: false,
             },
             vigil_alarm::RestoredAlarm {
                 rule: "no-such-rule".into(),
@@ -569,9 +574,10 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
                 acknowledged: None,
                 latched: false,
                 value: None,
+                awaiting_confirmation: false,
             },
         ],
-    );
+    });
     assert_eq!(skipped, vec!["no-such-rule#7".to_string()]);
     let low = h.alarm(1.0, "spo2-low").unwrap();
     assert_eq!(

@@ -18,6 +18,10 @@ impl Engine {
         });
         if let Some(bp) = pair {
             self.session.last_bp = Some((now, bp));
+            if self.session.bp_history.len() == BP_HISTORY {
+                self.session.bp_history.pop_front();
+            }
+            self.session.bp_history.push_back((now, bp));
             // A complete measurement is the repeat any rule asked for.
             self.session.repeat_due = None;
         }
@@ -145,22 +149,39 @@ impl Engine {
         }
     }
 
-    /// Marks the dose: fixes the baseline from the last pre-dose BP and starts the session clock.
+    /// Marks the dose and starts the session clock. The baseline is the last complete, valid
+    /// pre-dose measurement taken at most the profile's `baseline_max_age` before; without one
+    /// the no-baseline notice says why.
     pub fn mark_dose(&mut self, now: Instant, by: &str) -> Result<Option<Bp>, ActionError> {
         let now = self.advance(now);
         if self.session.dose.is_some() {
             return Err(ActionError::DoseAlreadyMarked);
         }
-        let baseline = self.session.last_bp.map(|(_, bp)| bp);
+        let max_age = self.profile.behaviour.baseline_max_age;
+        let (baseline, missing) = match self.session.last_bp {
+            None => (None, Some("no valid pre-dose BP was taken".to_string())),
+            Some((taken, _)) if now.saturating_duration_since(taken) > max_age => (
+                None,
+                Some(format!(
+                    "the last valid pre-dose BP was taken {} min before the dose (at most {} min)",
+                    now.saturating_duration_since(taken).as_secs() / 60,
+                    max_age.as_secs() / 60
+                )),
+            ),
+            Some((taken, bp)) => (Some((bp, taken)), None),
+        };
         self.session.dose = Some(Act {
             by: by.into(),
             at: now,
         });
-        self.session.baseline = baseline;
+        self.session.baseline = baseline.map(|(bp, _)| bp);
+        self.session.baseline_taken = baseline.map(|(_, t)| t);
+        self.session.baseline_missing = missing;
         self.events.push_back(EngineEvent::DoseMarked {
             by: by.into(),
             at: now,
-            baseline,
+            baseline: self.session.baseline,
+            baseline_taken: self.session.baseline_taken,
         });
         for c in 0..self.conditions.len() {
             match self.profile.rules[self.conditions[c].rule].spec {
@@ -174,6 +195,65 @@ impl Engine {
                 _ => {}
             }
         }
-        Ok(baseline)
+        Ok(self.session.baseline)
+    }
+
+    /// A provider or nurse sets the baseline from a complete valid measurement taken at
+    /// `taken` (the dose having been marked without a baseline). Ends the no-baseline notice.
+    pub fn set_baseline(
+        &mut self,
+        now: Instant,
+        taken: Instant,
+        by: &str,
+    ) -> Result<Bp, ActionError> {
+        let now = self.advance(now);
+        if self.session.dose.is_none() {
+            return Err(ActionError::DoseNotMarked);
+        }
+        if let Some(b) = self.session.baseline {
+            return Err(ActionError::BaselineAlreadySet(format!(
+                "{:.0}/{:.0}",
+                b.systolic, b.diastolic
+            )));
+        }
+        // Times cross the display as UTC milliseconds: match to the nearest within a second.
+        let (at, bp) = self
+            .session
+            .bp_history
+            .iter()
+            .copied()
+            .filter(|(t, _)| {
+                t.saturating_duration_since(taken)
+                    .max(taken.saturating_duration_since(*t))
+                    <= Duration::from_secs(1)
+            })
+            .min_by_key(|(t, _)| {
+                t.saturating_duration_since(taken)
+                    .max(taken.saturating_duration_since(*t))
+            })
+            .ok_or(ActionError::NoSuchReading)?;
+        let act = Act {
+            by: by.into(),
+            at: now,
+        };
+        self.session.baseline = Some(bp);
+        self.session.baseline_taken = Some(at);
+        self.session.baseline_set_by = Some(act);
+        self.session.baseline_missing = None;
+        self.events.push_back(EngineEvent::BaselineSet {
+            by: by.into(),
+            at: now,
+            taken: at,
+            baseline: bp,
+        });
+        for c in 0..self.conditions.len() {
+            if matches!(
+                self.profile.rules[self.conditions[c].rule].spec,
+                RuleSpec::NoBaseline
+            ) {
+                self.update(c, Truth::ClearNow, now, None);
+            }
+        }
+        Ok(bp)
     }
 }

@@ -83,7 +83,13 @@ struct Device {
 struct Session {
     dose: Option<Act>,
     baseline: Option<Bp>,
+    baseline_taken: Option<Instant>,
+    baseline_set_by: Option<Act>,
+    /// Why the dose was marked without a baseline.
+    baseline_missing: Option<String>,
     last_bp: Option<(Instant, Bp)>,
+    /// The latest complete valid measurements, oldest first, for `set_baseline`.
+    bp_history: VecDeque<(Instant, Bp)>,
     /// A repeat NIBP was asked for and must come by then.
     repeat_due: Option<Instant>,
 }
@@ -101,6 +107,8 @@ pub struct Engine {
     audio_paused_until: Option<Instant>,
     /// The time the engine has been advanced to.
     now: Option<Instant>,
+    /// Ids of stored rows a restart could not read back.
+    unreadable: Vec<String>,
 }
 
 impl Engine {
@@ -116,6 +124,7 @@ impl Engine {
             session: Session::default(),
             audio_paused_until: None,
             now: None,
+            unreadable: Vec::new(),
         };
         // Session-level conditions exist from the start so that their deadlines are known.
         for rule in 0..engine.profile.rules.len() {
@@ -143,6 +152,7 @@ impl Engine {
                 | RuleSpec::BaselineRise { .. }
                 | RuleSpec::NibpOverdue { .. }
                 | RuleSpec::NibpRepeatOverdue
+                | RuleSpec::RecordUnreadable
                 | RuleSpec::NoBaseline
                 | RuleSpec::RecordingFailed
                 | RuleSpec::DischargeReady { .. }
@@ -275,7 +285,13 @@ impl Engine {
             vital,
             device: device.map(|d| self.devices[d].id.clone()),
             priority: o.priority,
-            message: r.message.clone(),
+            message: match (&r.spec, &self.session.baseline_missing) {
+                (RuleSpec::NoBaseline, Some(why)) => format!("{}: {why}", r.message),
+                (RuleSpec::RecordUnreadable, _) if !self.unreadable.is_empty() => {
+                    format!("{} ({})", r.message, self.unreadable.join(", "))
+                }
+                _ => r.message.clone(),
+            },
             state,
             onset: o.onset,
             since: o.declared.unwrap_or(o.onset),
@@ -330,11 +346,18 @@ impl Engine {
                 phase,
                 dose: self.session.dose.clone(),
                 baseline: self.session.baseline,
+                baseline_taken: self.session.baseline_taken,
+                baseline_set_by: self.session.baseline_set_by.clone(),
+                baseline_missing: self.session.baseline_missing.clone(),
                 last_bp: self.session.last_bp,
             },
         }
     }
 }
+
+/// How many complete BP measurements the engine keeps for `set_baseline` (a session has a few
+/// dozen at most).
+const BP_HISTORY: usize = 64;
 
 /// How old the latest violating sample may be when a limit's delay ends and it is declared.
 pub const EVIDENCE_MAX_AGE: Duration = Duration::from_secs(10);

@@ -203,6 +203,9 @@ impl Engine {
                 break;
             }
             last = Some((at, what));
+            // A deadline that passed while the engine was not running (before a restart) fires
+            // at the engine's time, never in the past: what it raises carries the real time.
+            let at = self.now.map_or(at, |t| t.max(at));
             self.now = Some(at);
             self.fire(at, what);
         }

@@ -144,8 +144,22 @@ pub enum EngineEvent {
         by: String,
         /// When.
         at: Instant,
-        /// The pre-dose baseline BP, if one was taken.
+        /// The pre-dose baseline BP, if a valid one was taken in time.
         baseline: Option<Bp>,
+        /// When the baseline measurement was taken.
+        baseline_taken: Option<Instant>,
+    },
+    /// A person set the baseline from a valid measurement taken after the dose was marked
+    /// without one.
+    BaselineSet {
+        /// Who set it.
+        by: String,
+        /// When.
+        at: Instant,
+        /// When the measurement was taken.
+        taken: Instant,
+        /// The measurement.
+        baseline: Bp,
     },
     /// A rule asks for an NIBP measurement now (e.g. to confirm a high BP).
     NibpRequested {
@@ -179,6 +193,26 @@ pub struct RestoredAlarm {
     pub latched: bool,
     /// Its latest value.
     pub value: Option<f64>,
+    /// A BP alarm that was waiting for its confirming repeat.
+    pub awaiting_confirmation: bool,
+}
+
+/// Everything the engine needs to go on after a restart, read back from the session record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredSession {
+    /// The time of the restart: conditions the restored state raises carry it.
+    pub now: Instant,
+    /// When the dose was marked, and by whom.
+    pub dose: Option<Act>,
+    /// The baseline, when its measurement was taken, and who set it (when a person did).
+    pub baseline: Option<(Bp, Instant, Option<Act>)>,
+    /// Complete valid BP measurements of the session, oldest first (the last one is the last
+    /// BP for the NIBP schedule and the discharge gate).
+    pub bp_measurements: Vec<(Instant, Bp)>,
+    /// Alarms a previous run left active, acknowledged or latched.
+    pub alarms: Vec<RestoredAlarm>,
+    /// Ids of stored alarm or session rows that could not be read back.
+    pub unreadable: Vec<String>,
 }
 
 /// Why a person's action was refused.
@@ -204,6 +238,17 @@ pub enum ActionError {
     /// The dose can be marked once per session.
     #[error("the dose was already marked")]
     DoseAlreadyMarked,
+    /// Before the dose the baseline is the last valid pre-dose BP, fixed when the dose is marked.
+    #[error(
+        "the dose is not marked yet: the baseline is taken from the last valid pre-dose BP then"
+    )]
+    DoseNotMarked,
+    /// A baseline is set once; it is the reference for the post-dose rise alarm.
+    #[error("the session already has a baseline ({0})")]
+    BaselineAlreadySet(String),
+    /// No complete valid BP measurement was taken at that time.
+    #[error("no complete valid BP measurement was taken at that time")]
+    NoSuchReading,
 }
 
 /// Session phase as the snapshot shows it.
@@ -226,8 +271,14 @@ pub struct SessionView {
     pub phase: SessionPhase,
     /// When the dose was marked, and by whom.
     pub dose: Option<Act>,
-    /// The pre-dose baseline.
+    /// The session's baseline BP.
     pub baseline: Option<Bp>,
+    /// When the baseline measurement was taken.
+    pub baseline_taken: Option<Instant>,
+    /// Who set the baseline, when a person did (`set_baseline`) rather than the dose mark.
+    pub baseline_set_by: Option<Act>,
+    /// Why there is no baseline, once the dose is marked without one.
+    pub baseline_missing: Option<String>,
     /// The latest BP measurement and when.
     pub last_bp: Option<(Instant, Bp)>,
 }

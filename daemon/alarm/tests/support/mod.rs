@@ -64,6 +64,7 @@ impl Harness {
                 | EngineEvent::AudioPaused { at, .. }
                 | EngineEvent::AudioPauseEnded { at, .. }
                 | EngineEvent::DoseMarked { at, .. }
+                | EngineEvent::BaselineSet { at, .. }
                 | EngineEvent::NibpRequested { at, .. } => *at,
             };
             let secs = self.secs(at);
