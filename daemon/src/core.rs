@@ -240,6 +240,7 @@ impl Core {
                     },
                     latched: a.state == "latched",
                     value: a.value,
+                    awaiting_confirmation: a.awaiting_confirmation,
                 })
             })
             .collect();
@@ -247,17 +248,62 @@ impl Core {
             by: by.clone(),
             at: self.clock.instant_of_unix_ms(*at),
         });
-        let baseline = resumed
-            .baseline
-            .map(|(systolic, diastolic)| vigil_alarm::Bp {
-                systolic,
-                diastolic,
-            });
-        for id in self.engine.restore(dose, baseline, alarms) {
-            tracing::warn!(alarm = %id, "not restored: its rule is no longer in the profile");
+        let baseline = resumed.baseline.map(|(systolic, diastolic)| {
+            let taken = resumed
+                .baseline_taken
+                .map_or(now, |ms| self.clock.instant_of_unix_ms(ms));
+            let set_by = resumed
+                .baseline_by
+                .clone()
+                .map(|by| vigil_alarm::Act { by, at: taken });
+            (
+                vigil_alarm::Bp {
+                    systolic,
+                    diastolic,
+                },
+                taken,
+                set_by,
+            )
+        });
+        let bp_measurements = resumed
+            .bp_measurements
+            .iter()
+            .map(|&(ms, systolic, diastolic)| {
+                let bp = vigil_alarm::Bp {
+                    systolic,
+                    diastolic,
+                };
+                (self.clock.instant_of_unix_ms(ms), bp)
+            })
+            .collect();
+        let mut unreadable = resumed.unreadable.clone();
+        for (a, _) in &resumed.alarms {
+            if a.id
+                .rsplit('#')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_none()
+            {
+                tracing::error!(alarm = %a.id, "stored alarm id could not be read back");
+                unreadable.push(format!("alarm {}", a.id));
+            }
+        }
+        let restored = vigil_alarm::RestoredSession {
+            now,
+            dose,
+            baseline,
+            bp_measurements,
+            alarms,
+        };
+        for id in self.engine.restore(restored) {
+            tracing::error!(alarm = %id, "not restored: its rule is no longer in the profile");
+            unreadable.push(format!("alarm {id} (its rule is no longer in the profile)"));
         }
         // Restored alarms are not new events: drain them without publishing.
         while self.engine.poll_event().is_some() {}
+        // What could not be read back is new, and must be heard.
+        self.engine.record_unreadable(now, unreadable);
+        self.publish_engine_events();
     }
 
     fn send(&mut self, make: impl FnOnce(u64) -> ServerMessage, received: Option<Instant>) {
@@ -475,6 +521,9 @@ impl Core {
                 systolic: b.systolic,
                 diastolic: b.diastolic,
             }),
+            baseline_taken_at: s.baseline_taken.map(|t| self.clock.rfc3339_std(t)),
+            baseline_set_by: s.baseline_set_by.map(|a| a.by),
+            baseline_missing: s.baseline_missing,
         }
     }
 
@@ -542,18 +591,49 @@ impl Core {
                         None,
                     );
                 }
-                EngineEvent::DoseMarked { by, at, baseline } => {
+                EngineEvent::DoseMarked {
+                    by,
+                    at,
+                    baseline,
+                    baseline_taken,
+                } => {
                     tracing::info!(%by, "dose marked");
                     self.storage.record(crate::storage::Record::Dose {
                         at: self.clock.unix_ms(tokio::time::Instant::from_std(at)),
                         by: by.clone(),
                         baseline: baseline.map(|b| (b.systolic, b.diastolic)),
+                        baseline_taken: baseline_taken
+                            .map(|t| self.clock.unix_ms(tokio::time::Instant::from_std(t))),
                     });
                     let session = self.session_info();
                     self.send(
                         |seq| ServerMessage::Session {
                             seq,
                             event: "dose_marked".into(),
+                            session,
+                            by: Some(by),
+                            message: None,
+                        },
+                        None,
+                    );
+                }
+                EngineEvent::BaselineSet {
+                    by,
+                    taken,
+                    baseline,
+                    ..
+                } => {
+                    tracing::info!(%by, "baseline set");
+                    self.storage.record(crate::storage::Record::Baseline {
+                        baseline: (baseline.systolic, baseline.diastolic),
+                        taken: self.clock.unix_ms(tokio::time::Instant::from_std(taken)),
+                        by: by.clone(),
+                    });
+                    let session = self.session_info();
+                    self.send(
+                        |seq| ServerMessage::Session {
+                            seq,
+                            event: "baseline_set".into(),
                             session,
                             by: Some(by),
                             message: None,
@@ -705,6 +785,7 @@ impl Core {
                         Some(alarm_id.clone())
                     }
                     ClientMessage::StartNibp { device, .. } => Some(device.clone()),
+                    ClientMessage::SetBaseline { reading_time, .. } => Some(reading_time.clone()),
                     _ => None,
                 };
                 let refused = |e: vigil_alarm::ActionError| Refusal {
@@ -724,6 +805,26 @@ impl Core {
                         .mark_dose(now, &person)
                         .map(|_| ())
                         .map_err(refused),
+                    ClientMessage::SetBaseline { reading_time, .. } => {
+                        match humantime::parse_rfc3339(&reading_time)
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        {
+                            None => Err(Refusal {
+                                code: "bad_message",
+                                reason: format!(
+                                    "reading_time must be a UTC RFC 3339 time, not {reading_time:?}"
+                                ),
+                            }),
+                            Some(d) => {
+                                let taken = self.clock.instant_of_unix_ms(d.as_millis() as i64);
+                                self.engine
+                                    .set_baseline(now, taken, &person)
+                                    .map(|_| ())
+                                    .map_err(refused)
+                            }
+                        }
+                    }
                     ClientMessage::PauseAudio { seconds, .. } => match seconds {
                         Some(s) if !(s.is_finite() && s > 0.0) => Err(Refusal {
                             code: "bad_message",

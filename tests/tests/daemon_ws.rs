@@ -172,6 +172,68 @@ async fn dose_marked_then_a_post_dose_rise_raises_the_alarm() {
 }
 
 #[tokio::test]
+async fn without_a_baseline_a_nurse_sets_one_from_a_later_reading() {
+    let room = Room::start("", Options::default()).await;
+    room.devices_ready().await;
+    let (mut nurse, _) = Display::connect(&room, NURSE).await;
+    let (mut provider, _) = Display::connect(&room, PROVIDER).await;
+    nurse
+        .send(json!({"type": "mark_dose", "request_id": "dose"}))
+        .await;
+    let session = nurse.until(is("session")).await;
+    assert_eq!(session["session"]["baseline"], Value::Null);
+    assert_eq!(
+        session["session"]["baseline_missing"],
+        "no valid pre-dose BP was taken"
+    );
+    let notice = nurse
+        .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "no-baseline")
+        .await;
+    assert!(notice["alarm"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no valid pre-dose BP was taken"));
+    room.bp(124, 82);
+    let reading = nurse
+        .until(|m| m["type"] == "reading" && m["vital"] == "nibp_diastolic")
+        .await;
+    let taken = reading["at"].as_str().unwrap().to_string();
+    // A time with no measurement is refused with the reason; a bad time is a bad message.
+    nurse
+        .send(json!({"type": "set_baseline", "reading_time": "2020-01-01T00:00:00Z", "request_id": "b0"}))
+        .await;
+    let e = nurse.until(is("error")).await;
+    assert_eq!(
+        (e["code"].as_str(), e["request_id"].as_str()),
+        (Some("refused"), Some("b0"))
+    );
+    nurse
+        .send(json!({"type": "set_baseline", "reading_time": "yesterday", "request_id": "b1"}))
+        .await;
+    assert_eq!(nurse.until(is("error")).await["code"], "bad_message");
+    nurse
+        .send(json!({"type": "set_baseline", "reading_time": taken, "request_id": "b2"}))
+        .await;
+    let set = provider
+        .until(|m| m["type"] == "session" && m["event"] == "baseline_set")
+        .await;
+    assert_eq!(set["by"], "Nurse Okafor");
+    assert_eq!(
+        set["session"]["baseline"],
+        json!({"systolic": 124.0, "diastolic": 82.0})
+    );
+    assert_eq!(set["session"]["baseline_taken_at"], taken.as_str());
+    assert_eq!(set["session"]["baseline_set_by"], "Nurse Okafor");
+    assert_eq!(set["session"]["baseline_missing"], Value::Null);
+    let result = nurse.until(is("result")).await;
+    assert_eq!(
+        (result["action"].as_str(), result["request_id"].as_str()),
+        (Some("set_baseline"), Some("b2"))
+    );
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
 async fn heartbeats_come_at_least_every_second() {
     let room = Room::start("", Options::default()).await;
     let (mut d, _) = Display::connect(&room, VIEWER).await;

@@ -21,7 +21,6 @@ fn session(h: &Harness, now: f64) -> RestoredSession {
         baseline: None,
         bp_measurements: vec![],
         alarms: vec![],
-        unreadable: vec![],
     }
 }
 
@@ -127,9 +126,10 @@ fn the_confirmation_window_and_requested_repeat_survive_a_restart() {
 #[test]
 fn unreadable_stored_rows_raise_a_technical_alarm_naming_them() {
     let mut h = Harness::cuff_only();
-    let mut s = session(&h, 5.0 * MIN);
-    s.unreadable = vec!["alarm spo2-low#7".into()];
-    h.engine.restore(s);
+    h.engine.restore(session(&h, 5.0 * MIN));
+    let now = h.at(5.0 * MIN);
+    h.engine
+        .record_unreadable(now, vec!["alarm spo2-low#7".into()]);
     h.run_to(5.0 * MIN);
     let a = h
         .alarm(5.0 * MIN, "record-unreadable")

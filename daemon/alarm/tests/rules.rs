@@ -532,7 +532,6 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
         dose: None,
         baseline: None,
         bp_measurements: vec![],
-        unreadable: vec![],
         alarms: vec![
             vigil_alarm::RestoredAlarm {
                 rule: "spo2-low".into(),

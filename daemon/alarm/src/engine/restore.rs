@@ -6,9 +6,8 @@ impl Engine {
     /// Restores the session and the alarms a previous run left active or latched (after a
     /// crash): the dose, the baseline, the BP measurements (the last one for the schedule), each
     /// confirmation window and the requested repeat. From here the engine's time is
-    /// `restored.now`: a deadline that passed while it was down fires now, once. Rows that
-    /// could not be read back raise `record_unreadable`. Returns the ids it could not restore
-    /// (their rule is no longer in the profile).
+    /// `restored.now`: a deadline that passed while it was down fires now, once. Returns the
+    /// ids it could not restore (their rule is no longer in the profile).
     pub fn restore(&mut self, restored: RestoredSession) -> Vec<String> {
         let RestoredSession {
             now,
@@ -16,9 +15,8 @@ impl Engine {
             baseline,
             bp_measurements,
             alarms,
-            unreadable,
         } = restored;
-        let now = self.advance(now);
+        self.advance(now);
         self.session.dose = dose;
         if let Some((bp, taken, by)) = baseline {
             self.session.baseline = Some(bp);
@@ -91,19 +89,26 @@ impl Engine {
                 self.conditions[c].occurrence = Some(occurrence);
             }
         }
-        if !unreadable.is_empty() {
-            self.unreadable = unreadable;
-            for c in 0..self.conditions.len() {
-                if matches!(
-                    self.profile.rules[self.conditions[c].rule].spec,
-                    RuleSpec::RecordUnreadable
-                ) {
-                    self.update(c, Truth::Violating, now, None);
-                    // Nothing will end it but a person: it latches until reset.
-                    self.update(c, Truth::ClearNow, now, None);
-                }
+        skipped
+    }
+
+    /// Stored alarm or session rows (named by `ids`) could not be read back after a restart:
+    /// raises `record_unreadable`, which names them and latches until a person resets it.
+    pub fn record_unreadable(&mut self, now: Instant, ids: Vec<String>) {
+        let now = self.advance(now);
+        if ids.is_empty() {
+            return;
+        }
+        self.unreadable = ids;
+        for c in 0..self.conditions.len() {
+            if matches!(
+                self.profile.rules[self.conditions[c].rule].spec,
+                RuleSpec::RecordUnreadable
+            ) {
+                self.update(c, Truth::Violating, now, None);
+                // Nothing will end it but a person: it latches until reset.
+                self.update(c, Truth::ClearNow, now, None);
             }
         }
-        skipped
     }
 }

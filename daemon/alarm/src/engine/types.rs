@@ -211,8 +211,6 @@ pub struct RestoredSession {
     pub bp_measurements: Vec<(Instant, Bp)>,
     /// Alarms a previous run left active, acknowledged or latched.
     pub alarms: Vec<RestoredAlarm>,
-    /// Ids of stored alarm or session rows that could not be read back.
-    pub unreadable: Vec<String>,
 }
 
 /// Why a person's action was refused.
