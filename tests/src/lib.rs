@@ -89,7 +89,15 @@ impl Room {
     }
 
     async fn build(head: &str, extra: &str, options: Options) -> Room {
-        let db = temp_db("room");
+        Room::build_on(&temp_db("room"), head, extra, options).await
+    }
+
+    /// Starts the room on an existing session record (a restart after a crash).
+    pub async fn resume(db: &str) -> Room {
+        Room::build_on(db, "", "", Options::default()).await
+    }
+
+    async fn build_on(db: &str, head: &str, extra: &str, options: Options) -> Room {
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {
             address: "C0:FF:EE:00:00:01".into(),

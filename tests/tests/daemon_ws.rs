@@ -234,6 +234,43 @@ async fn without_a_baseline_a_nurse_sets_one_from_a_later_reading() {
 }
 
 #[tokio::test]
+async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() {
+    // A session a crash left open, with an alarm row that is not an alarm.
+    let db = vigil_tests::temp_db("unreadable");
+    {
+        let conn = vigil_daemon::storage::open(std::path::Path::new(&db)).unwrap();
+        let session = vigil_daemon::storage::resume_or_start(&conn, "Test room", "{}")
+            .unwrap()
+            .session;
+        conn.execute(
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
+             VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', '{cut short', 1000)",
+            [session],
+        )
+        .unwrap();
+    }
+    let room = Room::resume(&db).await;
+    let (_nurse, snap) = Display::connect(&room, NURSE).await;
+    let alarm = snap["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "record-unreadable")
+        .unwrap_or_else(|| panic!("no record-unreadable alarm in {snap}"))
+        .clone();
+    assert_eq!(alarm["kind"], "technical");
+    assert_eq!(alarm["priority"], "medium");
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains("spo2-critical#3"),
+        "{alarm}"
+    );
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
 async fn heartbeats_come_at_least_every_second() {
     let room = Room::start("", Options::default()).await;
     let (mut d, _) = Display::connect(&room, VIEWER).await;
