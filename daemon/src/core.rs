@@ -294,6 +294,7 @@ impl Core {
             baseline,
             bp_measurements,
             alarms,
+            next_seq: resumed.next_alarm_seq,
         };
         for id in self.engine.restore(restored) {
             tracing::error!(alarm = %id, "not restored: its rule is no longer in the profile");

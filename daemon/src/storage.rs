@@ -17,7 +17,7 @@ use vigil_protocol::display::{AlarmInfo, LinkState, ReadingInfo};
 use vigil_protocol::DeviceTime;
 
 mod restore;
-use restore::{bp_measurements, session_row};
+use restore::{bp_measurements, next_alarm_seq, session_row};
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
 const MIGRATIONS: [&str; 2] = [
@@ -260,6 +260,8 @@ pub struct Resumed {
     pub bp_measurements: Vec<(i64, f64, f64)>,
     /// Stored alarm or session rows that could not be read back (logged, each with its id).
     pub unreadable: Vec<String>,
+    /// The lowest alarm occurrence number the session has not used.
+    pub next_alarm_seq: u64,
     /// Alarms active, acknowledged or latched when the previous run stopped.
     pub alarms: Vec<(AlarmInfo, i64)>,
     /// When the last reading was recorded (unix ms).
@@ -423,6 +425,7 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
         baseline_taken: row.baseline_taken,
         baseline_by: row.baseline_by,
         bp_measurements: bp_measurements(conn, session)?,
+        next_alarm_seq: next_alarm_seq(conn, session)?,
         unreadable,
         alarms,
         last_reading_at,

@@ -1,6 +1,9 @@
-//! Model-based property tests: random sequences of readings, link events, acknowledgements,
-//! resets, pauses, dose marks and time steps, checked against a small reference model of the
-//! SpO2 limit rules and against the invariants every alarm must keep.
+//! Model-based property tests: random sequences of readings (valid, questioned by a quality
+//! flag, implausible), complete and partial BP frames, link events, acknowledgements, resets,
+//! audio pauses, dose marks, restarts and time steps, checked against a small reference model of
+//! the SpO2 limit rules and against the invariants every alarm must keep: a condition present
+//! beyond its delay is announced, and stays announced until valid evidence ends it or a person
+//! acts.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -10,7 +13,7 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use support::{Harness, CUFF, OXIMETER};
 use vigil_alarm::{AlarmChange, AlarmState, EngineEvent, Priority};
-use vigil_protocol::{Flag, Reading, Unit, Vital};
+use vigil_protocol::{Flag, Reading, Unavailable, Unit, Vital};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -26,7 +29,11 @@ enum Op {
     Link(bool),
     SensorOff,
     Bp(f64, f64),
+    /// A cuff frame with its systolic only (the diastolic missing).
+    PartialBp(f64),
     Dose,
+    /// The daemon restarts: a new engine from what the session record keeps.
+    Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,7 +52,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::SensorOff),
         1 => (prop::sample::select(vec![85.0, 120.0, 150.0, 185.0, 205.0]), prop::sample::select(vec![60.0, 80.0, 100.0, 112.0]))
             .prop_map(|(s, d)| Op::Bp(s, d)),
+        1 => prop::sample::select(vec![85.0, 120.0, 185.0, 205.0]).prop_map(Op::PartialBp),
         1 => Just(Op::Dose),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -214,6 +223,26 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::Bp(s, d) => h.bp(t, *s, *d),
+            Op::PartialBp(s) => h.frame(
+                t,
+                CUFF,
+                &[
+                    Reading::number(Vital::NibpSystolic, *s, Unit::MmHg),
+                    Reading::unavailable(Vital::NibpDiastolic, Unavailable::Missing),
+                ],
+            ),
+            Op::Restart => {
+                h.restart(t);
+                // What was pending is not in the record: it starts again with the next sample.
+                // What was announced comes back, its clearing starting over.
+                for (_, m) in models.iter_mut() {
+                    if m.pending() {
+                        *m = LimitModel::new(m.limit, m.delay);
+                    } else {
+                        m.clearing_since = None;
+                    }
+                }
+            }
             Op::Dose => {
                 let at = h.at(t);
                 let _ = h.engine.mark_dose(at, "Dr Rivera");
@@ -297,6 +326,26 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         !history.iter().any(|(c, _, _)| *c == AlarmChange::Cleared),
                         "cleared twice"
                     );
+                    // Only valid evidence ends a condition: never time alone, a questioned or
+                    // implausible sample, a partial BP frame, an acknowledgement or a pause.
+                    if alarm.rule.starts_with("spo2-") {
+                        prop_assert!(
+                            matches!(op, Op::Spo2(_)),
+                            "{} cleared at {} by {:?}",
+                            alarm.id,
+                            at,
+                            op
+                        );
+                    }
+                    if alarm.rule.starts_with("bp-") || alarm.rule.starts_with("nibp-") {
+                        prop_assert!(
+                            matches!(op, Op::Bp(..) | Op::Dose),
+                            "{} cleared at {} by {:?}",
+                            alarm.id,
+                            at,
+                            op
+                        );
+                    }
                     if alarm.rule.starts_with("spo2-") {
                         let limit = if alarm.rule == "spo2-low" { 90.0 } else { 85.0 };
                         prop_assert!(
@@ -328,36 +377,33 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             history.push((*change, alarm.priority, alarm.state));
         }
         // A pause never blocks a new condition: a sounding raise or escalation while paused is
-        // followed at once by the end of the pause.
-        for pair in h.events[seen.saturating_sub(1)..].windows(2) {
-            if let (_, EngineEvent::AudioPaused { .. }) = &pair[0] {
-                paused = true;
-            }
-            if let (_, EngineEvent::AudioPauseEnded { .. }) = &pair[0] {
-                paused = false;
-            }
-            if let (
-                _,
+        // followed at once by the end of the pause. A restart ends any pause (the new engine has
+        // none, so everything sounds).
+        if matches!(op, Op::Restart) {
+            paused = false;
+        }
+        for i in seen..h.events.len() {
+            match &h.events[i].1 {
+                EngineEvent::AudioPaused { .. } => paused = true,
+                EngineEvent::AudioPauseEnded { .. } => paused = false,
                 EngineEvent::Alarm {
                     change: AlarmChange::Raised | AlarmChange::Escalated,
                     alarm,
                     ..
-                },
-            ) = &pair[0]
-            {
-                if paused && alarm.priority > Priority::Info {
+                } if paused && alarm.priority > Priority::Info => {
                     prop_assert!(
                         matches!(
-                            pair[1].1,
-                            EngineEvent::AudioPauseEnded {
+                            h.events.get(i + 1).map(|e| &e.1),
+                            Some(EngineEvent::AudioPauseEnded {
                                 reason: vigil_alarm::PauseEnd::NewCondition,
                                 ..
-                            }
+                            })
                         ),
                         "{} sounded during a pause that went on",
                         alarm.id
                     );
                 }
+                _ => {}
             }
         }
         seen = h.events.len();

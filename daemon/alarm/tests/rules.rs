@@ -532,6 +532,7 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
         dose: None,
         baseline: None,
         bp_measurements: vec![],
+        next_seq: 1,
         alarms: vec![
             vigil_alarm::RestoredAlarm {
                 rule: "spo2-low".into(),

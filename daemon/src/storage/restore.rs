@@ -51,6 +51,21 @@ pub(super) fn session_row(
     )
 }
 
+/// The lowest occurrence number (`rule#number`) no alarm of the session has used, ended ones
+/// included: an id is never given twice in a session.
+pub(super) fn next_alarm_seq(conn: &Connection, session: i64) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare("SELECT DISTINCT alarm_id FROM alarm_events WHERE session = ?1")?;
+    let mut rows = stmt.query(params![session])?;
+    let mut next = 1;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0).unwrap_or_default();
+        if let Some(seq) = id.rsplit('#').next().and_then(|s| s.parse::<u64>().ok()) {
+            next = next.max(seq.saturating_add(1));
+        }
+    }
+    Ok(next)
+}
+
 /// How many of the session's latest BP measurements a restart reads back.
 const BP_MEASUREMENTS: usize = 64;
 
@@ -192,6 +207,7 @@ mod tests {
             ]
         );
         assert!(resumed.alarms.is_empty());
+        assert_eq!(resumed.next_alarm_seq, 8, "spo2-low#7 was used");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

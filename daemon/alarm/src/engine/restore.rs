@@ -15,7 +15,9 @@ impl Engine {
             baseline,
             bp_measurements,
             alarms,
+            next_seq,
         } = restored;
+        self.next_seq = self.next_seq.max(next_seq);
         self.advance(now);
         self.session.dose = dose;
         if let Some((bp, taken, by)) = baseline {

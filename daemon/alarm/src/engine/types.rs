@@ -211,6 +211,9 @@ pub struct RestoredSession {
     pub bp_measurements: Vec<(Instant, Bp)>,
     /// Alarms a previous run left active, acknowledged or latched.
     pub alarms: Vec<RestoredAlarm>,
+    /// The lowest occurrence number the session has not used (ended alarms included), so that
+    /// an alarm id is never given twice in a session.
+    pub next_seq: u64,
 }
 
 /// Why a person's action was refused.
