@@ -271,6 +271,52 @@ async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() 
 }
 
 #[tokio::test]
+async fn after_a_restart_an_overdue_nibp_is_raised_now_at_its_first_priority() {
+    // The dose was marked 50 min before the crash-restart and no BP came since: the 40-min
+    // reading is overdue. It is raised now, Low, not raised and escalated to High in one instant.
+    let db = vigil_tests::temp_db("overdue");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    {
+        let conn = vigil_daemon::storage::open(std::path::Path::new(&db)).unwrap();
+        let session = vigil_daemon::storage::resume_or_start(&conn, "Test room", "{}")
+            .unwrap()
+            .session;
+        conn.execute(
+            "UPDATE sessions SET dose_at = ?1, dose_by = 'Dr Rivera' WHERE id = ?2",
+            [now_ms - 50 * 60_000, session],
+        )
+        .unwrap();
+    }
+    let restarted = std::time::SystemTime::now();
+    let room = Room::resume(&db).await;
+    let (mut nurse, snap) = Display::connect(&room, NURSE).await;
+    let overdue = match snap["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "nibp-overdue")
+    {
+        Some(a) => a.clone(),
+        None => nurse
+            .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "nibp-overdue")
+            .await["alarm"]
+            .clone(),
+    };
+    assert_eq!(overdue["priority"], "low", "{overdue}");
+    // Raised at the restart, not at 42 min after the dose (8 min before it). The record keeps
+    // milliseconds: allow for that rounding.
+    let since = humantime::parse_rfc3339(overdue["since"].as_str().unwrap()).unwrap();
+    assert!(
+        since + Duration::from_millis(1) >= restarted,
+        "raised before the restart: {overdue}"
+    );
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
 async fn heartbeats_come_at_least_every_second() {
     let room = Room::start("", Options::default()).await;
     let (mut d, _) = Display::connect(&room, VIEWER).await;
