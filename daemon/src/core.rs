@@ -205,10 +205,11 @@ impl Core {
             self.hub.restore_trend(&s.device, s.vital, &s.points);
         }
         let parse_priority = |p: &str| match p {
-            "high" => Priority::High,
-            "medium" => Priority::Medium,
-            "low" => Priority::Low,
-            _ => Priority::Info,
+            "high" => Some(Priority::High),
+            "medium" => Some(Priority::Medium),
+            "low" => Some(Priority::Low),
+            "info" => Some(Priority::Info),
+            _ => None,
         };
         let instant = |iso: &str| {
             humantime::parse_rfc3339(iso)
@@ -217,33 +218,55 @@ impl Core {
                 .map(|d| self.clock.instant_of_unix_ms(d.as_millis() as i64))
         };
         let now = self.clock.now().into_std();
-        let alarms = resumed
-            .alarms
-            .iter()
-            .filter_map(|(a, _)| {
-                let seq = a.id.rsplit('#').next()?.parse().ok()?;
-                let since = instant(&a.since).unwrap_or(now);
-                Some(vigil_alarm::RestoredAlarm {
-                    rule: a.rule.clone(),
-                    seq,
-                    device: a.device.clone(),
-                    vital: a.vital,
-                    priority: parse_priority(&a.priority),
-                    onset: since,
-                    since,
-                    acknowledged: match (&a.acknowledged_by, &a.acknowledged_at) {
-                        (Some(by), Some(at)) => Some(vigil_alarm::Act {
-                            by: by.clone(),
-                            at: instant(at).unwrap_or(now),
-                        }),
-                        _ => None,
-                    },
-                    latched: a.state == "latched",
-                    value: a.value,
-                    awaiting_confirmation: a.awaiting_confirmation,
-                })
-            })
-            .collect();
+        // Nothing stored is dropped or lowered silently: what cannot be read is named, logged,
+        // and raises `record-unreadable`; an alarm whose priority or time cannot be read comes
+        // back at High, now.
+        let mut unreadable = resumed.unreadable.clone();
+        let mut alarms = Vec::new();
+        for (a, _) in &resumed.alarms {
+            let seq = a.id.rsplit('#').next().and_then(|s| s.parse().ok());
+            let (Some(seq), Some(priority), Some(since)) =
+                (seq, parse_priority(&a.priority), instant(&a.since))
+            else {
+                tracing::error!(alarm = %a.id, "stored alarm could not be read back");
+                unreadable.push(format!("alarm {}", a.id));
+                if let Some(seq) = seq {
+                    alarms.push(vigil_alarm::RestoredAlarm {
+                        rule: a.rule.clone(),
+                        seq,
+                        device: a.device.clone(),
+                        vital: a.vital,
+                        priority: Priority::High,
+                        onset: now,
+                        since: now,
+                        acknowledged: None,
+                        latched: a.state == "latched",
+                        value: a.value,
+                        awaiting_confirmation: a.awaiting_confirmation,
+                    });
+                }
+                continue;
+            };
+            alarms.push(vigil_alarm::RestoredAlarm {
+                rule: a.rule.clone(),
+                seq,
+                device: a.device.clone(),
+                vital: a.vital,
+                priority,
+                onset: since,
+                since,
+                acknowledged: match (&a.acknowledged_by, &a.acknowledged_at) {
+                    (Some(by), Some(at)) => Some(vigil_alarm::Act {
+                        by: by.clone(),
+                        at: instant(at).unwrap_or(now),
+                    }),
+                    _ => None,
+                },
+                latched: a.state == "latched",
+                value: a.value,
+                awaiting_confirmation: a.awaiting_confirmation,
+            });
+        }
         let dose = resumed.dose.as_ref().map(|(at, by)| vigil_alarm::Act {
             by: by.clone(),
             at: self.clock.instant_of_unix_ms(*at),
@@ -276,18 +299,6 @@ impl Core {
                 (self.clock.instant_of_unix_ms(ms), bp)
             })
             .collect();
-        let mut unreadable = resumed.unreadable.clone();
-        for (a, _) in &resumed.alarms {
-            if a.id
-                .rsplit('#')
-                .next()
-                .and_then(|s| s.parse::<u64>().ok())
-                .is_none()
-            {
-                tracing::error!(alarm = %a.id, "stored alarm id could not be read back");
-                unreadable.push(format!("alarm {}", a.id));
-            }
-        }
         let restored = vigil_alarm::RestoredSession {
             now,
             dose,

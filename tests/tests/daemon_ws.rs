@@ -247,6 +247,17 @@ async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() 
              VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', '{cut short', 1000)",
             [session],
         )
+        .unwrap(); // A readable row whose priority is not one the daemon knows: never lowered to info.
+        let odd = json!({"id": "sbp-low#4", "rule": "sbp-low", "kind": "physiological",
+            "vital": "nibp_systolic", "device": "cuff-1", "priority": "urgent",
+            "message": "Systolic BP below 90", "state": "active",
+            "since": "2026-11-29T10:00:00.000Z", "acknowledged_by": null,
+            "acknowledged_at": null, "latching": false, "value": 84.0});
+        conn.execute(
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
+             VALUES (?1, 'sbp-low#4', 'raised', 'active', 'urgent', ?2, 1000)",
+            (session, odd.to_string()),
+        )
         .unwrap();
     }
     let room = Room::resume(&db).await;
@@ -267,6 +278,17 @@ async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() 
             .contains("spo2-critical#3"),
         "{alarm}"
     );
+    assert!(
+        alarm["message"].as_str().unwrap().contains("sbp-low#4"),
+        "{alarm}"
+    );
+    let odd = snap["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "sbp-low#4")
+        .unwrap_or_else(|| panic!("sbp-low#4 not restored: {snap}"));
+    assert_eq!(odd["priority"], "high");
     room.daemon.shutdown().await;
 }
 
