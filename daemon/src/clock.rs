@@ -56,7 +56,8 @@ impl Clock {
         let wall = self.unix_ms(self.mono);
         let mono = self.mono.into_std();
         if ms >= wall {
-            mono + Duration::from_millis((ms - wall) as u64)
+            mono.checked_add(Duration::from_millis((ms - wall) as u64))
+                .unwrap_or(mono)
         } else {
             mono.checked_sub(Duration::from_millis((wall - ms) as u64))
                 .unwrap_or(mono)

@@ -26,7 +26,7 @@ use vigil_drivers::{DeviceHandle, DriverEvent, DriverEventKind, Link};
 use vigil_protocol::display::{
     AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,
 };
-use vigil_protocol::{DeviceEvent, Format};
+use vigil_protocol::{DeviceEvent, Format, Unavailable, Value};
 
 /// How often the core says it is alive. The display raises loss of communication after 3 s.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -237,10 +237,11 @@ impl Core {
             self.hub.restore_trend(&s.device, s.vital, &s.points);
         }
         let parse_priority = |p: &str| match p {
-            "high" => Priority::High,
-            "medium" => Priority::Medium,
-            "low" => Priority::Low,
-            _ => Priority::Info,
+            "high" => Some(Priority::High),
+            "medium" => Some(Priority::Medium),
+            "low" => Some(Priority::Low),
+            "info" => Some(Priority::Info),
+            _ => None,
         };
         let instant = |iso: &str| {
             humantime::parse_rfc3339(iso)
@@ -249,47 +250,104 @@ impl Core {
                 .map(|d| self.clock.instant_of_unix_ms(d.as_millis() as i64))
         };
         let now = self.clock.now().into_std();
-        let alarms = resumed
-            .alarms
-            .iter()
-            .filter_map(|(a, _)| {
-                let seq = a.id.rsplit('#').next()?.parse().ok()?;
-                let since = instant(&a.since).unwrap_or(now);
-                Some(vigil_alarm::RestoredAlarm {
-                    rule: a.rule.clone(),
-                    seq,
-                    device: a.device.clone(),
-                    vital: a.vital,
-                    priority: parse_priority(&a.priority),
-                    onset: since,
-                    since,
-                    acknowledged: match (&a.acknowledged_by, &a.acknowledged_at) {
-                        (Some(by), Some(at)) => Some(vigil_alarm::Act {
-                            by: by.clone(),
-                            at: instant(at).unwrap_or(now),
-                        }),
-                        _ => None,
-                    },
-                    latched: a.state == "latched",
-                    value: a.value,
-                })
-            })
-            .collect();
+        // Nothing stored is dropped or lowered silently: what cannot be read is named, logged,
+        // and raises `record-unreadable`; an alarm whose priority or time cannot be read comes
+        // back at High, now.
+        let mut unreadable = resumed.unreadable.clone();
+        let mut alarms = Vec::new();
+        for (a, _) in &resumed.alarms {
+            let seq = a.id.rsplit('#').next().and_then(|s| s.parse().ok());
+            let (Some(seq), Some(priority), Some(since)) =
+                (seq, parse_priority(&a.priority), instant(&a.since))
+            else {
+                tracing::error!(alarm = %a.id, "stored alarm could not be read back");
+                unreadable.push(format!("alarm {}", a.id));
+                if let Some(seq) = seq {
+                    alarms.push(vigil_alarm::RestoredAlarm {
+                        rule: a.rule.clone(),
+                        seq,
+                        device: a.device.clone(),
+                        vital: a.vital,
+                        priority: Priority::High,
+                        onset: now,
+                        since: now,
+                        acknowledged: None,
+                        latched: a.state == "latched",
+                        value: a.value,
+                        awaiting_confirmation: a.awaiting_confirmation,
+                    });
+                }
+                continue;
+            };
+            alarms.push(vigil_alarm::RestoredAlarm {
+                rule: a.rule.clone(),
+                seq,
+                device: a.device.clone(),
+                vital: a.vital,
+                priority,
+                onset: since,
+                since,
+                acknowledged: match (&a.acknowledged_by, &a.acknowledged_at) {
+                    (Some(by), Some(at)) => Some(vigil_alarm::Act {
+                        by: by.clone(),
+                        at: instant(at).unwrap_or(now),
+                    }),
+                    _ => None,
+                },
+                latched: a.state == "latched",
+                value: a.value,
+                awaiting_confirmation: a.awaiting_confirmation,
+            });
+        }
         let dose = resumed.dose.as_ref().map(|(at, by)| vigil_alarm::Act {
             by: by.clone(),
             at: self.clock.instant_of_unix_ms(*at),
         });
-        let baseline = resumed
-            .baseline
-            .map(|(systolic, diastolic)| vigil_alarm::Bp {
-                systolic,
-                diastolic,
-            });
-        for id in self.engine.restore(dose, baseline, alarms) {
-            tracing::warn!(alarm = %id, "not restored: its rule is no longer in the profile");
+        let baseline = resumed.baseline.map(|(systolic, diastolic)| {
+            let taken = resumed
+                .baseline_taken
+                .map_or(now, |ms| self.clock.instant_of_unix_ms(ms));
+            let set_by = resumed
+                .baseline_by
+                .clone()
+                .map(|by| vigil_alarm::Act { by, at: taken });
+            (
+                vigil_alarm::Bp {
+                    systolic,
+                    diastolic,
+                },
+                taken,
+                set_by,
+            )
+        });
+        let bp_measurements = resumed
+            .bp_measurements
+            .iter()
+            .map(|&(ms, systolic, diastolic)| {
+                let bp = vigil_alarm::Bp {
+                    systolic,
+                    diastolic,
+                };
+                (self.clock.instant_of_unix_ms(ms), bp)
+            })
+            .collect();
+        let restored = vigil_alarm::RestoredSession {
+            now,
+            dose,
+            baseline,
+            bp_measurements,
+            alarms,
+            next_seq: resumed.next_alarm_seq,
+        };
+        for id in self.engine.restore(restored) {
+            tracing::error!(alarm = %id, "not restored: its rule is no longer in the profile");
+            unreadable.push(format!("alarm {id} (its rule is no longer in the profile)"));
         }
         // Restored alarms are not new events: drain them without publishing.
         while self.engine.poll_event().is_some() {}
+        // What could not be read back is new, and must be heard.
+        self.engine.record_unreadable(now, unreadable);
+        self.publish_engine_events();
     }
 
     fn send(&mut self, make: impl FnOnce(u64) -> ServerMessage, received: Option<Instant>) {
@@ -379,6 +437,11 @@ impl Core {
         match event.kind {
             DriverEventKind::Readings(readings) => {
                 self.metrics.readings(&device, readings.len() as u64);
+                let implausible = readings
+                    .iter()
+                    .filter(|r| r.value == Value::Unavailable(Unavailable::Implausible))
+                    .count();
+                self.metrics.implausible(&device, implausible as u64);
                 let mut sensor_back = false;
                 let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {
@@ -517,6 +580,9 @@ impl Core {
                 systolic: b.systolic,
                 diastolic: b.diastolic,
             }),
+            baseline_taken_at: s.baseline_taken.map(|t| self.clock.rfc3339_std(t)),
+            baseline_set_by: s.baseline_set_by.map(|a| a.by),
+            baseline_missing: s.baseline_missing,
         }
     }
 
@@ -584,18 +650,49 @@ impl Core {
                         None,
                     );
                 }
-                EngineEvent::DoseMarked { by, at, baseline } => {
+                EngineEvent::DoseMarked {
+                    by,
+                    at,
+                    baseline,
+                    baseline_taken,
+                } => {
                     tracing::info!(%by, "dose marked");
                     self.storage.record(crate::storage::Record::Dose {
                         at: self.clock.unix_ms(tokio::time::Instant::from_std(at)),
                         by: by.clone(),
                         baseline: baseline.map(|b| (b.systolic, b.diastolic)),
+                        baseline_taken: baseline_taken
+                            .map(|t| self.clock.unix_ms(tokio::time::Instant::from_std(t))),
                     });
                     let session = self.session_info();
                     self.send(
                         |seq| ServerMessage::Session {
                             seq,
                             event: "dose_marked".into(),
+                            session,
+                            by: Some(by),
+                            message: None,
+                        },
+                        None,
+                    );
+                }
+                EngineEvent::BaselineSet {
+                    by,
+                    taken,
+                    baseline,
+                    ..
+                } => {
+                    tracing::info!(%by, "baseline set");
+                    self.storage.record(crate::storage::Record::Baseline {
+                        baseline: (baseline.systolic, baseline.diastolic),
+                        taken: self.clock.unix_ms(tokio::time::Instant::from_std(taken)),
+                        by: by.clone(),
+                    });
+                    let session = self.session_info();
+                    self.send(
+                        |seq| ServerMessage::Session {
+                            seq,
+                            event: "baseline_set".into(),
                             session,
                             by: Some(by),
                             message: None,
@@ -740,6 +837,7 @@ impl Core {
                         Some(alarm_id.clone())
                     }
                     ClientMessage::StartNibp { device, .. } => Some(device.clone()),
+                    ClientMessage::SetBaseline { reading_time, .. } => Some(reading_time.clone()),
                     _ => None,
                 };
                 let refused = |e: vigil_alarm::ActionError| Refusal {
@@ -759,6 +857,26 @@ impl Core {
                         .mark_dose(now, &person)
                         .map(|_| ())
                         .map_err(refused),
+                    ClientMessage::SetBaseline { reading_time, .. } => {
+                        match humantime::parse_rfc3339(&reading_time)
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        {
+                            None => Err(Refusal {
+                                code: "bad_message",
+                                reason: format!(
+                                    "reading_time must be a UTC RFC 3339 time, not {reading_time:?}"
+                                ),
+                            }),
+                            Some(d) => {
+                                let taken = self.clock.instant_of_unix_ms(d.as_millis() as i64);
+                                self.engine
+                                    .set_baseline(now, taken, &person)
+                                    .map(|_| ())
+                                    .map_err(refused)
+                            }
+                        }
+                    }
                     ClientMessage::PauseAudio { seconds, .. } => {
                         // `check_numbers` passed it; `try_` keeps a bad caller from panicking us.
                         match seconds.map(Duration::try_from_secs_f64).transpose() {

@@ -12,6 +12,7 @@ struct DeviceCounters {
     readings: u64,
     decode_errors: u64,
     unknown_parameters: u64,
+    implausible: u64,
 }
 
 /// Everything `/metrics` shows.
@@ -71,6 +72,17 @@ impl Metrics {
             .unknown_parameters += 1;
     }
 
+    /// Counts readings from a device whose number the vital cannot have (unavailable as
+    /// `implausible`): a device or decoding fault worth seeing, never evidence.
+    pub fn implausible(&self, device: &str, n: u64) {
+        if n > 0 {
+            lock(&self.devices)
+                .entry(device.into())
+                .or_default()
+                .implausible += n;
+        }
+    }
+
     /// Replaces the alarm gauges: count by (priority, state).
     pub fn set_alarms(&self, counts: BTreeMap<(String, String), u64>) {
         *lock(&self.alarms) = counts;
@@ -126,6 +138,12 @@ impl Metrics {
             "Unknown parameter codes per device.",
             |c| c.unknown_parameters,
         );
+        counter(
+            &mut out,
+            "vigil_implausible_readings_total",
+            "Readings per device with a number outside what the vital can be.",
+            |c| c.implausible,
+        );
         let _ = writeln!(
             out,
             "# HELP vigil_alarms Alarms by priority and state.\n# TYPE vigil_alarms gauge"
@@ -172,4 +190,26 @@ fn escape(label: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implausible_readings_are_counted_per_device() {
+        let m = Metrics::default();
+        m.implausible("masimo-1", 2);
+        m.implausible("masimo-1", 1);
+        m.readings("nonin-1", 5);
+        let text = m.render();
+        assert!(
+            text.contains("vigil_implausible_readings_total{device=\"masimo-1\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_implausible_readings_total{device=\"nonin-1\"} 0"),
+            "{text}"
+        );
+    }
 }

@@ -128,8 +128,17 @@ pub struct SessionInfo {
     pub dose_by: Option<String>,
     /// Whole minutes since the dose.
     pub minutes_since_dose: Option<u64>,
-    /// Pre-dose baseline BP.
+    /// The session's baseline BP.
     pub baseline: Option<BpInfo>,
+    /// When the baseline measurement was taken (UTC, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_taken_at: Option<String>,
+    /// Who set the baseline with `set_baseline`; absent when the dose mark fixed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_set_by: Option<String>,
+    /// Why there is no baseline, once the dose was marked without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_missing: Option<String>,
 }
 
 /// A BP pair.
@@ -360,6 +369,15 @@ pub enum ClientMessage {
         #[serde(default)]
         request_id: Option<String>,
     },
+    /// Set the session's baseline from a later complete valid BP measurement, when the dose was
+    /// marked without one (a provider or nurse).
+    SetBaseline {
+        /// When the measurement was taken, as the display received it (UTC, RFC 3339).
+        reading_time: String,
+        /// Echoed in the answer.
+        #[serde(default)]
+        request_id: Option<String>,
+    },
     /// Start an NIBP measurement on a device.
     StartNibp {
         /// The device.
@@ -386,6 +404,7 @@ impl ClientMessage {
             | ClientMessage::PauseAudio { request_id, .. }
             | ClientMessage::Reset { request_id, .. }
             | ClientMessage::MarkDose { request_id }
+            | ClientMessage::SetBaseline { request_id, .. }
             | ClientMessage::StartNibp { request_id, .. }
             | ClientMessage::Trend { request_id, .. } => request_id.as_deref(),
         }
@@ -398,6 +417,7 @@ impl ClientMessage {
             ClientMessage::PauseAudio { .. } => "pause_audio",
             ClientMessage::Reset { .. } => "reset",
             ClientMessage::MarkDose { .. } => "mark_dose",
+            ClientMessage::SetBaseline { .. } => "set_baseline",
             ClientMessage::StartNibp { .. } => "start_nibp",
             ClientMessage::Trend { .. } => "trend",
         }

@@ -58,6 +58,7 @@ fn every_example_in_the_protocol_document_parses() {
         "pause_audio",
         "reset",
         "mark_dose",
+        "set_baseline",
         "start_nibp",
         "trend",
     ];

@@ -305,17 +305,25 @@ impl Device {
             }
             Kind::BlePlx => {
                 let nan = Sfloat(sfloat::NAN);
+                let spike = self.fault(FaultKind::ArtefactSpike, t) && (t as u64) % 9 == 8;
+                let spo2 = if spike {
+                    96.0
+                } else if self.fault(FaultKind::Implausible, t) {
+                    186.0
+                } else {
+                    v.spo2
+                };
                 let (spo2, pr) = if probe_off {
                     (nan, nan)
                 } else {
                     (
-                        Sfloat::from_number(v.spo2, 0).unwrap_or(nan),
+                        Sfloat::from_number(spo2, 0).unwrap_or(nan),
                         Sfloat::from_number(v.heart_rate, 0).unwrap_or(nan),
                     )
                 };
                 let device_status = if probe_off {
                     1 << 15
-                } else if motion {
+                } else if motion || spike {
                     1 << 6
                 } else {
                     0
@@ -444,10 +452,15 @@ impl Device {
             self.next_nibp += 1;
             let v = measured(&self.scenario, due, &mut self.noise, false);
             let mean = ((v.systolic + 2.0 * v.diastolic) / 3.0).round();
+            let diastolic = if self.fault(FaultKind::PartialBp, due) {
+                Sfloat(sfloat::NAN)
+            } else {
+                Sfloat::from_value(Value::Number(v.diastolic), 0)
+            };
             let m = BloodPressureMeasurement {
                 kpa: false,
                 systolic: Sfloat::from_value(Value::Number(v.systolic), 0),
-                diastolic: Sfloat::from_value(Value::Number(v.diastolic), 0),
+                diastolic,
                 mean: Sfloat::from_value(Value::Number(mean), 0),
                 timestamp: Some(Self::device_time(due)),
                 pulse_rate: Some(Sfloat::from_value(Value::Number(v.heart_rate), 0)),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
 /// The scenarios shipped in `simulator/scenarios/`.
-pub const BUILT_IN: [(&str, &str); 10] = [
+pub const BUILT_IN: [(&str, &str); 16] = [
     ("kap-typical", include_str!("../scenarios/kap-typical.toml")),
     (
         "kap-hypertensive",
@@ -28,6 +28,24 @@ pub const BUILT_IN: [(&str, &str); 10] = [
         include_str!("../scenarios/device-unplugged.toml"),
     ),
     ("low-battery", include_str!("../scenarios/low-battery.toml")),
+    (
+        "artefact-spikes",
+        include_str!("../scenarios/artefact-spikes.toml"),
+    ),
+    (
+        "implausible-spo2",
+        include_str!("../scenarios/implausible-spo2.toml"),
+    ),
+    ("partial-bp", include_str!("../scenarios/partial-bp.toml")),
+    ("late-repeat", include_str!("../scenarios/late-repeat.toml")),
+    (
+        "stale-baseline",
+        include_str!("../scenarios/stale-baseline.toml"),
+    ),
+    (
+        "strap-no-contact",
+        include_str!("../scenarios/strap-no-contact.toml"),
+    ),
 ];
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -103,6 +121,12 @@ pub enum FaultKind {
     Motion,
     /// The device reports a low battery.
     LowBattery,
+    /// Every ninth second the oximeter sends one SpO2 of 96 % flagged as motion artefact.
+    ArtefactSpike,
+    /// The oximeter sends an SpO2 the vital cannot have (186 %).
+    Implausible,
+    /// The cuff's measurement arrives without its diastolic.
+    PartialBp,
 }
 
 /// A fault and when it lasts.
@@ -209,6 +233,9 @@ pub struct Scenario {
     /// Alarms it must cause (and no others).
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// A BLE heart-rate chest strap joins the oximeter and the cuff.
+    #[serde(default)]
+    pub heart_rate_strap: bool,
 }
 
 fn hr_coupling() -> f64 {

@@ -105,6 +105,11 @@ impl Room {
         Room::build_at(temp_db("room"), head, extra, options).await
     }
 
+    /// Starts the room on an existing session record (a restart after a crash).
+    pub async fn resume(db: &str) -> Room {
+        Room::build_at(db.to_string(), "", "", Options::default()).await
+    }
+
     async fn build_at(db: String, head: &str, extra: &str, options: Options) -> Room {
         let central = MemoryCentral::new();
         let oximeter = central.add(PeripheralSpec {

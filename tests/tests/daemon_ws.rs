@@ -172,6 +172,173 @@ async fn dose_marked_then_a_post_dose_rise_raises_the_alarm() {
 }
 
 #[tokio::test]
+async fn without_a_baseline_a_nurse_sets_one_from_a_later_reading() {
+    let room = Room::start("", Options::default()).await;
+    room.devices_ready().await;
+    let (mut nurse, _) = Display::connect(&room, NURSE).await;
+    let (mut provider, _) = Display::connect(&room, PROVIDER).await;
+    nurse
+        .send(json!({"type": "mark_dose", "request_id": "dose"}))
+        .await;
+    let session = nurse.until(is("session")).await;
+    assert_eq!(session["session"]["baseline"], Value::Null);
+    assert_eq!(
+        session["session"]["baseline_missing"],
+        "no valid pre-dose BP was taken"
+    );
+    let notice = nurse
+        .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "no-baseline")
+        .await;
+    assert!(notice["alarm"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no valid pre-dose BP was taken"));
+    room.bp(124, 82);
+    let reading = nurse
+        .until(|m| m["type"] == "reading" && m["vital"] == "nibp_diastolic")
+        .await;
+    let taken = reading["at"].as_str().unwrap().to_string();
+    // A time with no measurement is refused with the reason; a bad time is a bad message.
+    nurse
+        .send(json!({"type": "set_baseline", "reading_time": "2020-01-01T00:00:00Z", "request_id": "b0"}))
+        .await;
+    let e = nurse.until(is("error")).await;
+    assert_eq!(
+        (e["code"].as_str(), e["request_id"].as_str()),
+        (Some("refused"), Some("b0"))
+    );
+    nurse
+        .send(json!({"type": "set_baseline", "reading_time": "yesterday", "request_id": "b1"}))
+        .await;
+    assert_eq!(nurse.until(is("error")).await["code"], "bad_message");
+    nurse
+        .send(json!({"type": "set_baseline", "reading_time": taken, "request_id": "b2"}))
+        .await;
+    let set = provider
+        .until(|m| m["type"] == "session" && m["event"] == "baseline_set")
+        .await;
+    assert_eq!(set["by"], "Nurse Okafor");
+    assert_eq!(
+        set["session"]["baseline"],
+        json!({"systolic": 124.0, "diastolic": 82.0})
+    );
+    assert_eq!(set["session"]["baseline_taken_at"], taken.as_str());
+    assert_eq!(set["session"]["baseline_set_by"], "Nurse Okafor");
+    assert_eq!(set["session"]["baseline_missing"], Value::Null);
+    let result = nurse.until(is("result")).await;
+    assert_eq!(
+        (result["action"].as_str(), result["request_id"].as_str()),
+        (Some("set_baseline"), Some("b2"))
+    );
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() {
+    // A session a crash left open, with an alarm row that is not an alarm.
+    let db = vigil_tests::temp_db("unreadable");
+    {
+        let conn = vigil_daemon::storage::open(std::path::Path::new(&db)).unwrap();
+        let session = vigil_daemon::storage::resume_or_start(&conn, "Test room", "{}")
+            .unwrap()
+            .session;
+        conn.execute(
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
+             VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', '{cut short', 1000)",
+            [session],
+        )
+        .unwrap(); // A readable row whose priority is not one the daemon knows: never lowered to info.
+        let odd = json!({"id": "sbp-low#4", "rule": "sbp-low", "kind": "physiological",
+            "vital": "nibp_systolic", "device": "cuff-1", "priority": "urgent",
+            "message": "Systolic BP below 90", "state": "active",
+            "since": "2026-11-29T10:00:00.000Z", "acknowledged_by": null,
+            "acknowledged_at": null, "latching": false, "value": 84.0});
+        conn.execute(
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
+             VALUES (?1, 'sbp-low#4', 'raised', 'active', 'urgent', ?2, 1000)",
+            (session, odd.to_string()),
+        )
+        .unwrap();
+    }
+    let room = Room::resume(&db).await;
+    let (_nurse, snap) = Display::connect(&room, NURSE).await;
+    let alarm = snap["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "record-unreadable")
+        .unwrap_or_else(|| panic!("no record-unreadable alarm in {snap}"))
+        .clone();
+    assert_eq!(alarm["kind"], "technical");
+    assert_eq!(alarm["priority"], "medium");
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains("spo2-critical#3"),
+        "{alarm}"
+    );
+    assert!(
+        alarm["message"].as_str().unwrap().contains("sbp-low#4"),
+        "{alarm}"
+    );
+    let odd = snap["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "sbp-low#4")
+        .unwrap_or_else(|| panic!("sbp-low#4 not restored: {snap}"));
+    assert_eq!(odd["priority"], "high");
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_an_overdue_nibp_is_raised_now_at_its_first_priority() {
+    // The dose was marked 50 min before the crash-restart and no BP came since: the 40-min
+    // reading is overdue. It is raised now, Low, not raised and escalated to High in one instant.
+    let db = vigil_tests::temp_db("overdue");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    {
+        let conn = vigil_daemon::storage::open(std::path::Path::new(&db)).unwrap();
+        let session = vigil_daemon::storage::resume_or_start(&conn, "Test room", "{}")
+            .unwrap()
+            .session;
+        conn.execute(
+            "UPDATE sessions SET dose_at = ?1, dose_by = 'Dr Rivera' WHERE id = ?2",
+            [now_ms - 50 * 60_000, session],
+        )
+        .unwrap();
+    }
+    let restarted = std::time::SystemTime::now();
+    let room = Room::resume(&db).await;
+    let (mut nurse, snap) = Display::connect(&room, NURSE).await;
+    let overdue = match snap["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "nibp-overdue")
+    {
+        Some(a) => a.clone(),
+        None => nurse
+            .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "nibp-overdue")
+            .await["alarm"]
+            .clone(),
+    };
+    assert_eq!(overdue["priority"], "low", "{overdue}");
+    // Raised at the restart, not at 42 min after the dose (8 min before it). The record keeps
+    // milliseconds: allow for that rounding.
+    let since = humantime::parse_rfc3339(overdue["since"].as_str().unwrap()).unwrap();
+    assert!(
+        since + Duration::from_millis(1) >= restarted,
+        "raised before the restart: {overdue}"
+    );
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
 async fn heartbeats_come_at_least_every_second() {
     let room = Room::start("", Options::default()).await;
     let (mut d, _) = Display::connect(&room, VIEWER).await;

@@ -185,3 +185,56 @@ async fn the_page_asks_for_a_token_and_refuses_a_wrong_one() {
     browser.wait_for(&page, "!document.querySelector('#signin').classList.contains('show') && document.querySelector('#who').textContent.includes('Nurse Okafor')", SECONDS, "signed in").await;
     room.daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_display_shows_the_baseline_when_it_was_taken_and_why_there_is_none() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let room = Room::start("", vigil_daemon::daemon::Options::default()).await;
+    room.devices_ready().await;
+    let base = format!("http://{}", room.daemon.addr);
+    let nurse = browser.open(&format!("{base}/?token={NURSE}")).await;
+    browser
+        .wait_for(
+            &nurse,
+            "document.querySelector('#who').textContent.includes('Nurse Okafor')",
+            SECONDS,
+            "signed in",
+        )
+        .await;
+    // Dose marked with no BP at all: the header says why there is no baseline.
+    browser
+        .eval(&nurse, "window.confirm = () => true; true")
+        .await;
+    browser.click(&nurse, "#dose").await;
+    browser
+        .wait_for(
+            &nurse,
+            "document.querySelector('#baseline').textContent === 'No baseline: no valid pre-dose BP was taken'",
+            SECONDS,
+            "why there is no baseline",
+        )
+        .await;
+    // A later valid BP: the nurse sets the baseline from it.
+    room.bp(124, 82);
+    browser
+        .wait_for(
+            &nurse,
+            "!document.querySelector('#set-baseline').classList.contains('hidden')",
+            SECONDS,
+            "set-baseline offered",
+        )
+        .await;
+    browser.click(&nurse, "#set-baseline").await;
+    browser
+        .wait_for(
+            &nurse,
+            "/^Baseline 124\\/82 taken .+ \\(set by Nurse Okafor\\)$/.test(document.querySelector('#baseline').textContent)",
+            SECONDS,
+            "baseline shown with its time and who set it",
+        )
+        .await;
+    browser.screenshot(&nurse, "10-baseline-set").await;
+    room.daemon.shutdown().await;
+}

@@ -41,10 +41,11 @@ async fn run_scenario(name: &str) -> Vec<Raised> {
         "listen = \"127.0.0.1:0\"\nroom = \"Scenario\"\n[storage]\npath = \"{}\"\n",
         vigil_tests::temp_db("scenario")
     );
-    for (i, (id, kind)) in [("oximeter", Kind::BlePlx), ("cuff", Kind::BleBp)]
-        .into_iter()
-        .enumerate()
-    {
+    let mut devices = vec![("oximeter", Kind::BlePlx), ("cuff", Kind::BleBp)];
+    if scenario.heart_rate_strap {
+        devices.push(("strap", Kind::BleHr));
+    }
+    for (i, (id, kind)) in devices.into_iter().enumerate() {
         let device = Device::new(kind, scenario.clone(), 7, i as u64);
         let peripheral = central.add(device.ble_spec(&format!("C0:FF:EE:00:00:0{i}"), id));
         config.push_str(&format!(
@@ -198,4 +199,34 @@ async fn device_unplugged() {
 #[tokio::test(start_paused = true)]
 async fn low_battery() {
     check("low-battery").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn artefact_spikes() {
+    check("artefact-spikes").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn implausible_spo2() {
+    check("implausible-spo2").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn partial_bp() {
+    check("partial-bp").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_repeat() {
+    check("late-repeat").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_baseline() {
+    check("stale-baseline").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn strap_no_contact() {
+    check("strap-no-contact").await;
 }

@@ -9,6 +9,6 @@ pub mod profile;
 
 pub use engine::{
     Act, ActionError, AlarmChange, AlarmKind, AlarmState, AlarmView, Bp, Engine, EngineEvent,
-    PauseEnd, RestoredAlarm, SessionPhase, SessionView, Snapshot,
+    PauseEnd, RestoredAlarm, RestoredSession, SessionPhase, SessionView, Snapshot,
 };
 pub use profile::{Layer, Priority, Profile, ProfileError, ProfileErrors, Rule, RuleSpec, Source};

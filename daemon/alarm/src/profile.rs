@@ -164,6 +164,12 @@ pub enum RuleSpec {
         /// Clears when no low-battery report has come for this long.
         clear_after: Duration,
     },
+    /// A repeat NIBP that a rule asked for (to confirm a high BP) has not come when its
+    /// confirmation window ended.
+    NibpRepeatOverdue,
+    /// Part of the session record could not be read back after a restart (named in the
+    /// message); latches until a person resets it.
+    RecordUnreadable,
     /// The dose was marked with no pre-dose BP to serve as baseline.
     NoBaseline,
     /// The session record cannot be written (disk full, database locked or corrupt).
@@ -217,6 +223,8 @@ pub struct Behaviour {
     pub audio_pause_max: Duration,
     /// Default escalation time for rules that set none.
     pub escalate_unacknowledged_after: Option<Duration>,
+    /// The oldest a pre-dose BP may be, at the dose, to become the session's baseline.
+    pub baseline_max_age: Duration,
 }
 
 /// Keys every rule may have.
@@ -258,7 +266,7 @@ fn keys_for(rule_type: &str) -> Option<&'static [&'static str]> {
         ],
         "disconnected" | "sensor_off" => &["delay"],
         "low_battery" => &["clear_after"],
-        "no_baseline" | "recording_failed" => &[],
+        "no_baseline" | "recording_failed" | "nibp_repeat_overdue" | "record_unreadable" => &[],
         "discharge_ready" => &["after", "systolic_margin", "diastolic_margin"],
         _ => return None,
     })
@@ -310,7 +318,13 @@ fn validate(doc: &toml::Table, origin: &Origin<'_>, errors: &mut Vec<ProfileErro
         errors,
     };
     for key in behaviour_table.keys() {
-        if !["audio_pause_max", "escalate_unacknowledged_after"].contains(&key.as_str()) {
+        if ![
+            "audio_pause_max",
+            "escalate_unacknowledged_after",
+            "baseline_max_age",
+        ]
+        .contains(&key.as_str())
+        {
             f.error(key, "unknown key");
         }
     }
@@ -322,6 +336,7 @@ fn validate(doc: &toml::Table, origin: &Origin<'_>, errors: &mut Vec<ProfileErro
         escalate_unacknowledged_after: f
             .duration_or_off("escalate_unacknowledged_after", HOUR, true)
             .unwrap_or(None),
+        baseline_max_age: f.duration("baseline_max_age", 4 * HOUR).unwrap_or(HOUR),
     };
 
     let mut rules = Vec::new();
@@ -402,8 +417,8 @@ fn validate_rule(
             "type",
             format!(
                 "unknown rule type {rule_type:?}; expected limit, bp, baseline_rise, not_current, \
-                 nibp_overdue, disconnected, sensor_off, low_battery, no_baseline, recording_failed or \
-                 discharge_ready"
+                 nibp_overdue, nibp_repeat_overdue, disconnected, sensor_off, low_battery, \
+                 no_baseline, recording_failed, record_unreadable or discharge_ready"
             ),
         );
         return None;
@@ -556,6 +571,8 @@ fn validate_rule(
                 .duration("clear_after", HOUR)
                 .unwrap_or(Duration::from_secs(60)),
         },
+        "nibp_repeat_overdue" => RuleSpec::NibpRepeatOverdue,
+        "record_unreadable" => RuleSpec::RecordUnreadable,
         "no_baseline" => RuleSpec::NoBaseline,
         "recording_failed" => RuleSpec::RecordingFailed,
         "discharge_ready" => RuleSpec::DischargeReady {

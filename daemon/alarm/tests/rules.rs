@@ -71,14 +71,15 @@ fn acknowledge_covers_the_current_occurrence_only() {
         h.ack(22.0, &first.id),
         Err(ActionError::AlreadyAcknowledged { .. })
     ));
-    // Recovery ends the occurrence; a new drop is a new occurrence that sounds again.
-    h.oximeter(22.0, 25.0, 98.0, 72.0);
-    h.oximeter(25.0, 45.0, 86.0, 72.0);
-    let second = h.alarm(45.0, "spo2-low").unwrap();
+    // Recovery (5 s in range) ends the occurrence; a new drop is a new occurrence that sounds
+    // again.
+    h.oximeter(22.0, 28.0, 98.0, 72.0);
+    h.oximeter(28.0, 48.0, 86.0, 72.0);
+    let second = h.alarm(48.0, "spo2-low").unwrap();
     assert_ne!(second.id, first.id);
     assert_eq!(second.state, AlarmState::Active);
     assert_eq!(
-        h.ack(45.0, &first.id),
+        h.ack(48.0, &first.id),
         Err(ActionError::UnknownAlarm(first.id.clone()))
     );
 }
@@ -132,17 +133,14 @@ fn escalation_clears_an_acknowledgement_so_it_sounds_again() {
 }
 
 #[test]
-fn unconfirmed_high_bp_clears_on_a_normal_repeat_and_restarts_after_the_window() {
+fn unconfirmed_high_bp_clears_on_a_normal_repeat() {
     let mut h = Harness::cuff_only();
     h.bp(0.0, 182.0, 100.0);
     h.bp(120.0, 150.0, 90.0);
     assert!(h.alarm(120.0, "bp-severe").is_none());
-    // A repeat after the 5-minute window is a new first reading, not a confirmation.
+    // A new high reading is a new first reading: it asks for a repeat again.
     h.bp(200.0, 182.0, 100.0);
-    let id = h.alarm(200.0, "bp-severe").unwrap().id;
-    h.ack(201.0, &id).unwrap(); // acknowledged: no escalation while waiting
-    h.bp(600.0, 183.0, 101.0);
-    let a = h.alarm(600.0, "bp-severe").unwrap();
+    let a = h.alarm(200.0, "bp-severe").unwrap();
     assert_eq!(a.priority, Priority::Low);
     assert!(a.awaiting_confirmation);
     let requests = h
@@ -150,7 +148,7 @@ fn unconfirmed_high_bp_clears_on_a_normal_repeat_and_restarts_after_the_window()
         .iter()
         .filter(|(_, e)| matches!(e, EngineEvent::NibpRequested { .. }))
         .count();
-    assert_eq!(requests, 3);
+    assert_eq!(requests, 2);
 }
 
 #[test]
@@ -529,10 +527,13 @@ fn recording_failure_is_a_technical_alarm_that_clears_when_writing_resumes() {
 fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
     let mut h = Harness::kap();
     let t0 = h.at(0.0);
-    let skipped = h.engine.restore(
-        None,
-        None,
-        vec![
+    let skipped = h.engine.restore(vigil_alarm::RestoredSession {
+        now: t0,
+        dose: None,
+        baseline: None,
+        bp_measurements: vec![],
+        next_seq: 1,
+        alarms: vec![
             vigil_alarm::RestoredAlarm {
                 rule: "spo2-low".into(),
                 seq: 41,
@@ -547,6 +548,7 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
                 }),
                 latched: false,
                 value: Some(86.0),
+                awaiting_confirmation: false,
             },
             vigil_alarm::RestoredAlarm {
                 rule: "bp-crisis".into(),
@@ -559,6 +561,7 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
                 acknowledged: None,
                 latched: true,
                 value: Some(205.0),
+                awaiting_confirmation: false,
             },
             vigil_alarm::RestoredAlarm {
                 rule: "no-such-rule".into(),
@@ -571,9 +574,10 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
                 acknowledged: None,
                 latched: false,
                 value: None,
+                awaiting_confirmation: false,
             },
         ],
-    );
+    });
     assert_eq!(skipped, vec!["no-such-rule#7".to_string()]);
     let low = h.alarm(1.0, "spo2-low").unwrap();
     assert_eq!(
@@ -581,12 +585,12 @@ fn restored_alarms_keep_their_state_ids_and_acknowledgement() {
         ("spo2-low#41", AlarmState::Acknowledged)
     );
     assert_eq!(h.state_of(1.0, "bp-crisis"), Some(AlarmState::Latched));
-    // The restored occurrence lives on: an in-range reading clears it; ids continue after it.
-    h.oximeter(1.0, 2.0, 98.0, 72.0);
-    assert!(h.alarm(2.0, "spo2-low").is_none());
-    h.reset(3.0, "bp-crisis#42").unwrap();
-    h.oximeter(3.0, 25.0, 86.0, 72.0);
-    let next = h.alarm(25.0, "spo2-low").unwrap();
+    // The restored occurrence lives on: in-range readings clear it; ids continue after it.
+    h.oximeter(1.0, 7.0, 98.0, 72.0);
+    assert!(h.alarm(7.0, "spo2-low").is_none());
+    h.reset(8.0, "bp-crisis#42").unwrap();
+    h.oximeter(8.0, 30.0, 86.0, 72.0);
+    let next = h.alarm(30.0, "spo2-low").unwrap();
     let seq: u64 = next.id.split('#').nth(1).unwrap().parse().unwrap();
     assert!(seq > 42, "{}", next.id);
 }

@@ -61,7 +61,8 @@ fn desaturation_to_86_for_20_seconds() {
         log(&h),
         vec![
             row(75.0, Raised, "spo2-low", Priority::Medium),
-            row(80.0, Cleared, "spo2-low", Priority::Medium),
+            // Five seconds of valid in-range samples end it, never the first one alone.
+            row(85.0, Cleared, "spo2-low", Priority::Medium),
         ]
     );
 }
@@ -81,12 +82,12 @@ fn pulse_rate_130_for_6_minutes() {
     let mut h = Harness::kap();
     h.oximeter(0.0, 60.0, 98.0, 72.0);
     h.oximeter(60.0, 420.0, 98.0, 130.0);
-    h.oximeter(420.0, 430.0, 98.0, 72.0);
+    h.oximeter(420.0, 440.0, 98.0, 72.0);
     assert_eq!(
         log(&h),
         vec![
             row(360.0, Raised, "pr-high", Priority::Medium),
-            row(420.0, Cleared, "pr-high", Priority::Medium),
+            row(435.0, Cleared, "pr-high", Priority::Medium),
         ]
     );
 }

@@ -174,6 +174,16 @@ mod tests {
     }
 
     #[test]
+    fn an_implausible_masimo_spo2_is_shown_as_implausible() {
+        // "11/23/26 10:00:00 SPO2=186% BPM=080 PI=02.10% EXC=000000\r\n"
+        let lines = decode("masimo", &["31312f32332f32362031303a30303a30302053504f323d313836252042504d3d3038302050493d30322e313025204558433d3030303030300d0a"]);
+        assert_eq!(lines[0]["vital"], "spo2");
+        assert_eq!(lines[0]["value"], serde_json::Value::Null);
+        assert_eq!(lines[0]["unavailable"], "implausible");
+        assert_eq!(lines[1]["value"], 80.0);
+    }
+
+    #[test]
     fn serial_hex_values_form_one_stream() {
         // The Contec worked example split across two --hex values.
         let lines = decode("contec", &["01 A8 86 C0", "87 8C E0 C8 80"]);

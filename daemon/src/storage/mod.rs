@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use vigil_protocol::display::{AlarmInfo, LinkState, ReadingInfo};
 use vigil_protocol::DeviceTime;
 
+mod restore;
 mod resume;
 mod schema;
 mod summary;
@@ -61,6 +62,17 @@ pub enum Record {
         by: String,
         /// Pre-dose baseline.
         baseline: Option<(f64, f64)>,
+        /// When the baseline measurement was taken (unix ms).
+        baseline_taken: Option<i64>,
+    },
+    /// A person set the baseline from a later valid measurement.
+    Baseline {
+        /// Systolic and diastolic, mmHg.
+        baseline: (f64, f64),
+        /// When the measurement was taken (unix ms).
+        taken: i64,
+        /// Who set it.
+        by: String,
     },
     /// The session ends (graceful shutdown).
     End,

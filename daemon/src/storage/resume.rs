@@ -1,6 +1,7 @@
 //! Resuming the session a crash left open, or starting one.
 
 use super::now_ms;
+use super::restore::{bp_measurements, next_alarm_seq, session_row};
 use rusqlite::{params, Connection, OptionalExtension};
 use vigil_protocol::display::AlarmInfo;
 
@@ -15,6 +16,17 @@ pub struct Resumed {
     pub dose: Option<(i64, String)>,
     /// Baseline BP.
     pub baseline: Option<(f64, f64)>,
+    /// When the baseline measurement was taken (unix ms).
+    pub baseline_taken: Option<i64>,
+    /// Who set the baseline, when a person did.
+    pub baseline_by: Option<String>,
+    /// Complete valid BP measurements of the session (unix ms, systolic, diastolic), oldest
+    /// first.
+    pub bp_measurements: Vec<(i64, f64, f64)>,
+    /// Stored alarm or session rows that could not be read back (logged, each with its id).
+    pub unreadable: Vec<String>,
+    /// The lowest alarm occurrence number the session has not used.
+    pub next_alarm_seq: u64,
     /// Alarms active, acknowledged or latched when the previous run stopped.
     pub alarms: Vec<(AlarmInfo, i64)>,
     /// When the last reading was recorded (unix ms).
@@ -38,24 +50,15 @@ pub struct TrendSeries {
 
 /// Resumes the room's open session (left by a crash) or starts a new one.
 pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite::Result<Resumed> {
-    /// id, dose_at, dose_by, baseline systolic, baseline diastolic, profile.
-    type OpenSession = (
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<f64>,
-        Option<f64>,
-        String,
-    );
-    let open: Option<OpenSession> = conn
+    let open: Option<(i64, String)> = conn
         .query_row(
-            "SELECT id, dose_at, dose_by, baseline_systolic, baseline_diastolic, profile FROM sessions
+            "SELECT id, profile FROM sessions
              WHERE room = ?1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
             params![room],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let Some((session, dose_at, dose_by, sys, dia, profile_then)) = open else {
+    let Some((session, profile_then)) = open else {
         conn.execute(
             "INSERT INTO sessions (room, started_at, profile) VALUES (?1, ?2, ?3)",
             params![room, now_ms(), profile],
@@ -84,24 +87,32 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
             params![session, profile, now_ms()],
         )?;
     }
+    let mut unreadable = Vec::new();
+    let row = session_row(conn, session, &mut unreadable)?;
     // The latest event of each alarm that has not ended.
     let mut stmt = conn.prepare(
-        "SELECT e.alarm, e.at FROM alarm_events e
+        "SELECT e.alarm_id, e.alarm, e.at FROM alarm_events e
          JOIN (SELECT alarm_id, MAX(rowid) AS last FROM alarm_events WHERE session = ?1 GROUP BY alarm_id) l
            ON e.rowid = l.last
          WHERE e.state IN ('active', 'acknowledged', 'latched')",
     )?;
-    let alarms = stmt
-        .query_map(params![session], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?
-        .filter_map(|row| row.ok())
-        .filter_map(|(json, at)| {
-            serde_json::from_str::<AlarmInfo>(&json)
-                .ok()
-                .map(|a| (a, at))
-        })
-        .collect();
+    let mut alarms = Vec::new();
+    let mut rows = stmt.query(params![session])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0).unwrap_or_else(|_| "(unknown id)".into());
+        let alarm = r
+            .get::<_, String>(1)
+            .ok()
+            .and_then(|json| serde_json::from_str::<AlarmInfo>(&json).ok());
+        match (alarm, r.get::<_, i64>(2)) {
+            (Some(a), Ok(at)) => alarms.push((a, at)),
+            // Never dropped silently: logged, and the core raises `record-unreadable`.
+            _ => {
+                tracing::error!(alarm = %id, session, "stored alarm could not be read back");
+                unreadable.push(format!("alarm {id}"));
+            }
+        }
+    }
     let last_reading_at = conn
         .query_row(
             "SELECT MAX(received_at) FROM readings WHERE session = ?1",
@@ -117,8 +128,13 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
     Ok(Resumed {
         session,
         resumed: true,
-        dose: dose_at.zip(dose_by),
-        baseline: sys.zip(dia),
+        dose: row.dose,
+        baseline: row.baseline,
+        baseline_taken: row.baseline_taken,
+        baseline_by: row.baseline_by,
+        bp_measurements: bp_measurements(conn, session)?,
+        next_alarm_seq: next_alarm_seq(conn, session)?,
+        unreadable,
         alarms,
         last_reading_at,
         trend,

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
     room TEXT NOT NULL,
@@ -54,7 +55,14 @@ CREATE TABLE actions (
     target TEXT,
     at INTEGER NOT NULL
 );
-"#];
+"#,
+    // When the baseline measurement was taken, and who set it (`set_baseline`): restored after a
+    // restart and shown on the display.
+    r#"
+ALTER TABLE sessions ADD COLUMN baseline_at INTEGER;
+ALTER TABLE sessions ADD COLUMN baseline_by TEXT;
+"#,
+];
 
 /// Opens (creating and migrating) a database.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {

@@ -46,10 +46,25 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
                 at
             ])?;
         }
-        Record::Dose { at, by, baseline } => {
+        Record::Dose {
+            at,
+            by,
+            baseline,
+            baseline_taken,
+        } => {
             conn.execute(
-                "UPDATE sessions SET dose_at = ?1, dose_by = ?2, baseline_systolic = ?3, baseline_diastolic = ?4 WHERE id = ?5",
-                params![at, by, baseline.map(|b| b.0), baseline.map(|b| b.1), session],
+                "UPDATE sessions SET dose_at = ?1, dose_by = ?2, baseline_systolic = ?3, baseline_diastolic = ?4, baseline_at = ?5 WHERE id = ?6",
+                params![at, by, baseline.map(|b| b.0), baseline.map(|b| b.1), baseline_taken, session],
+            )?;
+        }
+        Record::Baseline {
+            baseline,
+            taken,
+            by,
+        } => {
+            conn.execute(
+                "UPDATE sessions SET baseline_systolic = ?1, baseline_diastolic = ?2, baseline_at = ?3, baseline_by = ?4 WHERE id = ?5",
+                params![baseline.0, baseline.1, taken, by, session],
             )?;
         }
         Record::End => end_session(conn, session)?,

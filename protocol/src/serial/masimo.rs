@@ -463,6 +463,21 @@ mod tests {
     }
 
     #[test]
+    fn an_spo2_above_100_decodes_as_implausible_never_as_a_number() {
+        let line = one(b"11/23/26 10:00:00 SPO2=186% BPM=080 PI=02.10% EXC=000000\r\n");
+        let Observation::Reading(r) = &line.observations()[0] else {
+            panic!()
+        };
+        assert_eq!(r.vital, Vital::Spo2);
+        assert_eq!(r.value, Value::Unavailable(Unavailable::Implausible));
+        assert!(!r.is_evidence());
+        let Observation::Reading(pr) = &line.observations()[1] else {
+            panic!()
+        };
+        assert_eq!(pr.value, Value::Number(80.0), "the rest of the line stands");
+    }
+
+    #[test]
     fn trend_line_zeros_are_missing_and_stored() {
         let line = one(b"02/22/16 22:47:45 SpO2=000 PR=072 PI=00.00 EXC=000800:SET\r\n");
         assert_eq!(line.style, LineStyle::Trend);

@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
-use vigil_alarm::{AlarmChange, AlarmState, AlarmView, Engine, EngineEvent, Priority, Profile};
+use vigil_alarm::{
+    AlarmChange, AlarmState, AlarmView, Engine, EngineEvent, Priority, Profile, RestoredAlarm,
+    RestoredSession,
+};
 use vigil_protocol::{DeviceEvent, Flag, Reading, Unit, Vital};
 
 pub const OXIMETER: &str = "oximeter-1";
@@ -64,6 +67,7 @@ impl Harness {
                 | EngineEvent::AudioPaused { at, .. }
                 | EngineEvent::AudioPauseEnded { at, .. }
                 | EngineEvent::DoseMarked { at, .. }
+                | EngineEvent::BaselineSet { at, .. }
                 | EngineEvent::NibpRequested { at, .. } => *at,
             };
             let secs = self.secs(at);
@@ -87,6 +91,14 @@ impl Harness {
         let t = self.at(secs);
         self.engine
             .handle_readings(t, device, &[Reading::number(vital, value, unit)]);
+        self.drain();
+    }
+
+    /// Readings of one frame, as decoded (flags, partial frames, implausible values).
+    pub fn frame(&mut self, secs: f64, device: &str, readings: &[Reading]) {
+        self.run_to(secs);
+        let t = self.at(secs);
+        self.engine.handle_readings(t, device, readings);
         self.drain();
     }
 
@@ -203,5 +215,61 @@ impl Harness {
 
     pub fn state_of(&self, secs: f64, rule: &str) -> Option<AlarmState> {
         self.alarm(secs, rule).map(|a| a.state)
+    }
+
+    /// The daemon restarts at `secs`: a new engine with the same profile gets back what the
+    /// session record keeps (alarms raised and not ended, the dose, the baseline, the last BP),
+    /// with the oximeter and the cuff connected again.
+    pub fn restart(&mut self, secs: f64) {
+        self.run_to(secs);
+        let now = self.at(secs);
+        let old = self.engine.snapshot(now);
+        let alarms = old
+            .alarms
+            .iter()
+            .filter(|a| a.state != AlarmState::Pending)
+            .map(|a| RestoredAlarm {
+                rule: a.rule.clone(),
+                seq: a.id.rsplit('#').next().unwrap().parse().unwrap(),
+                device: a.device.clone(),
+                vital: a.vital,
+                priority: a.priority,
+                onset: a.onset,
+                since: a.since,
+                acknowledged: a.acknowledged.clone(),
+                latched: a.state == AlarmState::Latched,
+                value: a.value,
+                awaiting_confirmation: a.awaiting_confirmation,
+            })
+            .collect();
+        let s = old.session;
+        let mut engine = Engine::new(self.engine.profile().clone());
+        engine.add_device(now, OXIMETER, &[Vital::Spo2, Vital::PulseRate]);
+        engine.handle_link(now, OXIMETER, true);
+        engine.add_device(now, CUFF, &[]);
+        engine.handle_link(now, CUFF, true);
+        engine.restore(RestoredSession {
+            now,
+            dose: s.dose,
+            baseline: s
+                .baseline
+                .zip(s.baseline_taken)
+                .map(|(bp, t)| (bp, t, s.baseline_set_by)),
+            bp_measurements: s.last_bp.into_iter().collect(),
+            alarms,
+            next_seq: self
+                .events
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    EngineEvent::Alarm { alarm, .. } => alarm.id.rsplit('#').next()?.parse().ok(),
+                    _ => None,
+                })
+                .max()
+                .map_or(1, |m: u64| m + 1),
+        });
+        // Restored alarms are not new events.
+        while engine.poll_event().is_some() {}
+        self.engine = engine;
+        self.run_to(secs);
     }
 }

@@ -7,6 +7,13 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod flags;
+mod plausible;
+#[cfg(test)]
+mod tests;
+
+pub use flags::{Flag, Flags};
+
 /// A physiological quantity, named the same way in JSON, config files and the display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -250,6 +257,9 @@ pub enum Unavailable {
     Missing,
     /// A number was sent, but the device's status bits say it is not a valid measurement.
     FlaggedInvalid,
+    /// A number was sent that the vital cannot have (SpO2 above 100 %, a negative pressure, NaN):
+    /// outside [`Vital::plausible_range`].
+    Implausible,
 }
 
 /// What a reading's value is: a number in `unit`, or nothing, with the reason.
@@ -268,165 +278,6 @@ impl Value {
             Value::Number(v) => Some(v),
             Value::Unavailable(_) => None,
         }
-    }
-}
-
-/// One quality flag on a reading, from the device's own status bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum Flag {
-    /// The sensor is off the patient or disconnected (Masimo EXC, Nonin SNSA/SNSD, Contec finger
-    /// out, PLX "sensor unconnected").
-    SensorOff,
-    /// The sensor or cable is defective, unrecognised or expired.
-    SensorDefective,
-    /// Motion or other artefact.
-    Artefact,
-    /// Low (or marginal) perfusion.
-    LowPerfusion,
-    /// The device lost track of the pulse (Nonin OOT).
-    OutOfTrack,
-    /// The device is searching for a pulse.
-    PulseSearch,
-    /// Signal interference or ambient light.
-    Interference,
-    /// The device marks the value questionable.
-    Questionable,
-    /// The device marks the value invalid.
-    Invalid,
-    /// Demonstration data: never patient data.
-    Demo,
-    /// Test data: never patient data.
-    Test,
-    /// Calibration in progress.
-    Calibrating,
-    /// The reading comes from device memory, not live.
-    Stored,
-    /// An early estimate, not yet validated.
-    EarlyEstimate,
-    /// HR sensor contact is supported but not detected.
-    NoContact,
-    /// Body movement during a cuff measurement.
-    BodyMovement,
-    /// Cuff fit too loose.
-    CuffLoose,
-    /// Irregular pulse detected.
-    IrregularPulse,
-    /// Improper measurement position.
-    ImproperPosition,
-    /// The device's clock was not set when it stamped the reading.
-    ClockNotSet,
-    /// The device marks this a spot-check rather than continuous data.
-    SpotCheck,
-}
-
-impl Flag {
-    /// Every flag, in bit order.
-    pub const ALL: [Flag; 21] = [
-        Flag::SensorOff,
-        Flag::SensorDefective,
-        Flag::Artefact,
-        Flag::LowPerfusion,
-        Flag::OutOfTrack,
-        Flag::PulseSearch,
-        Flag::Interference,
-        Flag::Questionable,
-        Flag::Invalid,
-        Flag::Demo,
-        Flag::Test,
-        Flag::Calibrating,
-        Flag::Stored,
-        Flag::EarlyEstimate,
-        Flag::NoContact,
-        Flag::BodyMovement,
-        Flag::CuffLoose,
-        Flag::IrregularPulse,
-        Flag::ImproperPosition,
-        Flag::ClockNotSet,
-        Flag::SpotCheck,
-    ];
-
-    fn bit(self) -> u32 {
-        1 << (self as u8)
-    }
-}
-
-/// A set of [`Flag`]s; serialised as a list of flag names.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Flags(u32);
-
-impl Flags {
-    /// No flags.
-    pub const EMPTY: Flags = Flags(0);
-
-    /// Is `flag` set?
-    pub fn contains(self, flag: Flag) -> bool {
-        self.0 & flag.bit() != 0
-    }
-
-    /// Sets `flag`.
-    pub fn insert(&mut self, flag: Flag) {
-        self.0 |= flag.bit();
-    }
-
-    /// Sets `flag` when `condition` holds; convenient when mapping status bits.
-    pub fn set_if(&mut self, condition: bool, flag: Flag) {
-        if condition {
-            self.insert(flag);
-        }
-    }
-
-    /// The set flags, in bit order.
-    pub fn iter(self) -> impl Iterator<Item = Flag> {
-        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
-    }
-
-    /// Is no flag set?
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Flags with which the device itself says a number it sent is not a valid measurement.
-    pub fn marks_invalid(self) -> bool {
-        [
-            Flag::SensorOff,
-            Flag::SensorDefective,
-            Flag::Invalid,
-            Flag::NoContact,
-        ]
-        .into_iter()
-        .any(|f| self.contains(f))
-    }
-
-    /// Flags that make a valid number unusable as the patient's current value: demonstration,
-    /// test, or stored data.
-    pub fn marks_not_live(self) -> bool {
-        [Flag::Demo, Flag::Test, Flag::Stored]
-            .into_iter()
-            .any(|f| self.contains(f))
-    }
-}
-
-impl FromIterator<Flag> for Flags {
-    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Self {
-        let mut flags = Flags::EMPTY;
-        for f in iter {
-            flags.insert(f);
-        }
-        flags
-    }
-}
-
-impl Serialize for Flags {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for Flags {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Vec::<Flag>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -472,6 +323,7 @@ pub struct Reading {
 
 impl Reading {
     /// A reading with a number, the vital's default MDC code and no flags.
+    /// A number outside what the vital can be becomes [`Unavailable::Implausible`].
     pub fn number(vital: Vital, value: f64, unit: Unit) -> Reading {
         Reading {
             vital,
@@ -481,6 +333,18 @@ impl Reading {
             device_time: None,
             flags: Flags::EMPTY,
         }
+        .checked()
+    }
+
+    /// The plausibility gate: every constructor passes through it, so no decoder can hand on a
+    /// number the vital cannot have.
+    fn checked(mut self) -> Reading {
+        if let Some(v) = self.in_canonical_unit() {
+            if !v.is_finite() || !self.vital.plausible_range().contains(&v) {
+                self.value = Value::Unavailable(Unavailable::Implausible);
+            }
+        }
+        self
     }
 
     /// A reading whose value is unavailable, in the vital's canonical unit.
@@ -491,12 +355,14 @@ impl Reading {
         }
     }
 
-    /// A reading from a value that may be a device sentinel.
+    /// A reading from a value that may be a device sentinel (or implausible, see
+    /// [`Reading::number`]).
     pub fn from_value(vital: Vital, value: Value, unit: Unit) -> Reading {
         Reading {
             value,
             ..Reading::number(vital, 0.0, unit)
         }
+        .checked()
     }
 
     /// Sets the flags. A number the flags mark invalid (sensor off, defective, invalid, no
@@ -531,13 +397,29 @@ impl Reading {
         }
     }
 
-    /// The number an alarm may act on: present, in the canonical unit, and not flagged invalid,
-    /// demo, test or stored.
+    /// The number the display may show as the patient's current value: present, plausible, in
+    /// the canonical unit, and not flagged invalid, demo, test or stored. It may still be
+    /// questioned (artefact, low perfusion, ...): only [`Reading::evidence`] counts for alarms.
     pub fn clinical_value(&self) -> Option<f64> {
         if self.flags.marks_invalid() || self.flags.marks_not_live() {
             return None;
         }
         self.in_canonical_unit()
+    }
+
+    /// The evidence gate: the number an alarm condition may act on, for or against it. Only a
+    /// valid reading counts: a plausible number, live, with no flag that voids or questions it.
+    /// Anything else may be shown, but never clears a condition nor restarts a delay.
+    pub fn evidence(&self) -> Option<f64> {
+        if self.flags.questions_value() {
+            return None;
+        }
+        self.clinical_value()
+    }
+
+    /// Is this reading evidence (see [`Reading::evidence`])?
+    pub fn is_evidence(&self) -> bool {
+        self.evidence().is_some()
     }
 }
 
@@ -590,7 +472,8 @@ impl TryFrom<ReadingJson> for Reading {
             mdc: j.mdc,
             device_time: j.device_time,
             flags: j.flags,
-        })
+        }
+        .checked())
     }
 }
 
@@ -720,80 +603,5 @@ impl From<Reading> for Observation {
 impl From<DeviceEvent> for Observation {
     fn from(e: DeviceEvent) -> Self {
         Observation::Event(e)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vital_names_round_trip_through_serde_and_from_name() {
-        for v in Vital::ALL {
-            let json = serde_json::to_string(&v).unwrap();
-            assert_eq!(json, format!("\"{}\"", v.name()));
-            assert_eq!(Vital::from_name(v.name()), Some(v));
-        }
-        assert_eq!(Vital::from_name("spO2"), None);
-    }
-
-    #[test]
-    fn flags_serialise_as_names_and_back() {
-        let flags: Flags = [Flag::SensorOff, Flag::Demo].into_iter().collect();
-        let json = serde_json::to_string(&flags).unwrap();
-        assert_eq!(json, r#"["sensor_off","demo"]"#);
-        let back: Flags = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, flags);
-    }
-
-    #[test]
-    fn reading_json_flattens_value_and_reason() {
-        let r = Reading::number(Vital::Spo2, 98.0, Unit::Percent);
-        let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"vital":"spo2","value":98.0,"unit":"%","mdc":150456,"flags":[]})
-        );
-        let gone = Reading::unavailable(Vital::PulseRate, Unavailable::Missing);
-        let json = serde_json::to_value(&gone).unwrap();
-        assert_eq!(json["value"], serde_json::Value::Null);
-        assert_eq!(json["unavailable"], "missing");
-        assert_eq!(json["unit"], "bpm");
-        let back: Reading = serde_json::from_value(json).unwrap();
-        assert_eq!(back, gone);
-        let neither = serde_json::json!({"vital":"spo2","value":null,"unit":"%","mdc":null});
-        assert!(serde_json::from_value::<Reading>(neither).is_err());
-    }
-
-    #[test]
-    fn kpa_is_converted_only_when_asked() {
-        let r = Reading::number(Vital::NibpSystolic, 16.0, Unit::KPa);
-        assert_eq!(r.value.number(), Some(16.0));
-        let mmhg = r.in_canonical_unit().unwrap();
-        assert!((mmhg - 120.01).abs() < 0.01, "{mmhg}");
-    }
-
-    #[test]
-    fn flagged_or_demo_readings_have_no_clinical_value() {
-        let r = Reading::number(Vital::Spo2, 97.0, Unit::Percent);
-        assert_eq!(r.clinical_value(), Some(97.0));
-        for f in [
-            Flag::SensorOff,
-            Flag::Demo,
-            Flag::Test,
-            Flag::Invalid,
-            Flag::Stored,
-        ] {
-            let flagged = r.clone().with_flags([f].into_iter().collect());
-            assert_eq!(flagged.clinical_value(), None, "{f:?}");
-            let device_says_invalid = matches!(f, Flag::SensorOff | Flag::Invalid);
-            assert_eq!(
-                flagged.value == Value::Unavailable(Unavailable::FlaggedInvalid),
-                device_says_invalid,
-                "{f:?}"
-            );
-        }
-        let questionable = r.with_flags([Flag::Questionable].into_iter().collect());
-        assert_eq!(questionable.clinical_value(), Some(97.0));
     }
 }

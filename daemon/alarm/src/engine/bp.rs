@@ -1,0 +1,259 @@
+//! Blood pressure: measurements, confirmation by repeat, the dose and the baseline.
+
+use super::*;
+
+impl Engine {
+    /// One cuff measurement's systolic and diastolic (evidence only). A partial one (either
+    /// missing) may show a limit is met, but it ends no condition, does not become the last BP
+    /// and is not the scheduled NIBP reading.
+    pub(super) fn handle_bp(
+        &mut self,
+        now: Instant,
+        systolic: Option<f64>,
+        diastolic: Option<f64>,
+    ) {
+        let pair = systolic.zip(diastolic).map(|(s, d)| Bp {
+            systolic: s,
+            diastolic: d,
+        });
+        if let Some(bp) = pair {
+            self.session.last_bp = Some((now, bp));
+            if self.session.bp_history.len() == BP_HISTORY {
+                self.session.bp_history.pop_front();
+            }
+            self.session.bp_history.push_back((now, bp));
+            // A complete measurement is the repeat any rule asked for.
+            self.session.repeat_due = None;
+        }
+        let dosed = self.session.dose.is_some();
+        for c in 0..self.conditions.len() {
+            let rule = &self.profile.rules[self.conditions[c].rule];
+            let shown = systolic.or(diastolic);
+            match rule.spec.clone() {
+                RuleSpec::Bp {
+                    phase,
+                    compare,
+                    systolic: s_lim,
+                    diastolic: d_lim,
+                    confirm_within,
+                    ..
+                } => {
+                    let in_phase = match phase {
+                        Phase::Any => true,
+                        Phase::PreDose => !dosed,
+                        Phase::PostDose => dosed,
+                    };
+                    if !in_phase {
+                        continue;
+                    }
+                    let meets = systolic.is_some_and(|s| compare.meets(s, s_lim))
+                        || diastolic.is_some_and(|d| compare.meets(d, d_lim));
+                    if !meets {
+                        if pair.is_some() {
+                            self.update(c, Truth::ClearNow, now, shown);
+                        }
+                    } else if let Some(within) = confirm_within {
+                        self.confirm_bp(c, now, within, shown);
+                    } else {
+                        self.update(c, Truth::Violating, now, shown);
+                    }
+                }
+                RuleSpec::BaselineRise {
+                    systolic_rise,
+                    diastolic_rise,
+                } => {
+                    let (Some(base), true) = (self.session.baseline, dosed) else {
+                        continue;
+                    };
+                    let meets = systolic.is_some_and(|s| s - base.systolic >= systolic_rise)
+                        || diastolic.is_some_and(|d| d - base.diastolic >= diastolic_rise);
+                    if meets {
+                        self.update(c, Truth::Violating, now, shown);
+                    } else if pair.is_some() {
+                        self.update(c, Truth::ClearNow, now, shown);
+                    }
+                }
+                RuleSpec::NibpOverdue { .. } | RuleSpec::NibpRepeatOverdue if pair.is_some() => {
+                    self.update(c, Truth::ClearNow, now, shown)
+                }
+                RuleSpec::DischargeReady { .. } if pair.is_some() => {
+                    let truth = self.discharge_truth(c, now);
+                    self.update(c, truth, now, None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A BP reading that meets a rule with confirmation. The first one raises the rule at its
+    /// unconfirmed priority and asks for a repeat within the window; any later reading that
+    /// still meets the limit confirms it, whenever it comes (a rise in priority, so it sounds
+    /// again even if acknowledged). A repeat that has not come when the window ends is the
+    /// `nibp_repeat_overdue` technical alarm; the occurrence stays, unconfirmed, until a normal
+    /// reading ends it.
+    pub(super) fn confirm_bp(
+        &mut self,
+        c: usize,
+        now: Instant,
+        within: Duration,
+        value: Option<f64>,
+    ) {
+        let rule = self.conditions[c].rule;
+        let full = self.profile.rules[rule].priority;
+        match self.conditions[c].occurrence.as_mut() {
+            Some(o) if o.confirm_until.is_some() => {
+                o.confirm_until = None;
+                o.value = value;
+                self.set_priority(c, now, full);
+            }
+            Some(_) => self.update(c, Truth::Violating, now, value),
+            None => {
+                self.update(c, Truth::Violating, now, value);
+                self.request_nibp(rule, now);
+                let due = now + within;
+                self.session.repeat_due = Some(self.session.repeat_due.map_or(due, |d| d.min(due)));
+            }
+        }
+    }
+
+    pub(super) fn request_nibp(&mut self, rule: usize, at: Instant) {
+        self.events.push_back(EngineEvent::NibpRequested {
+            rule: self.profile.rules[rule].id.clone(),
+            at,
+        });
+    }
+
+    pub(super) fn discharge_truth(&self, c: usize, now: Instant) -> Truth {
+        let RuleSpec::DischargeReady {
+            after,
+            systolic_margin,
+            diastolic_margin,
+        } = self.profile.rules[self.conditions[c].rule].spec
+        else {
+            return Truth::ClearNow;
+        };
+        let (Some(dose), Some(base), Some((_, last))) = (
+            &self.session.dose,
+            self.session.baseline,
+            self.session.last_bp,
+        ) else {
+            return Truth::ClearNow;
+        };
+        let ready = now >= dose.at + after
+            && last.systolic <= base.systolic + systolic_margin
+            && last.diastolic <= base.diastolic + diastolic_margin;
+        if ready {
+            Truth::Violating
+        } else {
+            Truth::ClearNow
+        }
+    }
+
+    /// Marks the dose and starts the session clock. The baseline is the last complete, valid
+    /// pre-dose measurement taken at most the profile's `baseline_max_age` before; without one
+    /// the no-baseline notice says why.
+    pub fn mark_dose(&mut self, now: Instant, by: &str) -> Result<Option<Bp>, ActionError> {
+        let now = self.advance(now);
+        if self.session.dose.is_some() {
+            return Err(ActionError::DoseAlreadyMarked);
+        }
+        let max_age = self.profile.behaviour.baseline_max_age;
+        let (baseline, missing) = match self.session.last_bp {
+            None => (None, Some("no valid pre-dose BP was taken".to_string())),
+            Some((taken, _)) if now.saturating_duration_since(taken) > max_age => (
+                None,
+                Some(format!(
+                    "the last valid pre-dose BP was taken {} min before the dose (at most {} min)",
+                    now.saturating_duration_since(taken).as_secs() / 60,
+                    max_age.as_secs() / 60
+                )),
+            ),
+            Some((taken, bp)) => (Some((bp, taken)), None),
+        };
+        self.session.dose = Some(Act {
+            by: by.into(),
+            at: now,
+        });
+        self.session.baseline = baseline.map(|(bp, _)| bp);
+        self.session.baseline_taken = baseline.map(|(_, t)| t);
+        self.session.baseline_missing = missing;
+        self.events.push_back(EngineEvent::DoseMarked {
+            by: by.into(),
+            at: now,
+            baseline: self.session.baseline,
+            baseline_taken: self.session.baseline_taken,
+        });
+        for c in 0..self.conditions.len() {
+            match self.profile.rules[self.conditions[c].rule].spec {
+                RuleSpec::Bp {
+                    phase: Phase::PreDose,
+                    ..
+                } => self.update(c, Truth::ClearNow, now, None),
+                RuleSpec::NoBaseline if baseline.is_none() => {
+                    self.update(c, Truth::Violating, now, None)
+                }
+                _ => {}
+            }
+        }
+        Ok(self.session.baseline)
+    }
+
+    /// A provider or nurse sets the baseline from a complete valid measurement taken at
+    /// `taken` (the dose having been marked without a baseline). Ends the no-baseline notice.
+    pub fn set_baseline(
+        &mut self,
+        now: Instant,
+        taken: Instant,
+        by: &str,
+    ) -> Result<Bp, ActionError> {
+        let now = self.advance(now);
+        if self.session.dose.is_none() {
+            return Err(ActionError::DoseNotMarked);
+        }
+        if let Some(b) = self.session.baseline {
+            return Err(ActionError::BaselineAlreadySet(format!(
+                "{:.0}/{:.0}",
+                b.systolic, b.diastolic
+            )));
+        }
+        // Times cross the display as UTC milliseconds: match to the nearest within a second.
+        let (at, bp) = self
+            .session
+            .bp_history
+            .iter()
+            .copied()
+            .filter(|(t, _)| {
+                t.saturating_duration_since(taken)
+                    .max(taken.saturating_duration_since(*t))
+                    <= Duration::from_secs(1)
+            })
+            .min_by_key(|(t, _)| {
+                t.saturating_duration_since(taken)
+                    .max(taken.saturating_duration_since(*t))
+            })
+            .ok_or(ActionError::NoSuchReading)?;
+        let act = Act {
+            by: by.into(),
+            at: now,
+        };
+        self.session.baseline = Some(bp);
+        self.session.baseline_taken = Some(at);
+        self.session.baseline_set_by = Some(act);
+        self.session.baseline_missing = None;
+        self.events.push_back(EngineEvent::BaselineSet {
+            by: by.into(),
+            at: now,
+            taken: at,
+            baseline: bp,
+        });
+        for c in 0..self.conditions.len() {
+            if matches!(
+                self.profile.rules[self.conditions[c].rule].spec,
+                RuleSpec::NoBaseline
+            ) {
+                self.update(c, Truth::ClearNow, now, None);
+            }
+        }
+        Ok(bp)
+    }
+}

@@ -1,0 +1,175 @@
+//! What devices send: readings through the evidence gate, device events and links.
+
+use super::*;
+
+impl Engine {
+    /// Readings decoded from one frame of one device (a cuff's systolic, diastolic and mean
+    /// arrive together and count as one measurement).
+    ///
+    /// Only evidence ([`Reading::evidence`]: valid, plausible, unquestioned) counts for or
+    /// against a condition. Anything else is shown by the display but here it only interrupts
+    /// the in-range evidence that would clear a condition.
+    pub fn handle_readings(&mut self, now: Instant, device: &str, readings: &[Reading]) {
+        let now = self.advance(now);
+        let d = self.device_or_add(now, device);
+        let evidence_of = |vital: Vital| {
+            readings
+                .iter()
+                .find(|r| r.vital == vital)
+                .and_then(Reading::evidence)
+        };
+        // A measurement without both its systolic and diastolic is partial: it may show that a
+        // limit is met, but it never ends a BP condition.
+        let bp = (
+            evidence_of(Vital::NibpSystolic),
+            evidence_of(Vital::NibpDiastolic),
+        );
+        let complete_bp = bp.0.is_some() && bp.1.is_some();
+        if readings.iter().any(|r| r.flags.sensor_off()) {
+            self.sensor(now, d, Truth::Violating);
+        } else if readings.iter().any(Reading::is_evidence) {
+            // A valid sample: the sensor is on the patient.
+            self.sensor(now, d, Truth::ClearNow);
+        }
+        for reading in readings {
+            let vital = reading.vital;
+            let Some(value) = reading.evidence() else {
+                self.not_evidence(d, vital);
+                continue;
+            };
+            if let Some(slot) = self.devices[d]
+                .last_valid
+                .iter_mut()
+                .find(|(v, _)| *v == vital)
+            {
+                slot.1 = now;
+                for c in 0..self.conditions.len() {
+                    let cond = &self.conditions[c];
+                    if cond.device == Some(d)
+                        && cond.vital == Some(vital)
+                        && matches!(
+                            self.profile.rules[cond.rule].spec,
+                            RuleSpec::NotCurrent { .. }
+                        )
+                    {
+                        self.update(c, Truth::ClearNow, now, Some(value));
+                    }
+                }
+            }
+            // "Sustained for N minutes" needs a value that is watched continuously; an
+            // intermittent one (a cuff's pulse rate) is held only to instantaneous limits.
+            let continuous = self.devices[d].last_valid.iter().any(|(v, _)| *v == vital);
+            for rule in 0..self.profile.rules.len() {
+                let truth = match &self.profile.rules[rule].spec {
+                    RuleSpec::Limit {
+                        vitals,
+                        bound,
+                        delay,
+                        ..
+                    } if vitals.contains(&vital) && (continuous || delay.is_zero()) => {
+                        limit_truth(*bound, value)
+                    }
+                    _ => continue,
+                };
+                let c = self.condition(rule, Some(d), Some(vital));
+                if vital.is_nibp() && !complete_bp && truth != Truth::Violating {
+                    self.interrupt_clearing(c);
+                    continue;
+                }
+                self.update(c, truth, now, Some(value));
+            }
+        }
+        if bp.0.is_some() || bp.1.is_some() {
+            self.handle_bp(now, bp.0, bp.1);
+        }
+    }
+
+    /// A reading of `vital` from device `d` that is not evidence: the limit conditions on it
+    /// keep their state, but their clearing starts over.
+    fn not_evidence(&mut self, d: usize, vital: Vital) {
+        for c in 0..self.conditions.len() {
+            let cond = &self.conditions[c];
+            if cond.device == Some(d)
+                && cond.vital == Some(vital)
+                && matches!(self.profile.rules[cond.rule].spec, RuleSpec::Limit { .. })
+            {
+                self.interrupt_clearing(c);
+            }
+        }
+    }
+
+    /// Something the device reported that is not a value.
+    pub fn handle_device_event(&mut self, now: Instant, device: &str, event: &DeviceEvent) {
+        let now = self.advance(now);
+        let d = self.device_or_add(now, device);
+        match event {
+            DeviceEvent::SensorOff
+            | DeviceEvent::SensorDefective
+            | DeviceEvent::SensorDisconnected => self.sensor(now, d, Truth::Violating),
+            DeviceEvent::LowBattery => {
+                self.devices[d].low_battery_at = Some(now);
+                for rule in 0..self.profile.rules.len() {
+                    if matches!(self.profile.rules[rule].spec, RuleSpec::LowBattery { .. }) {
+                        let c = self.condition(rule, Some(d), None);
+                        self.update(c, Truth::Violating, now, None);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn sensor(&mut self, now: Instant, d: usize, truth: Truth) {
+        for rule in 0..self.profile.rules.len() {
+            if matches!(self.profile.rules[rule].spec, RuleSpec::SensorOff { .. }) {
+                let c = self.condition(rule, Some(d), None);
+                self.update(c, truth, now, None);
+            }
+        }
+    }
+
+    /// The device's link came up (`true`) or went down (`false`).
+    pub fn handle_link(&mut self, now: Instant, device: &str, up: bool) {
+        let now = self.advance(now);
+        let d = match self.device_index(device) {
+            Some(d) => d,
+            None => {
+                self.add_device(now, device, &[]);
+                self.devices.len() - 1
+            }
+        };
+        self.set_link(now, d, up);
+    }
+
+    pub(super) fn set_link(&mut self, now: Instant, d: usize, up: bool) {
+        for rule in 0..self.profile.rules.len() {
+            if matches!(self.profile.rules[rule].spec, RuleSpec::Disconnected { .. }) {
+                let c = self.condition(rule, Some(d), None);
+                let truth = if up {
+                    Truth::ClearNow
+                } else {
+                    Truth::Violating
+                };
+                self.update(c, truth, now, None);
+            }
+        }
+    }
+
+    /// The session record is failing (`true`) or writing again (`false`).
+    pub fn set_recording_failed(&mut self, now: Instant, failing: bool) {
+        let now = self.advance(now);
+        for c in 0..self.conditions.len() {
+            if matches!(
+                self.profile.rules[self.conditions[c].rule].spec,
+                RuleSpec::RecordingFailed
+            ) {
+                let truth = if failing {
+                    Truth::Violating
+                } else {
+                    Truth::ClearNow
+                };
+                self.update(c, truth, now, None);
+            }
+        }
+    }
+}

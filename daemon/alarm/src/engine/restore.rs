@@ -1,0 +1,116 @@
+//! Bringing a session back after a restart.
+
+use super::*;
+
+impl Engine {
+    /// Restores the session and the alarms a previous run left active or latched (after a
+    /// crash): the dose, the baseline, the BP measurements (the last one for the schedule), each
+    /// confirmation window and the requested repeat. From here the engine's time is
+    /// `restored.now`: a deadline that passed while it was down fires now, once. Returns the
+    /// ids it could not restore (their rule is no longer in the profile).
+    pub fn restore(&mut self, restored: RestoredSession) -> Vec<String> {
+        let RestoredSession {
+            now,
+            dose,
+            baseline,
+            bp_measurements,
+            alarms,
+            next_seq,
+        } = restored;
+        self.next_seq = self.next_seq.max(next_seq);
+        self.advance(now);
+        self.session.dose = dose;
+        if let Some((bp, taken, by)) = baseline {
+            self.session.baseline = Some(bp);
+            self.session.baseline_taken = Some(taken);
+            self.session.baseline_set_by = by;
+        } else if self.session.dose.is_some() {
+            self.session.baseline_missing =
+                Some("none was recorded before the restart".to_string());
+        }
+        let skip = bp_measurements.len().saturating_sub(BP_HISTORY);
+        self.session.bp_history = bp_measurements.into_iter().skip(skip).collect();
+        self.session.last_bp = self.session.bp_history.back().copied();
+        let mut skipped = Vec::new();
+        for a in alarms {
+            let Some(rule) = self.profile.rules.iter().position(|r| r.id == a.rule) else {
+                skipped.push(format!("{}#{}", a.rule, a.seq));
+                continue;
+            };
+            let device = match &a.device {
+                Some(id) => Some(match self.device_index(id) {
+                    Some(d) => d,
+                    None => {
+                        self.add_device(a.since, id, &[]);
+                        self.devices.len() - 1
+                    }
+                }),
+                None => None,
+            };
+            self.next_seq = self.next_seq.max(a.seq + 1);
+            let occurrence = Occurrence {
+                seq: a.seq,
+                onset: a.onset,
+                declared: Some(a.since),
+                priority: a.priority,
+                priority_since: a.since,
+                acknowledged: a.acknowledged,
+                clearing_since: None,
+                last_evidence: a.since,
+                last_violation: a.since,
+                confirm_until: None,
+                value: a.value,
+            };
+            let mut occurrence = occurrence;
+            if let (
+                true,
+                RuleSpec::Bp {
+                    confirm_within: Some(within),
+                    ..
+                },
+            ) = (a.awaiting_confirmation, &self.profile.rules[rule].spec)
+            {
+                // The window runs from when it was raised; the repeat it asked for is still due
+                // unless a complete measurement came after.
+                occurrence.confirm_until = Some(a.since + *within);
+                if self.session.last_bp.is_none_or(|(t, _)| t <= a.since) {
+                    let due = a.since + *within;
+                    self.session.repeat_due =
+                        Some(self.session.repeat_due.map_or(due, |d| d.min(due)));
+                }
+            }
+            if a.latched {
+                self.latched.push(Latched {
+                    rule,
+                    device,
+                    vital: a.vital,
+                    occurrence,
+                });
+            } else {
+                let c = self.condition(rule, device, a.vital);
+                self.conditions[c].occurrence = Some(occurrence);
+            }
+        }
+        skipped
+    }
+
+    /// Stored alarm or session rows (named by `ids`) could not be read back after a restart:
+    /// raises `record_unreadable`, which names them and latches until a person resets it.
+    pub fn record_unreadable(&mut self, now: Instant, ids: Vec<String>) {
+        let now = self.advance(now);
+        if ids.is_empty() {
+            return;
+        }
+        self.unreadable = ids;
+        for c in 0..self.conditions.len() {
+            if matches!(
+                self.profile.rules[self.conditions[c].rule].spec,
+                RuleSpec::RecordUnreadable
+            ) {
+                self.update(c, Truth::Violating, now, None);
+                // Nothing will end it but a person: it latches until reset.
+                self.update(c, Truth::ClearNow, now, None);
+            }
+        }
+    }
+}
