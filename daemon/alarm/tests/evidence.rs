@@ -225,15 +225,21 @@ fn a_silent_heart_rate_is_not_current_after_30_s() {
 
 #[test]
 fn not_current_covers_a_continuous_vital_any_limit_watches_even_if_the_rule_omits_it() {
-    let profile = vigil_alarm::Profile::load(
+    // The envelope refuses a profile that narrows `not-current` when it is loaded; the engine
+    // does not rely on that: a narrowed rule built in memory still covers every watched vital.
+    let mut profile = vigil_alarm::Profile::load(
         vigil_alarm::Layer {
             source: vigil_alarm::Source::Default,
-            text: &vigil_alarm::profile::KAP_DEFAULT
-                .replace(r#"["spo2", "pulse_rate", "heart_rate"]"#, r#"["spo2"]"#),
+            text: vigil_alarm::profile::KAP_DEFAULT,
         },
         &[],
     )
     .unwrap();
+    for rule in &mut profile.rules {
+        if let vigil_alarm::RuleSpec::NotCurrent { vitals, .. } = &mut rule.spec {
+            *vitals = vec![Vital::Spo2];
+        }
+    }
     let mut h = Harness::with_profile(profile);
     h.oximeter(0.0, 40.0, 97.0, 72.0);
     let t = h.at(40.0);
