@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::MemoryCentral;
+use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
 use vigil_simulator::{Device, Kind, Scenario};
 
@@ -105,7 +106,8 @@ impl Demo {
                 tokio::spawn(serve_ble(device, peripheral, clock, end, sims.clone()));
             } else {
                 let link = dir.join(id);
-                vigil_simulator::run::open_port(&link).with_context(|| {
+                // The port exists behind its link before the daemon is told the path.
+                let port = PtyPort::open(&link).with_context(|| {
                     format!("cannot create a pseudo-terminal at {}", link.display())
                 })?;
                 let _ = writeln!(
@@ -115,7 +117,7 @@ impl Demo {
                 );
                 let cancel = sims.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_serial(device, link, clock, end, cancel).await {
+                    if let Err(e) = serve_serial(device, port, clock, end, cancel).await {
                         tracing::error!(error = %e, "simulated serial device stopped");
                     }
                 });

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_hex, serve_serial, SimClock};
 use vigil_simulator::{Device, Kind, Scenario};
 
@@ -162,28 +163,33 @@ async fn serve(
             }));
         } else {
             let link = dir.join(format!("{}-{i}", kind.name()));
-            // Open the port first so its path can be printed before any data flows.
-            let first = vigil_simulator::run::open_port(&link).with_context(|| {
+            // The port that will carry the data exists behind its link before the link is
+            // printed, so a program may open the printed path at once.
+            let port = PtyPort::open(&link).with_context(|| {
                 format!("cannot create a pseudo-terminal at {}", link.display())
             })?;
-            drop(first);
             writeln!(stdout, "{}", link.display())?;
             stdout.flush()?;
             let cancel = cancel.clone();
             tasks.push(tokio::spawn(async move {
-                serve_serial(device, link, clock, end, cancel)
+                serve_serial(device, port, clock, end, cancel)
                     .await
                     .map_err(anyhow::Error::from)
             }));
         }
     }
-    eprintln!("vigil-sim: scenario {} ({} s at speed {speed}); simulated data, never a patient; Ctrl-C stops", scenario.name, end);
-    let all = futures_join(tasks);
+    eprintln!("vigil-sim: scenario {} ({} s at speed {speed}); simulated data, never a patient; Ctrl-C or SIGTERM stops", scenario.name, end);
+    let mut all = std::pin::pin!(futures_join(tasks));
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => cancel.cancel(),
-        r = all => return r,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+        r = &mut all => return r,
     }
-    Ok(())
+    // Each device closes its port on the way out, which removes the port's link.
+    cancel.cancel();
+    all.await
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) -> Result<()> {
