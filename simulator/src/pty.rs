@@ -129,3 +129,38 @@ fn relink(target: &Path, link: &Path) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+    use super::*;
+    use tokio_serial::SerialPortBuilderExt;
+
+    #[tokio::test]
+    async fn a_host_that_opens_late_reads_current_bytes_not_a_backlog() {
+        let dir = std::env::temp_dir().join(format!("vigil-pty-late-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("port");
+        let mut port = PtyPort::open(&link).unwrap();
+        // A device sends ten times a second for 1.5 s while no host has the port open.
+        for i in 0..15 {
+            port.send(format!("msg-{i:02}\n").as_bytes()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Opened as Vigil's driver opens it (which does not flush what is waiting).
+        let mut host = tokio_serial::new(link.to_string_lossy(), 9600)
+            .open_native_async()
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = host.try_read(&mut buf).unwrap();
+        let waiting = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(waiting.ends_with("msg-14\n"), "{waiting:?}");
+        assert!(
+            !waiting.contains("msg-00"),
+            "bytes nobody read for 1.5 s were dropped: {waiting:?}"
+        );
+        drop(port);
+        assert!(std::fs::symlink_metadata(&link).is_err(), "the link went");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
