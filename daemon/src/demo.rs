@@ -2,14 +2,17 @@
 //! command, with no hardware. Everything it shows is simulated data, never a patient.
 
 use crate::config::Config;
-use crate::daemon::Daemon;
+use crate::core::CoreHandle;
+use crate::daemon::{Daemon, Options};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::MemoryCentral;
+use vigil_protocol::display::ClientMessage;
 use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
 use vigil_simulator::{Device, Kind, Scenario};
@@ -17,12 +20,13 @@ use vigil_simulator::{Device, Kind, Scenario};
 /// Arguments of `vigil demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Scenario: a built-in name (`vigil-sim list`) or a scenario file.
-    #[arg(long, default_value = "kap-typical")]
+    /// Scenario: a built-in name (`vigil-sim list`) or a scenario file. The default, `demo`,
+    /// raises and clears real alarms within its first few minutes.
+    #[arg(long, default_value = "demo")]
     pub scenario: String,
     /// Scenario seconds per real second. The vitals' course is compressed; alarm delays are not,
-    /// so at high speed brief events may pass without an alarm.
-    #[arg(long, default_value_t = 10.0)]
+    /// so above 1 brief events may pass without an alarm.
+    #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
     /// Where the display is served.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -44,8 +48,25 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("hr-strap", Kind::BleHr),
 ];
 
-fn token() -> String {
-    (0..24).map(|_| fastrand::alphanumeric()).collect()
+/// Who marks the dose when the scenario gives it, if nobody has marked it by then.
+pub const SCRIPT: &str = "Demo script";
+
+/// A fresh token: 128 bits from the operating system's secure random source, as hex. The demo
+/// may listen beyond this machine (`--listen`), so its tokens must not be guessable.
+fn token() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no secure random source for the demo's tokens"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A folder for this demo's links and record, apart from any other demo in this process.
+fn demo_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("vigil-demo-{}-{n}", std::process::id()))
 }
 
 /// A running demo.
@@ -69,13 +90,13 @@ impl Demo {
             anyhow::bail!("--speed must be a positive number");
         }
         let scenario = Arc::new(Scenario::load(&args.scenario)?);
-        let dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+        let dir = demo_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let central = MemoryCentral::new();
         let clock = SimClock::start(args.speed);
         let sims = CancellationToken::new();
-        let (nurse_token, viewer_token, provider_token) = (token(), token(), token());
+        let (nurse_token, viewer_token, provider_token) = (token()?, token()?, token()?);
         let db = match &args.db {
             Some(path) => std::path::absolute(path)
                 .with_context(|| format!("cannot resolve {}", path.display()))?,
@@ -124,7 +145,18 @@ impl Demo {
             }
         }
         let config = Config::parse(&config, "demo", &dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let daemon = Daemon::start(config, Arc::new(central)).await?;
+        let options = Options {
+            simulated: true,
+            ..Options::default()
+        };
+        let daemon = Daemon::start_with(config, Arc::new(central), options).await?;
+        if let Some(dose_at) = scenario.dose_at {
+            tokio::spawn(mark_dose(
+                daemon.core(),
+                clock.instant(dose_at),
+                sims.clone(),
+            ));
+        }
         Ok(Demo {
             daemon,
             nurse_token,
@@ -140,5 +172,19 @@ impl Demo {
         self.daemon.shutdown().await;
         self.sims.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Marks the dose when the scenario gives it, as a nurse would, unless someone marked it first:
+/// the post-dose alarms (a BP rise over the baseline) need it.
+async fn mark_dose(core: CoreHandle, at: tokio::time::Instant, stop: CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = tokio::time::sleep_until(at) => {}
+    }
+    let mark = ClientMessage::MarkDose { request_id: None };
+    if let Err(refused) = core.act(SCRIPT, mark).await {
+        // Marked already, most likely by the person trying the demo.
+        tracing::info!(reason = %refused.reason, "the demo did not mark the dose");
     }
 }

@@ -52,6 +52,8 @@ pub struct App {
     pub sessions: TaskTracker,
     /// When the daemon started.
     pub started: Instant,
+    /// The devices are simulated (`vigil demo`): the display page says so.
+    pub simulated: bool,
 }
 
 impl App {

@@ -17,10 +17,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
+use std::time::Instant;
 use tokio_serial::{ClearBuffer, SerialPort, SerialStream};
 
-/// Bytes a host leaves unread this long are dropped: nobody is listening.
+/// Bytes a host leaves unread this long are dropped: nobody is listening. Real time, not
+/// scenario or tokio time: it is about a real program reading a real terminal, and a test under
+/// tokio's paused clock must not have bytes dropped before its host had a moment to read them.
 pub const UNREAD_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long a write may wait for room in the terminal before its bytes are dropped: like a real

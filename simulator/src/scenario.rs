@@ -5,7 +5,8 @@ use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
 /// The scenarios shipped in `simulator/scenarios/`.
-pub const BUILT_IN: [(&str, &str); 10] = [
+pub const BUILT_IN: [(&str, &str); 11] = [
+    ("demo", include_str!("../scenarios/demo.toml")),
     ("kap-typical", include_str!("../scenarios/kap-typical.toml")),
     (
         "kap-hypertensive",

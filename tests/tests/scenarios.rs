@@ -199,3 +199,8 @@ async fn device_unplugged() {
 async fn low_battery() {
     check("low-battery").await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn demo() {
+    check("demo").await;
+}
