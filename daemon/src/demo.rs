@@ -79,6 +79,8 @@ pub struct Demo {
     pub viewer_token: String,
     /// The session record.
     pub db: PathBuf,
+    /// What the scenario plays, for a person starting the demo.
+    pub description: String,
     sims: CancellationToken,
     dir: PathBuf,
 }
@@ -162,6 +164,7 @@ impl Demo {
             nurse_token,
             viewer_token,
             db,
+            description: scenario.description.clone(),
             sims,
             dir,
         })

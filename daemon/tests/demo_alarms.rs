@@ -31,8 +31,8 @@ struct Seen {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_default_demo_raises_an_alarm_in_its_first_two_minutes_that_is_acknowledged_and_clears(
-) {
+async fn the_default_demo_raises_an_alarm_in_its_first_two_minutes_that_is_acknowledged_and_clears()
+{
     // As the README runs it, on a free port.
     let args = Cli::parse_from(["demo", "--listen", "127.0.0.1:0"]).demo;
     let start = Instant::now();

@@ -127,9 +127,11 @@ async fn get_page(url: &str) -> String {
         .unwrap()
         .to_string();
     let mut tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
-    tcp.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    tcp.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut page = String::new();
     tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut page))
         .await

@@ -16,8 +16,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{ClearBuffer, SerialPort, SerialStream};
 
 /// Bytes a host leaves unread this long are dropped: nobody is listening. Real time, not
@@ -113,7 +113,10 @@ fn relink(target: &Path, link: &Path) -> io::Result<()> {
         if !meta.file_type().is_symlink() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a link: not replacing it", link.display()),
+                format!(
+                    "{} exists and is not a link: not replacing it",
+                    link.display()
+                ),
             ));
         }
     }
