@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_hex, serve_serial, SimClock};
@@ -122,6 +123,10 @@ async fn serve(
     dir: PathBuf,
     bluez: bool,
 ) -> Result<()> {
+    // Listened for before any port is made: a stop that comes as soon as a path is printed still
+    // closes the ports and removes their links, rather than killing the process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let bus = if bluez {
         Some(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").context(
             "--bluez needs DBUS_SYSTEM_BUS_ADDRESS pointing at a bus where `python3 -m dbusmock --system --template bluez5` runs",
@@ -180,9 +185,8 @@ async fn serve(
     }
     eprintln!("vigil-sim: scenario {} ({} s at speed {speed}); simulated data, never a patient; Ctrl-C or SIGTERM stops", scenario.name, end);
     let mut all = std::pin::pin!(futures_join(tasks));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
         r = &mut all => return r,
     }
