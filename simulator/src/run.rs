@@ -86,6 +86,13 @@ pub async fn serve_serial(
             // Waits until a host writes: the port's host side is held open, so this never spins.
             read = port.recv(&mut buf) => {
                 let n = read?;
+                if n == 0 {
+                    // Never expected while the host side is held open; ending beats spinning.
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the pseudo-terminal closed",
+                    ));
+                }
                 for o in device.host_bytes(clock.now(), &buf[..n]) {
                     if let Output::Serial(b) = o {
                         port.send(&b).await;
