@@ -69,7 +69,7 @@ where
 /// what does not fit waits in the session's own bounded buffer.
 const SEND_BUFFER: usize = 64 * 1024;
 
-/// Tuning that only tests and benchmarks change.
+/// Tuning that only tests and benchmarks change, and what `vigil demo` tells the daemon.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Publications (the messages of one event each) a display may be behind before it gets a
@@ -77,12 +77,15 @@ pub struct Options {
     /// whether or not anyone lags, so it is sized in time: about 15 s of a busy room (an
     /// oximeter sending 60 packets a second), about 0.7 MB.
     pub broadcast_capacity: usize,
+    /// The devices are simulated (`vigil demo`): the display page says so in a banner.
+    pub simulated: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             broadcast_capacity: 1024,
+            simulated: false,
         }
     }
 }
@@ -225,6 +228,7 @@ impl Daemon {
             net: net.clone(),
             trends,
             pulse,
+            simulated: options.simulated,
         });
         let server = match &config.tls {
             Some(tls) => {

@@ -283,9 +283,10 @@ fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
         println!("  nurse token:  {}", demo.nurse_token);
         println!("  viewer token: {}", demo.viewer_token);
         println!(
-            "  scenario {} at speed {}; Ctrl-C stops",
-            args.scenario, args.speed
+            "  scenario {} at speed {}: {}",
+            args.scenario, args.speed, demo.description
         );
+        println!("  Ctrl-C stops");
         if args.db.is_some() {
             println!(
                 "  session record: {} (then `vigil sessions --db {}`, `vigil report ...`)",

@@ -57,6 +57,8 @@ pub struct App {
     pub trends: crate::trend::TrendService,
     /// The core's heartbeat, for `/healthz`.
     pub pulse: Arc<crate::supervise::Pulse>,
+    /// The devices are simulated (`vigil demo`): the display page says so.
+    pub simulated: bool,
 }
 
 impl App {
