@@ -80,6 +80,31 @@ enum Command {
     },
     /// Print a fresh random token for a `[[user]]` of the configuration.
     Token,
+    /// Copy the session record to a new file, consistently, while the daemon runs.
+    Backup {
+        /// The database (the config's `[storage] path`).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// The new file (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Put a backup in place of the session record; refused while the daemon runs.
+    Restore {
+        /// The backup (`vigil backup --to FILE`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The database to replace (the config's `[storage] path`).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// Write a man page per command into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// Where the pages go.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Decode a device capture and print readings, events and errors as JSON lines.
     Decode(field::decode::DecodeArgs),
     /// Open one device as the daemon would and print what it sends as JSON lines.
@@ -108,6 +133,15 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args),
         Command::CheckConfig { file, profile } => check_config(file, *profile),
         Command::Token => token(),
+        Command::Backup { db, to } => vigil_daemon::backup::backup(db, to)
+            .map(|n| println!("backed up {} ({n} session(s)) to {}", db.display(), to.display()))
+            .map_err(Into::into),
+        Command::Restore { from, db } => vigil_daemon::backup::restore(from, db)
+            .map(|n| println!("restored {} ({n} session(s)) to {}", from.display(), db.display()))
+            .map_err(Into::into),
+        Command::Manpages { dir } => {
+            vigil_daemon::manpages::write(<Cli as clap::CommandFactory>::command(), dir)
+        }
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
         Command::Probe(args) => probe(args),
     };
