@@ -59,8 +59,8 @@ pub fn backup(db: &Path, to: &Path) -> Result<i64, Error> {
     if to.exists() {
         return Err(Error::Exists(to.to_path_buf()));
     }
-    let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sqlite(db))?;
+    let src =
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(db))?;
     src.busy_timeout(Duration::from_secs(5))
         .map_err(sqlite(db))?;
     session_count(&src, db)?;
@@ -141,10 +141,17 @@ mod tests {
         let writer = crate::storage::open(&db).unwrap();
         writer.execute_batch("BEGIN IMMEDIATE").unwrap();
         writer
-            .execute("INSERT INTO sessions (room, started_at, profile) VALUES ('x', 0, '{}')", [])
+            .execute(
+                "INSERT INTO sessions (room, started_at, profile) VALUES ('x', 0, '{}')",
+                [],
+            )
             .unwrap();
         let copy = dir.join("copy.db");
-        assert_eq!(backup(&db, &copy).unwrap(), 3, "the uncommitted session is not in it");
+        assert_eq!(
+            backup(&db, &copy).unwrap(),
+            3,
+            "the uncommitted session is not in it"
+        );
         writer.execute_batch("COMMIT").unwrap();
         assert_eq!(backup(&db, &dir.join("copy2.db")).unwrap(), 4);
         assert!(matches!(backup(&db, &copy), Err(Error::Exists(_))));
@@ -178,6 +185,11 @@ mod tests {
             .execute_batch("CREATE TABLE t (x)")
             .unwrap();
         assert!(matches!(restore(&other, &db), Err(Error::NotARecord(..))));
-        assert_eq!(crate::storage::sessions(&crate::storage::open(&db).unwrap()).unwrap().len(), 1);
+        assert_eq!(
+            crate::storage::sessions(&crate::storage::open(&db).unwrap())
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

@@ -80,6 +80,7 @@ pub struct Daemon {
     sessions: TaskTracker,
     core: JoinHandle<Engine>,
     server: JoinHandle<()>,
+    users: crate::reload::Users,
 }
 
 impl Daemon {
@@ -183,8 +184,9 @@ impl Daemon {
             tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; configure [tls] or put a TLS proxy in front");
         }
         let sessions = TaskTracker::new();
+        let users = crate::reload::Users::new(config.users.clone());
         let app = Arc::new(App {
-            users: config.users.clone(),
+            users: users.clone(),
             core: core_handle.clone(),
             out: out.clone(),
             metrics: metrics.clone(),
@@ -218,12 +220,18 @@ impl Daemon {
             sessions,
             core,
             server,
+            users,
         })
     }
 
     /// The stream every display receives after its snapshot, in-process (for tests and tools).
     pub fn subscribe(&self) -> broadcast::Receiver<crate::core::Published> {
         self.out.subscribe()
+    }
+
+    /// The users the display server checks tokens against; a reload replaces them.
+    pub fn users(&self) -> crate::reload::Users {
+        self.users.clone()
     }
 
     /// The core, for acting in-process as a person would from a display (tests and tools).

@@ -12,6 +12,7 @@ pub mod field;
 pub mod hub;
 pub mod manpages;
 pub mod metrics;
+pub mod reload;
 pub mod review;
 pub mod server;
 pub mod storage;

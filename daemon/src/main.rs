@@ -134,10 +134,22 @@ fn main() -> ExitCode {
         Command::CheckConfig { file, profile } => check_config(file, *profile),
         Command::Token => token(),
         Command::Backup { db, to } => vigil_daemon::backup::backup(db, to)
-            .map(|n| println!("backed up {} ({n} session(s)) to {}", db.display(), to.display()))
+            .map(|n| {
+                println!(
+                    "backed up {} ({n} session(s)) to {}",
+                    db.display(),
+                    to.display()
+                )
+            })
             .map_err(Into::into),
         Command::Restore { from, db } => vigil_daemon::backup::restore(from, db)
-            .map(|n| println!("restored {} ({n} session(s)) to {}", from.display(), db.display()))
+            .map(|n| {
+                println!(
+                    "restored {} ({n} session(s)) to {}",
+                    from.display(),
+                    db.display()
+                )
+            })
             .map_err(Into::into),
         Command::Manpages { dir } => {
             vigil_daemon::manpages::write(<Cli as clap::CommandFactory>::command(), dir)
@@ -268,13 +280,18 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run(config: &Path) -> Result<()> {
-    let config = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn run(path: &Path) -> Result<()> {
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(config.log_format);
     runtime()?.block_on(async {
         let stop = stop_signal()?;
+        let hangups = vigil_daemon::reload::listen()?;
         let daemon =
-            vigil_daemon::daemon::Daemon::start(config, field::probe::system_central()).await?;
+            vigil_daemon::daemon::Daemon::start(config.clone(), field::probe::system_central())
+                .await?;
+        let reloader =
+            vigil_daemon::reload::Reloader::new(path.to_path_buf(), config, daemon.users());
+        vigil_daemon::reload::serve(hangups, reloader);
         println!("vigil: display at http://{}/", daemon.addr);
         stop.await;
         daemon.shutdown().await;

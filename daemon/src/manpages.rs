@@ -12,7 +12,12 @@ pub fn write(cmd: clap::Command, dir: &Path) -> anyhow::Result<()> {
     let mut pages = vec![(name.clone(), cmd.clone())];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let full = format!("{name}-{}", sub.get_name());
-        pages.push((full.clone(), sub.clone().display_name(full).bin_name(format!("{name} {}", sub.get_name()))));
+        pages.push((
+            full.clone(),
+            sub.clone()
+                .display_name(full)
+                .bin_name(format!("{name} {}", sub.get_name())),
+        ));
     }
     for (file, page) in pages {
         let mut out = Vec::new();

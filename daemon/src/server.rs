@@ -38,8 +38,8 @@ const WRITE_BATCH: usize = 64;
 
 /// What every request handler shares.
 pub struct App {
-    /// People by token.
-    pub users: Vec<User>,
+    /// People by token; a reload replaces them (see `crate::reload`).
+    pub users: crate::reload::Users,
     /// The core.
     pub core: CoreHandle,
     /// The broadcast every session subscribes to.
@@ -55,8 +55,8 @@ pub struct App {
 }
 
 impl App {
-    fn user(&self, token: &str) -> Option<&User> {
-        crate::config::find_user(&self.users, token)
+    fn user(&self, token: &str) -> Option<User> {
+        self.users.find(token)
     }
 }
 
@@ -103,7 +103,7 @@ async fn ws(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(user) = token(&headers, &query).and_then(|t| app.user(&t).cloned()) else {
+    let Some(user) = token(&headers, &query).and_then(|t| app.user(&t)) else {
         tracing::warn!("display connection refused: missing or unknown token");
         return (
             StatusCode::UNAUTHORIZED,
@@ -206,11 +206,19 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
         return;
     }
     let mut limiter = Limiter::new();
+    let mut reloaded = app.users.changes();
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), out.close(1001, "daemon shutting down")).await;
                 return;
+            }
+            Ok(()) = reloaded.changed() => {
+                if !app.users.still_valid(user) {
+                    tracing::warn!(person = %user.name, "closing a display whose token a reload withdrew");
+                    out.close(1008, "token withdrawn by a configuration reload").await;
+                    return;
+                }
             }
             published = rx.recv() => {
                 // Whatever else is already queued goes out in the same write.
