@@ -12,12 +12,18 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 case "${1:-}" in
 build)
-    packaging/build-deb.sh >&2
-    version=$(dpkg-deb -f "$target"/debian/vigil_*-1_*.deb Version | sort -V | head -1)
-    upstream=${version%-*}
+    first=$(packaging/build-deb.sh | tail -1)
+    upstream=$(dpkg-deb -f "$first" Version)
+    upstream=${upstream%-*}
+    # cargo-deb replaces the package it made before: keep both in a folder of their own.
+    out="$target/debian/package-test"
+    rm -rf "$out" && mkdir -p "$out"
+    cp "$first" "$out/"
     # The upgrade: the same binaries under a higher version (no second release build).
-    cargo deb --no-build --strip --locked -p vigil-daemon --deb-version "$upstream-2" >&2
-    ls "$target"/debian/vigil_"$upstream"-1_*.deb "$target"/debian/vigil_"$upstream"-2_*.deb
+    second=$(cargo deb --no-build --strip --locked -p vigil-daemon --deb-version "$upstream-2" | tail -1)
+    cp "$second" "$out/"
+    echo "$out/$(basename "$first")"
+    echo "$out/$(basename "$second")"
     ;;
 lint)
     deb=$2
@@ -54,7 +60,7 @@ purge)
     [ "${2:-keep}" = remove ] && answer=true
     echo "vigil vigil/purge_data boolean $answer" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive dpkg --purge vigil </dev/null >&2
-    ! dpkg-query -W -f '${Status}' vigil 2>/dev/null | grep -q installed || fail "still installed"
+    [ "$(dpkg-query -W -f '${db:Status-Status}' vigil 2>/dev/null)" != installed ] || fail "still installed"
     [ ! -e /usr/bin/vigil ] || fail "/usr/bin/vigil is still there"
     [ ! -e /etc/vigil/vigil.toml ] || fail "the conffile survived the purge"
     if [ "$answer" = true ]; then

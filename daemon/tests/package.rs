@@ -66,10 +66,8 @@ fn missing() -> Option<String> {
             return Some(format!("{tool} is missing"));
         }
     }
-    let installed = sh("dpkg-query", &["-W", "-f", "${Status}", "vigil"]);
-    if String::from_utf8_lossy(&installed.stdout).contains("installed")
-        && !Path::new(MARKER).exists()
-    {
+    let installed = sh("dpkg-query", &["-W", "-f", "${db:Status-Status}", "vigil"]);
+    if String::from_utf8_lossy(&installed.stdout) == "installed" && !Path::new(MARKER).exists() {
         return Some("a vigil package this test did not install is on this machine".into());
     }
     None
@@ -293,7 +291,7 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
         (before + 1, readings),
         "the record after the upgrade"
     );
-    stop(sim).await;
+    drop(sim);
 
     // Restore once stopped: the record is the backup's again.
     let out = as_vigil(&["/usr/bin/vigil", "restore", "--from", backup, "--db", DB]);
