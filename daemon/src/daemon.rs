@@ -133,6 +133,9 @@ impl Daemon {
                     Err(e) => tracing::warn!(error = %e, "cannot prune the session record"),
                 }
             }
+            if let Err(e) = crate::upgrade::reopen_after_upgrade(&conn, &path, &room) {
+                tracing::warn!(error = %e, "cannot continue the session an upgrade stopped; starting a new one");
+            }
             crate::storage::resume_or_start(&conn, &room, &profile)
         })
         .await?;

@@ -17,3 +17,4 @@ pub mod review;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod upgrade;
