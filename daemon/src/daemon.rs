@@ -105,6 +105,7 @@ pub struct Daemon {
     core: JoinHandle<()>,
     fatal: Fatal,
     server: JoinHandle<()>,
+    users: crate::reload::Users,
 }
 
 impl Daemon {
@@ -157,6 +158,9 @@ impl Daemon {
                     Ok(n) => tracing::info!(sessions = n, days, "pruned sessions past retention"),
                     Err(e) => tracing::warn!(error = %e, "cannot prune the session record"),
                 }
+            }
+            if let Err(e) = crate::upgrade::reopen_after_upgrade(&conn, &path, &room) {
+                tracing::warn!(error = %e, "cannot continue the session an upgrade stopped; starting a new one");
             }
             crate::storage::resume_or_start(&conn, &room, &profile)
         })
@@ -217,8 +221,9 @@ impl Daemon {
         }
         let sessions = TaskTracker::new();
         let net = Net::new(&config.network);
+        let users = crate::reload::Users::new(config.users.clone());
         let app = Arc::new(App {
-            users: config.users.clone(),
+            users: users.clone(),
             core: core_handle.clone(),
             out: out.clone(),
             metrics: metrics.clone(),
@@ -261,12 +266,18 @@ impl Daemon {
             core,
             fatal,
             server,
+            users,
         })
     }
 
     /// The stream every display receives after its snapshot, in-process (for tests and tools).
     pub fn subscribe(&self) -> broadcast::Receiver<crate::core::Published> {
         self.out.subscribe()
+    }
+
+    /// The users the display server checks tokens against; a reload replaces them.
+    pub fn users(&self) -> crate::reload::Users {
+        self.users.clone()
     }
 
     /// The core, for acting in-process as a person would from a display (tests and tools).

@@ -49,6 +49,13 @@ enum Command {
         #[arg(long)]
         bluez: bool,
     },
+    /// Write the man page `vigil-sim.1` into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// Where the page goes.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Manpages { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("vigil-sim.1"), page)?;
+            Ok(())
+        }
         Command::List => {
             println!("scenarios:");
             for (name, _) in vigil_simulator::scenario::BUILT_IN {
