@@ -159,3 +159,46 @@ fn an_alarm_id_is_never_given_twice_in_a_session() {
     let seq: u64 = a.id.rsplit('#').next().unwrap().parse().unwrap();
     assert!(seq >= 13, "{}", a.id);
 }
+
+/// F3: the record's times are wall-clock times. When the previous run's clock was ahead (a
+/// wrong RTC corrected by NTP across the restart), they map to instants after the restart. The
+/// schedule and escalation then counted from that future: an overdue NIBP waited hours, and an
+/// unacknowledged alarm did not escalate. A time after the restart is taken as the restart.
+#[test]
+fn times_from_the_record_after_the_restart_count_from_the_restart() {
+    let mut h = Harness::cuff_only();
+    let restart = 3.0 * 60.0 * MIN;
+    let ahead = restart + 2.0 * 60.0 * MIN;
+    let mut s = session(&h, restart);
+    s.dose = Some(Act {
+        by: "Dr Rivera".into(),
+        at: h.at(ahead),
+    });
+    // bp-rise (medium, escalates unacknowledged after 3 min), raised "in the future".
+    s.alarms = vec![RestoredAlarm {
+        rule: "bp-rise".into(),
+        seq: 4,
+        device: None,
+        vital: None,
+        priority: Priority::Medium,
+        onset: h.at(ahead),
+        since: h.at(ahead),
+        acknowledged: None,
+        latched: false,
+        value: Some(170.0),
+        awaiting_confirmation: false,
+    }];
+    h.engine.restore(s);
+    h.run_to(restart + 43.0 * MIN);
+    assert!(
+        h.alarm_log()
+            .iter()
+            .any(|(_, change, rule, _)| *change == Escalated && rule == "bp-rise"),
+        "the unacknowledged bp-rise escalates 3 min after the restart: {:?}",
+        h.alarm_log()
+    );
+    assert!(
+        h.alarm(restart + 43.0 * MIN, "nibp-overdue").is_some(),
+        "the NIBP schedule counts from the restart at the latest"
+    );
+}
