@@ -383,3 +383,31 @@ fn a_value_an_override_gets_wrong_is_reported_as_the_overrides() {
         "{lines:#?}"
     );
 }
+
+/// F4: a limit rule's clearing time was outside the envelope. `clear_after = "0s"` lets one
+/// in-range sample end a pending or active alarm (issue 14 §1 says never on one sample): a
+/// saturation alternating 85 % and 95 % each second never raised `spo2-low`. An override may
+/// lengthen the clearing time, never shorten it below the default's.
+#[test]
+fn a_clearing_time_shorter_than_the_defaults_is_refused() {
+    let lines = refused(
+        r#"
+        [rules.spo2-low]
+        clear_after = "0s"
+        [rules.pr-high]
+        clear_after = "1s"
+        "#,
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.spo2-low.clear_after",
+        "shorter",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.pr-high.clear_after",
+        "shorter",
+    );
+    // Longer is tighter: accepted.
+    load(&[(patient(), "[rules.spo2-low]\nclear_after = \"30s\"\n")]).unwrap();
+}

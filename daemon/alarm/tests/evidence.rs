@@ -251,3 +251,35 @@ fn not_current_covers_a_continuous_vital_any_limit_watches_even_if_the_rule_omit
         .expect("heart rate watched by pr-* rules");
     assert_eq!(a.vital, Some(Vital::HeartRate));
 }
+
+/// F4 (what the envelope refuses, shown on the engine): with a clearing time of zero, a
+/// saturation alternating 85 % and 95 % each second never sounds `spo2-low`, though it is under
+/// the limit half the time for minutes. The envelope refuses such a profile
+/// (`tests/envelope.rs::a_clearing_time_shorter_than_the_defaults_is_refused`); the default's
+/// 5 s raises it.
+#[test]
+fn an_alternating_saturation_alarms_with_the_default_clearing_time() {
+    use std::time::Duration;
+    use vigil_alarm::RuleSpec;
+    let run = |clear_after: Duration| {
+        let mut profile = vigil_alarm::Profile::kap_default().unwrap();
+        for rule in &mut profile.rules {
+            if let RuleSpec::Limit { clear_after: c, .. } = &mut rule.spec {
+                *c = clear_after;
+            }
+        }
+        let mut h = Harness::with_profile(profile);
+        let mut t = 0.0;
+        while t < 120.0 {
+            let spo2 = if (t as u64) % 2 == 0 { 85.0 } else { 95.0 };
+            h.oximeter(t, t + 1.0, spo2, 80.0);
+            t += 1.0;
+        }
+        h.raised().iter().any(|(_, rule, _)| rule == "spo2-low")
+    };
+    assert!(
+        run(Duration::from_secs(5)),
+        "the default clearing time raises it"
+    );
+    assert!(!run(Duration::ZERO), "a zero clearing time never does");
+}

@@ -146,6 +146,7 @@ pub(super) fn check(
         check_priority(r, rule, &mut v);
         check_target(r, rule, &mut v);
         check_delay(rule, &mut v);
+        check_clearing(r, rule, &mut v);
         if r.escalate_after.is_some() && rule.escalate_after.is_none() {
             let own = origin
                 .sources
@@ -331,6 +332,31 @@ fn check_delay(rule: &Rule, v: &mut Violations<'_, '_>) {
                 "{} is longer than this alarm's bound {}",
                 humantime::format_duration(d),
                 humantime::format_duration(*max)
+            ),
+        );
+    }
+}
+
+/// A limit's clearing time: shorter than the default's, fewer in-range samples end an alarm
+/// (zero: one sample does, and a value hovering at the limit never sounds).
+fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
+    let (
+        RuleSpec::Limit {
+            clear_after: least, ..
+        },
+        RuleSpec::Limit { clear_after, .. },
+    ) = (&reference.spec, &rule.spec)
+    else {
+        return;
+    };
+    if clear_after < least {
+        v.at(
+            &rule.id,
+            "clear_after",
+            format!(
+                "{} is shorter than this alarm's least clearing time {}",
+                humantime::format_duration(*clear_after),
+                humantime::format_duration(*least)
             ),
         );
     }
