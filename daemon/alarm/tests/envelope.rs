@@ -411,3 +411,31 @@ fn a_clearing_time_shorter_than_the_defaults_is_refused() {
     // Longer is tighter: accepted.
     load(&[(patient(), "[rules.spo2-low]\nclear_after = \"30s\"\n")]).unwrap();
 }
+
+/// F5: latching was outside the envelope. `latching = false` on `spo2-critical` (High) or
+/// `device-disconnected` (loss of communication) was accepted, so a critical desaturation or a
+/// lost oximeter that recovered before anyone looked left no trace on the screen (alarms.md:
+/// High and comm-loss alarms latch until reset).
+#[test]
+fn an_override_cannot_switch_latching_off() {
+    let lines = refused(
+        r#"
+        [rules.spo2-critical]
+        latching = false
+        [rules.device-disconnected]
+        latching = false
+        "#,
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.spo2-critical.latching",
+        "latch",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.device-disconnected.latching",
+        "latch",
+    );
+    // Latching more is tighter: accepted.
+    load(&[(patient(), "[rules.spo2-low]\nlatching = true\n")]).unwrap();
+}

@@ -283,3 +283,24 @@ fn an_alternating_saturation_alarms_with_the_default_clearing_time() {
     );
     assert!(!run(Duration::ZERO), "a zero clearing time never does");
 }
+
+/// F5 (what the envelope refuses, shown on the engine): with `latching = false`, a critical
+/// desaturation that recovers before anyone looks is gone from the screen, unseen. The envelope
+/// refuses such a profile (`tests/envelope.rs::an_override_cannot_switch_latching_off`).
+#[test]
+fn a_critical_desaturation_latches_unless_latching_is_switched_off() {
+    let run = |latching: Option<bool>| {
+        let mut profile = vigil_alarm::Profile::kap_default().unwrap();
+        for rule in &mut profile.rules {
+            if rule.id == "spo2-critical" {
+                rule.latching = latching;
+            }
+        }
+        let mut h = Harness::with_profile(profile);
+        h.oximeter(0.0, 30.0, 80.0, 80.0);
+        h.oximeter(30.0, 60.0, 97.0, 80.0);
+        h.state_of(60.0, "spo2-critical")
+    };
+    assert_eq!(run(None), Some(AlarmState::Latched));
+    assert_eq!(run(Some(false)), None, "switched off, it vanishes unseen");
+}

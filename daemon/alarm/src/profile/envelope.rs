@@ -147,6 +147,14 @@ pub(super) fn check(
         check_target(r, rule, &mut v);
         check_delay(rule, &mut v);
         check_clearing(r, rule, &mut v);
+        if rule.latching == Some(false) {
+            v.at(
+                &r.id,
+                "latching",
+                "cannot be switched off: an alarm of the default profile latches when it is High \
+                 or a loss of communication, until a person resets it",
+            );
+        }
         if r.escalate_after.is_some() && rule.escalate_after.is_none() {
             let own = origin
                 .sources
