@@ -439,3 +439,50 @@ fn an_override_cannot_switch_latching_off() {
     // Latching more is tighter: accepted.
     load(&[(patient(), "[rules.spo2-low]\nlatching = true\n")]).unwrap();
 }
+
+/// F6: the NIBP schedule and the confirmation window were outside the envelope. An override
+/// that moves the first post-dose check to 4 h (past a KAP session), checks every 2 h, counts
+/// a reading an hour early, waits half an hour of grace, or gives a severe BP 30 min to be
+/// confirmed was accepted: `nibp-overdue` and `nibp-repeat-overdue` never sounded in time. An
+/// override may make the schedule denser, never sparser.
+#[test]
+fn an_override_cannot_stretch_the_nibp_schedule_or_the_confirmation_window() {
+    let lines = refused(
+        r#"
+        [rules.nibp-overdue]
+        first_after_dose = "4h"
+        every = "2h"
+        until = "4h"
+        early_tolerance = "1h"
+        grace = "30m"
+        [rules.bp-severe]
+        confirm_within = "30m"
+        "#,
+    );
+    for key in ["first_after_dose", "every", "early_tolerance", "grace"] {
+        assert_has(
+            &lines,
+            &format!("patient p-17.toml: rules.nibp-overdue.{key}"),
+            "longer",
+        );
+    }
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.bp-severe.confirm_within",
+        "longer",
+    );
+    // Denser, and checked for longer: accepted.
+    load(&[(
+        patient(),
+        "[rules.nibp-overdue]\nfirst_after_dose = \"30m\"\nevery = \"10m\"\nuntil = \"2h\"\n\
+         [rules.bp-severe]\nconfirm_within = \"3m\"\n",
+    )])
+    .unwrap();
+    // Checked for a shorter time: refused.
+    let lines = refused("[rules.nibp-overdue]\nuntil = \"40m\"\n");
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.nibp-overdue.until",
+        "shorter",
+    );
+}

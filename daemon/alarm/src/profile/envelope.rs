@@ -147,6 +147,7 @@ pub(super) fn check(
         check_target(r, rule, &mut v);
         check_delay(rule, &mut v);
         check_clearing(r, rule, &mut v);
+        check_schedule(r, rule, &mut v);
         if rule.latching == Some(false) {
             v.at(
                 &r.id,
@@ -367,6 +368,64 @@ fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
                 humantime::format_duration(*least)
             ),
         );
+    }
+}
+
+/// The NIBP schedule and a BP rule's confirmation window: an override may make them denser or
+/// shorter, never sparser or longer (a first check after the session, or a repeat given half
+/// an hour, never sounds in time).
+fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
+    let longest = |spec: &RuleSpec| -> Vec<(&'static str, Duration)> {
+        match spec {
+            RuleSpec::NibpOverdue {
+                first_after_dose,
+                every,
+                early_tolerance,
+                grace,
+                ..
+            } => vec![
+                ("first_after_dose", *first_after_dose),
+                ("every", *every),
+                ("early_tolerance", *early_tolerance),
+                ("grace", *grace),
+            ],
+            RuleSpec::Bp {
+                confirm_within: Some(w),
+                ..
+            } => vec![("confirm_within", *w)],
+            _ => Vec::new(),
+        }
+    };
+    for ((key, max), (_, d)) in longest(&reference.spec)
+        .into_iter()
+        .zip(longest(&rule.spec))
+    {
+        if d > max {
+            let (d, max) = (
+                humantime::format_duration(d),
+                humantime::format_duration(max),
+            );
+            v.at(
+                &rule.id,
+                key,
+                format!("{d} is longer than the default's {max}"),
+            );
+        }
+    }
+    if let (RuleSpec::NibpOverdue { until: least, .. }, RuleSpec::NibpOverdue { until, .. }) =
+        (&reference.spec, &rule.spec)
+    {
+        if until < least {
+            let (d, least) = (
+                humantime::format_duration(*until),
+                humantime::format_duration(*least),
+            );
+            v.at(
+                &rule.id,
+                "until",
+                format!("{d} is shorter than the default's {least}"),
+            );
+        }
     }
 }
 
