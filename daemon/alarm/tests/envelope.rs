@@ -486,3 +486,30 @@ fn an_override_cannot_stretch_the_nibp_schedule_or_the_confirmation_window() {
         "shorter",
     );
 }
+
+/// F7: escalation could not be switched off, but it could be made twenty times slower:
+/// `escalate_unacknowledged_after = "1h"` (or a rule's `escalate_after = "1h"`) was accepted, so
+/// an unacknowledged desaturation stayed Medium for an hour. Slower than the default is refused.
+#[test]
+fn escalation_cannot_be_made_slower_than_the_defaults() {
+    let lines = refused(
+        "[behaviour]\nescalate_unacknowledged_after = \"1h\"\n\
+         [rules.nibp-overdue]\nescalate_after = \"30m\"\n",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: behaviour.escalate_unacknowledged_after",
+        "longer than the default's 3m",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.nibp-overdue.escalate_after",
+        "longer than the default's 3m",
+    );
+    // Faster is tighter: accepted.
+    load(&[(
+        patient(),
+        "[behaviour]\nescalate_unacknowledged_after = \"1m\"\n",
+    )])
+    .unwrap();
+}

@@ -156,15 +156,26 @@ pub(super) fn check(
                  or a loss of communication, until a person resets it",
             );
         }
-        if r.escalate_after.is_some() && rule.escalate_after.is_none() {
+        // Switched off, or slower than the default's: an alarm nobody acknowledges must rise
+        // in time.
+        let problem = match (r.escalate_after, rule.escalate_after) {
+            (Some(_), None) => Some(ESCALATION_OFF.to_string()),
+            (Some(max), Some(d)) if d > max => Some(format!(
+                "{} is longer than the default's {}: an alarm nobody acknowledges must rise in time",
+                humantime::format_duration(d),
+                humantime::format_duration(max)
+            )),
+            _ => None,
+        };
+        if let Some(message) = problem {
             let own = origin
                 .sources
                 .contains_key(&(rule.id.clone(), "escalate_after".into()));
             if own {
-                v.at(&rule.id, "escalate_after", ESCALATION_OFF);
+                v.at(&rule.id, "escalate_after", message);
             } else if !escalation_reported {
                 escalation_reported = true;
-                v.at("behaviour", "escalate_unacknowledged_after", ESCALATION_OFF);
+                v.at("behaviour", "escalate_unacknowledged_after", message);
             }
         }
     }
