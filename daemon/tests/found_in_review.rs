@@ -136,3 +136,21 @@ async fn records_the_full_queue_refuses_raise_recording_failed() {
         .unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// F8: the core formats every time it shows with `Clock::rfc3339`; humantime panics on a time
+/// before 1970 and fails (a panic in `to_string`) after 9999. A dose time read back from the
+/// record as a negative number of milliseconds (a damaged row), or a clock started at 1970
+/// (a board without RTC before NTP), put such a time in the session the core shows: the
+/// first snapshot panicked the core, the daemon exited, and came back to the same record.
+#[test]
+fn a_time_outside_what_rfc3339_can_show_does_not_panic_the_core() {
+    let clock = vigil_daemon::clock::Clock::start();
+    for ms in [-60_000, i64::MIN / 2, 253_402_300_800_000, i64::MAX / 2] {
+        let at = clock.instant_of_unix_ms(ms);
+        let shown = std::panic::catch_unwind(|| clock.rfc3339_std(at));
+        assert!(shown.is_ok(), "formatting unix ms {ms} panicked");
+        // The record's own formatting (`vigil record`, the review export) likewise.
+        let stored = std::panic::catch_unwind(|| storage::rfc3339(ms));
+        assert!(stored.is_ok(), "formatting stored unix ms {ms} panicked");
+    }
+}
