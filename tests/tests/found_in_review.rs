@@ -41,3 +41,58 @@ async fn a_dose_time_before_1970_in_the_record_does_not_kill_the_core() {
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
     assert_eq!(snapshot["session"]["dose_by"], "Dr Rivera", "{snapshot}");
 }
+
+async fn healthz(addr: std::net::SocketAddr) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// F9: the core's loop polls device events before its heartbeat and the displays' requests
+/// (`select!` with `biased`). A device that sends faster than the core takes its frames (a
+/// faulty or hostile USB/BLE oximeter) keeps the device queue full, and the core's own
+/// heartbeat is never taken: `/healthz` goes late, the watchdog would restart the daemon, and
+/// the displays see CONNECTION LOST. The core's heartbeat must stay fresh under a device flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_device_does_not_starve_the_cores_heartbeat() {
+    let room = Room::start("", Options::default()).await;
+    room.devices_ready().await;
+    let oximeter = room.oximeter.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let frame = [0x00, 97, 0, 72, 0];
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if oximeter.notify(vigil_protocol::ble::uuid::PLX_CONTINUOUS, &frame) {
+                    sent += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            sent
+        }
+    });
+    let mut worst = 0.0f64;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let body = healthz(room.daemon.addr).await;
+        worst = worst.max(body["core_heartbeat_age_s"].as_f64().unwrap_or(0.0));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    println!("FIGURE device flood: {sent} frames in 8 s; worst core heartbeat age {worst:.1} s");
+    assert!(
+        worst < 2.0,
+        "the core's heartbeat was {worst:.1} s old under a device flood ({sent} frames)"
+    );
+}
