@@ -202,3 +202,46 @@ fn times_from_the_record_after_the_restart_count_from_the_restart() {
         "the NIBP schedule counts from the restart at the latest"
     );
 }
+
+/// F10: the daemon adds its devices (each link down, so `device-disconnected` starts pending
+/// with the next number) before it restores the session. Those pending occurrences took
+/// numbers 1, 2, … from the fresh engine, and a device that did not reconnect in time raised
+/// `device-disconnected#1` again, though the record already held a `device-disconnected#1`:
+/// an acknowledgement or reset could hit the wrong one, and the record mixes them (R4).
+#[test]
+fn a_device_that_does_not_come_back_after_a_restart_gets_a_fresh_alarm_id() {
+    let t0 = std::time::Instant::now();
+    let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+    let mut engine = vigil_alarm::Engine::new(vigil_alarm::Profile::kap_default().unwrap());
+    // As `Core::new` does: devices first, links down.
+    engine.add_device(
+        at(0),
+        "oximeter",
+        &[
+            vigil_protocol::Vital::Spo2,
+            vigil_protocol::Vital::PulseRate,
+        ],
+    );
+    engine.add_device(at(0), "cuff", &[]);
+    engine.restore(RestoredSession {
+        now: at(0),
+        dose: None,
+        baseline: None,
+        bp_measurements: vec![],
+        alarms: vec![],
+        next_seq: 13,
+    });
+    engine.handle_timeout(at(10));
+    let ids: Vec<String> = engine
+        .snapshot(at(10))
+        .alarms
+        .into_iter()
+        .filter(|a| a.rule == "device-disconnected")
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    for id in &ids {
+        let seq: u64 = id.rsplit('#').next().unwrap().parse().unwrap();
+        assert!(seq >= 13, "{id} reuses a number the record already holds");
+    }
+}

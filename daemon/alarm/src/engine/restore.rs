@@ -18,6 +18,18 @@ impl Engine {
             next_seq,
         } = restored;
         self.next_seq = self.next_seq.max(next_seq);
+        // Occurrences already begun (each device's link, added before the restore, starts
+        // down) took numbers from the fresh engine that the record may already hold.
+        for o in self
+            .conditions
+            .iter_mut()
+            .filter_map(|c| c.occurrence.as_mut())
+        {
+            if o.seq < next_seq {
+                o.seq = self.next_seq;
+                self.next_seq += 1;
+            }
+        }
         let now = self.advance(now);
         // The record's times are wall-clock times: one after the restart (the previous run's
         // clock was ahead) would hold the schedule and escalation back until then. Nothing
