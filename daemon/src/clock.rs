@@ -42,12 +42,12 @@ impl Clock {
 
     /// RFC 3339 with milliseconds, e.g. `2026-11-23T10:00:00.123Z`.
     pub fn rfc3339(&self, at: Instant) -> String {
-        humantime::format_rfc3339_millis(self.utc(at)).to_string()
+        format_rfc3339(self.utc(at))
     }
 
     /// RFC 3339 of an engine instant.
     pub fn rfc3339_std(&self, at: std::time::Instant) -> String {
-        humantime::format_rfc3339_millis(self.utc_std(at)).to_string()
+        format_rfc3339(self.utc_std(at))
     }
 
     /// The monotonic instant of a UTC time in unix milliseconds (for times read back from the
@@ -71,4 +71,18 @@ impl Clock {
             .unwrap_or(Duration::ZERO)
             .as_millis() as i64
     }
+}
+
+/// The last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z).
+const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
+
+/// RFC 3339 of a UTC time, held inside what the format can write: humantime panics on a time
+/// before 1970 and fails after 9999, and a time read back from a damaged record (or a clock
+/// started at 1970) once panicked the core on every snapshot.
+fn format_rfc3339(t: SystemTime) -> String {
+    let t = t.clamp(
+        UNIX_EPOCH,
+        UNIX_EPOCH + Duration::from_millis(LAST_RFC3339_MS),
+    );
+    humantime::format_rfc3339_millis(t).to_string()
 }

@@ -397,7 +397,6 @@ impl Core {
                         self.engine.handle_timeout(now.into_std());
                         self.publish_engine_events();
                     }
-                    Some(event) = drivers.recv() => self.on_driver(event),
                     Some(request) = requests.recv() => self.on_request(request),
                     Some(health) = self.storage_health.recv() => {
                         let failing = matches!(health, crate::storage::Health::Failing(_));
@@ -415,6 +414,10 @@ impl Core {
                             self.trends.send_replace(trends);
                         }
                     }
+                    // Last: a device that sends faster than the core takes its frames keeps
+                    // this queue full, and polled earlier it starved the heartbeat (and the
+                    // watchdog, and people's actions) for as long as it lasted.
+                    Some(event) = drivers.recv() => self.on_driver(event),
                 }
                 self.publish();
             }

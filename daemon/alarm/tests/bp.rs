@@ -218,3 +218,21 @@ fn set_baseline_takes_a_later_valid_reading_and_is_recorded_with_the_person() {
         .raised()
         .contains(&(900.0, "bp-rise".into(), Priority::Medium)));
 }
+
+/// F13: the baseline age rule (B3) could be walked around by `set_baseline` (B4), which is for
+/// a *later* reading: the pre-dose BP refused as 90 min old at the dose was accepted as the
+/// baseline when picked by its time, so the rise alarm judged against the stale value the
+/// rule refuses. Only a measurement taken after the dose may be set as the baseline.
+#[test]
+fn set_baseline_refuses_the_stale_pre_dose_reading_the_age_rule_refused() {
+    let mut h = Harness::cuff_only();
+    h.bp(0.0, 150.0, 95.0);
+    h.dose(90.0 * 60.0);
+    let s = h.engine.snapshot(h.at(90.0 * 60.0)).session;
+    assert!(s.baseline.is_none(), "90 min old: no baseline");
+    assert_eq!(
+        h.engine
+            .set_baseline(h.at(91.0 * 60.0), h.at(0.0), "Nurse Okafor"),
+        Err(vigil_alarm::ActionError::NoSuchReading)
+    );
+}

@@ -383,3 +383,133 @@ fn a_value_an_override_gets_wrong_is_reported_as_the_overrides() {
         "{lines:#?}"
     );
 }
+
+/// F4: a limit rule's clearing time was outside the envelope. `clear_after = "0s"` lets one
+/// in-range sample end a pending or active alarm (issue 14 §1 says never on one sample): a
+/// saturation alternating 85 % and 95 % each second never raised `spo2-low`. An override may
+/// lengthen the clearing time, never shorten it below the default's.
+#[test]
+fn a_clearing_time_shorter_than_the_defaults_is_refused() {
+    let lines = refused(
+        r#"
+        [rules.spo2-low]
+        clear_after = "0s"
+        [rules.pr-high]
+        clear_after = "1s"
+        "#,
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.spo2-low.clear_after",
+        "shorter",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.pr-high.clear_after",
+        "shorter",
+    );
+    // Longer is tighter: accepted.
+    load(&[(patient(), "[rules.spo2-low]\nclear_after = \"30s\"\n")]).unwrap();
+}
+
+/// F5: latching was outside the envelope. `latching = false` on `spo2-critical` (High) or
+/// `device-disconnected` (loss of communication) was accepted, so a critical desaturation or a
+/// lost oximeter that recovered before anyone looked left no trace on the screen (alarms.md:
+/// High and comm-loss alarms latch until reset).
+#[test]
+fn an_override_cannot_switch_latching_off() {
+    let lines = refused(
+        r#"
+        [rules.spo2-critical]
+        latching = false
+        [rules.device-disconnected]
+        latching = false
+        "#,
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.spo2-critical.latching",
+        "latch",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.device-disconnected.latching",
+        "latch",
+    );
+    // Latching more is tighter: accepted.
+    load(&[(patient(), "[rules.spo2-low]\nlatching = true\n")]).unwrap();
+}
+
+/// F6: the NIBP schedule and the confirmation window were outside the envelope. An override
+/// that moves the first post-dose check to 4 h (past a KAP session), checks every 2 h, counts
+/// a reading an hour early, waits half an hour of grace, or gives a severe BP 30 min to be
+/// confirmed was accepted: `nibp-overdue` and `nibp-repeat-overdue` never sounded in time. An
+/// override may make the schedule denser, never sparser.
+#[test]
+fn an_override_cannot_stretch_the_nibp_schedule_or_the_confirmation_window() {
+    let lines = refused(
+        r#"
+        [rules.nibp-overdue]
+        first_after_dose = "4h"
+        every = "2h"
+        until = "4h"
+        early_tolerance = "1h"
+        grace = "30m"
+        [rules.bp-severe]
+        confirm_within = "30m"
+        "#,
+    );
+    for key in ["first_after_dose", "every", "early_tolerance", "grace"] {
+        assert_has(
+            &lines,
+            &format!("patient p-17.toml: rules.nibp-overdue.{key}"),
+            "longer",
+        );
+    }
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.bp-severe.confirm_within",
+        "longer",
+    );
+    // Denser, and checked for longer: accepted.
+    load(&[(
+        patient(),
+        "[rules.nibp-overdue]\nfirst_after_dose = \"30m\"\nevery = \"10m\"\nuntil = \"2h\"\n\
+         [rules.bp-severe]\nconfirm_within = \"3m\"\n",
+    )])
+    .unwrap();
+    // Checked for a shorter time: refused.
+    let lines = refused("[rules.nibp-overdue]\nuntil = \"40m\"\n");
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.nibp-overdue.until",
+        "shorter",
+    );
+}
+
+/// F7: escalation could not be switched off, but it could be made twenty times slower:
+/// `escalate_unacknowledged_after = "1h"` (or a rule's `escalate_after = "1h"`) was accepted, so
+/// an unacknowledged desaturation stayed Medium for an hour. Slower than the default is refused.
+#[test]
+fn escalation_cannot_be_made_slower_than_the_defaults() {
+    let lines = refused(
+        "[behaviour]\nescalate_unacknowledged_after = \"1h\"\n\
+         [rules.nibp-overdue]\nescalate_after = \"30m\"\n",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: behaviour.escalate_unacknowledged_after",
+        "longer than the default's 3m",
+    );
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.nibp-overdue.escalate_after",
+        "longer than the default's 3m",
+    );
+    // Faster is tighter: accepted.
+    load(&[(
+        patient(),
+        "[behaviour]\nescalate_unacknowledged_after = \"1m\"\n",
+    )])
+    .unwrap();
+}

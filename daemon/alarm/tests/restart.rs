@@ -159,3 +159,89 @@ fn an_alarm_id_is_never_given_twice_in_a_session() {
     let seq: u64 = a.id.rsplit('#').next().unwrap().parse().unwrap();
     assert!(seq >= 13, "{}", a.id);
 }
+
+/// F3: the record's times are wall-clock times. When the previous run's clock was ahead (a
+/// wrong RTC corrected by NTP across the restart), they map to instants after the restart. The
+/// schedule and escalation then counted from that future: an overdue NIBP waited hours, and an
+/// unacknowledged alarm did not escalate. A time after the restart is taken as the restart.
+#[test]
+fn times_from_the_record_after_the_restart_count_from_the_restart() {
+    let mut h = Harness::cuff_only();
+    let restart = 3.0 * 60.0 * MIN;
+    let ahead = restart + 2.0 * 60.0 * MIN;
+    let mut s = session(&h, restart);
+    s.dose = Some(Act {
+        by: "Dr Rivera".into(),
+        at: h.at(ahead),
+    });
+    // bp-rise (medium, escalates unacknowledged after 3 min), raised "in the future".
+    s.alarms = vec![RestoredAlarm {
+        rule: "bp-rise".into(),
+        seq: 4,
+        device: None,
+        vital: None,
+        priority: Priority::Medium,
+        onset: h.at(ahead),
+        since: h.at(ahead),
+        acknowledged: None,
+        latched: false,
+        value: Some(170.0),
+        awaiting_confirmation: false,
+    }];
+    h.engine.restore(s);
+    h.run_to(restart + 43.0 * MIN);
+    assert!(
+        h.alarm_log()
+            .iter()
+            .any(|(_, change, rule, _)| *change == Escalated && rule == "bp-rise"),
+        "the unacknowledged bp-rise escalates 3 min after the restart: {:?}",
+        h.alarm_log()
+    );
+    assert!(
+        h.alarm(restart + 43.0 * MIN, "nibp-overdue").is_some(),
+        "the NIBP schedule counts from the restart at the latest"
+    );
+}
+
+/// F10: the daemon adds its devices (each link down, so `device-disconnected` starts pending
+/// with the next number) before it restores the session. Those pending occurrences took
+/// numbers 1, 2, … from the fresh engine, and a device that did not reconnect in time raised
+/// `device-disconnected#1` again, though the record already held a `device-disconnected#1`:
+/// an acknowledgement or reset could hit the wrong one, and the record mixes them (R4).
+#[test]
+fn a_device_that_does_not_come_back_after_a_restart_gets_a_fresh_alarm_id() {
+    let t0 = std::time::Instant::now();
+    let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+    let mut engine = vigil_alarm::Engine::new(vigil_alarm::Profile::kap_default().unwrap());
+    // As `Core::new` does: devices first, links down.
+    engine.add_device(
+        at(0),
+        "oximeter",
+        &[
+            vigil_protocol::Vital::Spo2,
+            vigil_protocol::Vital::PulseRate,
+        ],
+    );
+    engine.add_device(at(0), "cuff", &[]);
+    engine.restore(RestoredSession {
+        now: at(0),
+        dose: None,
+        baseline: None,
+        bp_measurements: vec![],
+        alarms: vec![],
+        next_seq: 13,
+    });
+    engine.handle_timeout(at(10));
+    let ids: Vec<String> = engine
+        .snapshot(at(10))
+        .alarms
+        .into_iter()
+        .filter(|a| a.rule == "device-disconnected")
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    for id in &ids {
+        let seq: u64 = id.rsplit('#').next().unwrap().parse().unwrap();
+        assert!(seq >= 13, "{id} reuses a number the record already holds");
+    }
+}

@@ -300,7 +300,14 @@ fn nibp_overdue_follows_the_schedule_and_escalates() {
 #[test]
 fn discharge_gate_needs_two_hours_and_bp_near_baseline() {
     let mut h = Harness::cuff_only();
-    let p = profile_with("[rules.nibp-overdue]\nuntil = \"40m\"\nfirst_after_dose = \"40m\"\n");
+    // One scheduled check at 40 min: a sparser schedule than the envelope allows at load, so
+    // the profile is built in memory.
+    let mut p = Profile::kap_default().unwrap();
+    for rule in &mut p.rules {
+        if let vigil_alarm::RuleSpec::NibpOverdue { until, .. } = &mut rule.spec {
+            *until = Duration::from_secs(2400);
+        }
+    }
     h.engine = vigil_alarm::Engine::new(p);
     h.engine.add_device(h.at(0.0), CUFF, &[]);
     h.engine.handle_link(h.at(0.0), CUFF, true);

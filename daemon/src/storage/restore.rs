@@ -71,12 +71,14 @@ const BP_MEASUREMENTS: usize = 64;
 
 /// The session's complete valid BP measurements (systolic and diastolic from the same frame,
 /// both evidence), oldest first: the last BP, and what `set_baseline` may choose from.
+/// A row whose columns cannot be read is named in `unreadable`, and the rest still counts.
 pub(super) fn bp_measurements(
     conn: &Connection,
     session: i64,
+    unreadable: &mut Vec<String>,
 ) -> rusqlite::Result<Vec<(i64, f64, f64)>> {
     let mut stmt = conn.prepare(
-        "SELECT s.value, s.unit, s.flags, d.value, d.unit, d.flags, s.received_at
+        "SELECT s.value, s.unit, s.flags, d.value, d.unit, d.flags, s.received_at, s.rowid
          FROM readings s JOIN readings d
            ON d.session = s.session AND d.device = s.device AND d.received_at = s.received_at
          WHERE s.session = ?1 AND s.vital = 'nibp_systolic' AND d.vital = 'nibp_diastolic'
@@ -95,11 +97,20 @@ pub(super) fn bp_measurements(
                     .evidence()
             }))
         };
-        if let (Some(s), Some(d)) = (
-            evidence(vigil_protocol::Vital::NibpSystolic, 0)?,
-            evidence(vigil_protocol::Vital::NibpDiastolic, 3)?,
-        ) {
-            out.push((row.get(6)?, s, d));
+        let measurement = || -> rusqlite::Result<_> {
+            Ok(
+                match (
+                    evidence(vigil_protocol::Vital::NibpSystolic, 0)?,
+                    evidence(vigil_protocol::Vital::NibpDiastolic, 3)?,
+                ) {
+                    (Some(s), Some(d)) => Some((row.get(6)?, s, d)),
+                    _ => None,
+                },
+            )
+        };
+        match measurement() {
+            Ok(m) => out.extend(m),
+            Err(e) => super::resume::unreadable_reading(row, session, &e, unreadable),
         }
     }
     out.reverse();

@@ -122,9 +122,10 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
         .optional()?
         .flatten();
     let trend = match last_reading_at {
-        Some(last) => trend_before(conn, session, last)?,
+        Some(last) => trend_before(conn, session, last, &mut unreadable)?,
         None => Vec::new(),
     };
+    let bp_measurements = bp_measurements(conn, session, &mut unreadable)?;
     Ok(Resumed {
         session,
         resumed: true,
@@ -132,7 +133,7 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
         baseline: row.baseline,
         baseline_taken: row.baseline_taken,
         baseline_by: row.baseline_by,
-        bp_measurements: bp_measurements(conn, session)?,
+        bp_measurements,
         next_alarm_seq: next_alarm_seq(conn, session)?,
         unreadable,
         alarms,
@@ -142,11 +143,17 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
 }
 
 /// The last number recorded in each second of the trend window ending at `last` (unix ms), per
-/// device and vital. Rows the model cannot read back are skipped.
-fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<TrendSeries>> {
+/// device and vital. Rows the model cannot read back are skipped; a row whose columns cannot
+/// be read at all is named in `unreadable` (one damaged row must not stop the resume).
+fn trend_before(
+    conn: &Connection,
+    session: i64,
+    last: i64,
+    unreadable: &mut Vec<String>,
+) -> rusqlite::Result<Vec<TrendSeries>> {
     let since = last - crate::hub::TREND_POINTS as i64 * 1000;
     let mut stmt = conn.prepare(
-        "SELECT device, vital, value, unit, flags, received_at FROM readings
+        "SELECT device, vital, value, unit, flags, received_at, rowid FROM readings
          WHERE rowid IN (SELECT MAX(rowid) FROM readings
                          WHERE session = ?1 AND received_at > ?2 AND value IS NOT NULL
                          GROUP BY device, vital, received_at / 1000)
@@ -155,19 +162,28 @@ fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<
     let mut rows = stmt.query(params![session, since])?;
     let mut series: Vec<TrendSeries> = Vec::new();
     while let Some(row) = rows.next()? {
-        let (Some(vital), Some(unit), Ok(flags)) = (
-            vigil_protocol::Vital::from_name(row.get_ref(1)?.as_str()?),
-            vigil_protocol::Unit::from_symbol(row.get_ref(3)?.as_str()?),
-            serde_json::from_str(row.get_ref(4)?.as_str()?),
-        ) else {
-            continue;
+        let read = || -> rusqlite::Result<_> {
+            let (Some(vital), Some(unit), Ok(flags)) = (
+                vigil_protocol::Vital::from_name(row.get_ref(1)?.as_str()?),
+                vigil_protocol::Unit::from_symbol(row.get_ref(3)?.as_str()?),
+                serde_json::from_str(row.get_ref(4)?.as_str()?),
+            ) else {
+                return Ok(None);
+            };
+            let reading =
+                vigil_protocol::Reading::number(vital, row.get(2)?, unit).with_flags(flags);
+            let at_ms: i64 = row.get(5)?;
+            let device = row.get_ref(0)?.as_str()?;
+            Ok(reading.clinical_value().map(|v| (vital, v, device, at_ms)))
         };
-        let reading = vigil_protocol::Reading::number(vital, row.get(2)?, unit).with_flags(flags);
-        let Some(value) = reading.clinical_value() else {
-            continue;
+        let (vital, value, device, at_ms) = match read() {
+            Ok(Some(point)) => point,
+            Ok(None) => continue,
+            Err(e) => {
+                unreadable_reading(row, session, &e, unreadable);
+                continue;
+            }
         };
-        let device = row.get_ref(0)?.as_str()?;
-        let at_ms: i64 = row.get(5)?;
         match series
             .iter_mut()
             .find(|s| s.vital == vital && s.device == device)
@@ -181,6 +197,22 @@ fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<
         }
     }
     Ok(series)
+}
+
+/// A stored reading row that cannot be read back: logged with its row id and named, so that
+/// the core raises `record-unreadable`; the resume goes on without it.
+pub(super) fn unreadable_reading(
+    row: &rusqlite::Row<'_>,
+    session: i64,
+    e: &rusqlite::Error,
+    unreadable: &mut Vec<String>,
+) {
+    let id: i64 = row.get("rowid").unwrap_or(-1);
+    tracing::error!(session, reading = id, error = %e, "stored reading could not be read back");
+    let name = format!("reading {id}");
+    if !unreadable.contains(&name) {
+        unreadable.push(name);
+    }
 }
 
 /// Ends a session (graceful shutdown).

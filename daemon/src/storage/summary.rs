@@ -24,9 +24,11 @@ pub struct SessionSummary {
     pub alarms: i64,
 }
 
-/// RFC 3339 of unix milliseconds.
+/// RFC 3339 of unix milliseconds, held between 1970 and 9999 (humantime fails outside: a
+/// damaged row must not stop `vigil record`).
 pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let ms = (ms.max(0) as u64).min(253_402_300_799_999);
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
     humantime::format_rfc3339_millis(t).to_string()
 }
 

@@ -205,7 +205,10 @@ impl Writer {
         // The writer just waited for records to gather.
         let mut waited = false;
         let mut checked = std::time::Instant::now();
+        // Records lost so far (a full queue, or the cap on what is kept while failing).
+        let mut lost = 0;
         loop {
+            self.report_loss(dropped, &mut lost, &mut failing, &mut hold_until);
             let mut batch = std::mem::take(&mut pending);
             if batch.is_empty() {
                 match rx.try_recv() {
@@ -329,6 +332,29 @@ impl Writer {
         *session = None;
         if !*failing {
             let _ = self.health.send(Health::Failing(why.into()));
+        }
+        *failing = true;
+        *hold_until = Some(std::time::Instant::now() + REPLACED_ALARM_HOLD);
+    }
+
+    /// Records were lost since the last look (the queue was full: the writer fell behind):
+    /// the record has a hole, so the core raises `recording-failed`, held like a replaced file.
+    fn report_loss(
+        &self,
+        dropped: &AtomicU64,
+        lost: &mut u64,
+        failing: &mut bool,
+        hold_until: &mut Option<std::time::Instant>,
+    ) {
+        let now_lost = dropped.load(Ordering::Relaxed);
+        if now_lost <= *lost {
+            return;
+        }
+        let why = format!("{} records lost: the writer fell behind", now_lost - *lost);
+        tracing::error!(records = now_lost - *lost, "session records lost");
+        *lost = now_lost;
+        if !*failing {
+            let _ = self.health.send(Health::Failing(why));
         }
         *failing = true;
         *hold_until = Some(std::time::Instant::now() + REPLACED_ALARM_HOLD);

@@ -207,9 +207,9 @@ impl Engine {
         by: &str,
     ) -> Result<Bp, ActionError> {
         let now = self.advance(now);
-        if self.session.dose.is_none() {
+        let Some(dose) = self.session.dose.as_ref().map(|d| d.at) else {
             return Err(ActionError::DoseNotMarked);
-        }
+        };
         if let Some(b) = self.session.baseline {
             return Err(ActionError::BaselineAlreadySet(format!(
                 "{:.0}/{:.0}",
@@ -217,11 +217,14 @@ impl Engine {
             )));
         }
         // Times cross the display as UTC milliseconds: match to the nearest within a second.
+        // Only a reading after the dose: a pre-dose one is the baseline only by the age rule
+        // (`mark_dose`), which this must not walk around.
         let (at, bp) = self
             .session
             .bp_history
             .iter()
             .copied()
+            .filter(|(t, _)| *t >= dose)
             .filter(|(t, _)| {
                 t.saturating_duration_since(taken)
                     .max(taken.saturating_duration_since(*t))

@@ -18,21 +18,47 @@ impl Engine {
             next_seq,
         } = restored;
         self.next_seq = self.next_seq.max(next_seq);
-        self.advance(now);
-        self.session.dose = dose;
+        // Occurrences already begun (each device's link, added before the restore, starts
+        // down) took numbers from the fresh engine that the record may already hold.
+        for o in self
+            .conditions
+            .iter_mut()
+            .filter_map(|c| c.occurrence.as_mut())
+        {
+            if o.seq < next_seq {
+                o.seq = self.next_seq;
+                self.next_seq += 1;
+            }
+        }
+        let now = self.advance(now);
+        // The record's times are wall-clock times: one after the restart (the previous run's
+        // clock was ahead) would hold the schedule and escalation back until then. Nothing
+        // recorded can have happened after now.
+        let past = |t: Instant| t.min(now);
+        let act = |a: Act| Act {
+            at: past(a.at),
+            ..a
+        };
+        self.session.dose = dose.map(act);
         if let Some((bp, taken, by)) = baseline {
             self.session.baseline = Some(bp);
-            self.session.baseline_taken = Some(taken);
-            self.session.baseline_set_by = by;
+            self.session.baseline_taken = Some(past(taken));
+            self.session.baseline_set_by = by.map(act);
         } else if self.session.dose.is_some() {
             self.session.baseline_missing =
                 Some("none was recorded before the restart".to_string());
         }
         let skip = bp_measurements.len().saturating_sub(BP_HISTORY);
-        self.session.bp_history = bp_measurements.into_iter().skip(skip).collect();
+        self.session.bp_history = bp_measurements
+            .into_iter()
+            .skip(skip)
+            .map(|(t, bp)| (past(t), bp))
+            .collect();
         self.session.last_bp = self.session.bp_history.back().copied();
         let mut skipped = Vec::new();
-        for a in alarms {
+        for mut a in alarms {
+            (a.onset, a.since) = (past(a.onset), past(a.since));
+            a.acknowledged = a.acknowledged.map(act);
             let Some(rule) = self.profile.rules.iter().position(|r| r.id == a.rule) else {
                 skipped.push(format!("{}#{}", a.rule, a.seq));
                 continue;

@@ -146,15 +146,36 @@ pub(super) fn check(
         check_priority(r, rule, &mut v);
         check_target(r, rule, &mut v);
         check_delay(rule, &mut v);
-        if r.escalate_after.is_some() && rule.escalate_after.is_none() {
+        check_clearing(r, rule, &mut v);
+        check_schedule(r, rule, &mut v);
+        if rule.latching == Some(false) {
+            v.at(
+                &r.id,
+                "latching",
+                "cannot be switched off: an alarm of the default profile latches when it is High \
+                 or a loss of communication, until a person resets it",
+            );
+        }
+        // Switched off, or slower than the default's: an alarm nobody acknowledges must rise
+        // in time.
+        let problem = match (r.escalate_after, rule.escalate_after) {
+            (Some(_), None) => Some(ESCALATION_OFF.to_string()),
+            (Some(max), Some(d)) if d > max => Some(format!(
+                "{} is longer than the default's {}: an alarm nobody acknowledges must rise in time",
+                humantime::format_duration(d),
+                humantime::format_duration(max)
+            )),
+            _ => None,
+        };
+        if let Some(message) = problem {
             let own = origin
                 .sources
                 .contains_key(&(rule.id.clone(), "escalate_after".into()));
             if own {
-                v.at(&rule.id, "escalate_after", ESCALATION_OFF);
+                v.at(&rule.id, "escalate_after", message);
             } else if !escalation_reported {
                 escalation_reported = true;
-                v.at("behaviour", "escalate_unacknowledged_after", ESCALATION_OFF);
+                v.at("behaviour", "escalate_unacknowledged_after", message);
             }
         }
     }
@@ -333,6 +354,89 @@ fn check_delay(rule: &Rule, v: &mut Violations<'_, '_>) {
                 humantime::format_duration(*max)
             ),
         );
+    }
+}
+
+/// A limit's clearing time: shorter than the default's, fewer in-range samples end an alarm
+/// (zero: one sample does, and a value hovering at the limit never sounds).
+fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
+    let (
+        RuleSpec::Limit {
+            clear_after: least, ..
+        },
+        RuleSpec::Limit { clear_after, .. },
+    ) = (&reference.spec, &rule.spec)
+    else {
+        return;
+    };
+    if clear_after < least {
+        v.at(
+            &rule.id,
+            "clear_after",
+            format!(
+                "{} is shorter than this alarm's least clearing time {}",
+                humantime::format_duration(*clear_after),
+                humantime::format_duration(*least)
+            ),
+        );
+    }
+}
+
+/// The NIBP schedule and a BP rule's confirmation window: an override may make them denser or
+/// shorter, never sparser or longer (a first check after the session, or a repeat given half
+/// an hour, never sounds in time).
+fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
+    let longest = |spec: &RuleSpec| -> Vec<(&'static str, Duration)> {
+        match spec {
+            RuleSpec::NibpOverdue {
+                first_after_dose,
+                every,
+                early_tolerance,
+                grace,
+                ..
+            } => vec![
+                ("first_after_dose", *first_after_dose),
+                ("every", *every),
+                ("early_tolerance", *early_tolerance),
+                ("grace", *grace),
+            ],
+            RuleSpec::Bp {
+                confirm_within: Some(w),
+                ..
+            } => vec![("confirm_within", *w)],
+            _ => Vec::new(),
+        }
+    };
+    for ((key, max), (_, d)) in longest(&reference.spec)
+        .into_iter()
+        .zip(longest(&rule.spec))
+    {
+        if d > max {
+            let (d, max) = (
+                humantime::format_duration(d),
+                humantime::format_duration(max),
+            );
+            v.at(
+                &rule.id,
+                key,
+                format!("{d} is longer than the default's {max}"),
+            );
+        }
+    }
+    if let (RuleSpec::NibpOverdue { until: least, .. }, RuleSpec::NibpOverdue { until, .. }) =
+        (&reference.spec, &rule.spec)
+    {
+        if until < least {
+            let (d, least) = (
+                humantime::format_duration(*until),
+                humantime::format_duration(*least),
+            );
+            v.at(
+                &rule.id,
+                "until",
+                format!("{d} is shorter than the default's {least}"),
+            );
+        }
     }
 }
 
