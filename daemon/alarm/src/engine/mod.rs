@@ -8,7 +8,8 @@
 //! Vocabulary (IEC 60601-1-8): a *condition* is a predicate over the data; an *occurrence* is
 //! one interval in which it holds. Acknowledgement, escalation and logging work per occurrence.
 
-use crate::profile::{Bound, Phase, Priority, Profile, Rule, RuleSpec};
+use crate::profile::{Priority, Profile, Rule};
+use crate::rules::{Scope, Signal, Verdict};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vigil_protocol::{DeviceEvent, Reading, Vital};
@@ -24,7 +25,7 @@ pub use types::*;
 
 /// What one piece of evidence (or one event) says about a condition.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Truth {
+pub(crate) enum Truth {
     /// The condition holds.
     Violating,
     /// Valid evidence back in range: the condition ends once such evidence has lasted the rule's
@@ -146,17 +147,7 @@ impl Engine {
     }
 
     fn is_session_rule(&self, rule: usize) -> bool {
-        matches!(
-            self.profile.rules[rule].spec,
-            RuleSpec::Bp { .. }
-                | RuleSpec::BaselineRise { .. }
-                | RuleSpec::NibpOverdue { .. }
-                | RuleSpec::NibpRepeatOverdue
-                | RuleSpec::RecordUnreadable
-                | RuleSpec::NoBaseline
-                | RuleSpec::RecordingFailed
-                | RuleSpec::DischargeReady { .. }
-        )
+        self.profile.rules[rule].spec.kind().scope() == Scope::Session
     }
 
     /// Starts watching a device. `continuous` lists the vitals it should keep current (an
@@ -174,32 +165,77 @@ impl Engine {
         });
         let d = self.devices.len() - 1;
         for rule in 0..self.profile.rules.len() {
-            match &self.profile.rules[rule].spec {
-                RuleSpec::NotCurrent { vitals, .. } => {
-                    // Every continuous vital a limit rule watches must stay current, whether or
-                    // not the rule lists it: a limit on a silent value would never sound.
-                    let listed = vitals.clone();
-                    for &v in continuous {
-                        if listed.contains(&v) || self.limit_watches(v) {
-                            self.condition(rule, Some(d), Some(v));
-                        }
-                    }
-                }
-                RuleSpec::Disconnected { .. } => {
-                    let c = self.condition(rule, Some(d), None);
-                    self.update(c, Truth::Violating, now, None);
-                }
-                _ => {}
+            let rules = &self.profile.rules;
+            let spec = &rules[rule].spec;
+            for v in spec.kind().watched_vitals(spec, continuous, rules) {
+                self.condition(rule, Some(d), Some(v));
+            }
+            let session = self.session_view();
+            self.signal_rule(now, rule, d, None, &Signal::DeviceAdded, &session);
+        }
+    }
+
+    /// The kinds' view of the session.
+    fn session_view(&self) -> crate::rules::Session {
+        crate::rules::Session {
+            now: self.now,
+            dose: self.session.dose.as_ref().map(|a| a.at),
+            baseline: self.session.baseline,
+            last_bp: self.session.last_bp,
+            repeat_due: self.session.repeat_due,
+        }
+    }
+
+    /// A signal about device `d` (and `vital`): every rule that answers gets its condition for
+    /// the device (made on first use) updated.
+    fn signal_device(&mut self, now: Instant, d: usize, vital: Option<Vital>, signal: &Signal) {
+        let session = self.session_view();
+        for rule in 0..self.profile.rules.len() {
+            self.signal_rule(now, rule, d, vital, signal, &session);
+        }
+    }
+
+    fn signal_rule(
+        &mut self,
+        now: Instant,
+        rule: usize,
+        d: usize,
+        vital: Option<Vital>,
+        signal: &Signal,
+        session: &crate::rules::Session,
+    ) {
+        let spec = &self.profile.rules[rule].spec;
+        if let Some(verdict) = spec.kind().on(spec, signal, session) {
+            let c = self.condition(rule, Some(d), vital);
+            self.apply(c, verdict, now);
+        }
+    }
+
+    /// A signal to the conditions that exist: all of them, or those on `on` (device, vital).
+    fn signal_existing(&mut self, now: Instant, on: Option<(usize, Vital)>, signal: &Signal) {
+        let session = self.session_view();
+        for c in 0..self.conditions.len() {
+            let cond = &self.conditions[c];
+            if on.is_some_and(|(d, v)| cond.device != Some(d) || cond.vital != Some(v)) {
+                continue;
+            }
+            let spec = &self.profile.rules[cond.rule].spec;
+            if let Some(verdict) = spec.kind().on(spec, signal, &session) {
+                self.apply(c, verdict, now);
             }
         }
     }
 
-    /// Does any limit rule watch `vital`?
-    fn limit_watches(&self, vital: Vital) -> bool {
-        self.profile
-            .rules
-            .iter()
-            .any(|r| matches!(&r.spec, RuleSpec::Limit { vitals, .. } if vitals.contains(&vital)))
+    fn apply(&mut self, c: usize, verdict: Verdict, now: Instant) {
+        match verdict {
+            Verdict::Truth(truth, value) => self.update(c, truth, now, value),
+            Verdict::InterruptClearing => self.interrupt_clearing(c),
+            Verdict::Confirm(within, value) => self.confirm_bp(c, now, within, value),
+            Verdict::Latch => {
+                self.update(c, Truth::Violating, now, None);
+                self.update(c, Truth::ClearNow, now, None);
+            }
+        }
     }
 
     fn device_index(&self, id: &str) -> Option<usize> {
@@ -277,7 +313,7 @@ impl Engine {
         AlarmView {
             id: self.alarm_id(rule, o.seq),
             rule: r.id.clone(),
-            kind: if r.spec.is_physiological() {
+            kind: if r.spec.kind().physiological() {
                 AlarmKind::Physiological
             } else {
                 AlarmKind::Technical
@@ -285,13 +321,11 @@ impl Engine {
             vital,
             device: device.map(|d| self.devices[d].id.clone()),
             priority: o.priority,
-            message: match (&r.spec, &self.session.baseline_missing) {
-                (RuleSpec::NoBaseline, Some(why)) => format!("{}: {why}", r.message),
-                (RuleSpec::RecordUnreadable, _) if !self.unreadable.is_empty() => {
-                    format!("{} ({})", r.message, self.unreadable.join(", "))
-                }
-                _ => r.message.clone(),
-            },
+            message: r.spec.kind().message(
+                &r.message,
+                self.session.baseline_missing.as_deref(),
+                &self.unreadable,
+            ),
             state,
             onset: o.onset,
             since: o.declared.unwrap_or(o.onset),
@@ -371,33 +405,8 @@ enum Deadline {
     Violate(usize),
 }
 
-/// (delay before declaring, time in the hysteresis band before clearing).
-fn rule_timing(rule: &Rule) -> (Duration, Duration) {
-    match rule.spec {
-        RuleSpec::Limit {
-            delay, clear_after, ..
-        } => (delay, clear_after),
-        RuleSpec::Disconnected { delay } | RuleSpec::SensorOff { delay } => (delay, Duration::ZERO),
-        _ => (Duration::ZERO, Duration::ZERO),
-    }
-}
-
 /// High priority and loss of communication latch unless the profile says otherwise.
 fn latches(rule: &Rule, priority: Priority) -> bool {
     rule.latching
-        .unwrap_or(priority == Priority::High || matches!(rule.spec, RuleSpec::Disconnected { .. }))
-}
-
-/// A valid sample against a limit. Back in range, whether inside the clearing margin or past
-/// it, the condition ends only after the rule's clearing time of in-range evidence.
-fn limit_truth(bound: Bound, value: f64) -> Truth {
-    let violating = match bound {
-        Bound::Below(limit) => value < limit,
-        Bound::Above(limit) => value > limit,
-    };
-    if violating {
-        Truth::Violating
-    } else {
-        Truth::InRange
-    }
+        .unwrap_or(priority == Priority::High || rule.spec.kind().latches_by_default())
 }

@@ -7,7 +7,7 @@ impl Engine {
     /// The core state machine of one condition.
     pub(super) fn update(&mut self, c: usize, truth: Truth, now: Instant, value: Option<f64>) {
         let rule = &self.profile.rules[self.conditions[c].rule];
-        let (delay, clear_after) = rule_timing(rule);
+        let (delay, clear_after) = rule.spec.kind().timing(&rule.spec);
         let priority = rule.priority;
         enum Next {
             Stay,
@@ -89,14 +89,11 @@ impl Engine {
     /// The delay has passed: annunciate.
     pub(super) fn declare(&mut self, c: usize, at: Instant) {
         let rule = &self.profile.rules[self.conditions[c].rule];
-        let (initial, confirm_until) = match rule.spec {
-            RuleSpec::Bp {
-                confirm_within: Some(within),
-                unconfirmed_priority,
-                ..
-            } => (unconfirmed_priority, Some(at + within)),
-            _ => (rule.priority, None),
-        };
+        let (initial, confirm_within) = rule
+            .spec
+            .kind()
+            .declared_priority(&rule.spec, rule.priority);
+        let confirm_until = confirm_within.map(|within| at + within);
         let Some(o) = self.conditions[c].occurrence.as_mut() else {
             return;
         };
@@ -223,15 +220,17 @@ impl Engine {
         if let Some(until) = self.audio_paused_until {
             offer(until, Deadline::PauseEnds);
         }
+        let session = self.session_view();
         for (c, cond) in self.conditions.iter().enumerate() {
             let rule = &self.profile.rules[cond.rule];
-            let (delay, _) = rule_timing(rule);
+            let kind = rule.spec.kind();
+            let (delay, _) = kind.timing(&rule.spec);
             match &cond.occurrence {
                 Some(o) => {
                     // A limit is declared at the end of its delay only on fresh evidence: a cuff
                     // reading five minutes old does not make "sustained for five minutes".
                     // Otherwise the next sample decides.
-                    let fresh = !matches!(rule.spec, RuleSpec::Limit { .. })
+                    let fresh = !kind.needs_fresh_evidence()
                         || o.last_violation + EVIDENCE_MAX_AGE >= o.onset + delay;
                     // Only while the latest evidence is a violation: a sample that is not evidence
                     // must not revive an older one.
@@ -249,16 +248,13 @@ impl Engine {
                             offer(o.priority_since + after, Deadline::Escalate(c));
                         }
                     }
-                    if let (RuleSpec::LowBattery { clear_after }, Some(d)) =
-                        (&rule.spec, cond.device)
-                    {
-                        if let Some(at) = self.devices[d].low_battery_at {
-                            offer(at + *clear_after, Deadline::Clear(c));
-                        }
+                    let low_battery_at = cond.device.and_then(|d| self.devices[d].low_battery_at);
+                    if let Some(t) = kind.clear_deadline(&rule.spec, low_battery_at) {
+                        offer(t, Deadline::Clear(c));
                     }
                 }
                 None => {
-                    if let Some(t) = self.idle_deadline(cond) {
+                    if let Some(t) = self.idle_deadline(cond, &session) {
                         offer(t, Deadline::Violate(c));
                     }
                 }
@@ -268,43 +264,17 @@ impl Engine {
     }
 
     /// When an idle time-driven condition starts to hold.
-    pub(super) fn idle_deadline(&self, cond: &Condition) -> Option<Instant> {
-        match &self.profile.rules[cond.rule].spec {
-            RuleSpec::NotCurrent { after, .. } => {
-                let d = &self.devices[cond.device?];
-                let (_, last) = d.last_valid.iter().find(|(v, _)| Some(*v) == cond.vital)?;
-                Some(*last + *after)
-            }
-            RuleSpec::NibpOverdue {
-                first_after_dose,
-                every,
-                until,
-                early_tolerance,
-                grace,
-            } => {
-                let dose = self.session.dose.as_ref()?.at;
-                // The first scheduled time that no measurement satisfies.
-                let satisfied_until = self
-                    .session
-                    .last_bp
-                    .map(|(t, _)| t + *early_tolerance)
-                    .filter(|t| *t >= dose);
-                let mut due = dose + *first_after_dose;
-                while due <= dose + *until {
-                    if satisfied_until.is_none_or(|s| due > s) {
-                        return Some(due + *grace);
-                    }
-                    due += *every;
-                }
-                None
-            }
-            RuleSpec::NibpRepeatOverdue => self.session.repeat_due,
-            RuleSpec::DischargeReady { after, .. } => {
-                let dose = self.session.dose.as_ref()?.at + *after;
-                (self.now.is_none_or(|n| n < dose)).then_some(dose)
-            }
-            _ => None,
-        }
+    fn idle_deadline(&self, cond: &Condition, session: &crate::rules::Session) -> Option<Instant> {
+        let spec = &self.profile.rules[cond.rule].spec;
+        let last_valid = cond.device.and_then(|d| {
+            let vital = cond.vital?;
+            let (_, last) = self.devices[d]
+                .last_valid
+                .iter()
+                .find(|(v, _)| *v == vital)?;
+            Some(*last)
+        });
+        spec.kind().idle_deadline(spec, session, last_valid)
     }
 
     pub(super) fn fire(&mut self, at: Instant, what: Deadline) {
@@ -328,17 +298,10 @@ impl Engine {
                 }
             }
             Deadline::Violate(c) => {
-                let truth = if matches!(
-                    self.profile.rules[self.conditions[c].rule].spec,
-                    RuleSpec::DischargeReady { .. }
-                ) {
-                    self.discharge_truth(c, at)
-                } else {
-                    Truth::Violating
-                };
+                let spec = &self.profile.rules[self.conditions[c].rule].spec;
                 // Not ready at that time: re-evaluated at each later BP measurement.
-                if truth == Truth::Violating {
-                    self.update(c, truth, at, None);
+                if spec.kind().holds_at_deadline(spec, &self.session_view()) {
+                    self.update(c, Truth::Violating, at, None);
                 }
             }
         }

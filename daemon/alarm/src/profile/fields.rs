@@ -6,7 +6,7 @@ use std::time::Duration;
 use vigil_protocol::Vital;
 
 /// Reads one rule's or the behaviour table's fields, recording problems with their location.
-pub(super) struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     /// The table, with every override applied.
     pub table: &'a toml::Table,
     /// `behaviour` or the rule id.
@@ -14,7 +14,7 @@ pub(super) struct Fields<'a> {
     /// Where the table is in the base profile.
     pub location: String,
     /// Which layer wrote each value.
-    pub origin: &'a Origin<'a>,
+    pub(crate) origin: &'a Origin<'a>,
     /// Problems found so far.
     pub errors: &'a mut Vec<ProfileError>,
 }
