@@ -16,9 +16,9 @@ pub use crate::rules::{Bound, Compare, Phase, RuleSpec};
 pub use load::{Layer, Profile, ProfileError, ProfileErrors, Setting, Source};
 
 use crate::rules::{self, HOUR, MINUTE};
-use fields::check_limit_pairs;
 pub(crate) use fields::Fields;
-use load::{settings, Origin};
+use load::settings;
+pub(crate) use load::Origin;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -188,7 +188,9 @@ fn validate(doc: &toml::Table, origin: &Origin<'_>, errors: &mut Vec<ProfileErro
             rules.push(rule);
         }
     }
-    check_limit_pairs(&rules, origin, errors);
+    for kind in rules::KINDS {
+        kind.check_profile(&rules, origin, errors);
+    }
     Profile {
         name,
         behaviour,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::engine::Truth;
+use crate::profile::{Origin, ProfileError};
 
 pub(crate) struct Limit;
 
@@ -123,6 +124,10 @@ impl Kind for Limit {
         }
     }
 
+    fn check_profile(&self, rules: &[Rule], origin: &Origin<'_>, errors: &mut Vec<ProfileError>) {
+        check_limit_pairs(rules, origin, errors);
+    }
+
     fn target<'a>(&self, spec: &'a RuleSpec) -> Option<(&'a [Vital], Option<Bound>)> {
         match spec {
             RuleSpec::Limit { vitals, bound, .. } => Some((vitals, Some(*bound))),
@@ -160,5 +165,43 @@ fn limit_truth(bound: Bound, value: f64) -> Truth {
         Truth::Violating
     } else {
         Truth::InRange
+    }
+}
+
+/// A low limit at or above a high limit for the same vital can never be in range.
+fn check_limit_pairs(rules: &[Rule], origin: &Origin<'_>, errors: &mut Vec<ProfileError>) {
+    for low in rules {
+        let RuleSpec::Limit {
+            vitals: low_vitals,
+            bound: Bound::Below(lo),
+            ..
+        } = &low.spec
+        else {
+            continue;
+        };
+        for high in rules {
+            let RuleSpec::Limit {
+                vitals: high_vitals,
+                bound: Bound::Above(hi),
+                ..
+            } = &high.spec
+            else {
+                continue;
+            };
+            if low_vitals.iter().any(|v| high_vitals.contains(v)) && lo >= hi {
+                errors.push(ProfileError {
+                    // Whichever limit an override moved is the one to name.
+                    location: origin.locate(&high.id, "above", || {
+                        origin.locate(&low.id, "below", || {
+                            format!("{}: rule \"{}\"", origin.base, low.id)
+                        })
+                    }),
+                    message: format!(
+                        "low limit {lo} is not below the high limit {hi} of rule \"{}\"",
+                        high.id
+                    ),
+                });
+            }
+        }
     }
 }

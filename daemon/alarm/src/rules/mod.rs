@@ -6,7 +6,7 @@
 //! settings, public because the daemon reads them); the compiler points at anything missed.
 
 use crate::engine::{Bp, Truth};
-use crate::profile::{Fields, Priority, Rule};
+use crate::profile::{Fields, Origin, Priority, ProfileError, Rule};
 use std::time::{Duration, Instant};
 use vigil_protocol::Vital;
 
@@ -307,6 +307,16 @@ pub(crate) trait Kind: Sync {
 
     /// Where its conditions live.
     fn scope(&self) -> Scope;
+
+    /// Checks that need the whole profile (a low limit below the high one), after every rule
+    /// has been read.
+    fn check_profile(
+        &self,
+        _rules: &[Rule],
+        _origin: &Origin<'_>,
+        _errors: &mut Vec<ProfileError>,
+    ) {
+    }
 
     /// About the patient rather than the equipment.
     fn physiological(&self) -> bool {

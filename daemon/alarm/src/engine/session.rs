@@ -1,8 +1,38 @@
-//! Blood pressure: measurements, confirmation by repeat, the dose and the baseline.
+//! The dose session: BP measurements, confirmation by repeat, the dose and the baseline.
 
 use super::*;
 
+#[derive(Debug, Clone, Default)]
+pub(super) struct Session {
+    pub(super) dose: Option<Act>,
+    pub(super) baseline: Option<Bp>,
+    pub(super) baseline_taken: Option<Instant>,
+    pub(super) baseline_set_by: Option<Act>,
+    /// Why the dose was marked without a baseline.
+    pub(super) baseline_missing: Option<String>,
+    pub(super) last_bp: Option<(Instant, Bp)>,
+    /// The latest complete valid measurements, oldest first, for `set_baseline`.
+    pub(super) bp_history: VecDeque<(Instant, Bp)>,
+    /// A repeat NIBP was asked for and must come by then.
+    pub(super) repeat_due: Option<Instant>,
+}
+
+/// How many complete BP measurements the engine keeps for `set_baseline` (a session has a few
+/// dozen at most).
+pub(super) const BP_HISTORY: usize = 64;
+
 impl Engine {
+    /// The kinds' view of the session.
+    pub(super) fn session_view(&self) -> crate::rules::Session {
+        crate::rules::Session {
+            now: self.now,
+            dose: self.session.dose.as_ref().map(|a| a.at),
+            baseline: self.session.baseline,
+            last_bp: self.session.last_bp,
+            repeat_due: self.session.repeat_due,
+        }
+    }
+
     /// One cuff measurement's systolic and diastolic (evidence only). A partial one (either
     /// missing) may show a limit is met, but it ends no condition, does not become the last BP
     /// and is not the scheduled NIBP reading.
