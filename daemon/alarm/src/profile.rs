@@ -15,7 +15,7 @@ mod tests;
 pub use crate::rules::{Bound, Compare, Phase, RuleSpec};
 pub use load::{Layer, Profile, ProfileError, ProfileErrors, Setting, Source};
 
-use crate::rules::{self, HOUR, MINUTE};
+use crate::rules::{self, Kind, HOUR, MINUTE};
 pub(crate) use fields::Fields;
 use load::settings;
 pub(crate) use load::Origin;

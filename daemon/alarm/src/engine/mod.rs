@@ -9,7 +9,7 @@
 //! one interval in which it holds. Acknowledgement, escalation and logging work per occurrence.
 
 use crate::profile::{Priority, Profile, Rule};
-use crate::rules::{Scope, Signal, Verdict};
+use crate::rules::{AnyKind, Kind, Scope, Signal, Verdict};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vigil_protocol::{DeviceEvent, Reading, Vital};
@@ -66,10 +66,23 @@ struct Device {
     low_battery_at: Option<Instant>,
 }
 
+/// What the engine asks of a rule on every call, read from its kind once (a running engine's
+/// profile does not change): the per-reading path makes no calls it need not make.
+#[derive(Debug, Clone, Copy)]
+struct RuleFacts {
+    kind: AnyKind,
+    scope: Scope,
+    /// (delay before declaring, time of in-range evidence before clearing).
+    timing: (Duration, Duration),
+    needs_fresh_evidence: bool,
+}
+
 /// The alarm engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
     profile: Profile,
+    /// Per rule, in the profile's order.
+    facts: Vec<RuleFacts>,
     devices: Vec<Device>,
     conditions: Vec<Condition>,
     latched: Vec<Latched>,
@@ -86,8 +99,22 @@ pub struct Engine {
 impl Engine {
     /// An engine with no devices, before the dose.
     pub fn new(profile: Profile) -> Engine {
+        let facts = profile
+            .rules
+            .iter()
+            .map(|r| {
+                let kind = r.spec.kind();
+                RuleFacts {
+                    kind,
+                    scope: kind.scope(),
+                    timing: kind.timing(&r.spec),
+                    needs_fresh_evidence: kind.needs_fresh_evidence(),
+                }
+            })
+            .collect();
         let mut engine = Engine {
             profile,
+            facts,
             devices: Vec::new(),
             conditions: Vec::new(),
             latched: Vec::new(),
@@ -118,7 +145,7 @@ impl Engine {
     }
 
     fn is_session_rule(&self, rule: usize) -> bool {
-        self.profile.rules[rule].spec.kind().scope() == Scope::Session
+        self.facts[rule].scope == Scope::Session
     }
 
     /// Starts watching a device. `continuous` lists the vitals it should keep current (an

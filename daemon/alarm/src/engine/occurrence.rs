@@ -27,7 +27,7 @@ impl Engine {
     /// The core state machine of one condition.
     pub(super) fn update(&mut self, c: usize, truth: Truth, now: Instant, value: Option<f64>) {
         let rule = &self.profile.rules[self.conditions[c].rule];
-        let (delay, clear_after) = rule.spec.kind().timing(&rule.spec);
+        let (delay, clear_after) = self.facts[self.conditions[c].rule].timing;
         let priority = rule.priority;
         enum Next {
             Stay,

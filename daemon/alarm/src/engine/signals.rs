@@ -4,8 +4,8 @@
 use super::*;
 
 impl Engine {
-    /// A signal about device `d` (and `vital`): every rule that answers gets its condition for
-    /// the device (made on first use) updated.
+    /// A signal about device `d` (and `vital`): every rule of that scope (per device, or per
+    /// device and vital) that answers gets its condition (made on first use) updated.
     pub(super) fn signal_device(
         &mut self,
         now: Instant,
@@ -14,11 +14,19 @@ impl Engine {
         signal: &Signal,
     ) {
         let session = self.session_view();
+        let scope = if vital.is_some() {
+            Scope::Vital
+        } else {
+            Scope::Device
+        };
         for rule in 0..self.profile.rules.len() {
-            self.signal_rule(now, rule, d, vital, signal, &session);
+            if self.facts[rule].scope == scope {
+                self.signal_rule(now, rule, d, vital, signal, &session);
+            }
         }
     }
 
+    #[inline]
     pub(super) fn signal_rule(
         &mut self,
         now: Instant,
@@ -29,7 +37,7 @@ impl Engine {
         session: &crate::rules::Session,
     ) {
         let spec = &self.profile.rules[rule].spec;
-        if let Some(verdict) = spec.kind().on(spec, signal, session) {
+        if let Some(verdict) = self.facts[rule].kind.on(spec, signal, session) {
             let c = self.condition(rule, Some(d), vital);
             self.apply(c, verdict, now);
         }
@@ -49,7 +57,7 @@ impl Engine {
                 continue;
             }
             let spec = &self.profile.rules[cond.rule].spec;
-            if let Some(verdict) = spec.kind().on(spec, signal, &session) {
+            if let Some(verdict) = self.facts[cond.rule].kind.on(spec, signal, &session) {
                 self.apply(c, verdict, now);
             }
         }

@@ -60,14 +60,14 @@ impl Engine {
         let session = self.session_view();
         for (c, cond) in self.conditions.iter().enumerate() {
             let rule = &self.profile.rules[cond.rule];
-            let kind = rule.spec.kind();
-            let (delay, _) = kind.timing(&rule.spec);
+            let facts = &self.facts[cond.rule];
+            let (delay, _) = facts.timing;
             match &cond.occurrence {
                 Some(o) => {
                     // A limit is declared at the end of its delay only on fresh evidence: a cuff
                     // reading five minutes old does not make "sustained for five minutes".
                     // Otherwise the next sample decides.
-                    let fresh = !kind.needs_fresh_evidence()
+                    let fresh = !facts.needs_fresh_evidence
                         || o.last_violation + EVIDENCE_MAX_AGE >= o.onset + delay;
                     // Only while the latest evidence is a violation: a sample that is not evidence
                     // must not revive an older one.
@@ -86,7 +86,7 @@ impl Engine {
                         }
                     }
                     let low_battery_at = cond.device.and_then(|d| self.devices[d].low_battery_at);
-                    if let Some(t) = kind.clear_deadline(&rule.spec, low_battery_at) {
+                    if let Some(t) = facts.kind.clear_deadline(&rule.spec, low_battery_at) {
                         offer(t, Deadline::Clear(c));
                     }
                 }
@@ -107,15 +107,18 @@ impl Engine {
         session: &crate::rules::Session,
     ) -> Option<Instant> {
         let spec = &self.profile.rules[cond.rule].spec;
-        let last_valid = cond.device.and_then(|d| {
+        // Looked up only by the kinds that ask.
+        let last_valid = || {
             let vital = cond.vital?;
-            let (_, last) = self.devices[d]
+            let (_, last) = self.devices[cond.device?]
                 .last_valid
                 .iter()
                 .find(|(v, _)| *v == vital)?;
             Some(*last)
-        });
-        spec.kind().idle_deadline(spec, session, last_valid)
+        };
+        self.facts[cond.rule]
+            .kind
+            .idle_deadline(spec, session, &last_valid)
     }
 
     pub(super) fn fire(&mut self, at: Instant, what: Deadline) {
@@ -141,7 +144,10 @@ impl Engine {
             Deadline::Violate(c) => {
                 let spec = &self.profile.rules[self.conditions[c].rule].spec;
                 // Not ready at that time: re-evaluated at each later BP measurement.
-                if spec.kind().holds_at_deadline(spec, &self.session_view()) {
+                if self.facts[self.conditions[c].rule]
+                    .kind
+                    .holds_at_deadline(spec, &self.session_view())
+                {
                     self.update(c, Truth::Violating, at, None);
                 }
             }

@@ -11,6 +11,7 @@
 
 use super::load::Origin;
 use super::{Bound, Priority, Profile, ProfileError, Rule, RuleSpec};
+use crate::rules::Kind;
 use std::sync::OnceLock;
 use std::time::Duration;
 use vigil_protocol::Vital;

@@ -44,7 +44,7 @@ impl Kind for DischargeReady {
         &self,
         spec: &RuleSpec,
         session: &Session,
-        _last_valid: Option<Instant>,
+        _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         let RuleSpec::DischargeReady { after, .. } = spec else {
             return None;

@@ -67,7 +67,7 @@ impl Kind for Limit {
     }
 
     fn scope(&self) -> Scope {
-        Scope::Device
+        Scope::Vital
     }
 
     fn physiological(&self) -> bool {

@@ -167,14 +167,34 @@ pub enum RuleSpec {
 /// names them.
 macro_rules! kinds {
     ($($variant:ident => $module:ident),+ $(,)?) => {
+        /// A rule kind as a value, one per module.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum AnyKind {
+            $(
+                #[doc = concat!("The `", stringify!($module), "` kind.")]
+                $variant,
+            )+
+        }
+
         /// Every kind, for finding one by its `type` name.
-        pub(crate) const KINDS: &[&dyn Kind] = &[$(&$module::$variant),+];
+        pub(crate) const KINDS: &[AnyKind] = &[$(AnyKind::$variant),+];
 
         impl RuleSpec {
             /// The kind that owns this rule's behaviour.
-            pub(crate) fn kind(&self) -> &'static dyn Kind {
+            pub(crate) fn kind(&self) -> AnyKind {
                 match self {
-                    $(RuleSpec::$variant { .. } => &$module::$variant,)+
+                    $(RuleSpec::$variant { .. } => AnyKind::$variant,)+
+                }
+            }
+        }
+
+        impl AnyKind {
+            /// Calls `f` with this kind's module. Inlined, so each arm calls its module directly:
+            /// static dispatch on the per-reading path, no virtual calls.
+            #[inline(always)]
+            fn with<R>(self, f: impl FnOnce(&dyn Kind) -> R) -> R {
+                match self {
+                    $(AnyKind::$variant => f(&$module::$variant),)+
                 }
             }
         }
@@ -205,7 +225,7 @@ impl RuleSpec {
 }
 
 /// The kind with this `type` name.
-pub(crate) fn by_name(name: &str) -> Option<&'static dyn Kind> {
+pub(crate) fn by_name(name: &str) -> Option<AnyKind> {
     KINDS.iter().copied().find(|k| k.name() == name)
 }
 
@@ -223,16 +243,18 @@ pub(crate) fn names() -> String {
 pub(crate) enum Scope {
     /// One per session, from the engine's start.
     Session,
-    /// One per device (and vital, for kinds that watch vitals), made on first use.
+    /// One per device, made on first use.
     Device,
+    /// One per device and vital, made on first use.
+    Vital,
 }
 
 /// Something that happened, as the kinds see it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Signal {
-    /// A device was added; `Device` kinds answer for its own condition.
+    /// A device was added.
     DeviceAdded,
-    /// A valid sample of a vital (evidence); `continuous` when the device keeps it current,
+    /// (To `Vital` kinds.) A valid sample of a vital (evidence); `continuous` when the device keeps it current,
     /// `complete_bp` when it came in a measurement with both systolic and diastolic.
     Sample {
         vital: Vital,
@@ -372,13 +394,13 @@ pub(crate) trait Kind: Sync {
         None
     }
 
-    /// When an idle condition starts to hold. `last_valid`: the device's last valid sample of
-    /// the condition's vital.
+    /// When an idle condition starts to hold. `last_valid` looks up the device's last valid
+    /// sample of the condition's vital.
     fn idle_deadline(
         &self,
         _spec: &RuleSpec,
         _session: &Session,
-        _last_valid: Option<Instant>,
+        _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         None
     }
@@ -425,5 +447,111 @@ pub(crate) trait Kind: Sync {
     /// The safety envelope: its priority while unconfirmed, where it has one.
     fn unconfirmed_priority(&self, _spec: &RuleSpec) -> Option<Priority> {
         None
+    }
+}
+
+/// Each method goes to the kind's module.
+impl Kind for AnyKind {
+    #[inline]
+    fn name(&self) -> &'static str {
+        self.with(|k| k.name())
+    }
+    #[inline]
+    fn keys(&self) -> &'static [&'static str] {
+        self.with(|k| k.keys())
+    }
+    #[inline]
+    fn parse(&self, f: &mut Fields<'_>, priority: Option<Priority>) -> Option<RuleSpec> {
+        self.with(|k| k.parse(f, priority))
+    }
+    #[inline]
+    fn scope(&self) -> Scope {
+        self.with(|k| k.scope())
+    }
+    #[inline]
+    fn check_profile(&self, rules: &[Rule], origin: &Origin<'_>, errors: &mut Vec<ProfileError>) {
+        self.with(|k| k.check_profile(rules, origin, errors))
+    }
+    #[inline]
+    fn physiological(&self) -> bool {
+        self.with(|k| k.physiological())
+    }
+    #[inline]
+    fn timing(&self, spec: &RuleSpec) -> (Duration, Duration) {
+        self.with(|k| k.timing(spec))
+    }
+    #[inline]
+    fn latches_by_default(&self) -> bool {
+        self.with(|k| k.latches_by_default())
+    }
+    #[inline]
+    fn needs_fresh_evidence(&self) -> bool {
+        self.with(|k| k.needs_fresh_evidence())
+    }
+    #[inline]
+    fn limits_vital(&self, spec: &RuleSpec, vital: Vital) -> bool {
+        self.with(|k| k.limits_vital(spec, vital))
+    }
+    #[inline]
+    fn watched_vitals(&self, spec: &RuleSpec, continuous: &[Vital], rules: &[Rule]) -> Vec<Vital> {
+        self.with(|k| k.watched_vitals(spec, continuous, rules))
+    }
+    #[inline]
+    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &Session) -> Option<Verdict> {
+        self.with(|k| k.on(spec, signal, session))
+    }
+    #[inline]
+    fn declared_priority(
+        &self,
+        spec: &RuleSpec,
+        priority: Priority,
+    ) -> (Priority, Option<Duration>) {
+        self.with(|k| k.declared_priority(spec, priority))
+    }
+    #[inline]
+    fn confirm_within(&self, spec: &RuleSpec) -> Option<Duration> {
+        self.with(|k| k.confirm_within(spec))
+    }
+    #[inline]
+    fn idle_deadline(
+        &self,
+        spec: &RuleSpec,
+        session: &Session,
+        last_valid: &dyn Fn() -> Option<Instant>,
+    ) -> Option<Instant> {
+        self.with(|k| k.idle_deadline(spec, session, last_valid))
+    }
+    #[inline]
+    fn holds_at_deadline(&self, spec: &RuleSpec, session: &Session) -> bool {
+        self.with(|k| k.holds_at_deadline(spec, session))
+    }
+    #[inline]
+    fn clear_deadline(&self, spec: &RuleSpec, low_battery_at: Option<Instant>) -> Option<Instant> {
+        self.with(|k| k.clear_deadline(spec, low_battery_at))
+    }
+    #[inline]
+    fn message(
+        &self,
+        message: &str,
+        baseline_missing: Option<&str>,
+        unreadable: &[String],
+    ) -> String {
+        self.with(|k| k.message(message, baseline_missing, unreadable))
+    }
+    #[inline]
+    fn target<'a>(&self, spec: &'a RuleSpec) -> Option<(&'a [Vital], Option<Bound>)> {
+        self.with(|k| k.target(spec))
+    }
+    #[inline]
+    fn delay(&self, spec: &RuleSpec) -> Option<(&'static str, Duration)> {
+        self.with(|k| k.delay(spec))
+    }
+    #[inline]
+    fn limits(&self, spec: &RuleSpec) -> Vec<(Vital, Bound, &'static str)> {
+        self.with(|k| k.limits(spec))
+    }
+    #[inline]
+    fn unconfirmed_priority(&self, spec: &RuleSpec) -> Option<Priority> {
+        self.with(|k| k.unconfirmed_priority(spec))
     }
 }

@@ -62,7 +62,7 @@ impl Kind for NibpOverdue {
         &self,
         spec: &RuleSpec,
         session: &Session,
-        _last_valid: Option<Instant>,
+        _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         let RuleSpec::NibpOverdue {
             first_after_dose,

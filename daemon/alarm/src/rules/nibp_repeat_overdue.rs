@@ -37,7 +37,7 @@ impl Kind for NibpRepeatOverdue {
         &self,
         _spec: &RuleSpec,
         session: &Session,
-        _last_valid: Option<Instant>,
+        _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         session.repeat_due
     }

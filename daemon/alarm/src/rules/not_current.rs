@@ -24,7 +24,7 @@ impl Kind for NotCurrent {
     }
 
     fn scope(&self) -> Scope {
-        Scope::Device
+        Scope::Vital
     }
 
     /// Every continuous vital a limit rule watches must stay current, whether or not this rule
@@ -56,10 +56,10 @@ impl Kind for NotCurrent {
         &self,
         spec: &RuleSpec,
         _session: &Session,
-        last_valid: Option<Instant>,
+        last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         match spec {
-            RuleSpec::NotCurrent { after, .. } => Some(last_valid? + *after),
+            RuleSpec::NotCurrent { after, .. } => Some(last_valid()? + *after),
             _ => None,
         }
     }
