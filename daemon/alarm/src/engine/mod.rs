@@ -75,6 +75,14 @@ struct RuleFacts {
     /// (delay before declaring, time of in-range evidence before clearing).
     timing: (Duration, Duration),
     needs_fresh_evidence: bool,
+    own_deadlines: bool,
+    /// The vitals whose samples it judges, one bit each ([`vital_bit`]).
+    judges: u32,
+}
+
+/// A vital's bit in [`RuleFacts::judges`].
+fn vital_bit(vital: Vital) -> u32 {
+    1 << (vital as u32)
 }
 
 /// The alarm engine.
@@ -109,6 +117,12 @@ impl Engine {
                     scope: kind.scope(),
                     timing: kind.timing(&r.spec),
                     needs_fresh_evidence: kind.needs_fresh_evidence(),
+                    own_deadlines: kind.own_deadlines(),
+                    judges: Vital::ALL
+                        .into_iter()
+                        .filter(|v| kind.judges_samples_of(&r.spec, *v))
+                        .map(vital_bit)
+                        .fold(0, |bits, bit| bits | bit),
                 }
             })
             .collect();

@@ -20,7 +20,12 @@ impl Engine {
             Scope::Device
         };
         for rule in 0..self.profile.rules.len() {
-            if self.facts[rule].scope == scope {
+            let facts = &self.facts[rule];
+            let hears = match signal {
+                Signal::Sample { vital, .. } => facts.judges & vital_bit(*vital) != 0,
+                _ => true,
+            };
+            if facts.scope == scope && hears {
                 self.signal_rule(now, rule, d, vital, signal, &session);
             }
         }
@@ -63,6 +68,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     pub(super) fn apply(&mut self, c: usize, verdict: Verdict, now: Instant) {
         match verdict {
             Verdict::Truth(truth, value) => self.update(c, truth, now, value),

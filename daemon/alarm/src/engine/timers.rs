@@ -85,11 +85,15 @@ impl Engine {
                             offer(o.priority_since + after, Deadline::Escalate(c));
                         }
                     }
+                    if !facts.own_deadlines {
+                        continue;
+                    }
                     let low_battery_at = cond.device.and_then(|d| self.devices[d].low_battery_at);
                     if let Some(t) = facts.kind.clear_deadline(&rule.spec, low_battery_at) {
                         offer(t, Deadline::Clear(c));
                     }
                 }
+                None if !facts.own_deadlines => {}
                 None => {
                     if let Some(t) = self.idle_deadline(cond, &session) {
                         offer(t, Deadline::Violate(c));

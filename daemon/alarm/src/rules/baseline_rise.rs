@@ -25,6 +25,10 @@ impl Kind for BaselineRise {
         Scope::Session
     }
 
+    fn own_deadlines(&self) -> bool {
+        false
+    }
+
     fn physiological(&self) -> bool {
         true
     }

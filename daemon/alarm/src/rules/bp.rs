@@ -72,6 +72,10 @@ impl Kind for Bp {
         Scope::Session
     }
 
+    fn own_deadlines(&self) -> bool {
+        false
+    }
+
     fn physiological(&self) -> bool {
         true
     }

@@ -70,6 +70,10 @@ impl Kind for Limit {
         Scope::Vital
     }
 
+    fn own_deadlines(&self) -> bool {
+        false
+    }
+
     fn physiological(&self) -> bool {
         true
     }
@@ -88,7 +92,7 @@ impl Kind for Limit {
         true
     }
 
-    fn limits_vital(&self, spec: &RuleSpec, vital: Vital) -> bool {
+    fn judges_samples_of(&self, spec: &RuleSpec, vital: Vital) -> bool {
         matches!(spec, RuleSpec::Limit { vitals, .. } if vitals.contains(&vital))
     }
 

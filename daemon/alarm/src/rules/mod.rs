@@ -360,8 +360,10 @@ pub(crate) trait Kind: Sync {
         false
     }
 
-    /// Holds `vital` to a limit (so every device giving it continuously must keep it current).
-    fn limits_vital(&self, _spec: &RuleSpec, _vital: Vital) -> bool {
+    /// Judges samples of `vital`: only then does it hear [`Signal::Sample`] of it, and every
+    /// device giving it continuously must keep it current (a rule on a silent value would
+    /// never sound).
+    fn judges_samples_of(&self, _spec: &RuleSpec, _vital: Vital) -> bool {
         false
     }
 
@@ -392,6 +394,13 @@ pub(crate) trait Kind: Sync {
     /// How long a declared occurrence waits for confirmation (restored after a restart).
     fn confirm_within(&self, _spec: &RuleSpec) -> Option<Duration> {
         None
+    }
+
+    /// Has deadlines of its own ([`Kind::idle_deadline`], [`Kind::clear_deadline`]). The
+    /// default asks; a kind without any says `false` so that the engine's scan of every
+    /// condition, on every reading, skips it.
+    fn own_deadlines(&self) -> bool {
+        true
     }
 
     /// When an idle condition starts to hold. `last_valid` looks up the device's last valid
@@ -489,8 +498,8 @@ impl Kind for AnyKind {
         self.with(|k| k.needs_fresh_evidence())
     }
     #[inline]
-    fn limits_vital(&self, spec: &RuleSpec, vital: Vital) -> bool {
-        self.with(|k| k.limits_vital(spec, vital))
+    fn judges_samples_of(&self, spec: &RuleSpec, vital: Vital) -> bool {
+        self.with(|k| k.judges_samples_of(spec, vital))
     }
     #[inline]
     fn watched_vitals(&self, spec: &RuleSpec, continuous: &[Vital], rules: &[Rule]) -> Vec<Vital> {
@@ -511,6 +520,10 @@ impl Kind for AnyKind {
     #[inline]
     fn confirm_within(&self, spec: &RuleSpec) -> Option<Duration> {
         self.with(|k| k.confirm_within(spec))
+    }
+    #[inline]
+    fn own_deadlines(&self) -> bool {
+        self.with(|k| k.own_deadlines())
     }
     #[inline]
     fn idle_deadline(

@@ -40,7 +40,7 @@ impl Kind for NotCurrent {
                 vitals.contains(v)
                     || rules
                         .iter()
-                        .any(|r| r.spec.kind().limits_vital(&r.spec, *v))
+                        .any(|r| r.spec.kind().judges_samples_of(&r.spec, *v))
             })
             .collect()
     }

@@ -21,6 +21,10 @@ impl Kind for RecordUnreadable {
         Scope::Session
     }
 
+    fn own_deadlines(&self) -> bool {
+        false
+    }
+
     /// Nothing will end it but a person: it latches until reset.
     fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
         matches!(signal, Signal::Unreadable).then_some(Verdict::Latch)

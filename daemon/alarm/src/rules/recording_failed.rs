@@ -22,6 +22,10 @@ impl Kind for RecordingFailed {
         Scope::Session
     }
 
+    fn own_deadlines(&self) -> bool {
+        false
+    }
+
     fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
         match *signal {
             Signal::Recording { failing: true } => Some(Verdict::Truth(Truth::Violating, None)),

@@ -24,6 +24,10 @@ impl Kind for SensorOff {
         Scope::Device
     }
 
+    fn own_deadlines(&self) -> bool {
+        false
+    }
+
     fn timing(&self, spec: &RuleSpec) -> (Duration, Duration) {
         (
             self.delay(spec).map_or(Duration::ZERO, |(_, d)| d),
