@@ -568,3 +568,6 @@ impl Kind for AnyKind {
         self.with(|k| k.unconfirmed_priority(spec))
     }
 }
+
+#[cfg(test)]
+mod tests;
