@@ -31,7 +31,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn signal_rule(
         &mut self,
         now: Instant,
@@ -68,7 +68,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn apply(&mut self, c: usize, verdict: Verdict, now: Instant) {
         match verdict {
             Verdict::Truth(truth, value) => self.update(c, truth, now, value),
