@@ -7,6 +7,12 @@
 //!
 //! Vocabulary (IEC 60601-1-8): a *condition* is a predicate over the data; an *occurrence* is
 //! one interval in which it holds. Acknowledgement, escalation and logging work per occurrence.
+//!
+//! The parts: `evidence` (readings, device events, links), `session` (dose, baseline, BP and its
+//! confirmation), `actions` (acknowledge, reset, pause), `signals` (what happened, put to each
+//! rule's kind in `crate::rules`, whose verdict is applied), `occurrence` (the IEC state
+//! machine), `timers` (deadlines), `view` (alarm views and the snapshot), `restore` (restart).
+//! No part names a rule kind.
 
 use crate::profile::{Priority, Profile, Rule};
 use crate::rules::{AnyKind, Kind, Scope, Signal, Verdict};
