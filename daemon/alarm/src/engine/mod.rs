@@ -97,6 +97,10 @@ pub struct Engine {
     profile: Profile,
     /// Per rule, in the profile's order.
     facts: Vec<RuleFacts>,
+    /// The rules with a condition per device, in order.
+    device_rules: Vec<usize>,
+    /// The rules with a condition per device and vital, in order.
+    vital_rules: Vec<usize>,
     devices: Vec<Device>,
     conditions: Vec<Condition>,
     latched: Vec<Latched>,
@@ -113,7 +117,7 @@ pub struct Engine {
 impl Engine {
     /// An engine with no devices, before the dose.
     pub fn new(profile: Profile) -> Engine {
-        let facts = profile
+        let facts: Vec<RuleFacts> = profile
             .rules
             .iter()
             .map(|r| {
@@ -132,9 +136,18 @@ impl Engine {
                 }
             })
             .collect();
+        let of_scope = |scope: Scope| -> Vec<usize> {
+            (0..facts.len())
+                .filter(|r| facts[*r].scope == scope)
+                .collect()
+        };
+        let device_rules = of_scope(Scope::Device);
+        let vital_rules = of_scope(Scope::Vital);
         let mut engine = Engine {
             profile,
             facts,
+            device_rules,
+            vital_rules,
             devices: Vec::new(),
             conditions: Vec::new(),
             latched: Vec::new(),

@@ -14,18 +14,23 @@ impl Engine {
         signal: &Signal,
     ) {
         let session = self.session_view();
-        let scope = if vital.is_some() {
-            Scope::Vital
+        // Only the rules of that scope: per device and vital, or per device.
+        let count = if vital.is_some() {
+            self.vital_rules.len()
         } else {
-            Scope::Device
+            self.device_rules.len()
         };
-        for rule in 0..self.profile.rules.len() {
-            let facts = &self.facts[rule];
+        for i in 0..count {
+            let rule = if vital.is_some() {
+                self.vital_rules[i]
+            } else {
+                self.device_rules[i]
+            };
             let hears = match signal {
-                Signal::Sample { vital, .. } => facts.judges & vital_bit(*vital) != 0,
+                Signal::Sample { vital, .. } => self.facts[rule].judges & vital_bit(*vital) != 0,
                 _ => true,
             };
-            if facts.scope == scope && hears {
+            if hears {
                 self.signal_rule(now, rule, d, vital, signal, &session);
             }
         }
