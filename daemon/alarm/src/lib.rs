@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod profile;
+mod rules;
 
 pub use engine::{
     Act, ActionError, AlarmChange, AlarmKind, AlarmState, AlarmView, Bp, Engine, EngineEvent,

@@ -34,7 +34,7 @@ impl Engine {
         for reading in readings {
             let vital = reading.vital;
             let Some(value) = reading.evidence() else {
-                self.not_evidence(d, vital);
+                self.not_evidence(now, d, vital);
                 continue;
             };
             if let Some(slot) = self.devices[d]
@@ -43,41 +43,16 @@ impl Engine {
                 .find(|(v, _)| *v == vital)
             {
                 slot.1 = now;
-                for c in 0..self.conditions.len() {
-                    let cond = &self.conditions[c];
-                    if cond.device == Some(d)
-                        && cond.vital == Some(vital)
-                        && matches!(
-                            self.profile.rules[cond.rule].spec,
-                            RuleSpec::NotCurrent { .. }
-                        )
-                    {
-                        self.update(c, Truth::ClearNow, now, Some(value));
-                    }
-                }
+                self.signal_existing(now, Some((d, vital)), &Signal::Current { value });
             }
-            // "Sustained for N minutes" needs a value that is watched continuously; an
-            // intermittent one (a cuff's pulse rate) is held only to instantaneous limits.
             let continuous = self.devices[d].last_valid.iter().any(|(v, _)| *v == vital);
-            for rule in 0..self.profile.rules.len() {
-                let truth = match &self.profile.rules[rule].spec {
-                    RuleSpec::Limit {
-                        vitals,
-                        bound,
-                        delay,
-                        ..
-                    } if vitals.contains(&vital) && (continuous || delay.is_zero()) => {
-                        limit_truth(*bound, value)
-                    }
-                    _ => continue,
-                };
-                let c = self.condition(rule, Some(d), Some(vital));
-                if vital.is_nibp() && !complete_bp && truth != Truth::Violating {
-                    self.interrupt_clearing(c);
-                    continue;
-                }
-                self.update(c, truth, now, Some(value));
-            }
+            let sample = Signal::Sample {
+                vital,
+                value,
+                continuous,
+                complete_bp,
+            };
+            self.signal_device(now, d, Some(vital), &sample);
         }
         if bp.0.is_some() || bp.1.is_some() {
             self.handle_bp(now, bp.0, bp.1);
@@ -86,16 +61,8 @@ impl Engine {
 
     /// A reading of `vital` from device `d` that is not evidence: the limit conditions on it
     /// keep their state, but their clearing starts over.
-    fn not_evidence(&mut self, d: usize, vital: Vital) {
-        for c in 0..self.conditions.len() {
-            let cond = &self.conditions[c];
-            if cond.device == Some(d)
-                && cond.vital == Some(vital)
-                && matches!(self.profile.rules[cond.rule].spec, RuleSpec::Limit { .. })
-            {
-                self.interrupt_clearing(c);
-            }
-        }
+    fn not_evidence(&mut self, now: Instant, d: usize, vital: Vital) {
+        self.signal_existing(now, Some((d, vital)), &Signal::NotEvidence);
     }
 
     /// Something the device reported that is not a value.
@@ -108,24 +75,15 @@ impl Engine {
             | DeviceEvent::SensorDisconnected => self.sensor(now, d, Truth::Violating),
             DeviceEvent::LowBattery => {
                 self.devices[d].low_battery_at = Some(now);
-                for rule in 0..self.profile.rules.len() {
-                    if matches!(self.profile.rules[rule].spec, RuleSpec::LowBattery { .. }) {
-                        let c = self.condition(rule, Some(d), None);
-                        self.update(c, Truth::Violating, now, None);
-                    }
-                }
+                self.signal_device(now, d, None, &Signal::LowBattery);
             }
             _ => {}
         }
     }
 
     pub(super) fn sensor(&mut self, now: Instant, d: usize, truth: Truth) {
-        for rule in 0..self.profile.rules.len() {
-            if matches!(self.profile.rules[rule].spec, RuleSpec::SensorOff { .. }) {
-                let c = self.condition(rule, Some(d), None);
-                self.update(c, truth, now, None);
-            }
-        }
+        let off = truth == Truth::Violating;
+        self.signal_device(now, d, None, &Signal::SensorOff(off));
     }
 
     /// The device's link came up (`true`) or went down (`false`).
@@ -142,34 +100,12 @@ impl Engine {
     }
 
     pub(super) fn set_link(&mut self, now: Instant, d: usize, up: bool) {
-        for rule in 0..self.profile.rules.len() {
-            if matches!(self.profile.rules[rule].spec, RuleSpec::Disconnected { .. }) {
-                let c = self.condition(rule, Some(d), None);
-                let truth = if up {
-                    Truth::ClearNow
-                } else {
-                    Truth::Violating
-                };
-                self.update(c, truth, now, None);
-            }
-        }
+        self.signal_device(now, d, None, &Signal::Link { up });
     }
 
     /// The session record is failing (`true`) or writing again (`false`).
     pub fn set_recording_failed(&mut self, now: Instant, failing: bool) {
         let now = self.advance(now);
-        for c in 0..self.conditions.len() {
-            if matches!(
-                self.profile.rules[self.conditions[c].rule].spec,
-                RuleSpec::RecordingFailed
-            ) {
-                let truth = if failing {
-                    Truth::Violating
-                } else {
-                    Truth::ClearNow
-                };
-                self.update(c, truth, now, None);
-            }
-        }
+        self.signal_existing(now, None, &Signal::Recording { failing });
     }
 }

@@ -7,24 +7,37 @@
 //!
 //! Vocabulary (IEC 60601-1-8): a *condition* is a predicate over the data; an *occurrence* is
 //! one interval in which it holds. Acknowledgement, escalation and logging work per occurrence.
+//!
+//! The parts: `evidence` (readings, device events, links), `session` (dose, baseline, BP and its
+//! confirmation), `actions` (acknowledge, reset, pause), `signals` (what happened, put to each
+//! rule's kind in `crate::rules`, whose verdict is applied), `occurrence` (the IEC state
+//! machine), `timers` (deadlines), `view` (alarm views and the snapshot), `restore` (restart).
+//! No part names a rule kind.
 
-use crate::profile::{Bound, Phase, Priority, Profile, Rule, RuleSpec};
+use crate::profile::{Priority, Profile, Rule};
+use crate::rules::{AnyKind, Kind, Scope, Signal, Verdict};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vigil_protocol::{DeviceEvent, Reading, Vital};
 
 mod actions;
-mod bp;
 mod evidence;
 mod occurrence;
 mod restore;
+mod session;
+mod signals;
+mod timers;
 mod types;
+mod view;
+
+use occurrence::Occurrence;
+use session::{Session, BP_HISTORY};
 
 pub use types::*;
 
 /// What one piece of evidence (or one event) says about a condition.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Truth {
+pub(crate) enum Truth {
     /// The condition holds.
     Violating,
     /// Valid evidence back in range: the condition ends once such evidence has lasted the rule's
@@ -32,26 +45,6 @@ enum Truth {
     InRange,
     /// Definitely not holding: ends now (a link back up, a normal BP measurement).
     ClearNow,
-}
-
-#[derive(Debug, Clone)]
-struct Occurrence {
-    seq: u64,
-    onset: Instant,
-    declared: Option<Instant>,
-    priority: Priority,
-    /// When the priority was last set (for escalation timing).
-    priority_since: Instant,
-    acknowledged: Option<Act>,
-    /// Valid in-range evidence without a gap since.
-    clearing_since: Option<Instant>,
-    /// The latest valid sample that bore on it (for or against).
-    last_evidence: Instant,
-    /// The latest sample that met the condition.
-    last_violation: Instant,
-    /// Unconfirmed BP: a confirming repeat must come by then.
-    confirm_until: Option<Instant>,
-    value: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,25 +72,35 @@ struct Device {
     low_battery_at: Option<Instant>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Session {
-    dose: Option<Act>,
-    baseline: Option<Bp>,
-    baseline_taken: Option<Instant>,
-    baseline_set_by: Option<Act>,
-    /// Why the dose was marked without a baseline.
-    baseline_missing: Option<String>,
-    last_bp: Option<(Instant, Bp)>,
-    /// The latest complete valid measurements, oldest first, for `set_baseline`.
-    bp_history: VecDeque<(Instant, Bp)>,
-    /// A repeat NIBP was asked for and must come by then.
-    repeat_due: Option<Instant>,
+/// What the engine asks of a rule on every call, read from its kind once (a running engine's
+/// profile does not change): the per-reading path makes no calls it need not make.
+#[derive(Debug, Clone, Copy)]
+struct RuleFacts {
+    kind: AnyKind,
+    scope: Scope,
+    /// (delay before declaring, time of in-range evidence before clearing).
+    timing: (Duration, Duration),
+    needs_fresh_evidence: bool,
+    own_deadlines: bool,
+    /// The vitals whose samples it judges, one bit each ([`vital_bit`]).
+    judges: u32,
+}
+
+/// A vital's bit in [`RuleFacts::judges`].
+fn vital_bit(vital: Vital) -> u32 {
+    1 << (vital as u32)
 }
 
 /// The alarm engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
     profile: Profile,
+    /// Per rule, in the profile's order.
+    facts: Vec<RuleFacts>,
+    /// The rules with a condition per device, in order.
+    device_rules: Vec<usize>,
+    /// The rules with a condition per device and vital, in order.
+    vital_rules: Vec<usize>,
     devices: Vec<Device>,
     conditions: Vec<Condition>,
     latched: Vec<Latched>,
@@ -114,8 +117,37 @@ pub struct Engine {
 impl Engine {
     /// An engine with no devices, before the dose.
     pub fn new(profile: Profile) -> Engine {
+        let facts: Vec<RuleFacts> = profile
+            .rules
+            .iter()
+            .map(|r| {
+                let kind = r.spec.kind();
+                RuleFacts {
+                    kind,
+                    scope: kind.scope(),
+                    timing: kind.timing(&r.spec),
+                    needs_fresh_evidence: kind.needs_fresh_evidence(),
+                    own_deadlines: kind.own_deadlines(),
+                    judges: Vital::ALL
+                        .into_iter()
+                        .filter(|v| kind.judges_samples_of(&r.spec, *v))
+                        .map(vital_bit)
+                        .fold(0, |bits, bit| bits | bit),
+                }
+            })
+            .collect();
+        let of_scope = |scope: Scope| -> Vec<usize> {
+            (0..facts.len())
+                .filter(|r| facts[*r].scope == scope)
+                .collect()
+        };
+        let device_rules = of_scope(Scope::Device);
+        let vital_rules = of_scope(Scope::Vital);
         let mut engine = Engine {
             profile,
+            facts,
+            device_rules,
+            vital_rules,
             devices: Vec::new(),
             conditions: Vec::new(),
             latched: Vec::new(),
@@ -146,17 +178,7 @@ impl Engine {
     }
 
     fn is_session_rule(&self, rule: usize) -> bool {
-        matches!(
-            self.profile.rules[rule].spec,
-            RuleSpec::Bp { .. }
-                | RuleSpec::BaselineRise { .. }
-                | RuleSpec::NibpOverdue { .. }
-                | RuleSpec::NibpRepeatOverdue
-                | RuleSpec::RecordUnreadable
-                | RuleSpec::NoBaseline
-                | RuleSpec::RecordingFailed
-                | RuleSpec::DischargeReady { .. }
-        )
+        self.facts[rule].scope == Scope::Session
     }
 
     /// Starts watching a device. `continuous` lists the vitals it should keep current (an
@@ -174,32 +196,14 @@ impl Engine {
         });
         let d = self.devices.len() - 1;
         for rule in 0..self.profile.rules.len() {
-            match &self.profile.rules[rule].spec {
-                RuleSpec::NotCurrent { vitals, .. } => {
-                    // Every continuous vital a limit rule watches must stay current, whether or
-                    // not the rule lists it: a limit on a silent value would never sound.
-                    let listed = vitals.clone();
-                    for &v in continuous {
-                        if listed.contains(&v) || self.limit_watches(v) {
-                            self.condition(rule, Some(d), Some(v));
-                        }
-                    }
-                }
-                RuleSpec::Disconnected { .. } => {
-                    let c = self.condition(rule, Some(d), None);
-                    self.update(c, Truth::Violating, now, None);
-                }
-                _ => {}
+            let rules = &self.profile.rules;
+            let spec = &rules[rule].spec;
+            for v in spec.kind().watched_vitals(spec, continuous, rules) {
+                self.condition(rule, Some(d), Some(v));
             }
+            let session = self.session_view();
+            self.signal_rule(now, rule, d, None, &Signal::DeviceAdded, &session);
         }
-    }
-
-    /// Does any limit rule watch `vital`?
-    fn limit_watches(&self, vital: Vital) -> bool {
-        self.profile
-            .rules
-            .iter()
-            .any(|r| matches!(&r.spec, RuleSpec::Limit { vitals, .. } if vitals.contains(&vital)))
     }
 
     fn device_index(&self, id: &str) -> Option<usize> {
@@ -237,167 +241,17 @@ impl Engine {
         self.conditions.len() - 1
     }
 
-    /// Advances time to `now`, processing every deadline in order. Call at
-    /// [`Engine::poll_timeout`]; every other entry point calls it too.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = self.advance(now);
-    }
-
-    /// The next time the engine needs [`Engine::handle_timeout`], if any.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_deadline().map(|(t, _)| t)
-    }
-
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<EngineEvent> {
         self.events.pop_front()
     }
-
-    fn find_condition(&self, id: &str) -> Option<usize> {
-        self.conditions.iter().position(|c| {
-            c.occurrence
-                .as_ref()
-                .is_some_and(|o| self.alarm_id(c.rule, o.seq) == id)
-        })
-    }
-
-    fn alarm_id(&self, rule: usize, seq: u64) -> String {
-        format!("{}#{seq}", self.profile.rules[rule].id)
-    }
-
-    fn view(
-        &self,
-        rule: usize,
-        device: Option<usize>,
-        vital: Option<Vital>,
-        o: &Occurrence,
-        state: AlarmState,
-    ) -> AlarmView {
-        let r = &self.profile.rules[rule];
-        AlarmView {
-            id: self.alarm_id(rule, o.seq),
-            rule: r.id.clone(),
-            kind: if r.spec.is_physiological() {
-                AlarmKind::Physiological
-            } else {
-                AlarmKind::Technical
-            },
-            vital,
-            device: device.map(|d| self.devices[d].id.clone()),
-            priority: o.priority,
-            message: match (&r.spec, &self.session.baseline_missing) {
-                (RuleSpec::NoBaseline, Some(why)) => format!("{}: {why}", r.message),
-                (RuleSpec::RecordUnreadable, _) if !self.unreadable.is_empty() => {
-                    format!("{} ({})", r.message, self.unreadable.join(", "))
-                }
-                _ => r.message.clone(),
-            },
-            state,
-            onset: o.onset,
-            since: o.declared.unwrap_or(o.onset),
-            acknowledged: o.acknowledged.clone(),
-            latching: latches(r, o.priority),
-            awaiting_confirmation: o.confirm_until.is_some(),
-            value: o.value,
-        }
-    }
-
-    fn view_condition(&self, c: usize) -> Option<AlarmView> {
-        let cond = &self.conditions[c];
-        let o = cond.occurrence.as_ref()?;
-        let state = match (o.declared, &o.acknowledged) {
-            (None, _) => AlarmState::Pending,
-            (Some(_), None) => AlarmState::Active,
-            (Some(_), Some(_)) => AlarmState::Acknowledged,
-        };
-        Some(self.view(cond.rule, cond.device, cond.vital, o, state))
-    }
-
-    fn view_latched(&self, l: &Latched) -> AlarmView {
-        self.view(
-            l.rule,
-            l.device,
-            l.vital,
-            &l.occurrence,
-            AlarmState::Latched,
-        )
-    }
-
-    /// Every alarm (pending ones included) and the session at `now`.
-    pub fn snapshot(&self, now: Instant) -> Snapshot {
-        let mut alarms: Vec<AlarmView> = (0..self.conditions.len())
-            .filter_map(|c| self.view_condition(c))
-            .chain(self.latched.iter().map(|l| self.view_latched(l)))
-            .collect();
-        alarms.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.since.cmp(&b.since)));
-        let phase = match &self.session.dose {
-            None => SessionPhase::PreDose,
-            Some(d) => SessionPhase::PostDose {
-                minutes_since_dose: now.saturating_duration_since(d.at).as_secs() / 60,
-            },
-        };
-        Snapshot {
-            alarms,
-            audio_pause_remaining: self
-                .audio_paused_until
-                .map(|u| u.saturating_duration_since(now))
-                .filter(|d| !d.is_zero()),
-            session: SessionView {
-                phase,
-                dose: self.session.dose.clone(),
-                baseline: self.session.baseline,
-                baseline_taken: self.session.baseline_taken,
-                baseline_set_by: self.session.baseline_set_by.clone(),
-                baseline_missing: self.session.baseline_missing.clone(),
-                last_bp: self.session.last_bp,
-            },
-        }
-    }
 }
-
-/// How many complete BP measurements the engine keeps for `set_baseline` (a session has a few
-/// dozen at most).
-const BP_HISTORY: usize = 64;
 
 /// How old the latest violating sample may be when a limit's delay ends and it is declared.
 pub const EVIDENCE_MAX_AGE: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Deadline {
-    PauseEnds,
-    Declare(usize),
-    Clear(usize),
-    Escalate(usize),
-    Violate(usize),
-}
-
-/// (delay before declaring, time in the hysteresis band before clearing).
-fn rule_timing(rule: &Rule) -> (Duration, Duration) {
-    match rule.spec {
-        RuleSpec::Limit {
-            delay, clear_after, ..
-        } => (delay, clear_after),
-        RuleSpec::Disconnected { delay } | RuleSpec::SensorOff { delay } => (delay, Duration::ZERO),
-        _ => (Duration::ZERO, Duration::ZERO),
-    }
-}
-
 /// High priority and loss of communication latch unless the profile says otherwise.
 fn latches(rule: &Rule, priority: Priority) -> bool {
     rule.latching
-        .unwrap_or(priority == Priority::High || matches!(rule.spec, RuleSpec::Disconnected { .. }))
-}
-
-/// A valid sample against a limit. Back in range, whether inside the clearing margin or past
-/// it, the condition ends only after the rule's clearing time of in-range evidence.
-fn limit_truth(bound: Bound, value: f64) -> Truth {
-    let violating = match bound {
-        Bound::Below(limit) => value < limit,
-        Bound::Above(limit) => value > limit,
-    };
-    if violating {
-        Truth::Violating
-    } else {
-        Truth::InRange
-    }
+        .unwrap_or(priority == Priority::High || rule.spec.kind().latches_by_default())
 }

@@ -1,13 +1,33 @@
-//! The occurrence state machine: delays, declaring, escalating, clearing, and the deadlines
-//! that drive them.
+//! The occurrence state machine (IEC 60601-1-8): onset, delay, declaring, escalating,
+//! acknowledgement cleared by a rise, clearing and latching.
 
 use super::*;
+
+#[derive(Debug, Clone)]
+pub(super) struct Occurrence {
+    pub(super) seq: u64,
+    pub(super) onset: Instant,
+    pub(super) declared: Option<Instant>,
+    pub(super) priority: Priority,
+    /// When the priority was last set (for escalation timing).
+    pub(super) priority_since: Instant,
+    pub(super) acknowledged: Option<Act>,
+    /// Valid in-range evidence without a gap since.
+    pub(super) clearing_since: Option<Instant>,
+    /// The latest valid sample that bore on it (for or against).
+    pub(super) last_evidence: Instant,
+    /// The latest sample that met the condition.
+    pub(super) last_violation: Instant,
+    /// Unconfirmed BP: a confirming repeat must come by then.
+    pub(super) confirm_until: Option<Instant>,
+    pub(super) value: Option<f64>,
+}
 
 impl Engine {
     /// The core state machine of one condition.
     pub(super) fn update(&mut self, c: usize, truth: Truth, now: Instant, value: Option<f64>) {
         let rule = &self.profile.rules[self.conditions[c].rule];
-        let (delay, clear_after) = rule_timing(rule);
+        let (delay, clear_after) = self.facts[self.conditions[c].rule].timing;
         let priority = rule.priority;
         enum Next {
             Stay,
@@ -89,14 +109,11 @@ impl Engine {
     /// The delay has passed: annunciate.
     pub(super) fn declare(&mut self, c: usize, at: Instant) {
         let rule = &self.profile.rules[self.conditions[c].rule];
-        let (initial, confirm_until) = match rule.spec {
-            RuleSpec::Bp {
-                confirm_within: Some(within),
-                unconfirmed_priority,
-                ..
-            } => (unconfirmed_priority, Some(at + within)),
-            _ => (rule.priority, None),
-        };
+        let (initial, confirm_within) = rule
+            .spec
+            .kind()
+            .declared_priority(&rule.spec, rule.priority);
+        let confirm_until = confirm_within.map(|within| at + within);
         let Some(o) = self.conditions[c].occurrence.as_mut() else {
             return;
         };
@@ -187,160 +204,6 @@ impl Engine {
                 by,
                 at,
             });
-        }
-    }
-
-    /// Processes deadlines up to `now` and returns the engine's time: `now`, or the engine's
-    /// current time if `now` is earlier (time never goes backwards for the engine).
-    pub(super) fn advance(&mut self, now: Instant) -> Instant {
-        let now = self.now.map_or(now, |t| t.max(now));
-        let mut last = None;
-        while let Some((at, what)) = self.next_deadline().filter(|(t, _)| *t <= now) {
-            // Every deadline changes the state it came from; the same one twice is a bug, and
-            // looping on it would stop the alarms. Stop here instead.
-            debug_assert_ne!(last, Some((at, what)), "deadline did not progress");
-            if last == Some((at, what)) {
-                break;
-            }
-            last = Some((at, what));
-            // A deadline that passed while the engine was not running (before a restart) fires
-            // at the engine's time, never in the past: what it raises carries the real time.
-            let at = self.now.map_or(at, |t| t.max(at));
-            self.now = Some(at);
-            self.fire(at, what);
-        }
-        self.now = Some(now);
-        now
-    }
-
-    pub(super) fn next_deadline(&self) -> Option<(Instant, Deadline)> {
-        let mut best: Option<(Instant, Deadline)> = None;
-        let mut offer = |t: Instant, d: Deadline| {
-            if best.as_ref().is_none_or(|(b, _)| t < *b) {
-                best = Some((t, d));
-            }
-        };
-        if let Some(until) = self.audio_paused_until {
-            offer(until, Deadline::PauseEnds);
-        }
-        for (c, cond) in self.conditions.iter().enumerate() {
-            let rule = &self.profile.rules[cond.rule];
-            let (delay, _) = rule_timing(rule);
-            match &cond.occurrence {
-                Some(o) => {
-                    // A limit is declared at the end of its delay only on fresh evidence: a cuff
-                    // reading five minutes old does not make "sustained for five minutes".
-                    // Otherwise the next sample decides.
-                    let fresh = !matches!(rule.spec, RuleSpec::Limit { .. })
-                        || o.last_violation + EVIDENCE_MAX_AGE >= o.onset + delay;
-                    // Only while the latest evidence is a violation: a sample that is not evidence
-                    // must not revive an older one.
-                    if o.declared.is_none() && o.last_violation >= o.last_evidence && fresh {
-                        offer(o.onset + delay, Deadline::Declare(c));
-                    }
-                    // No clearing deadline: a condition ends on in-range evidence only, never
-                    // because time passed without any.
-                    if o.declared.is_some()
-                        && o.acknowledged.is_none()
-                        && o.priority > Priority::Info
-                        && o.priority < Priority::High
-                    {
-                        if let Some(after) = rule.escalate_after {
-                            offer(o.priority_since + after, Deadline::Escalate(c));
-                        }
-                    }
-                    if let (RuleSpec::LowBattery { clear_after }, Some(d)) =
-                        (&rule.spec, cond.device)
-                    {
-                        if let Some(at) = self.devices[d].low_battery_at {
-                            offer(at + *clear_after, Deadline::Clear(c));
-                        }
-                    }
-                }
-                None => {
-                    if let Some(t) = self.idle_deadline(cond) {
-                        offer(t, Deadline::Violate(c));
-                    }
-                }
-            }
-        }
-        best
-    }
-
-    /// When an idle time-driven condition starts to hold.
-    pub(super) fn idle_deadline(&self, cond: &Condition) -> Option<Instant> {
-        match &self.profile.rules[cond.rule].spec {
-            RuleSpec::NotCurrent { after, .. } => {
-                let d = &self.devices[cond.device?];
-                let (_, last) = d.last_valid.iter().find(|(v, _)| Some(*v) == cond.vital)?;
-                Some(*last + *after)
-            }
-            RuleSpec::NibpOverdue {
-                first_after_dose,
-                every,
-                until,
-                early_tolerance,
-                grace,
-            } => {
-                let dose = self.session.dose.as_ref()?.at;
-                // The first scheduled time that no measurement satisfies.
-                let satisfied_until = self
-                    .session
-                    .last_bp
-                    .map(|(t, _)| t + *early_tolerance)
-                    .filter(|t| *t >= dose);
-                let mut due = dose + *first_after_dose;
-                while due <= dose + *until {
-                    if satisfied_until.is_none_or(|s| due > s) {
-                        return Some(due + *grace);
-                    }
-                    due += *every;
-                }
-                None
-            }
-            RuleSpec::NibpRepeatOverdue => self.session.repeat_due,
-            RuleSpec::DischargeReady { after, .. } => {
-                let dose = self.session.dose.as_ref()?.at + *after;
-                (self.now.is_none_or(|n| n < dose)).then_some(dose)
-            }
-            _ => None,
-        }
-    }
-
-    pub(super) fn fire(&mut self, at: Instant, what: Deadline) {
-        match what {
-            Deadline::PauseEnds => {
-                self.audio_paused_until = None;
-                self.events.push_back(EngineEvent::AudioPauseEnded {
-                    reason: PauseEnd::Expired,
-                    at,
-                });
-            }
-            Deadline::Declare(c) => self.declare(c, at),
-            Deadline::Clear(c) => self.end(c, at),
-            Deadline::Escalate(c) => {
-                let next = self.conditions[c]
-                    .occurrence
-                    .as_ref()
-                    .map(|o| o.priority.escalated());
-                if let Some(p) = next {
-                    self.set_priority(c, at, p);
-                }
-            }
-            Deadline::Violate(c) => {
-                let truth = if matches!(
-                    self.profile.rules[self.conditions[c].rule].spec,
-                    RuleSpec::DischargeReady { .. }
-                ) {
-                    self.discharge_truth(c, at)
-                } else {
-                    Truth::Violating
-                };
-                // Not ready at that time: re-evaluated at each later BP measurement.
-                if truth == Truth::Violating {
-                    self.update(c, truth, at, None);
-                }
-            }
         }
     }
 }

@@ -88,19 +88,15 @@ impl Engine {
                 value: a.value,
             };
             let mut occurrence = occurrence;
-            if let (
-                true,
-                RuleSpec::Bp {
-                    confirm_within: Some(within),
-                    ..
-                },
-            ) = (a.awaiting_confirmation, &self.profile.rules[rule].spec)
+            let spec = &self.profile.rules[rule].spec;
+            if let (true, Some(within)) =
+                (a.awaiting_confirmation, spec.kind().confirm_within(spec))
             {
                 // The window runs from when it was raised; the repeat it asked for is still due
                 // unless a complete measurement came after.
-                occurrence.confirm_until = Some(a.since + *within);
+                occurrence.confirm_until = Some(a.since + within);
                 if self.session.last_bp.is_none_or(|(t, _)| t <= a.since) {
-                    let due = a.since + *within;
+                    let due = a.since + within;
                     self.session.repeat_due =
                         Some(self.session.repeat_due.map_or(due, |d| d.min(due)));
                 }
@@ -128,15 +124,6 @@ impl Engine {
             return;
         }
         self.unreadable = ids;
-        for c in 0..self.conditions.len() {
-            if matches!(
-                self.profile.rules[self.conditions[c].rule].spec,
-                RuleSpec::RecordUnreadable
-            ) {
-                self.update(c, Truth::Violating, now, None);
-                // Nothing will end it but a person: it latches until reset.
-                self.update(c, Truth::ClearNow, now, None);
-            }
-        }
+        self.signal_existing(now, None, &Signal::Unreadable);
     }
 }

@@ -11,6 +11,7 @@
 
 use super::load::Origin;
 use super::{Bound, Priority, Profile, ProfileError, Rule, RuleSpec};
+use crate::rules::Kind;
 use std::sync::OnceLock;
 use std::time::Duration;
 use vigil_protocol::Vital;
@@ -254,18 +255,11 @@ fn check_priority(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
             ),
         );
     }
-    if let (
-        RuleSpec::Bp {
-            unconfirmed_priority: was,
-            ..
-        },
-        RuleSpec::Bp {
-            unconfirmed_priority: now,
-            ..
-        },
-    ) = (&reference.spec, &rule.spec)
-    {
-        if *was > Priority::Info && *now == Priority::Info {
+    if let (Some(was), Some(now)) = (
+        unconfirmed_priority(&reference.spec),
+        unconfirmed_priority(&rule.spec),
+    ) {
+        if was > Priority::Info && now == Priority::Info {
             v.at(
                 &rule.id,
                 "unconfirmed_priority",
@@ -275,13 +269,14 @@ fn check_priority(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
     }
 }
 
+fn unconfirmed_priority(spec: &RuleSpec) -> Option<Priority> {
+    spec.kind().unconfirmed_priority(spec)
+}
+
 /// The vitals a rule watches and the side of its limit, where it has them.
 fn target(spec: &RuleSpec) -> Option<(&[Vital], Option<Side>)> {
-    match spec {
-        RuleSpec::Limit { vitals, bound, .. } => Some((vitals, Some(side(bound)))),
-        RuleSpec::NotCurrent { vitals, .. } => Some((vitals, None)),
-        _ => None,
-    }
+    let (vitals, bound) = spec.kind().target(spec)?;
+    Some((vitals, bound.as_ref().map(side)))
 }
 
 fn side(bound: &Bound) -> Side {
@@ -326,22 +321,11 @@ fn check_target(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
     }
 }
 
-/// A rule's delay and the key that sets it, where it has one.
-fn delay(spec: &RuleSpec) -> Option<(&'static str, Duration)> {
-    match spec {
-        RuleSpec::Limit { delay, .. }
-        | RuleSpec::Disconnected { delay }
-        | RuleSpec::SensorOff { delay } => Some(("delay", *delay)),
-        RuleSpec::NotCurrent { after, .. } => Some(("after", *after)),
-        _ => None,
-    }
-}
-
 fn check_delay(rule: &Rule, v: &mut Violations<'_, '_>) {
     let Some((_, max)) = ENVELOPE.delays.iter().find(|(id, _)| *id == rule.id) else {
         return;
     };
-    let Some((key, d)) = delay(&rule.spec) else {
+    let Some((key, d)) = rule.spec.kind().delay(&rule.spec) else {
         return;
     };
     if d > *max {
@@ -442,24 +426,14 @@ fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
 
 /// Every limit a rule sets: the vital, the alarm side, the value and the key that sets it.
 fn limits(spec: &RuleSpec) -> Vec<(Vital, Side, f64, &'static str)> {
-    match spec {
-        RuleSpec::Limit { vitals, bound, .. } => vitals
-            .iter()
-            .map(|v| match bound {
-                Bound::Below(x) => (*v, Side::Low, *x, "below"),
-                Bound::Above(x) => (*v, Side::High, *x, "above"),
-            })
-            .collect(),
-        RuleSpec::Bp {
-            systolic,
-            diastolic,
-            ..
-        } => vec![
-            (Vital::NibpSystolic, Side::High, *systolic, "systolic"),
-            (Vital::NibpDiastolic, Side::High, *diastolic, "diastolic"),
-        ],
-        _ => Vec::new(),
-    }
+    let value = |bound: Bound| match bound {
+        Bound::Below(x) | Bound::Above(x) => x,
+    };
+    spec.kind()
+        .limits(spec)
+        .into_iter()
+        .map(|(vital, bound, key)| (vital, side(&bound), value(bound), key))
+        .collect()
 }
 
 fn check_limits(rule: &Rule, v: &mut Violations<'_, '_>) {

@@ -1,12 +1,12 @@
 //! Reading a profile's values, each problem located in the layer that wrote the value.
 
 use super::load::Origin;
-use super::{Bound, Priority, ProfileError, Rule, RuleSpec};
+use super::{Priority, ProfileError};
 use std::time::Duration;
 use vigil_protocol::Vital;
 
 /// Reads one rule's or the behaviour table's fields, recording problems with their location.
-pub(super) struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     /// The table, with every override applied.
     pub table: &'a toml::Table,
     /// `behaviour` or the rule id.
@@ -14,7 +14,7 @@ pub(super) struct Fields<'a> {
     /// Where the table is in the base profile.
     pub location: String,
     /// Which layer wrote each value.
-    pub origin: &'a Origin<'a>,
+    pub(crate) origin: &'a Origin<'a>,
     /// Problems found so far.
     pub errors: &'a mut Vec<ProfileError>,
 }
@@ -190,47 +190,5 @@ impl Fields<'_> {
             }
         }
         (!out.is_empty()).then_some(out)
-    }
-}
-
-/// A low limit at or above a high limit for the same vital can never be in range.
-pub(super) fn check_limit_pairs(
-    rules: &[Rule],
-    origin: &Origin<'_>,
-    errors: &mut Vec<ProfileError>,
-) {
-    for low in rules {
-        let RuleSpec::Limit {
-            vitals: low_vitals,
-            bound: Bound::Below(lo),
-            ..
-        } = &low.spec
-        else {
-            continue;
-        };
-        for high in rules {
-            let RuleSpec::Limit {
-                vitals: high_vitals,
-                bound: Bound::Above(hi),
-                ..
-            } = &high.spec
-            else {
-                continue;
-            };
-            if low_vitals.iter().any(|v| high_vitals.contains(v)) && lo >= hi {
-                errors.push(ProfileError {
-                    // Whichever limit an override moved is the one to name.
-                    location: origin.locate(&high.id, "above", || {
-                        origin.locate(&low.id, "below", || {
-                            format!("{}: rule \"{}\"", origin.base, low.id)
-                        })
-                    }),
-                    message: format!(
-                        "low limit {lo} is not below the high limit {hi} of rule \"{}\"",
-                        high.id
-                    ),
-                });
-            }
-        }
     }
 }

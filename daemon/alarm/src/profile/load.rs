@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which layer set each `(scope, key)`: scope is `behaviour` or a rule id.
-pub(super) type Sources = BTreeMap<(String, String), Source>;
+pub(crate) type Sources = BTreeMap<(String, String), Source>;
 
 /// Where values came from: the base layer and the source of every setting.
-pub(super) struct Origin<'a> {
+pub(crate) struct Origin<'a> {
     /// The full profile the overrides apply to.
     pub base: &'a Source,
     /// The layer that set each value.

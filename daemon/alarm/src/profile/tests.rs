@@ -1,6 +1,7 @@
 //! The profile's loading and validation.
 
 use super::*;
+use vigil_protocol::Vital;
 
 fn load_with(base: &str, overrides: &[(&str, Source)]) -> Result<Profile, ProfileErrors> {
     let layers: Vec<Layer> = overrides

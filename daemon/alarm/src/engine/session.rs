@@ -1,8 +1,38 @@
-//! Blood pressure: measurements, confirmation by repeat, the dose and the baseline.
+//! The dose session: BP measurements, confirmation by repeat, the dose and the baseline.
 
 use super::*;
 
+#[derive(Debug, Clone, Default)]
+pub(super) struct Session {
+    pub(super) dose: Option<Act>,
+    pub(super) baseline: Option<Bp>,
+    pub(super) baseline_taken: Option<Instant>,
+    pub(super) baseline_set_by: Option<Act>,
+    /// Why the dose was marked without a baseline.
+    pub(super) baseline_missing: Option<String>,
+    pub(super) last_bp: Option<(Instant, Bp)>,
+    /// The latest complete valid measurements, oldest first, for `set_baseline`.
+    pub(super) bp_history: VecDeque<(Instant, Bp)>,
+    /// A repeat NIBP was asked for and must come by then.
+    pub(super) repeat_due: Option<Instant>,
+}
+
+/// How many complete BP measurements the engine keeps for `set_baseline` (a session has a few
+/// dozen at most).
+pub(super) const BP_HISTORY: usize = 64;
+
 impl Engine {
+    /// The kinds' view of the session.
+    pub(super) fn session_view(&self) -> crate::rules::Session {
+        crate::rules::Session {
+            now: self.now,
+            dose: self.session.dose.as_ref().map(|a| a.at),
+            baseline: self.session.baseline,
+            last_bp: self.session.last_bp,
+            repeat_due: self.session.repeat_due,
+        }
+    }
+
     /// One cuff measurement's systolic and diastolic (evidence only). A partial one (either
     /// missing) may show a limit is met, but it ends no condition, does not become the last BP
     /// and is not the scheduled NIBP reading.
@@ -25,64 +55,14 @@ impl Engine {
             // A complete measurement is the repeat any rule asked for.
             self.session.repeat_due = None;
         }
-        let dosed = self.session.dose.is_some();
-        for c in 0..self.conditions.len() {
-            let rule = &self.profile.rules[self.conditions[c].rule];
-            let shown = systolic.or(diastolic);
-            match rule.spec.clone() {
-                RuleSpec::Bp {
-                    phase,
-                    compare,
-                    systolic: s_lim,
-                    diastolic: d_lim,
-                    confirm_within,
-                    ..
-                } => {
-                    let in_phase = match phase {
-                        Phase::Any => true,
-                        Phase::PreDose => !dosed,
-                        Phase::PostDose => dosed,
-                    };
-                    if !in_phase {
-                        continue;
-                    }
-                    let meets = systolic.is_some_and(|s| compare.meets(s, s_lim))
-                        || diastolic.is_some_and(|d| compare.meets(d, d_lim));
-                    if !meets {
-                        if pair.is_some() {
-                            self.update(c, Truth::ClearNow, now, shown);
-                        }
-                    } else if let Some(within) = confirm_within {
-                        self.confirm_bp(c, now, within, shown);
-                    } else {
-                        self.update(c, Truth::Violating, now, shown);
-                    }
-                }
-                RuleSpec::BaselineRise {
-                    systolic_rise,
-                    diastolic_rise,
-                } => {
-                    let (Some(base), true) = (self.session.baseline, dosed) else {
-                        continue;
-                    };
-                    let meets = systolic.is_some_and(|s| s - base.systolic >= systolic_rise)
-                        || diastolic.is_some_and(|d| d - base.diastolic >= diastolic_rise);
-                    if meets {
-                        self.update(c, Truth::Violating, now, shown);
-                    } else if pair.is_some() {
-                        self.update(c, Truth::ClearNow, now, shown);
-                    }
-                }
-                RuleSpec::NibpOverdue { .. } | RuleSpec::NibpRepeatOverdue if pair.is_some() => {
-                    self.update(c, Truth::ClearNow, now, shown)
-                }
-                RuleSpec::DischargeReady { .. } if pair.is_some() => {
-                    let truth = self.discharge_truth(c, now);
-                    self.update(c, truth, now, None);
-                }
-                _ => {}
-            }
-        }
+        self.signal_existing(
+            now,
+            None,
+            &Signal::Bp {
+                systolic,
+                diastolic,
+            },
+        );
     }
 
     /// A BP reading that meets a rule with confirmation. The first one raises the rule at its
@@ -123,32 +103,6 @@ impl Engine {
         });
     }
 
-    pub(super) fn discharge_truth(&self, c: usize, now: Instant) -> Truth {
-        let RuleSpec::DischargeReady {
-            after,
-            systolic_margin,
-            diastolic_margin,
-        } = self.profile.rules[self.conditions[c].rule].spec
-        else {
-            return Truth::ClearNow;
-        };
-        let (Some(dose), Some(base), Some((_, last))) = (
-            &self.session.dose,
-            self.session.baseline,
-            self.session.last_bp,
-        ) else {
-            return Truth::ClearNow;
-        };
-        let ready = now >= dose.at + after
-            && last.systolic <= base.systolic + systolic_margin
-            && last.diastolic <= base.diastolic + diastolic_margin;
-        if ready {
-            Truth::Violating
-        } else {
-            Truth::ClearNow
-        }
-    }
-
     /// Marks the dose and starts the session clock. The baseline is the last complete, valid
     /// pre-dose measurement taken at most the profile's `baseline_max_age` before; without one
     /// the no-baseline notice says why.
@@ -183,18 +137,8 @@ impl Engine {
             baseline: self.session.baseline,
             baseline_taken: self.session.baseline_taken,
         });
-        for c in 0..self.conditions.len() {
-            match self.profile.rules[self.conditions[c].rule].spec {
-                RuleSpec::Bp {
-                    phase: Phase::PreDose,
-                    ..
-                } => self.update(c, Truth::ClearNow, now, None),
-                RuleSpec::NoBaseline if baseline.is_none() => {
-                    self.update(c, Truth::Violating, now, None)
-                }
-                _ => {}
-            }
-        }
+        let baseline = baseline.is_some();
+        self.signal_existing(now, None, &Signal::Dose { baseline });
         Ok(self.session.baseline)
     }
 
@@ -249,14 +193,7 @@ impl Engine {
             taken: at,
             baseline: bp,
         });
-        for c in 0..self.conditions.len() {
-            if matches!(
-                self.profile.rules[self.conditions[c].rule].spec,
-                RuleSpec::NoBaseline
-            ) {
-                self.update(c, Truth::ClearNow, now, None);
-            }
-        }
+        self.signal_existing(now, None, &Signal::BaselineSet);
         Ok(bp)
     }
 }

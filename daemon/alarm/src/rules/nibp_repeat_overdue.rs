@@ -1,0 +1,44 @@
+//! `nibp_repeat_overdue`: a repeat NIBP a BP rule asked for has not come in its window.
+
+use super::*;
+use crate::engine::Truth;
+
+pub(crate) struct NibpRepeatOverdue;
+
+impl Kind for NibpRepeatOverdue {
+    fn name(&self) -> &'static str {
+        "nibp_repeat_overdue"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn parse(&self, _f: &mut Fields<'_>, _priority: Option<Priority>) -> Option<RuleSpec> {
+        Some(RuleSpec::NibpRepeatOverdue)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Session
+    }
+
+    /// A complete measurement is the repeat.
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+        match *signal {
+            Signal::Bp {
+                systolic: Some(s),
+                diastolic: Some(_),
+            } => Some(Verdict::Truth(Truth::ClearNow, Some(s))),
+            _ => None,
+        }
+    }
+
+    fn idle_deadline(
+        &self,
+        _spec: &RuleSpec,
+        session: &Session,
+        _last_valid: &dyn Fn() -> Option<Instant>,
+    ) -> Option<Instant> {
+        session.repeat_due
+    }
+}
