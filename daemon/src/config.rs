@@ -3,10 +3,12 @@
 
 mod devices;
 mod effective;
+mod file;
 mod refusals;
 mod users;
 
 pub use effective::effective_profile;
+pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
 pub use users::{find_user, new_token, token_problem, MIN_TOKEN_LEN};
 
 use devices::devices;
@@ -19,8 +21,9 @@ use vigil_drivers::DeviceSpec;
 
 pub mod limits;
 
-/// What a person may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a person may do; written in lower case (`role = "nurse"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read only.
     Viewer,
@@ -60,8 +63,9 @@ pub struct User {
     pub token: String,
 }
 
-/// Log output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Log output; written in lower case (`log_format = "json"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// For people.
     Human,
@@ -175,6 +179,49 @@ impl Check<'_> {
         }
     }
 
+    /// A string value read as `T` through `T`'s own `Deserialize`. A string that is not one of
+    /// `T`'s names is reported as "\"x\" is not one of {expected}", or with `T`'s own message
+    /// when `expected` is `None`.
+    fn choice<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &toml::Table,
+        key: &str,
+        at: &str,
+        expected: Option<&str>,
+    ) -> Option<T> {
+        let text = self.string(table, key, at)?;
+        let read = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text);
+        match T::deserialize(read) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let message = match expected {
+                    Some(names) => format!("{text:?} is not one of {names}"),
+                    None => e.to_string(),
+                };
+                self.error(format!("{at}{key}"), message);
+                None
+            }
+        }
+    }
+
+    /// As [`Check::choice`], and "is required" when the key is missing or not a string.
+    fn required_choice<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &toml::Table,
+        key: &str,
+        at: &str,
+        expected: Option<&str>,
+    ) -> Option<T> {
+        if let Some(toml::Value::String(_)) = table.get(key) {
+            self.choice(table, key, at, expected)
+        } else {
+            // A value of another type is reported first, then as missing.
+            self.string(table, key, at);
+            self.error(format!("{at}{key}"), "is required");
+            None
+        }
+    }
+
     fn unknown_keys(&mut self, table: &toml::Table, allowed: &[&str], at: &str) {
         for key in table.keys() {
             if !allowed.contains(&key.as_str()) {
@@ -202,152 +249,151 @@ impl Config {
     }
 
     /// Validates configuration text; `file` names it in messages; `base` resolves relative paths.
+    /// Configurations made in code use [`ConfigFile::build`], which checks the same way.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let doc = match text.parse::<toml::Table>() {
-            Ok(d) => d,
-            Err(e) => {
-                return Err(ConfigErrors(vec![ConfigError {
-                    location: file.to_string(),
-                    message: format!("not valid TOML: {}", e.to_string().trim()),
-                }]))
-            }
-        };
-        let mut c = Check {
-            file: file.to_string(),
-            errors: &mut errors,
-        };
-        c.unknown_keys(
-            &doc,
-            &[
-                "listen",
-                "room",
-                "log_format",
-                "profile",
-                "clinic_overrides",
-                "patient_overrides",
-                "storage",
-                "tls",
-                "allow_plaintext",
-                "user",
-                "device",
-                // Read by limits::network.
-                "limits",
-                "metrics_token",
-                "allowed_origins",
-            ],
-            "",
-        );
-        let listen = match c.string(&doc, "listen", "") {
-            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            Some(s) => match s.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    c.error(
-                        "listen",
-                        format!("{s:?} is not an address like 127.0.0.1:8080"),
-                    );
-                    None
-                }
-            },
-        };
-        let room = c.string(&doc, "room", "").unwrap_or_default();
-        if room.trim().is_empty() {
-            c.error("room", "is required: the name shown on the display");
-        }
-        let log_format = match c.string(&doc, "log_format", "").as_deref() {
-            None | Some("human") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                c.error("log_format", format!("{other:?} is not one of human, json"));
-                LogFormat::Human
-            }
-        };
-
-        let mut retention_days = None;
-        let storage_path = match doc.get("storage") {
-            Some(toml::Value::Table(t)) => {
-                c.unknown_keys(t, &["path", "retention_days"], "storage.");
-                retention_days = c
-                    .integer(t, "retention_days", "storage.", 1..=36_500)
-                    .and_then(|d| u32::try_from(d).ok());
-                match c.string(t, "path", "storage.") {
-                    Some(p) => Some(base.join(p)),
-                    None => {
-                        c.error(
-                            "storage.path",
-                            "is required: where the session record is kept",
-                        );
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                c.error("storage", "must be a table with `path`");
-                None
-            }
-            None => {
-                c.error("storage", "is required: a [storage] table with `path`");
-                None
-            }
-        };
-
-        let tls = match doc.get("tls") {
-            None => None,
-            Some(toml::Value::Table(t)) => {
-                c.unknown_keys(t, &["cert", "key"], "tls.");
-                let cert = c.string(t, "cert", "tls.");
-                let key = c.string(t, "key", "tls.");
-                match (cert, key) {
-                    (Some(cert), Some(key)) => {
-                        match crate::tls::load(&base.join(cert), &base.join(key)) {
-                            Ok(config) => Some(config),
-                            Err(e) => {
-                                c.error("tls", e);
-                                None
-                            }
-                        }
-                    }
-                    _ => {
-                        c.error("tls", "needs both cert and key (PEM files)");
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                c.error("tls", "must be a table with cert and key");
-                None
-            }
-        };
-        let profile = load_profile(&doc, base, &mut c);
-        let users = users(&doc, &mut c);
-        let devices = devices(&doc, &mut c);
-        if let Some(storage) = &storage_path {
-            refusals::storage_folder(storage, &mut c);
-        }
-        refusals::plaintext_listen(&doc, listen, &mut c);
-        let network = limits::network(&doc, &mut c);
-
-        match (listen, storage_path, profile) {
-            (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
-                listen,
-                room,
-                storage_path,
-                retention_days,
-                profile,
-                users,
-                devices,
-                log_format,
-                tls,
-                network,
-            }),
-            _ => Err(ConfigErrors(errors)),
+        match text.parse::<toml::Table>() {
+            Ok(doc) => validate(&doc, file, base),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                location: file.to_string(),
+                message: format!("not valid TOML: {}", e.to_string().trim()),
+            }])),
         }
     }
 
     /// The user a token belongs to.
     pub fn user_by_token(&self, token: &str) -> Option<&User> {
         find_user(&self.users, token)
+    }
+}
+
+/// The one validation pass, over the document a file parses to or a [`ConfigFile`] serialises
+/// to: every problem, in the order of the file's sections, each with its location.
+fn validate(doc: &toml::Table, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut c = Check {
+        file: file.to_string(),
+        errors: &mut errors,
+    };
+    c.unknown_keys(
+        doc,
+        &[
+            "listen",
+            "room",
+            "log_format",
+            "profile",
+            "clinic_overrides",
+            "patient_overrides",
+            "storage",
+            "tls",
+            "allow_plaintext",
+            "user",
+            "device",
+            // Read by limits::network.
+            "limits",
+            "metrics_token",
+            "allowed_origins",
+        ],
+        "",
+    );
+    let listen = match c.string(doc, "listen", "") {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        Some(s) => match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.error(
+                    "listen",
+                    format!("{s:?} is not an address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        },
+    };
+    let room = c.string(doc, "room", "").unwrap_or_default();
+    if room.trim().is_empty() {
+        c.error("room", "is required: the name shown on the display");
+    }
+    let log_format = c
+        .choice(doc, "log_format", "", Some("human, json"))
+        .unwrap_or(LogFormat::Human);
+
+    let mut retention_days = None;
+    let storage_path = match doc.get("storage") {
+        Some(toml::Value::Table(t)) => {
+            c.unknown_keys(t, &["path", "retention_days"], "storage.");
+            retention_days = c
+                .integer(t, "retention_days", "storage.", 1..=36_500)
+                .and_then(|d| u32::try_from(d).ok());
+            match c.string(t, "path", "storage.") {
+                Some(p) => Some(base.join(p)),
+                None => {
+                    c.error(
+                        "storage.path",
+                        "is required: where the session record is kept",
+                    );
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            c.error("storage", "must be a table with `path`");
+            None
+        }
+        None => {
+            c.error("storage", "is required: a [storage] table with `path`");
+            None
+        }
+    };
+
+    let tls = match doc.get("tls") {
+        None => None,
+        Some(toml::Value::Table(t)) => {
+            c.unknown_keys(t, &["cert", "key"], "tls.");
+            let cert = c.string(t, "cert", "tls.");
+            let key = c.string(t, "key", "tls.");
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    match crate::tls::load(&base.join(cert), &base.join(key)) {
+                        Ok(config) => Some(config),
+                        Err(e) => {
+                            c.error("tls", e);
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    c.error("tls", "needs both cert and key (PEM files)");
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            c.error("tls", "must be a table with cert and key");
+            None
+        }
+    };
+    let profile = load_profile(doc, base, &mut c);
+    let users = users(doc, &mut c);
+    let devices = devices(doc, &mut c);
+    if let Some(storage) = &storage_path {
+        refusals::storage_folder(storage, &mut c);
+    }
+    refusals::plaintext_listen(doc, listen, &mut c);
+    let network = limits::network(doc, &mut c);
+
+    match (listen, storage_path, profile) {
+        (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
+            listen,
+            room,
+            storage_path,
+            retention_days,
+            profile,
+            users,
+            devices,
+            log_format,
+            tls,
+            network,
+        }),
+        _ => Err(ConfigErrors(errors)),
     }
 }
 

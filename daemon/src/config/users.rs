@@ -1,7 +1,7 @@
 //! The `[[user]]` tables, and the one token check: what a token must be to be accepted in a
 //! configuration, and the lookup the server authenticates with.
 
-use super::{tables, Check, Role, User};
+use super::{tables, Check, User};
 use std::collections::HashMap;
 
 /// Tokens shorter than this are refused: they are the only lock on the alarm controls.
@@ -94,23 +94,7 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
         } else {
             names.insert(name.trim().to_lowercase(), format!("user #{n}"));
         }
-        let role = match c.string(t, "role", &at).as_deref() {
-            Some("viewer") => Some(Role::Viewer),
-            Some("nurse") => Some(Role::Nurse),
-            Some("provider") => Some(Role::Provider),
-            Some("admin") => Some(Role::Admin),
-            Some(other) => {
-                c.error(
-                    format!("{at}role"),
-                    format!("{other:?} is not one of viewer, nurse, provider, admin"),
-                );
-                None
-            }
-            None => {
-                c.error(format!("{at}role"), "is required");
-                None
-            }
-        };
+        let role = c.required_choice(t, "role", &at, Some("viewer, nurse, provider, admin"));
         let token = c.string(t, "token", &at).unwrap_or_default();
         if let Some(problem) = token_problem(&token) {
             c.error(format!("{at}token"), problem);
@@ -137,6 +121,7 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Role;
     use super::*;
 
     fn user(name: &str, token: &str) -> User {
