@@ -1,17 +1,21 @@
 //! The daemon's configuration file (TOML). Loading validates everything and reports every
 //! problem at once, each with where it is; `vigil check-config FILE` prints them.
 
+mod check;
 mod devices;
 mod effective;
 mod file;
 mod refusals;
+mod spans;
 mod users;
 
 pub use effective::effective_profile;
 pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
 pub use users::{find_user, new_token, token_problem, MIN_TOKEN_LEN};
 
+use check::Check;
 use devices::devices;
+use spans::Spans;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -99,12 +103,15 @@ pub struct Config {
 }
 
 /// One problem with its location.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigError {
     /// `file: key` or `file: device #2 "oximeter-1".port`.
     pub location: String,
     /// What is wrong.
     pub message: String,
+    /// The byte range in the file's text of the key (and value) it is about, when the problem
+    /// is about a key the file has (not one it lacks) and the configuration came from text.
+    pub span: Option<std::ops::Range<usize>>,
 }
 
 impl fmt::Display for ConfigError {
@@ -127,113 +134,6 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-struct Check<'a> {
-    file: String,
-    errors: &'a mut Vec<ConfigError>,
-}
-
-impl Check<'_> {
-    fn error(&mut self, at: impl AsRef<str>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            location: format!("{}: {}", self.file, at.as_ref()),
-            message: message.into(),
-        });
-    }
-
-    fn string(&mut self, table: &toml::Table, key: &str, at: &str) -> Option<String> {
-        match table.get(key)? {
-            toml::Value::String(s) => Some(s.clone()),
-            other => {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("must be a string, not {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn integer(
-        &mut self,
-        table: &toml::Table,
-        key: &str,
-        at: &str,
-        range: std::ops::RangeInclusive<i64>,
-    ) -> Option<i64> {
-        match table.get(key)? {
-            toml::Value::Integer(i) if range.contains(i) => Some(*i),
-            toml::Value::Integer(i) => {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("{i} is outside {}..={}", range.start(), range.end()),
-                );
-                None
-            }
-            other => {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("must be an integer, not {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    /// A string value read as `T` through `T`'s own `Deserialize`. A string that is not one of
-    /// `T`'s names is reported as "\"x\" is not one of {expected}", or with `T`'s own message
-    /// when `expected` is `None`.
-    fn choice<T: serde::de::DeserializeOwned>(
-        &mut self,
-        table: &toml::Table,
-        key: &str,
-        at: &str,
-        expected: Option<&str>,
-    ) -> Option<T> {
-        let text = self.string(table, key, at)?;
-        let read = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text);
-        match T::deserialize(read) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                let message = match expected {
-                    Some(names) => format!("{text:?} is not one of {names}"),
-                    None => e.to_string(),
-                };
-                self.error(format!("{at}{key}"), message);
-                None
-            }
-        }
-    }
-
-    /// As [`Check::choice`], and "is required" when the key is missing or not a string.
-    fn required_choice<T: serde::de::DeserializeOwned>(
-        &mut self,
-        table: &toml::Table,
-        key: &str,
-        at: &str,
-        expected: Option<&str>,
-    ) -> Option<T> {
-        if let Some(toml::Value::String(_)) = table.get(key) {
-            self.choice(table, key, at, expected)
-        } else {
-            // A value of another type is reported first, then as missing.
-            self.string(table, key, at);
-            self.error(format!("{at}{key}"), "is required");
-            None
-        }
-    }
-
-    fn unknown_keys(&mut self, table: &toml::Table, allowed: &[&str], at: &str) {
-        for key in table.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("unknown key; expected one of {}", allowed.join(", ")),
-                );
-            }
-        }
-    }
-}
-
 impl Config {
     /// Reads and validates a configuration file. Relative paths inside it (profile, storage)
     /// are relative to the file's folder.
@@ -242,6 +142,7 @@ impl Config {
             ConfigErrors(vec![ConfigError {
                 location: path.display().to_string(),
                 message: format!("cannot read: {e}"),
+                span: None,
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -252,10 +153,11 @@ impl Config {
     /// Configurations made in code use [`ConfigFile::build`], which checks the same way.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
         match text.parse::<toml::Table>() {
-            Ok(doc) => validate(&doc, file, base),
+            Ok(doc) => validate(&doc, file, base, &Spans::of(text)),
             Err(e) => Err(ConfigErrors(vec![ConfigError {
                 location: file.to_string(),
                 message: format!("not valid TOML: {}", e.to_string().trim()),
+                span: e.span(),
             }])),
         }
     }
@@ -268,11 +170,18 @@ impl Config {
 
 /// The one validation pass, over the document a file parses to or a [`ConfigFile`] serialises
 /// to: every problem, in the order of the file's sections, each with its location.
-fn validate(doc: &toml::Table, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+fn validate(
+    doc: &toml::Table,
+    file: &str,
+    base: &Path,
+    spans: &Spans,
+) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut c = Check {
         file: file.to_string(),
         errors: &mut errors,
+        spans,
+        entry: None,
     };
     c.unknown_keys(
         doc,
@@ -446,33 +355,14 @@ fn load_profile(doc: &toml::Table, base: &Path, c: &mut Check<'_>) -> Option<Pro
         Ok(p) => Some(p),
         Err(errors) => {
             for e in errors.0 {
+                // The location is in the profile's files, not this one: no span here.
                 c.errors.push(ConfigError {
                     location: format!("{}: alarm profile: {}", c.file, e.location),
                     message: e.message,
+                    span: None,
                 });
             }
             None
-        }
-    }
-}
-
-fn tables<'a>(doc: &'a toml::Table, key: &str, c: &mut Check<'_>) -> Vec<(usize, &'a toml::Table)> {
-    match doc.get(key) {
-        None => Vec::new(),
-        Some(toml::Value::Array(a)) => a
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| match v.as_table() {
-                Some(t) => Some((i + 1, t)),
-                None => {
-                    c.error(format!("{key} #{}", i + 1), "must be a table");
-                    None
-                }
-            })
-            .collect(),
-        Some(_) => {
-            c.error(key, format!("write entries as [[{key}]] tables"));
-            Vec::new()
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `[[device]]` tables: each device's format and transport, and no two on one port.
 
-use super::{tables, Check};
+use super::check::{tables, Check};
 use std::collections::HashSet;
 use vigil_drivers::usb::UsbId;
 use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
@@ -27,6 +27,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
         } else {
             format!("device #{n} \"{id}\".")
         };
+        c.enter("device", n, &at);
         c.unknown_keys(
             t,
             &[
@@ -152,6 +153,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
             });
         }
     }
+    c.entry = None;
     out
 }
 

@@ -196,9 +196,10 @@ impl ConfigFile {
             ConfigErrors(vec![ConfigError {
                 location: name.to_string(),
                 message: format!("cannot be written as TOML: {e}"),
+                span: None,
             }])
         })?;
-        super::validate(&doc, name, base)
+        super::validate(&doc, name, base, &super::Spans::default())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `[[user]]` tables, and the one token check: what a token must be to be accepted in a
 //! configuration, and the lookup the server authenticates with.
 
-use super::{tables, Check, User};
+use super::check::{tables, Check};
+use super::User;
 use std::collections::HashMap;
 
 /// Tokens shorter than this are refused: they are the only lock on the alarm controls.
@@ -80,6 +81,7 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
         } else {
             format!("user #{n} \"{name}\".")
         };
+        c.enter("user", n, &at);
         c.unknown_keys(t, &["name", "role", "token"], &at);
         if name.trim().is_empty() {
             c.error(
@@ -116,6 +118,7 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
             });
         }
     }
+    c.entry = None;
     out
 }
 
