@@ -11,7 +11,7 @@ mod users;
 
 pub use effective::effective_profile;
 pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
-pub use users::{find_user, new_token, token_problem, MIN_TOKEN_LEN};
+pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
 
 use check::Check;
 use devices::devices;

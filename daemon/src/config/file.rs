@@ -303,4 +303,116 @@ mod tests {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }
     }
+
+    /// The typed file and the validation pass know the same keys: every key the builder can
+    /// write is accepted, and a file using every key the pass accepts reads as a `ConfigFile`.
+    #[test]
+    fn the_typed_file_and_the_validation_know_the_same_keys() {
+        let every = ConfigFile {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            room: "r".into(),
+            log_format: Some(LogFormat::Human),
+            profile: Some("p.toml".into()),
+            clinic_overrides: Some("c.toml".into()),
+            patient_overrides: Some("o.toml".into()),
+            storage: Some(StorageFile {
+                path: "x.db".into(),
+                retention_days: Some(1),
+            }),
+            tls: Some(TlsFile {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+            }),
+            allow_plaintext: Some(false),
+            users: vec![UserEntry {
+                name: "A".into(),
+                role: Role::Admin,
+                token: "admin-token-0123456789".into(),
+            }],
+            devices: vec![
+                DeviceEntry {
+                    usb: Some("0403:6001".into()),
+                    ble: Some(BleEntry {
+                        address: Some("C0:FF:EE:00:00:01".into()),
+                        name: Some("n".into()),
+                        any: Some(true),
+                    }),
+                    baud: Some(9600),
+                    data_bits: Some(8),
+                    parity: Some(Parity::Odd),
+                    stop_bits: Some(1),
+                    ..DeviceEntry::serial("s", Format::Masimo, "/dev/x")
+                },
+                DeviceEntry {
+                    ble: Some(BleEntry {
+                        address: Some("C0:FF:EE:00:00:01".into()),
+                        name: Some("n".into()),
+                        any: Some(true),
+                    }),
+                    ..DeviceEntry::bare("b", Format::BleHeartRate)
+                },
+            ],
+            limits: Some(LimitsFile {
+                max_connections: Some(2),
+                max_unauthenticated: Some(1),
+            }),
+            metrics_token: Some("scrape-token-0123456789".into()),
+            allowed_origins: vec!["https://a.example".into()],
+        };
+        let err = every.build("every", Path::new(".")).unwrap_err().0;
+        let unknown: Vec<_> = err
+            .iter()
+            .filter(|e| e.message.starts_with("unknown key"))
+            .collect();
+        assert!(unknown.is_empty(), "{unknown:#?}");
+        // And the other way: the keys each `unknown key` message lists as expected.
+        let text = "listen = \"127.0.0.1:0\"\nroom = \"r\"\nlog_format = \"json\"\n\
+            profile = \"p\"\nclinic_overrides = \"c\"\npatient_overrides = \"o\"\n\
+            allow_plaintext = true\nmetrics_token = \"t\"\nallowed_origins = []\n\
+            [storage]\npath = \"x\"\nretention_days = 1\n[tls]\ncert = \"c\"\nkey = \"k\"\n\
+            [limits]\nmax_connections = 1\nmax_unauthenticated = 1\n\
+            [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
+            [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
+            data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
+            ble = { address = \"a\", name = \"n\", any = true }\n\
+            [[device]]\nid = \"b\"\nformat = \"ble-heart-rate\"\n\
+            ble = { address = \"a\", name = \"n\", any = true }\n";
+        // An unknown key in every table: each refusal lists the keys that table accepts.
+        let mut with_unknown_keys = format!("colour = 1\n{text}colour = 1\n");
+        for table in [
+            "[storage]\n",
+            "[tls]\n",
+            "[limits]\n",
+            "[[user]]\n",
+            "ble = { ",
+        ] {
+            let marked = if table.ends_with('\n') {
+                format!("{table}colour = 1\n")
+            } else {
+                format!("{table}colour = 1, ")
+            };
+            with_unknown_keys = with_unknown_keys.replace(table, &marked);
+        }
+        let refusals = Config::parse(&with_unknown_keys, "f", Path::new("."))
+            .unwrap_err()
+            .0;
+        let lists: Vec<_> = refusals
+            .iter()
+            .filter_map(|e| e.message.strip_prefix("unknown key; expected one of "))
+            .collect();
+        assert_eq!(lists.len(), 7, "{refusals:#?}");
+        for key in lists.iter().flat_map(|l| l.split(", ")) {
+            assert!(
+                text.contains(&format!("\n{key} = "))
+                    || text.contains(&format!("{{ {key} = "))
+                    || text.contains(&format!(", {key} = "))
+                    || text.starts_with(&format!("{key} = "))
+                    || text.contains(&format!("[{key}]")),
+                "{key} missing from the test"
+            );
+        }
+        if let Err(e) = toml::from_str::<ConfigFile>(text) {
+            panic!("{e}");
+        }
+    }
 }

@@ -28,17 +28,22 @@ pub fn token_problem(token: &str) -> Option<String> {
     }
 }
 
+/// Does `presented` open the lock `expected`? The one token comparison, for the users' tokens
+/// ([`find_user`]) and the metrics token: a token [`token_problem`] refuses opens nothing, and
+/// the comparison takes the same time wherever the two differ.
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    token_problem(presented).is_none()
+        && constant_time_eq(expected.as_bytes(), presented.as_bytes())
+}
+
 /// The user whose token is `presented`: the only authentication, used by the display server
-/// and by [`super::Config::user_by_token`]. A token [`token_problem`] refuses matches nobody;
-/// every user's token is compared in full, whatever matches, so that timing reveals neither a
-/// matching prefix nor which user matched.
+/// and by [`super::Config::user_by_token`]. Every user's token is compared in full
+/// ([`token_matches`]), whatever matches, so that timing reveals neither a matching prefix nor
+/// which user matched.
 pub fn find_user<'a>(users: &'a [User], presented: &str) -> Option<&'a User> {
-    if token_problem(presented).is_some() {
-        return None;
-    }
     let mut found = None;
     for user in users {
-        if constant_time_eq(user.token.as_bytes(), presented.as_bytes()) && found.is_none() {
+        if token_matches(&user.token, presented) && found.is_none() {
             found = Some(user);
         }
     }
@@ -167,6 +172,22 @@ mod tests {
         let users = [user("A", "short"), user("B", " token-of-b-0123456789")];
         assert!(find_user(&users, "short").is_none());
         assert!(find_user(&users, " token-of-b-0123456789").is_none());
+    }
+
+    #[test]
+    fn a_token_matches_only_itself_and_only_if_acceptable() {
+        assert!(token_matches(
+            "scrape-token-0123456789",
+            "scrape-token-0123456789"
+        ));
+        assert!(!token_matches(
+            "scrape-token-0123456789",
+            "scrape-token-0123456780"
+        ));
+        assert!(!token_matches("scrape-token-0123456789", "scrape-token"));
+        // A lock that validation was bypassed for still opens to nothing weak.
+        assert!(!token_matches("short", "short"));
+        assert!(!token_matches("", ""));
     }
 
     #[test]
