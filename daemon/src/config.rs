@@ -1,5 +1,12 @@
 //! The daemon's configuration file (TOML). Loading validates everything and reports every
 //! problem at once, each with where it is; `vigil check-config FILE` prints them.
+//!
+//! One validation pass ([`Config::parse`], here) walks the document section by section,
+//! reading values through their types' `Deserialize` and reporting through `check` (key path,
+//! message, and the span `spans` finds in the text). Configurations made in code (the demo,
+//! the benchmark) fill the typed [`ConfigFile`] and go through the same pass. The sections with
+//! more to say have their own modules: `users` (and the one token check), `devices`, `limits`,
+//! `refusals`; the alarm profile's files are loaded here and validated by `vigil_alarm`.
 
 mod check;
 mod devices;
