@@ -69,7 +69,7 @@ where
 /// what does not fit waits in the session's own bounded buffer.
 const SEND_BUFFER: usize = 64 * 1024;
 
-/// Tuning that only tests and benchmarks change.
+/// Tuning that only tests and benchmarks change, and what `vigil demo` tells the daemon.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Publications (the messages of one event each) a display may be behind before it gets a
@@ -77,12 +77,15 @@ pub struct Options {
     /// whether or not anyone lags, so it is sized in time: about 15 s of a busy room (an
     /// oximeter sending 60 packets a second), about 0.7 MB.
     pub broadcast_capacity: usize,
+    /// The devices are simulated (`vigil demo`): the display page says so in a banner.
+    pub simulated: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             broadcast_capacity: 1024,
+            simulated: false,
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct Daemon {
     core: JoinHandle<()>,
     fatal: Fatal,
     server: JoinHandle<()>,
+    users: crate::reload::Users,
 }
 
 impl Daemon {
@@ -154,6 +158,9 @@ impl Daemon {
                     Ok(n) => tracing::info!(sessions = n, days, "pruned sessions past retention"),
                     Err(e) => tracing::warn!(error = %e, "cannot prune the session record"),
                 }
+            }
+            if let Err(e) = crate::upgrade::reopen_after_upgrade(&conn, &path, &room) {
+                tracing::warn!(error = %e, "cannot continue the session an upgrade stopped; starting a new one");
             }
             crate::storage::resume_or_start(&conn, &room, &profile)
         })
@@ -214,8 +221,9 @@ impl Daemon {
         }
         let sessions = TaskTracker::new();
         let net = Net::new(&config.network);
+        let users = crate::reload::Users::new(config.users.clone());
         let app = Arc::new(App {
-            users: config.users.clone(),
+            users: users.clone(),
             core: core_handle.clone(),
             out: out.clone(),
             metrics: metrics.clone(),
@@ -225,6 +233,7 @@ impl Daemon {
             net: net.clone(),
             trends,
             pulse,
+            simulated: options.simulated,
         });
         let server = match &config.tls {
             Some(tls) => {
@@ -257,12 +266,18 @@ impl Daemon {
             core,
             fatal,
             server,
+            users,
         })
     }
 
     /// The stream every display receives after its snapshot, in-process (for tests and tools).
     pub fn subscribe(&self) -> broadcast::Receiver<crate::core::Published> {
         self.out.subscribe()
+    }
+
+    /// The users the display server checks tokens against; a reload replaces them.
+    pub fn users(&self) -> crate::reload::Users {
+        self.users.clone()
     }
 
     /// The core, for acting in-process as a person would from a display (tests and tools).

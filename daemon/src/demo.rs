@@ -2,25 +2,30 @@
 //! command, with no hardware. Everything it shows is simulated data, never a patient.
 
 use crate::config::{ConfigFile, DeviceEntry, Role, StorageFile, UserEntry};
-use crate::daemon::Daemon;
+use crate::core::CoreHandle;
+use crate::daemon::{Daemon, Options};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::MemoryCentral;
+use vigil_protocol::display::ClientMessage;
+use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
 use vigil_simulator::{Device, Kind, Scenario};
 
 /// Arguments of `vigil demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Scenario: a built-in name (`vigil-sim list`) or a scenario file.
-    #[arg(long, default_value = "kap-typical")]
+    /// Scenario: a built-in name (`vigil-sim list`) or a scenario file. The default, `demo`,
+    /// raises and clears real alarms within its first few minutes.
+    #[arg(long, default_value = "demo")]
     pub scenario: String,
     /// Scenario seconds per real second. The vitals' course is compressed; alarm delays are not,
-    /// so at high speed brief events may pass without an alarm.
-    #[arg(long, default_value_t = 10.0)]
+    /// so above 1 brief events may pass without an alarm.
+    #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
     /// Where the display is served.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -42,6 +47,16 @@ pub const DEVICES: [(&str, Kind); 4] = [
     ("hr-strap", Kind::BleHr),
 ];
 
+/// Who marks the dose when the scenario gives it, if nobody has marked it by then.
+pub const SCRIPT: &str = "Demo script";
+
+/// A folder for this demo's links and record, apart from any other demo in this process.
+fn demo_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("vigil-demo-{}-{n}", std::process::id()))
+}
+
 /// A running demo.
 pub struct Demo {
     /// The daemon.
@@ -52,6 +67,8 @@ pub struct Demo {
     pub viewer_token: String,
     /// The session record.
     pub db: PathBuf,
+    /// What the scenario plays, for a person starting the demo.
+    pub description: String,
     sims: CancellationToken,
     dir: PathBuf,
 }
@@ -63,7 +80,7 @@ impl Demo {
             anyhow::bail!("--speed must be a positive number");
         }
         let scenario = Arc::new(Scenario::load(&args.scenario)?);
-        let dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+        let dir = demo_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let central = MemoryCentral::new();
@@ -111,7 +128,8 @@ impl Demo {
                 tokio::spawn(serve_ble(device, peripheral, clock, end, sims.clone()));
             } else {
                 let link = dir.join(id);
-                vigil_simulator::run::open_port(&link).with_context(|| {
+                // The port exists behind its link before the daemon is told the path.
+                let port = PtyPort::open(&link).with_context(|| {
                     format!("cannot create a pseudo-terminal at {}", link.display())
                 })?;
                 config
@@ -119,7 +137,7 @@ impl Demo {
                     .push(DeviceEntry::serial(id, kind.format(), &link));
                 let cancel = sims.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_serial(device, link, clock, end, cancel).await {
+                    if let Err(e) = serve_serial(device, port, clock, end, cancel).await {
                         tracing::error!(error = %e, "simulated serial device stopped");
                     }
                 });
@@ -128,12 +146,24 @@ impl Demo {
         let config = config
             .build("demo", &dir)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let daemon = Daemon::start(config, Arc::new(central)).await?;
+        let options = Options {
+            simulated: true,
+            ..Options::default()
+        };
+        let daemon = Daemon::start_with(config, Arc::new(central), options).await?;
+        if let Some(dose_at) = scenario.dose_at {
+            tokio::spawn(mark_dose(
+                daemon.core(),
+                clock.instant(dose_at),
+                sims.clone(),
+            ));
+        }
         Ok(Demo {
             daemon,
             nurse_token,
             viewer_token,
             db,
+            description: scenario.description.clone(),
             sims,
             dir,
         })
@@ -144,5 +174,19 @@ impl Demo {
         self.daemon.shutdown().await;
         self.sims.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Marks the dose when the scenario gives it, as a nurse would, unless someone marked it first:
+/// the post-dose alarms (a BP rise over the baseline) need it.
+async fn mark_dose(core: CoreHandle, at: tokio::time::Instant, stop: CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = tokio::time::sleep_until(at) => {}
+    }
+    let mark = ClientMessage::MarkDose { request_id: None };
+    if let Err(refused) = core.act(SCRIPT, mark).await {
+        // Marked already, most likely by the person trying the demo.
+        tracing::info!(reason = %refused.reason, "the demo did not mark the dose");
     }
 }

@@ -1,6 +1,7 @@
 //! The Vigil daemon: configuration, alarm engine task, hub, display server, and the field tools
 //! behind the `vigil` binary.
 
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod core;
@@ -9,12 +10,15 @@ pub mod demo;
 pub mod display;
 pub mod field;
 pub mod hub;
+pub mod manpages;
 pub mod metrics;
 pub mod net;
 pub mod numbers;
+pub mod reload;
 pub mod review;
 pub mod server;
 pub mod storage;
 pub mod supervise;
 pub mod tls;
 pub mod trend;
+pub mod upgrade;

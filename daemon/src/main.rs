@@ -80,6 +80,31 @@ enum Command {
     },
     /// Print a fresh random token for a `[[user]]` of the configuration.
     Token,
+    /// Copy the session record to a new file, consistently, while the daemon runs.
+    Backup {
+        /// The database (the config's `[storage] path`).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// The new file (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Put a backup in place of the session record; refused while the daemon runs.
+    Restore {
+        /// The backup (`vigil backup --to FILE`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The database to replace (the config's `[storage] path`).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// Write a man page per command into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// Where the pages go.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Decode a device capture and print readings, events and errors as JSON lines.
     Decode(field::decode::DecodeArgs),
     /// Open one device as the daemon would and print what it sends as JSON lines.
@@ -108,6 +133,27 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args),
         Command::CheckConfig { file, profile } => check_config(file, *profile),
         Command::Token => token(),
+        Command::Backup { db, to } => vigil_daemon::backup::backup(db, to)
+            .map(|n| {
+                println!(
+                    "backed up {} ({n} session(s)) to {}",
+                    db.display(),
+                    to.display()
+                )
+            })
+            .map_err(Into::into),
+        Command::Restore { from, db } => vigil_daemon::backup::restore(from, db)
+            .map(|n| {
+                println!(
+                    "restored {} ({n} session(s)) to {}",
+                    from.display(),
+                    db.display()
+                )
+            })
+            .map_err(Into::into),
+        Command::Manpages { dir } => {
+            vigil_daemon::manpages::write(<Cli as clap::CommandFactory>::command(), dir)
+        }
         Command::Decode(args) => field::decode::run(args, &mut io::stdout().lock()),
         Command::Probe(args) => probe(args),
     };
@@ -234,14 +280,19 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run(config: &Path) -> Result<()> {
-    let config = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn run(path: &Path) -> Result<()> {
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(config.log_format);
     log_panics();
     runtime()?.block_on(async {
         let stop = stop_signal()?;
+        let hangups = vigil_daemon::reload::listen()?;
         let daemon =
-            vigil_daemon::daemon::Daemon::start(config, field::probe::system_central()).await?;
+            vigil_daemon::daemon::Daemon::start(config.clone(), field::probe::system_central())
+                .await?;
+        let reloader =
+            vigil_daemon::reload::Reloader::new(path.to_path_buf(), config, daemon.users());
+        vigil_daemon::reload::serve(hangups, reloader);
         println!("vigil: display at http://{}/", daemon.addr);
         // Under systemd (`Type=notify`): ready now; the core's loop feeds the watchdog.
         vigil_daemon::supervise::notify_ready();
@@ -283,9 +334,10 @@ fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
         println!("  nurse token:  {}", demo.nurse_token);
         println!("  viewer token: {}", demo.viewer_token);
         println!(
-            "  scenario {} at speed {}; Ctrl-C stops",
-            args.scenario, args.speed
+            "  scenario {} at speed {}: {}",
+            args.scenario, args.speed, demo.description
         );
+        println!("  Ctrl-C stops");
         if args.db.is_some() {
             println!(
                 "  session record: {} (then `vigil sessions --db {}`, `vigil report ...`)",

@@ -37,8 +37,8 @@ const IN_FLIGHT: usize = 4;
 
 /// What every request handler shares.
 pub struct App {
-    /// People by token.
-    pub users: Vec<User>,
+    /// People by token; a reload replaces them (see `crate::reload`).
+    pub users: crate::reload::Users,
     /// The core.
     pub core: CoreHandle,
     /// The broadcast every session subscribes to.
@@ -57,11 +57,13 @@ pub struct App {
     pub trends: crate::trend::TrendService,
     /// The core's heartbeat, for `/healthz`.
     pub pulse: Arc<crate::supervise::Pulse>,
+    /// The devices are simulated (`vigil demo`): the display page says so.
+    pub simulated: bool,
 }
 
 impl App {
-    fn user(&self, token: &str) -> Option<&User> {
-        crate::config::find_user(&self.users, token)
+    fn user(&self, token: &str) -> Option<User> {
+        self.users.find(token)
     }
 }
 
@@ -142,7 +144,7 @@ async fn ws(
     if let Some(refusal) = app.net.locked_out(conn.ip()) {
         return refusal;
     }
-    let Some(user) = token(&headers, &query).and_then(|t| app.user(&t).cloned()) else {
+    let Some(user) = token(&headers, &query).and_then(|t| app.user(&t)) else {
         return app
             .net
             .failed(
@@ -227,11 +229,19 @@ async fn run_session(socket: WebSocket, app: &App, user: &User) {
     // Answers still being worked out: the session forwards while they wait (for the record, a
     // trend slot, a cuff).
     let mut waiting = futures_util::stream::FuturesUnordered::new();
+    let mut reloaded = app.users.changes();
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), out.close(1001, "daemon shutting down")).await;
                 return;
+            }
+            Ok(()) = reloaded.changed() => {
+                if !app.users.still_valid(user) {
+                    tracing::warn!(person = %user.name, "closing a display whose token a reload withdrew");
+                    out.close(1008, "token withdrawn by a configuration reload").await;
+                    return;
+                }
             }
             published = rx.recv() => {
                 // Whatever else is already queued goes out in the same write.

@@ -5,7 +5,7 @@
 use futures_util::StreamExt;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 #[tokio::test]
@@ -37,6 +37,12 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
     }
     let http = url.unwrap();
     assert!(http.starts_with("http://127.0.0.1:"));
+    // The page says the data is simulated, in a banner shown only for a simulated room.
+    let page = get_page(&http).await;
+    assert!(
+        page.contains(r#"<span id="simulated">SIMULATED DATA"#),
+        "the demo's page shows the simulated-data banner"
+    );
     let ws = http
         .replacen("http://", "ws://", 1)
         .replacen("/?token=", "/ws?token=", 1);
@@ -110,4 +116,26 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
         "the session ended: {row}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `GET /` of the display at `url` (`http://HOST:PORT/?token=...`), body and all.
+async fn get_page(url: &str) -> String {
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
+    tcp.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut page = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut page))
+        .await
+        .unwrap()
+        .unwrap();
+    page
 }

@@ -4,6 +4,7 @@
 pub mod bluez;
 pub mod devices;
 pub mod patient;
+pub mod pty;
 pub mod run;
 pub mod scenario;
 

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
+use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_hex, serve_serial, SimClock};
 use vigil_simulator::{Device, Kind, Scenario};
 
@@ -47,6 +49,13 @@ enum Command {
         #[arg(long)]
         bluez: bool,
     },
+    /// Write the man page `vigil-sim.1` into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// Where the page goes.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +70,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Manpages { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("vigil-sim.1"), page)?;
+            Ok(())
+        }
         Command::List => {
             println!("scenarios:");
             for (name, _) in vigil_simulator::scenario::BUILT_IN {
@@ -121,6 +138,10 @@ async fn serve(
     dir: PathBuf,
     bluez: bool,
 ) -> Result<()> {
+    // Listened for before any port is made: a stop that comes as soon as a path is printed still
+    // closes the ports and removes their links, rather than killing the process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let bus = if bluez {
         Some(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").context(
             "--bluez needs DBUS_SYSTEM_BUS_ADDRESS pointing at a bus where `python3 -m dbusmock --system --template bluez5` runs",
@@ -162,28 +183,31 @@ async fn serve(
             }));
         } else {
             let link = dir.join(format!("{}-{i}", kind.name()));
-            // Open the port first so its path can be printed before any data flows.
-            let first = vigil_simulator::run::open_port(&link).with_context(|| {
+            // The port that will carry the data exists behind its link before the link is
+            // printed, so a program may open the printed path at once.
+            let port = PtyPort::open(&link).with_context(|| {
                 format!("cannot create a pseudo-terminal at {}", link.display())
             })?;
-            drop(first);
             writeln!(stdout, "{}", link.display())?;
             stdout.flush()?;
             let cancel = cancel.clone();
             tasks.push(tokio::spawn(async move {
-                serve_serial(device, link, clock, end, cancel)
+                serve_serial(device, port, clock, end, cancel)
                     .await
                     .map_err(anyhow::Error::from)
             }));
         }
     }
-    eprintln!("vigil-sim: scenario {} ({} s at speed {speed}); simulated data, never a patient; Ctrl-C stops", scenario.name, end);
-    let all = futures_join(tasks);
+    eprintln!("vigil-sim: scenario {} ({} s at speed {speed}); simulated data, never a patient; Ctrl-C or SIGTERM stops", scenario.name, end);
+    let mut all = std::pin::pin!(futures_join(tasks));
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => cancel.cancel(),
-        r = all => return r,
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+        r = &mut all => return r,
     }
-    Ok(())
+    // Each device closes its port on the way out, which removes the port's link.
+    cancel.cancel();
+    all.await
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) -> Result<()> {

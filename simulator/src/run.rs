@@ -3,12 +3,10 @@
 //! faster than tokio time, so tests under a paused clock run whole sessions in moments.
 
 use crate::devices::{Device, Output};
+use crate::pty::PtyPort;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
-use tokio_serial::{SerialPort, SerialStream};
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::SimPeripheral;
 
@@ -39,48 +37,29 @@ impl SimClock {
     }
 }
 
-/// Points `link` at `target` atomically (a new symlink renamed over the old one).
-fn relink(target: &str, link: &Path) -> std::io::Result<()> {
-    let tmp = link.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)?;
-    std::fs::rename(&tmp, link)
-}
-
-/// A pseudo-terminal whose slave is reachable at `link`; the master is the device side.
-pub fn open_port(link: &Path) -> std::io::Result<SerialStream> {
-    let (master, slave) = SerialStream::pair().map_err(std::io::Error::other)?;
-    let name = slave
-        .name()
-        .ok_or_else(|| std::io::Error::other("the pseudo-terminal has no name"))?;
-    drop(slave);
-    relink(&name, link)?;
-    Ok(master)
-}
-
-/// Serves a serial device at `link` until the scenario ends or `cancel` fires. An unplug fault
-/// closes the pseudo-terminal (the host reads end-of-file) and opens a new one behind the same
-/// link when it ends, as a replugged cable does.
+/// Serves a serial device on `port` until the scenario ends or `cancel` fires. An unplug fault
+/// closes the port (the host reads end-of-file and its link goes, as an unplugged cable's device
+/// does) and opens a new one behind the same link when it ends, as a replugged cable does.
 pub async fn serve_serial(
     mut device: Device,
-    link: PathBuf,
+    port: PtyPort,
     clock: SimClock,
     end: f64,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let period = device.kind.period();
+    let link = port.link().to_path_buf();
     let mut next = 0.0;
-    let mut port = Some(open_port(&link)?);
+    let mut port = Some(port);
     let mut buf = [0u8; 512];
-    let mut read_paused_until = Instant::now();
     while next <= end {
         let plugged_in = !device.unplugged(next);
         match (&port, plugged_in) {
             (Some(_), false) => port = None,
-            (None, true) => port = Some(open_port(&link)?),
+            (None, true) => port = Some(PtyPort::open(&link)?),
             _ => {}
         }
-        let Some(master) = port.as_mut() else {
+        let Some(port) = port.as_mut() else {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 _ = sleep_until(clock.instant(next)) => {}
@@ -102,20 +81,22 @@ pub async fn serve_serial(
                     }
                     next += period;
                 }
-                // Like a real device, never wait for a listener: bytes nobody reads are lost.
-                let _ = tokio::time::timeout(Duration::from_millis(50), AsyncWriteExt::write_all(master, &bytes)).await;
+                port.send(&bytes).await;
             }
-            read = AsyncReadExt::read(master, &mut buf), if Instant::now() >= read_paused_until => {
-                match read {
-                    Ok(n) if n > 0 => {
-                        for o in device.host_bytes(clock.now(), &buf[..n]) {
-                            if let Output::Serial(b) = o {
-                                let _ = tokio::time::timeout(Duration::from_millis(50), AsyncWriteExt::write_all(master, &b)).await;
-                            }
-                        }
+            // Waits until a host writes: the port's host side is held open, so this never spins.
+            read = port.recv(&mut buf) => {
+                let n = read?;
+                if n == 0 {
+                    // Never expected while the host side is held open; ending beats spinning.
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the pseudo-terminal closed",
+                    ));
+                }
+                for o in device.host_bytes(clock.now(), &buf[..n]) {
+                    if let Output::Serial(b) = o {
+                        port.send(&b).await;
                     }
-                    // No host has the port open yet: look again shortly.
-                    _ => read_paused_until = Instant::now() + Duration::from_millis(100),
                 }
             }
         }

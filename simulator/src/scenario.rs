@@ -5,7 +5,8 @@ use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
 /// The scenarios shipped in `simulator/scenarios/`.
-pub const BUILT_IN: [(&str, &str); 16] = [
+pub const BUILT_IN: [(&str, &str); 17] = [
+    ("demo", include_str!("../scenarios/demo.toml")),
     ("kap-typical", include_str!("../scenarios/kap-typical.toml")),
     (
         "kap-hypertensive",

@@ -432,6 +432,7 @@ async fn a_stalled_display_gets_a_fresh_snapshot_and_never_slows_the_others() {
         "",
         Options {
             broadcast_capacity: 256,
+            ..Options::default()
         },
     )
     .await;

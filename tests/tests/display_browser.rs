@@ -66,6 +66,13 @@ async fn the_display_shows_vitals_alarms_acknowledgements_and_loss_of_communicat
         json!(false)
     );
     assert_eq!(browser.eval(&nurse, "document.querySelector('#devices .device[data-device=\"oximeter-1\"] .link').textContent").await, json!("connected"));
+    // A room with real devices carries no simulated-data banner.
+    assert_eq!(
+        browser
+            .eval(&nurse, "document.querySelector('#simulated').offsetHeight")
+            .await,
+        json!(0)
+    );
     browser.screenshot(&nurse, "01-vitals").await;
 
     // SpO2 driven down: the alarm appears, and the SpO2 tile takes its colour.
@@ -237,4 +244,51 @@ async fn the_display_shows_the_baseline_when_it_was_taken_and_why_there_is_none(
         .await;
     browser.screenshot(&nurse, "10-baseline-set").await;
     room.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_page_says_its_data_is_simulated() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let args = vigil_daemon::demo::DemoArgs {
+        scenario: "demo".into(),
+        speed: 1.0,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: 1,
+        db: None,
+    };
+    let demo = vigil_daemon::demo::Demo::start(&args).await.unwrap();
+    let nurse = browser
+        .open(&format!(
+            "http://{}/?token={}",
+            demo.daemon.addr, demo.nurse_token
+        ))
+        .await;
+    browser
+        .wait_for(
+            &nurse,
+            "document.querySelector('#who').textContent.includes('Demo nurse')",
+            SECONDS,
+            "signed in",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(&nurse, "document.querySelector('#simulated').innerText")
+            .await,
+        json!("SIMULATED DATA, never a patient")
+    );
+    assert_eq!(
+        browser
+            .eval(
+                &nurse,
+                "document.querySelector('#simulated').offsetHeight > 0"
+            )
+            .await,
+        json!(true),
+        "the banner is on screen"
+    );
+    browser.screenshot(&nurse, "06-demo").await;
+    demo.stop().await;
 }

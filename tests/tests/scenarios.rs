@@ -230,3 +230,8 @@ async fn stale_baseline() {
 async fn strap_no_contact() {
     check("strap-no-contact").await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn demo() {
+    check("demo").await;
+}

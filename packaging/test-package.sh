@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The package's static and install-time checks, one step per call, run as root by
+# daemon/tests/package.rs (which runs the daemon between them):
+#   test-package.sh build                 both packages: VERSION and a higher VERSION+1 (same binaries)
+#   test-package.sh lint DEB              lintian (no errors) and the unit's systemd-analyze security
+#   test-package.sh install DEB           dpkg -i, then the user, groups, folders, units, man pages
+#   test-package.sh purge [keep|remove]   dpkg --purge, answering vigil/purge_data, then checks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+case "${1:-}" in
+build)
+    first=$(packaging/build-deb.sh | tail -1)
+    upstream=$(dpkg-deb -f "$first" Version)
+    upstream=${upstream%-*}
+    # cargo-deb replaces the package it made before: keep both in a folder of their own.
+    out="$target/debian/package-test"
+    rm -rf "$out" && mkdir -p "$out"
+    cp "$first" "$out/"
+    # The upgrade: the same binaries under a higher version (no second release build).
+    second=$(cargo deb --no-build --strip --locked -p vigil-daemon --deb-version "$upstream-2" | tail -1)
+    cp "$second" "$out/"
+    echo "$out/$(basename "$first")"
+    echo "$out/$(basename "$second")"
+    ;;
+lint)
+    deb=$2
+    lintian --fail-on error --suppress-tags non-standard-file-perm "$deb" >&2 ||
+        fail "lintian reports errors in $deb"
+    systemd-analyze security --offline=yes --no-pager packaging/systemd/vigil.service >&2
+    systemd-analyze security --offline=yes --no-pager packaging/systemd/vigil.service 2>&1 |
+        grep -o 'Overall exposure level for vigil.service: [0-9.]* [A-Z]*'
+    ;;
+install)
+    deb=$2
+    DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" </dev/null >&2
+    getent passwd vigil >/dev/null || fail "no vigil user"
+    getent group vigil >/dev/null || fail "no vigil group"
+    id -nG vigil | tr ' ' '\n' | grep -qx dialout || fail "vigil is not in dialout"
+    if getent group bluetooth >/dev/null; then
+        id -nG vigil | tr ' ' '\n' | grep -qx bluetooth || fail "vigil is not in bluetooth"
+    fi
+    [ "$(stat -c '%U:%G %a' /var/lib/vigil)" = "vigil:vigil 750" ] ||
+        fail "/var/lib/vigil is $(stat -c '%U:%G %a' /var/lib/vigil)"
+    [ "$(stat -c '%U:%G %a' /etc/vigil/vigil.toml)" = "root:vigil 640" ] ||
+        fail "/etc/vigil/vigil.toml is $(stat -c '%U:%G %a' /etc/vigil/vigil.toml)"
+    grep -qx /etc/vigil/vigil.toml /var/lib/dpkg/info/vigil.conffiles || fail "vigil.toml is no conffile"
+    for bin in vigil vigil-sim; do [ -x /usr/bin/$bin ] || fail "no /usr/bin/$bin"; done
+    for page in vigil vigil-run vigil-backup vigil-restore vigil-token vigil-sim; do
+        [ -f /usr/share/man/man1/$page.1.gz ] || fail "no man page $page(1)"
+    done
+    [ -f /usr/share/vigil/profiles/kap-default.toml ] || fail "no default profile"
+    systemd-analyze verify /lib/systemd/system/vigil.service >&2 || fail "systemd-analyze verify"
+    echo "installed $(dpkg-query -W -f '${Version}' vigil)"
+    ;;
+purge)
+    answer=false
+    [ "${2:-keep}" = remove ] && answer=true
+    echo "vigil vigil/purge_data boolean $answer" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive dpkg --purge vigil </dev/null >&2
+    [ "$(dpkg-query -W -f '${db:Status-Status}' vigil 2>/dev/null)" != installed ] || fail "still installed"
+    [ ! -e /usr/bin/vigil ] || fail "/usr/bin/vigil is still there"
+    [ ! -e /etc/vigil/vigil.toml ] || fail "the conffile survived the purge"
+    if [ "$answer" = true ]; then
+        [ ! -e /var/lib/vigil ] || fail "/var/lib/vigil was kept though removal was confirmed"
+    else
+        [ -d /var/lib/vigil ] || fail "/var/lib/vigil was removed without confirmation"
+    fi
+    echo "purged; /var/lib/vigil $( [ -d /var/lib/vigil ] && echo kept || echo removed)"
+    ;;
+*)
+    sed -n '2,8p' "$0" >&2
+    exit 2
+    ;;
+esac
