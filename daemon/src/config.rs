@@ -1,15 +1,28 @@
 //! The daemon's configuration file (TOML). Loading validates everything and reports every
 //! problem at once, each with where it is; `vigil check-config FILE` prints them.
+//!
+//! One validation pass ([`Config::parse`], here) walks the document section by section,
+//! reading values through their types' `Deserialize` and reporting through `check` (key path,
+//! message, and the span `spans` finds in the text). Configurations made in code (the demo,
+//! the benchmark) fill the typed [`ConfigFile`] and go through the same pass. The sections with
+//! more to say have their own modules: `users` (and the one token check), `devices`, `limits`,
+//! `refusals`; the alarm profile's files are loaded here and validated by `vigil_alarm`.
 
+mod check;
 mod devices;
 mod effective;
+mod file;
 mod refusals;
+mod spans;
 mod users;
 
 pub use effective::effective_profile;
-pub use users::{find_user, new_token, token_problem, MIN_TOKEN_LEN};
+pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
+pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
 
+use check::Check;
 use devices::devices;
+use spans::Spans;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,8 +32,9 @@ use vigil_drivers::DeviceSpec;
 
 pub mod limits;
 
-/// What a person may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a person may do; written in lower case (`role = "nurse"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read only.
     Viewer,
@@ -60,8 +74,9 @@ pub struct User {
     pub token: String,
 }
 
-/// Log output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Log output; written in lower case (`log_format = "json"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// For people.
     Human,
@@ -95,12 +110,15 @@ pub struct Config {
 }
 
 /// One problem with its location.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigError {
     /// `file: key` or `file: device #2 "oximeter-1".port`.
     pub location: String,
     /// What is wrong.
     pub message: String,
+    /// The byte range in the file's text of the key (and value) it is about, when the problem
+    /// is about a key the file has (not one it lacks) and the configuration came from text.
+    pub span: Option<std::ops::Range<usize>>,
 }
 
 impl fmt::Display for ConfigError {
@@ -123,70 +141,6 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-struct Check<'a> {
-    file: String,
-    errors: &'a mut Vec<ConfigError>,
-}
-
-impl Check<'_> {
-    fn error(&mut self, at: impl AsRef<str>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            location: format!("{}: {}", self.file, at.as_ref()),
-            message: message.into(),
-        });
-    }
-
-    fn string(&mut self, table: &toml::Table, key: &str, at: &str) -> Option<String> {
-        match table.get(key)? {
-            toml::Value::String(s) => Some(s.clone()),
-            other => {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("must be a string, not {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn integer(
-        &mut self,
-        table: &toml::Table,
-        key: &str,
-        at: &str,
-        range: std::ops::RangeInclusive<i64>,
-    ) -> Option<i64> {
-        match table.get(key)? {
-            toml::Value::Integer(i) if range.contains(i) => Some(*i),
-            toml::Value::Integer(i) => {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("{i} is outside {}..={}", range.start(), range.end()),
-                );
-                None
-            }
-            other => {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("must be an integer, not {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn unknown_keys(&mut self, table: &toml::Table, allowed: &[&str], at: &str) {
-        for key in table.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.error(
-                    format!("{at}{key}"),
-                    format!("unknown key; expected one of {}", allowed.join(", ")),
-                );
-            }
-        }
-    }
-}
-
 impl Config {
     /// Reads and validates a configuration file. Relative paths inside it (profile, storage)
     /// are relative to the file's folder.
@@ -195,6 +149,7 @@ impl Config {
             ConfigErrors(vec![ConfigError {
                 location: path.display().to_string(),
                 message: format!("cannot read: {e}"),
+                span: None,
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -202,152 +157,159 @@ impl Config {
     }
 
     /// Validates configuration text; `file` names it in messages; `base` resolves relative paths.
+    /// Configurations made in code use [`ConfigFile::build`], which checks the same way.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let doc = match text.parse::<toml::Table>() {
-            Ok(d) => d,
-            Err(e) => {
-                return Err(ConfigErrors(vec![ConfigError {
-                    location: file.to_string(),
-                    message: format!("not valid TOML: {}", e.to_string().trim()),
-                }]))
-            }
-        };
-        let mut c = Check {
-            file: file.to_string(),
-            errors: &mut errors,
-        };
-        c.unknown_keys(
-            &doc,
-            &[
-                "listen",
-                "room",
-                "log_format",
-                "profile",
-                "clinic_overrides",
-                "patient_overrides",
-                "storage",
-                "tls",
-                "allow_plaintext",
-                "user",
-                "device",
-                // Read by limits::network.
-                "limits",
-                "metrics_token",
-                "allowed_origins",
-            ],
-            "",
-        );
-        let listen = match c.string(&doc, "listen", "") {
-            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            Some(s) => match s.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    c.error(
-                        "listen",
-                        format!("{s:?} is not an address like 127.0.0.1:8080"),
-                    );
-                    None
-                }
-            },
-        };
-        let room = c.string(&doc, "room", "").unwrap_or_default();
-        if room.trim().is_empty() {
-            c.error("room", "is required: the name shown on the display");
-        }
-        let log_format = match c.string(&doc, "log_format", "").as_deref() {
-            None | Some("human") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                c.error("log_format", format!("{other:?} is not one of human, json"));
-                LogFormat::Human
-            }
-        };
-
-        let mut retention_days = None;
-        let storage_path = match doc.get("storage") {
-            Some(toml::Value::Table(t)) => {
-                c.unknown_keys(t, &["path", "retention_days"], "storage.");
-                retention_days = c
-                    .integer(t, "retention_days", "storage.", 1..=36_500)
-                    .and_then(|d| u32::try_from(d).ok());
-                match c.string(t, "path", "storage.") {
-                    Some(p) => Some(base.join(p)),
-                    None => {
-                        c.error(
-                            "storage.path",
-                            "is required: where the session record is kept",
-                        );
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                c.error("storage", "must be a table with `path`");
-                None
-            }
-            None => {
-                c.error("storage", "is required: a [storage] table with `path`");
-                None
-            }
-        };
-
-        let tls = match doc.get("tls") {
-            None => None,
-            Some(toml::Value::Table(t)) => {
-                c.unknown_keys(t, &["cert", "key"], "tls.");
-                let cert = c.string(t, "cert", "tls.");
-                let key = c.string(t, "key", "tls.");
-                match (cert, key) {
-                    (Some(cert), Some(key)) => {
-                        match crate::tls::load(&base.join(cert), &base.join(key)) {
-                            Ok(config) => Some(config),
-                            Err(e) => {
-                                c.error("tls", e);
-                                None
-                            }
-                        }
-                    }
-                    _ => {
-                        c.error("tls", "needs both cert and key (PEM files)");
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                c.error("tls", "must be a table with cert and key");
-                None
-            }
-        };
-        let profile = load_profile(&doc, base, &mut c);
-        let users = users(&doc, &mut c);
-        let devices = devices(&doc, &mut c);
-        if let Some(storage) = &storage_path {
-            refusals::storage_folder(storage, &mut c);
-        }
-        refusals::plaintext_listen(&doc, listen, &mut c);
-        let network = limits::network(&doc, &mut c);
-
-        match (listen, storage_path, profile) {
-            (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
-                listen,
-                room,
-                storage_path,
-                retention_days,
-                profile,
-                users,
-                devices,
-                log_format,
-                tls,
-                network,
-            }),
-            _ => Err(ConfigErrors(errors)),
+        match text.parse::<toml::Table>() {
+            Ok(doc) => validate(&doc, file, base, &Spans::of(text)),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                location: file.to_string(),
+                message: format!("not valid TOML: {}", e.to_string().trim()),
+                span: e.span(),
+            }])),
         }
     }
 
     /// The user a token belongs to.
     pub fn user_by_token(&self, token: &str) -> Option<&User> {
         find_user(&self.users, token)
+    }
+}
+
+/// The one validation pass, over the document a file parses to or a [`ConfigFile`] serialises
+/// to: every problem, in the order of the file's sections, each with its location.
+fn validate(
+    doc: &toml::Table,
+    file: &str,
+    base: &Path,
+    spans: &Spans,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut c = Check {
+        file: file.to_string(),
+        errors: &mut errors,
+        spans,
+        entry: None,
+    };
+    c.unknown_keys(
+        doc,
+        &[
+            "listen",
+            "room",
+            "log_format",
+            "profile",
+            "clinic_overrides",
+            "patient_overrides",
+            "storage",
+            "tls",
+            "allow_plaintext",
+            "user",
+            "device",
+            // Read by limits::network.
+            "limits",
+            "metrics_token",
+            "allowed_origins",
+        ],
+        "",
+    );
+    let listen = match c.string(doc, "listen", "") {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        Some(s) => match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.error(
+                    "listen",
+                    format!("{s:?} is not an address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        },
+    };
+    let room = c.string(doc, "room", "").unwrap_or_default();
+    if room.trim().is_empty() {
+        c.error("room", "is required: the name shown on the display");
+    }
+    let log_format = c
+        .choice(doc, "log_format", "", Some("human, json"))
+        .unwrap_or(LogFormat::Human);
+
+    let mut retention_days = None;
+    let storage_path = match doc.get("storage") {
+        Some(toml::Value::Table(t)) => {
+            c.unknown_keys(t, &["path", "retention_days"], "storage.");
+            retention_days = c
+                .integer(t, "retention_days", "storage.", 1..=36_500)
+                .and_then(|d| u32::try_from(d).ok());
+            match c.string(t, "path", "storage.") {
+                Some(p) => Some(base.join(p)),
+                None => {
+                    c.error(
+                        "storage.path",
+                        "is required: where the session record is kept",
+                    );
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            c.error("storage", "must be a table with `path`");
+            None
+        }
+        None => {
+            c.error("storage", "is required: a [storage] table with `path`");
+            None
+        }
+    };
+
+    let tls = match doc.get("tls") {
+        None => None,
+        Some(toml::Value::Table(t)) => {
+            c.unknown_keys(t, &["cert", "key"], "tls.");
+            let cert = c.string(t, "cert", "tls.");
+            let key = c.string(t, "key", "tls.");
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    match crate::tls::load(&base.join(cert), &base.join(key)) {
+                        Ok(config) => Some(config),
+                        Err(e) => {
+                            c.error("tls", e);
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    c.error("tls", "needs both cert and key (PEM files)");
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            c.error("tls", "must be a table with cert and key");
+            None
+        }
+    };
+    let profile = load_profile(doc, base, &mut c);
+    let users = users(doc, &mut c);
+    let devices = devices(doc, &mut c);
+    if let Some(storage) = &storage_path {
+        refusals::storage_folder(storage, &mut c);
+    }
+    refusals::plaintext_listen(doc, listen, &mut c);
+    let network = limits::network(doc, &mut c);
+
+    match (listen, storage_path, profile) {
+        (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
+            listen,
+            room,
+            storage_path,
+            retention_days,
+            profile,
+            users,
+            devices,
+            log_format,
+            tls,
+            network,
+        }),
+        _ => Err(ConfigErrors(errors)),
     }
 }
 
@@ -400,33 +362,14 @@ fn load_profile(doc: &toml::Table, base: &Path, c: &mut Check<'_>) -> Option<Pro
         Ok(p) => Some(p),
         Err(errors) => {
             for e in errors.0 {
+                // The location is in the profile's files, not this one: no span here.
                 c.errors.push(ConfigError {
                     location: format!("{}: alarm profile: {}", c.file, e.location),
                     message: e.message,
+                    span: None,
                 });
             }
             None
-        }
-    }
-}
-
-fn tables<'a>(doc: &'a toml::Table, key: &str, c: &mut Check<'_>) -> Vec<(usize, &'a toml::Table)> {
-    match doc.get(key) {
-        None => Vec::new(),
-        Some(toml::Value::Array(a)) => a
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| match v.as_table() {
-                Some(t) => Some((i + 1, t)),
-                None => {
-                    c.error(format!("{key} #{}", i + 1), "must be a table");
-                    None
-                }
-            })
-            .collect(),
-        Some(_) => {
-            c.error(key, format!("write entries as [[{key}]] tables"));
-            Vec::new()
         }
     }
 }

@@ -1,11 +1,10 @@
 //! `vigil demo`: the daemon with one simulated device of each kind and the display, on one
 //! command, with no hardware. Everything it shows is simulated data, never a patient.
 
-use crate::config::Config;
+use crate::config::{ConfigFile, DeviceEntry, Role, StorageFile, UserEntry};
 use crate::core::CoreHandle;
 use crate::daemon::{Daemon, Options};
 use anyhow::{Context, Result};
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,30 +93,38 @@ impl Demo {
                 .with_context(|| format!("cannot resolve {}", path.display()))?,
             None => dir.join("demo.db"),
         };
-        let db_toml = crate::config::toml_string(&db.to_string_lossy());
-        let mut config = format!(
-            "listen = \"{}\"\nroom = \"Demo room (simulated)\"\n[storage]\npath = {db_toml}\n\
-             [[user]]\nname = \"Demo nurse\"\nrole = \"nurse\"\ntoken = \"{nurse_token}\"\n\
-             [[user]]\nname = \"Demo provider\"\nrole = \"provider\"\ntoken = \"{provider_token}\"\n\
-             [[user]]\nname = \"Demo viewer\"\nrole = \"viewer\"\ntoken = \"{viewer_token}\"\n",
-            args.listen
-        );
-        // Simulated data only: `--listen` on the network (a tablet in the room) needs no [tls].
-        config.insert_str(0, "allow_plaintext = true\n");
+        let user = |name: &str, role, token: &str| UserEntry {
+            name: name.into(),
+            role,
+            token: token.into(),
+        };
+        let mut config = ConfigFile {
+            listen: Some(args.listen),
+            room: "Demo room (simulated)".into(),
+            storage: Some(StorageFile {
+                path: db.clone(),
+                retention_days: None,
+            }),
+            // Simulated data only: `--listen` on the network (a tablet in the room) needs no [tls].
+            allow_plaintext: Some(true),
+            users: vec![
+                user("Demo nurse", Role::Nurse, &nurse_token),
+                user("Demo provider", Role::Provider, &provider_token),
+                user("Demo viewer", Role::Viewer, &viewer_token),
+            ],
+            ..ConfigFile::default()
+        };
         for (i, (id, kind)) in DEVICES.iter().enumerate() {
             let device = Device::new(*kind, scenario.clone(), args.seed, i as u64);
             // The demo keeps going after the scenario's end, holding its last values.
             let end = f64::INFINITY;
-            let _ = writeln!(
-                config,
-                "[[device]]\nid = \"{id}\"\nformat = \"{}\"",
-                kind.format().name()
-            );
             if kind.is_ble() {
                 let name = format!("Vigil Sim {id}");
                 let peripheral =
                     central.add(device.ble_spec(&format!("C0:FF:EE:00:00:{i:02X}"), &name));
-                let _ = writeln!(config, "ble = {{ name = \"{name}\" }}");
+                config
+                    .devices
+                    .push(DeviceEntry::ble_named(id, kind.format(), &name));
                 tokio::spawn(serve_ble(device, peripheral, clock, end, sims.clone()));
             } else {
                 let link = dir.join(id);
@@ -125,11 +132,9 @@ impl Demo {
                 let port = PtyPort::open(&link).with_context(|| {
                     format!("cannot create a pseudo-terminal at {}", link.display())
                 })?;
-                let _ = writeln!(
-                    config,
-                    "port = {}",
-                    crate::config::toml_string(&link.to_string_lossy())
-                );
+                config
+                    .devices
+                    .push(DeviceEntry::serial(id, kind.format(), &link));
                 let cancel = sims.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve_serial(device, port, clock, end, cancel).await {
@@ -138,7 +143,9 @@ impl Demo {
                 });
             }
         }
-        let config = Config::parse(&config, "demo", &dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config = config
+            .build("demo", &dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let options = Options {
             simulated: true,
             ..Options::default()

@@ -1,10 +1,10 @@
 //! The `[[device]]` tables: each device's format and transport, and no two on one port.
 
-use super::{tables, Check};
+use super::check::{tables, Check};
 use std::collections::HashSet;
 use vigil_drivers::usb::UsbId;
 use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
-use vigil_protocol::serial::{LineSettings, Parity};
+use vigil_protocol::serial::LineSettings;
 use vigil_protocol::Format;
 
 pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
@@ -27,6 +27,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
         } else {
             format!("device #{n} \"{id}\".")
         };
+        c.enter("device", n, &at);
         c.unknown_keys(
             t,
             &[
@@ -54,19 +55,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
         } else if !ids.insert(id.to_string()) {
             c.error(format!("{at}id"), "is used by another device");
         }
-        let format = match c.string(t, "format", &at) {
-            Some(f) => match f.parse::<Format>() {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    c.error(format!("{at}format"), e.to_string());
-                    None
-                }
-            },
-            None => {
-                c.error(format!("{at}format"), "is required");
-                None
-            }
-        };
+        let format = c.required_choice::<Format>(t, "format", &at, None);
         let Some(format) = format else { continue };
         let transport = if format.is_ble() {
             for key in ["port", "usb", "baud", "data_bits", "parity", "stop_bits"] {
@@ -135,15 +124,8 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
             if let Some(s) = c.integer(t, "stop_bits", &at, 1..=2) {
                 line.stop_bits = s as u8;
             }
-            match c.string(t, "parity", &at).as_deref() {
-                None => {}
-                Some("none") => line.parity = Parity::None,
-                Some("odd") => line.parity = Parity::Odd,
-                Some("even") => line.parity = Parity::Even,
-                Some(other) => c.error(
-                    format!("{at}parity"),
-                    format!("{other:?} is not one of none, odd, even"),
-                ),
+            if let Some(parity) = c.choice(t, "parity", &at, Some("none, odd, even")) {
+                line.parity = parity;
             }
             port.map(|port| Transport::Serial(SerialSpec { port, line }))
         };
@@ -171,6 +153,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
             });
         }
     }
+    c.entry = None;
     out
 }
 

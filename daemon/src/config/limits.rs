@@ -1,7 +1,8 @@
 //! Who may reach the daemon over the network, and how many at once: the `[limits]` table, the
 //! `metrics_token` and the `allowed_origins` list. Validated here, enforced in `crate::net`.
 
-use super::{token_problem, Check};
+use super::check::Check;
+use super::token_problem;
 
 /// Caps on connections held at once (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

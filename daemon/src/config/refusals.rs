@@ -1,7 +1,7 @@
 //! Refusals of what would hurt later: a configuration that would load today but then lose the
 //! record at the first write, or put the alarm controls on the network in plain text.
 
-use super::Check;
+use super::check::Check;
 use std::net::SocketAddr;
 use std::path::Path;
 

@@ -1,7 +1,8 @@
 //! The `[[user]]` tables, and the one token check: what a token must be to be accepted in a
 //! configuration, and the lookup the server authenticates with.
 
-use super::{tables, Check, Role, User};
+use super::check::{tables, Check};
+use super::User;
 use std::collections::HashMap;
 
 /// Tokens shorter than this are refused: they are the only lock on the alarm controls.
@@ -27,17 +28,22 @@ pub fn token_problem(token: &str) -> Option<String> {
     }
 }
 
+/// Does `presented` open the lock `expected`? The one token comparison, for the users' tokens
+/// ([`find_user`]) and the metrics token: a token [`token_problem`] refuses opens nothing, and
+/// the comparison takes the same time wherever the two differ.
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    token_problem(presented).is_none()
+        && constant_time_eq(expected.as_bytes(), presented.as_bytes())
+}
+
 /// The user whose token is `presented`: the only authentication, used by the display server
-/// and by [`super::Config::user_by_token`]. A token [`token_problem`] refuses matches nobody;
-/// every user's token is compared in full, whatever matches, so that timing reveals neither a
-/// matching prefix nor which user matched.
+/// and by [`super::Config::user_by_token`]. Every user's token is compared in full
+/// ([`token_matches`]), whatever matches, so that timing reveals neither a matching prefix nor
+/// which user matched.
 pub fn find_user<'a>(users: &'a [User], presented: &str) -> Option<&'a User> {
-    if token_problem(presented).is_some() {
-        return None;
-    }
     let mut found = None;
     for user in users {
-        if constant_time_eq(user.token.as_bytes(), presented.as_bytes()) && found.is_none() {
+        if token_matches(&user.token, presented) && found.is_none() {
             found = Some(user);
         }
     }
@@ -80,6 +86,7 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
         } else {
             format!("user #{n} \"{name}\".")
         };
+        c.enter("user", n, &at);
         c.unknown_keys(t, &["name", "role", "token"], &at);
         if name.trim().is_empty() {
             c.error(
@@ -94,23 +101,7 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
         } else {
             names.insert(name.trim().to_lowercase(), format!("user #{n}"));
         }
-        let role = match c.string(t, "role", &at).as_deref() {
-            Some("viewer") => Some(Role::Viewer),
-            Some("nurse") => Some(Role::Nurse),
-            Some("provider") => Some(Role::Provider),
-            Some("admin") => Some(Role::Admin),
-            Some(other) => {
-                c.error(
-                    format!("{at}role"),
-                    format!("{other:?} is not one of viewer, nurse, provider, admin"),
-                );
-                None
-            }
-            None => {
-                c.error(format!("{at}role"), "is required");
-                None
-            }
-        };
+        let role = c.required_choice(t, "role", &at, Some("viewer, nurse, provider, admin"));
         let token = c.string(t, "token", &at).unwrap_or_default();
         if let Some(problem) = token_problem(&token) {
             c.error(format!("{at}token"), problem);
@@ -132,11 +123,13 @@ pub(super) fn users(doc: &toml::Table, c: &mut Check<'_>) -> Vec<User> {
             });
         }
     }
+    c.entry = None;
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Role;
     use super::*;
 
     fn user(name: &str, token: &str) -> User {
@@ -179,6 +172,22 @@ mod tests {
         let users = [user("A", "short"), user("B", " token-of-b-0123456789")];
         assert!(find_user(&users, "short").is_none());
         assert!(find_user(&users, " token-of-b-0123456789").is_none());
+    }
+
+    #[test]
+    fn a_token_matches_only_itself_and_only_if_acceptable() {
+        assert!(token_matches(
+            "scrape-token-0123456789",
+            "scrape-token-0123456789"
+        ));
+        assert!(!token_matches(
+            "scrape-token-0123456789",
+            "scrape-token-0123456780"
+        ));
+        assert!(!token_matches("scrape-token-0123456789", "scrape-token"));
+        // A lock that validation was bypassed for still opens to nothing weak.
+        assert!(!token_matches("short", "short"));
+        assert!(!token_matches("", ""));
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl Net {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .unwrap_or("");
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if crate::config::token_matches(expected, given) {
             return None;
         }
         Some(
@@ -281,10 +281,6 @@ fn too_many(retry: Duration) -> Response {
         format!("too many failed attempts from this address: try again in {seconds} s"),
     )
         .into_response()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Raises the open-files soft limit to the hard limit, so that the connection caps, not the

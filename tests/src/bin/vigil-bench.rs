@@ -36,6 +36,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,12 +48,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_serial::{SerialPort, SerialStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use vigil_daemon::config::{toml_string, Config};
+use vigil_daemon::config::{ConfigFile, DeviceEntry, Role, StorageFile, UserEntry};
 use vigil_daemon::daemon::Daemon;
 use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::CharacteristicInfo;
 use vigil_protocol::ble::uuid;
 use vigil_protocol::serial::{contec, nonin};
+use vigil_protocol::Format;
 
 const TOKEN: &str = "bench-token-0123456789";
 
@@ -86,12 +88,12 @@ impl Kind {
         ROOM.iter().position(|k| k.id() == id)
     }
 
-    fn format(self) -> &'static str {
+    fn format(self) -> Format {
         match self {
-            Kind::Nonin => "nonin-2",
-            Kind::Contec => "contec",
-            Kind::Masimo => "masimo",
-            Kind::HeartRateStrap => "ble-heart-rate",
+            Kind::Nonin => Format::Nonin2,
+            Kind::Contec => Format::Contec,
+            Kind::Masimo => Format::Masimo,
+            Kind::HeartRateStrap => Format::BleHeartRate,
         }
     }
 
@@ -671,21 +673,29 @@ async fn vigil(
             Some(path) if r == 0 => path.to_path_buf(),
             _ => dir.join(format!("room-{r}.db")),
         };
-        let mut config = format!(
-            "listen = \"127.0.0.1:0\"\nroom = \"Bench {r}\"\n[storage]\npath = {}\n\
-             [[user]]\nname = \"Bench\"\nrole = \"viewer\"\ntoken = \"{TOKEN}\"\n",
-            toml_string(&db.display().to_string())
-        );
+        let mut config = ConfigFile {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            room: format!("Bench {r}"),
+            storage: Some(StorageFile {
+                path: db,
+                retention_days: None,
+            }),
+            users: vec![UserEntry {
+                name: "Bench".into(),
+                role: Role::Viewer,
+                token: TOKEN.into(),
+            }],
+            ..ConfigFile::default()
+        };
         let central = MemoryCentral::new();
         let mut room_sinks = Vec::new();
         for kind in ROOM {
-            config.push_str(&format!(
-                "[[device]]\nid = \"{}\"\nformat = \"{}\"\n",
-                kind.id(),
-                kind.format()
-            ));
             if kind == Kind::HeartRateStrap {
-                config.push_str("ble = { name = \"Bench strap\" }\n");
+                config.devices.push(DeviceEntry::ble_named(
+                    kind.id(),
+                    kind.format(),
+                    "Bench strap",
+                ));
                 room_sinks.push(Sink::Ble(central.add(PeripheralSpec {
                     address: format!("C0:FF:EE:00:{:02X}:{:02X}", r / 256, r % 256),
                     name: "Bench strap".into(),
@@ -695,13 +705,17 @@ async fn vigil(
                 })));
             } else {
                 let (master, slave) = SerialStream::pair().unwrap();
-                config.push_str(&format!("port = {}\n", toml_string(&slave.name().unwrap())));
+                config.devices.push(DeviceEntry::serial(
+                    kind.id(),
+                    kind.format(),
+                    slave.name().unwrap(),
+                ));
                 drop(slave);
                 room_sinks.push(Sink::Pty(master));
             }
         }
         sinks.push(room_sinks);
-        let config = Config::parse(&config, "bench.toml", &dir).unwrap();
+        let config = config.build("bench.toml", &dir).unwrap();
         let central = Arc::new(central);
         daemons.push(
             daemons_rt
