@@ -6,9 +6,9 @@
 //! disk; a person's action is committed before the display hears it succeeded. When the disk
 //! fails, monitoring goes on, the core raises "recording failed", and the writer keeps retrying.
 
+use crate::core::wire_name;
 use crate::supervise::{Fatal, PanicGuard};
 use rusqlite::{params, Connection};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -235,15 +235,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The name a unit-like enum has in the display protocol (`sensor_off`, `disconnected`), so the
-/// record and the protocol spell states alike.
-fn wire_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
 }
 
 #[cfg(test)]
