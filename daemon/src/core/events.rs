@@ -126,8 +126,10 @@ impl Core {
                     let info = self.alarm_info(&alarm);
                     let event = wire_name(&change);
                     self.storage.record(crate::storage::Record::Alarm {
-                        event: event.clone(),
-                        alarm: Box::new(info.clone()),
+                        change,
+                        state: alarm.state,
+                        alarm: Box::new(crate::storage::StoredAlarm::of(&alarm, &self.clock)),
+                        display: Box::new(info.clone()),
                         at: self.clock.unix_ms(self.clock.now()),
                     });
                     self.send(

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use vigil_alarm::{AlarmState, AlarmView, Engine, EngineEvent, Priority, SessionPhase};
+use vigil_alarm::{AlarmState, AlarmView, Engine, EngineEvent, SessionPhase};
 use vigil_drivers::{DeviceHandle, DriverEvent, DriverEventKind, Link};
 use vigil_protocol::display::{
     AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,

@@ -17,12 +17,14 @@ use tokio::sync::{mpsc, oneshot};
 use vigil_protocol::display::{AlarmInfo, LinkState, ReadingInfo};
 use vigil_protocol::DeviceTime;
 
+mod alarms;
 mod restore;
 mod resume;
 mod schema;
 mod summary;
 mod writer;
 
+pub use alarms::StoredAlarm;
 pub use resume::{end_session, resume_or_start, Resumed, TrendSeries};
 pub use schema::{open, open_read_only};
 pub use summary::{prune, rfc3339, sessions, SessionSummary};
@@ -47,10 +49,14 @@ pub enum Record {
     },
     /// An alarm changed.
     Alarm {
-        /// `raised`, `acknowledged`, ...
-        event: String,
-        /// The alarm after the change.
-        alarm: Box<AlarmInfo>,
+        /// What happened to it.
+        change: vigil_alarm::AlarmChange,
+        /// Where it is in its life now.
+        state: vigil_alarm::AlarmState,
+        /// The alarm after the change, typed.
+        alarm: Box<StoredAlarm>,
+        /// The alarm after the change as the display received it, for review and export.
+        display: Box<AlarmInfo>,
         /// Unix ms.
         at: i64,
     },

@@ -32,20 +32,21 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
             conn.prepare_cached("INSERT INTO links (session, device, state, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![session, device, wire_name(state), reason, at])?;
         }
-        Record::Alarm { event, alarm, at } => {
-            conn.prepare_cached(
-                "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                session,
-                alarm.id,
-                event,
-                alarm.state,
-                alarm.priority,
-                serde_json::to_string(alarm).unwrap_or_default(),
-                at
-            ])?;
-        }
+        Record::Alarm {
+            change,
+            state,
+            alarm,
+            display,
+            at,
+        } => alarms::write(
+            conn,
+            session,
+            &wire_name(change),
+            &wire_name(state),
+            alarm,
+            display,
+            *at,
+        )?,
         Record::Dose {
             at,
             by,
