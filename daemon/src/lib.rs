@@ -1,4 +1,4 @@
-//! The Vigil daemon: configuration, alarm engine task, hub, display server, and the field tools
+//! The Vigil daemon: configuration, alarm engine task, room state, display server, and the field tools
 //! behind the `vigil` binary.
 
 pub mod clock;
@@ -8,7 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod display;
 pub mod field;
-pub mod hub;
+pub mod room_state;
 pub mod metrics;
 pub mod net;
 pub mod numbers;

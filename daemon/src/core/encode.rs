@@ -61,8 +61,8 @@ impl Core {
             server_time: self.clock.rfc3339(now),
             seq: self.seq,
             session: self.session_info(),
-            devices: self.hub.devices(),
-            vitals: self.hub.latest(now),
+            devices: self.room_state.devices(),
+            vitals: self.room_state.latest(now),
             alarms: engine.alarms.iter().map(|a| self.alarm_info(a)).collect(),
             audio_pause_remaining_s: engine.audio_pause_remaining.map(|d| d.as_secs_f64()),
             // Filled in by `CoreHandle::snapshot`, off the core.

@@ -16,7 +16,7 @@ impl Core {
                 let mut sensor_back = false;
                 let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {
-                    let info = self.hub.record(&self.clock, &device, r, event.at);
+                    let info = self.room_state.record(&self.clock, &device, r, event.at);
                     self.storage.record(crate::storage::Record::Reading(
                         Box::new(info.clone()),
                         at_ms,
@@ -28,7 +28,7 @@ impl Core {
                         Some(event.at),
                     );
                 }
-                if sensor_back && self.hub.link(&device) == Some(LinkState::SensorOff) {
+                if sensor_back && self.room_state.link(&device) == Some(LinkState::SensorOff) {
                     self.set_link(&device, LinkState::Connected, None);
                 }
                 let started = std::time::Instant::now();
@@ -42,14 +42,14 @@ impl Core {
                     | DeviceEvent::SensorDefective
                     | DeviceEvent::SensorDisconnected => {
                         if matches!(
-                            self.hub.link(&device),
+                            self.room_state.link(&device),
                             Some(LinkState::Connected | LinkState::Stale)
                         ) {
                             self.set_link(&device, LinkState::SensorOff, None);
                         }
                     }
                     DeviceEvent::BatteryLevel { percent } => {
-                        self.hub.set_battery(&device, *percent)
+                        self.room_state.set_battery(&device, *percent)
                     }
                     DeviceEvent::UnknownParameter { code } => {
                         self.metrics.unknown_parameter(&device);
@@ -71,7 +71,7 @@ impl Core {
                 };
                 // A reconnect attempt after a loss keeps showing the loss until it succeeds.
                 let keep_loss = state == LinkState::Connecting
-                    && self.hub.link(&device) == Some(LinkState::Disconnected);
+                    && self.room_state.link(&device) == Some(LinkState::Disconnected);
                 if !keep_loss {
                     self.set_link(&device, state, reason);
                 }
@@ -87,7 +87,7 @@ impl Core {
     }
 
     pub(super) fn set_link(&mut self, device: &str, link: LinkState, reason: Option<String>) {
-        if self.hub.set_link(device, link, reason.clone()) {
+        if self.room_state.set_link(device, link, reason.clone()) {
             self.storage.record(crate::storage::Record::Link {
                 device: device.to_string(),
                 state: link,

@@ -1,4 +1,4 @@
-//! The core task: the only owner of the alarm engine and the hub. Readings, link events and
+//! The core task: the only owner of the alarm engine and the room state. Readings, link events and
 //! person actions come in over channels; every change goes out once, serialised, on a bounded
 //! broadcast to the display sessions. Heartbeats come from here too, so a display hears silence
 //! if this task stalls, not just if the network does.
@@ -9,7 +9,7 @@ mod requests;
 mod restore;
 
 use crate::clock::Clock;
-use crate::hub::Hub;
+use crate::room_state::RoomState;
 use crate::metrics::Metrics;
 pub use crate::numbers::check_numbers;
 #[cfg(feature = "fault-injection")]
@@ -136,7 +136,7 @@ impl CoreHandle {
 /// The core task's state.
 pub struct Core {
     engine: Engine,
-    hub: Hub,
+    room_state: RoomState,
     clock: Clock,
     room: String,
     seq: u64,
@@ -178,7 +178,7 @@ impl Core {
             engine.add_device(now, id, format.continuous_vitals());
         }
         Core {
-            hub: Hub::new(&listed),
+            room_state: RoomState::new(&listed),
             engine,
             clock,
             room,
@@ -235,7 +235,7 @@ impl Core {
     ) -> (CoreHandle, tokio::task::JoinHandle<Engine>) {
         let (tx, mut requests) = mpsc::channel(256);
         // What was restored is published before any display can ask.
-        if let Some(trends) = self.hub.publish_trends() {
+        if let Some(trends) = self.room_state.publish_trends() {
             self.trends.send_replace(trends);
         }
         let handle = CoreHandle {
@@ -270,7 +270,7 @@ impl Core {
                         self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
                         self.pulse.beat(now);
                         self.watchdog.kick(now);
-                        if let Some(trends) = self.hub.publish_trends() {
+                        if let Some(trends) = self.room_state.publish_trends() {
                             self.trends.send_replace(trends);
                         }
                     }

@@ -33,7 +33,7 @@ impl Core {
             },
             Request::Snapshot { user, reply } => {
                 // The chart the handle draws then holds everything up to this snapshot.
-                if let Some(trends) = self.hub.publish_trends() {
+                if let Some(trends) = self.room_state.publish_trends() {
                     self.trends.send_replace(trends);
                 }
                 let _ = reply.send(self.snapshot(user));

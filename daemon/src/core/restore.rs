@@ -6,7 +6,7 @@ impl Core {
     /// Brings back the session, alarms and trends a crashed run left open.
     pub fn restore(&mut self, resumed: &crate::storage::Resumed) {
         for s in &resumed.trend {
-            self.hub.restore_trend(&s.device, s.vital, &s.points);
+            self.room_state.restore_trend(&s.device, s.vital, &s.points);
         }
         // Nothing stored is dropped or lowered silently: what cannot be read is named, logged,
         // and raises `record-unreadable`.

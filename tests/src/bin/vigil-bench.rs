@@ -790,7 +790,7 @@ fn two_hour_session(path: &Path) {
         ("masimo", Vital::PerfusionIndex, Unit::Percent),
         ("hr-strap", Vital::HeartRate, Unit::BeatsPerMinute),
     ];
-    let seconds = vigil_daemon::hub::TREND_POINTS as i64;
+    let seconds = vigil_daemon::trend::TREND_POINTS as i64;
     for second in 0..seconds {
         let at_ms = now_ms - (seconds - second) * 1000;
         for (device, vital, unit) in series {

@@ -19,7 +19,7 @@ struct DeviceState {
 
 /// The room's live state.
 #[derive(Debug)]
-pub struct Hub {
+pub struct RoomState {
     devices: Vec<DeviceState>,
     latest: BTreeMap<(String, Vital), (ReadingInfo, Instant)>,
     trends: Trends,
@@ -27,10 +27,10 @@ pub struct Hub {
     trends_changed: bool,
 }
 
-impl Hub {
-    /// A hub for the configured devices, all connecting.
-    pub fn new(devices: &[(String, Format)]) -> Hub {
-        Hub {
+impl RoomState {
+    /// The state of a room with the configured devices, all connecting.
+    pub fn new(devices: &[(String, Format)]) -> RoomState {
+        RoomState {
             devices: devices
                 .iter()
                 .map(|(id, format)| DeviceState {
@@ -169,20 +169,20 @@ mod tests {
     fn trend_keeps_two_hours_at_one_hertz_and_downsamples() {
         let clock = Clock::start();
         let t0 = clock.now();
-        let mut hub = Hub::new(&[("ox".into(), Format::Masimo)]);
+        let mut room = RoomState::new(&[("ox".into(), Format::Masimo)]);
         // Three hours at 2 Hz.
         for i in 0..(3 * 3600 * 2) {
             let at = t0 + Duration::from_millis(500 * i);
             let r = Reading::number(Vital::Spo2, 90.0 + (i % 10) as f64, Unit::Percent);
-            hub.record(&clock, "ox", &r, at);
+            room.record(&clock, "ox", &r, at);
         }
-        let series = hub.trends.series("ox", Vital::Spo2).unwrap();
+        let series = room.trends.series("ox", Vital::Spo2).unwrap();
         assert_eq!(series.len(), TREND_POINTS, "bounded");
         let now = t0 + Duration::from_secs(3 * 3600);
-        let trend = hub.trend(&clock, now, 60, 10);
+        let trend = room.trend(&clock, now, 60, 10);
         let points = &trend.series[0].points;
         assert!((359..=361).contains(&points.len()), "{}", points.len());
-        let latest = hub.latest(now + Duration::from_secs(5));
+        let latest = room.latest(now + Duration::from_secs(5));
         assert_eq!(latest.len(), 1);
         assert!(latest[0].age_s >= 5.0);
     }
@@ -190,14 +190,14 @@ mod tests {
     #[test]
     fn invalid_readings_are_latest_but_not_trended() {
         let clock = Clock::start();
-        let mut hub = Hub::new(&[]);
+        let mut room = RoomState::new(&[]);
         let r = Reading::unavailable(Vital::Spo2, vigil_protocol::Unavailable::Missing);
-        let info = hub.record(&clock, "ox", &r, clock.now());
+        let info = room.record(&clock, "ox", &r, clock.now());
         assert_eq!(info.value, None);
-        assert!(hub.trend(&clock, clock.now(), 60, 10).series.is_empty());
-        assert_eq!(hub.latest(clock.now()).len(), 1);
+        assert!(room.trend(&clock, clock.now(), 60, 10).series.is_empty());
+        assert_eq!(room.latest(clock.now()).len(), 1);
         assert_eq!(
-            hub.devices().len(),
+            room.devices().len(),
             1,
             "an unknown device is listed once it speaks"
         );
