@@ -6,7 +6,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod demo;
-pub mod display;
+pub mod page;
 pub mod field;
 pub mod room_state;
 pub mod metrics;

@@ -150,7 +150,7 @@ fn a_resumed_session_brings_back_its_trends() {
     let conn = open(&dir.join("v.db")).unwrap();
     let session = resume_or_start(&conn, "Room 4", "{}").unwrap().session;
     let last = 1_795_400_000_000_i64;
-    let too_old = last - crate::room_state::TREND_POINTS as i64 * 1000 - 1000;
+    let too_old = last - crate::trend::TREND_POINTS as i64 * 1000 - 1000;
     for (value, flags, at) in [
         (80.0, "[]", too_old),
         (96.0, "[]", last - 2000),
