@@ -68,7 +68,7 @@ impl App {
 /// The routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(crate::display::page))
+        .route("/", get(crate::page::page))
         .route("/ws", get(ws))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
