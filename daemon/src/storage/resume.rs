@@ -33,12 +33,12 @@ pub struct Resumed {
     pub last_reading_at: Option<i64>,
     /// The last value of each second for every (device, vital), over the trend window before
     /// the last reading: the provider's trend chart survives the restart.
-    pub trend: Vec<TrendSeries>,
+    pub trend: Vec<RestoredTrend>,
 }
 
 /// One restored trend series.
 #[derive(Debug, Clone)]
-pub struct TrendSeries {
+pub struct RestoredTrend {
     /// The device id.
     pub device: String,
     /// The vital.
@@ -120,7 +120,7 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
 
 /// The last number recorded in each second of the trend window ending at `last` (unix ms), per
 /// device and vital. Rows the model cannot read back are skipped.
-fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<TrendSeries>> {
+fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<RestoredTrend>> {
     let since = last - crate::trend::TREND_POINTS as i64 * 1000;
     let mut stmt = conn.prepare(
         "SELECT device, vital, value, unit, flags, received_at FROM readings
@@ -130,7 +130,7 @@ fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<
          ORDER BY received_at",
     )?;
     let mut rows = stmt.query(params![session, since])?;
-    let mut series: Vec<TrendSeries> = Vec::new();
+    let mut series: Vec<RestoredTrend> = Vec::new();
     while let Some(row) = rows.next()? {
         let (Some(vital), Some(unit), Ok(flags)) = (
             vigil_protocol::Vital::from_name(row.get_ref(1)?.as_str()?),
@@ -150,7 +150,7 @@ fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<
             .find(|s| s.vital == vital && s.device == device)
         {
             Some(s) => s.points.push((at_ms, value)),
-            None => series.push(TrendSeries {
+            None => series.push(RestoredTrend {
                 device: device.to_string(),
                 vital,
                 points: vec![(at_ms, value)],
