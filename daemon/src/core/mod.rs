@@ -9,9 +9,9 @@ mod requests;
 mod restore;
 
 use crate::clock::Clock;
-use crate::room_state::RoomState;
 use crate::metrics::Metrics;
 pub use crate::numbers::check_numbers;
+use crate::room_state::RoomState;
 #[cfg(feature = "fault-injection")]
 pub use crate::supervise::Fault;
 use crate::supervise::{Pulse, Watchdog};

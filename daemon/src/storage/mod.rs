@@ -25,7 +25,7 @@ mod summary;
 mod writer;
 
 pub use alarms::StoredAlarm;
-pub use resume::{end_session, resume_or_start, Resumed, RestoredTrend};
+pub use resume::{end_session, resume_or_start, RestoredTrend, Resumed};
 pub use schema::{open, open_read_only};
 pub use summary::{prune, rfc3339, sessions, SessionSummary};
 pub use writer::{start, Writer, REPLACED_ALARM_HOLD};

@@ -120,7 +120,11 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
 
 /// The last number recorded in each second of the trend window ending at `last` (unix ms), per
 /// device and vital. Rows the model cannot read back are skipped.
-fn trend_before(conn: &Connection, session: i64, last: i64) -> rusqlite::Result<Vec<RestoredTrend>> {
+fn trend_before(
+    conn: &Connection,
+    session: i64,
+    last: i64,
+) -> rusqlite::Result<Vec<RestoredTrend>> {
     let since = last - crate::trend::TREND_POINTS as i64 * 1000;
     let mut stmt = conn.prepare(
         "SELECT device, vital, value, unit, flags, received_at FROM readings
