@@ -7,8 +7,8 @@ use crate::trend::Trends;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::time::Instant;
-use vigil_protocol::display::{DeviceInfo, LatestVital, LinkState, ReadingInfo, Trend};
-use vigil_protocol::{Format, Reading, Value, Vital};
+use vigil_protocol::display::{DeviceInfo, LatestVital, LinkState, Trend};
+use vigil_protocol::{Format, Reading, Vital};
 
 pub use crate::trend::TREND_POINTS;
 
@@ -21,7 +21,7 @@ struct DeviceState {
 #[derive(Debug)]
 pub struct RoomState {
     devices: Vec<DeviceState>,
-    latest: BTreeMap<(String, Vital), (ReadingInfo, Instant)>,
+    latest: BTreeMap<(String, Vital), (Reading, Instant)>,
     trends: Trends,
     /// Trends changed since the last publication.
     trends_changed: bool,
@@ -88,37 +88,17 @@ impl RoomState {
         self.device_mut(device).info.battery = Some(percent);
     }
 
-    /// Records a reading and returns it as the display receives it.
-    pub fn record(
-        &mut self,
-        clock: &Clock,
-        device: &str,
-        reading: &Reading,
-        at: Instant,
-    ) -> ReadingInfo {
+    /// Records a reading as the latest of its vital, and in the trend when it is a number an
+    /// alarm could act on.
+    pub fn record(&mut self, clock: &Clock, device: &str, reading: &Reading, at: Instant) {
         self.device_mut(device);
-        let (value, unavailable) = match reading.value {
-            Value::Number(v) => (Some(v), None),
-            Value::Unavailable(why) => (None, Some(why)),
-        };
-        let info = ReadingInfo {
-            device: device.to_string(),
-            vital: reading.vital,
-            value,
-            unavailable,
-            unit: reading.unit,
-            mdc: reading.mdc,
-            at: clock.rfc3339(at),
-            flags: reading.flags,
-        };
         if let Some(v) = reading.clinical_value() {
             self.trends
                 .push(device, reading.vital, clock.unix_ms(at), v);
             self.trends_changed = true;
         }
         self.latest
-            .insert((device.to_string(), reading.vital), (info.clone(), at));
-        info
+            .insert((device.to_string(), reading.vital), (reading.clone(), at));
     }
 
     /// Puts a series recorded before a restart back into the trends (not into the latest
@@ -135,12 +115,12 @@ impl RoomState {
         self.devices.iter().map(|d| d.info.clone()).collect()
     }
 
-    /// Latest value of every vital with its age at `now`.
-    pub fn latest(&self, now: Instant) -> Vec<LatestVital> {
+    /// Latest value of every vital with its age at `now`, as the display shows it.
+    pub fn latest(&self, clock: &Clock, now: Instant) -> Vec<LatestVital> {
         self.latest
-            .values()
-            .map(|(info, at)| LatestVital {
-                reading: info.clone(),
+            .iter()
+            .map(|((device, _), (reading, at))| LatestVital {
+                reading: crate::core::reading_info(clock, device, reading, *at),
                 age_s: now.saturating_duration_since(*at).as_secs_f64(),
             })
             .collect()
@@ -182,7 +162,7 @@ mod tests {
         let trend = room.trend(&clock, now, 60, 10);
         let points = &trend.series[0].points;
         assert!((359..=361).contains(&points.len()), "{}", points.len());
-        let latest = room.latest(now + Duration::from_secs(5));
+        let latest = room.latest(&clock, now + Duration::from_secs(5));
         assert_eq!(latest.len(), 1);
         assert!(latest[0].age_s >= 5.0);
     }
@@ -192,10 +172,11 @@ mod tests {
         let clock = Clock::start();
         let mut room = RoomState::new(&[]);
         let r = Reading::unavailable(Vital::Spo2, vigil_protocol::Unavailable::Missing);
-        let info = room.record(&clock, "ox", &r, clock.now());
+        room.record(&clock, "ox", &r, clock.now());
+        let info = &room.latest(&clock, clock.now())[0].reading;
         assert_eq!(info.value, None);
         assert!(room.trend(&clock, clock.now(), 60, 10).series.is_empty());
-        assert_eq!(room.latest(clock.now()).len(), 1);
+        assert_eq!(room.latest(&clock, clock.now()).len(), 1);
         assert_eq!(
             room.devices().len(),
             1,

@@ -2,8 +2,79 @@
 //! protocol's text (RFC 3339 times, wire names).
 
 use super::*;
+use vigil_protocol::display::ReadingInfo;
+use vigil_protocol::Reading;
 
 impl Core {
+    /// The display's message for a room event.
+    pub(super) fn message(&mut self, seq: u64, event: RoomEvent) -> ServerMessage {
+        match event {
+            RoomEvent::Reading {
+                device,
+                reading,
+                at,
+            } => ServerMessage::Reading {
+                seq,
+                reading: reading_info(&self.clock, &device, &reading, at),
+            },
+            RoomEvent::Link {
+                device,
+                link,
+                reason,
+            } => ServerMessage::Device {
+                seq,
+                device,
+                link,
+                reason,
+            },
+            RoomEvent::Alarm { change, alarm } => ServerMessage::Alarm {
+                seq,
+                event: wire_name(&change),
+                alarm: self.alarm_info(&alarm),
+            },
+            RoomEvent::AudioPaused { by, remaining } => ServerMessage::AudioPause {
+                seq,
+                paused: true,
+                remaining_s: Some(remaining.as_secs_f64()),
+                by: Some(by),
+                reason: None,
+            },
+            RoomEvent::AudioPauseEnded { reason } => ServerMessage::AudioPause {
+                seq,
+                paused: false,
+                remaining_s: None,
+                by: None,
+                reason: Some(wire_name(&reason)),
+            },
+            RoomEvent::DoseMarked { by, .. } => ServerMessage::Session {
+                seq,
+                event: "dose_marked".into(),
+                session: self.session_info(),
+                by: Some(by),
+                message: None,
+            },
+            RoomEvent::BaselineSet { by, .. } => ServerMessage::Session {
+                seq,
+                event: "baseline_set".into(),
+                session: self.session_info(),
+                by: Some(by),
+                message: None,
+            },
+            RoomEvent::NibpRequested { rule } => ServerMessage::Session {
+                seq,
+                event: "nibp_requested".into(),
+                session: self.session_info(),
+                by: None,
+                message: Some(format!("Repeat the NIBP now to confirm ({rule})")),
+            },
+            RoomEvent::Heartbeat { at } => ServerMessage::Heartbeat {
+                seq,
+                at: self.clock.rfc3339(at),
+            },
+        }
+    }
+
+    /// An alarm as the display shows it.
     pub(super) fn alarm_info(&self, a: &AlarmView) -> AlarmInfo {
         AlarmInfo {
             id: a.id.clone(),
@@ -26,6 +97,7 @@ impl Core {
         }
     }
 
+    /// The session (dose, baseline) as the display shows it.
     pub(super) fn session_info(&self) -> SessionInfo {
         let s = self.engine.snapshot(self.clock.now().into_std()).session;
         SessionInfo {
@@ -50,8 +122,6 @@ impl Core {
         }
     }
 
-    /// Turns the engine's events into messages and publishes everything the event being
-
     pub(super) fn snapshot(&self, user: UserInfo) -> Snapshot {
         let now = self.clock.now();
         let engine = self.engine.snapshot(now.into_std());
@@ -62,7 +132,7 @@ impl Core {
             seq: self.seq,
             session: self.session_info(),
             devices: self.room_state.devices(),
-            vitals: self.room_state.latest(now),
+            vitals: self.room_state.latest(&self.clock, now),
             alarms: engine.alarms.iter().map(|a| self.alarm_info(a)).collect(),
             audio_pause_remaining_s: engine.audio_pause_remaining.map(|d| d.as_secs_f64()),
             // Filled in by `CoreHandle::snapshot`, off the core.
@@ -110,5 +180,23 @@ pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
         _ => String::new(),
+    }
+}
+
+/// A reading as the display shows it.
+pub fn reading_info(clock: &Clock, device: &str, reading: &Reading, at: Instant) -> ReadingInfo {
+    let (value, unavailable) = match reading.value {
+        Value::Number(v) => (Some(v), None),
+        Value::Unavailable(why) => (None, Some(why)),
+    };
+    ReadingInfo {
+        device: device.to_string(),
+        vital: reading.vital,
+        value,
+        unavailable,
+        unit: reading.unit,
+        mdc: reading.mdc,
+        at: clock.rfc3339(at),
+        flags: reading.flags,
     }
 }

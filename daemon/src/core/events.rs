@@ -14,17 +14,15 @@ impl Core {
                     .count();
                 self.metrics.implausible(&device, implausible as u64);
                 let mut sensor_back = false;
-                let at_ms = self.clock.unix_ms(event.at);
                 for r in &readings {
-                    let info = self.room_state.record(&self.clock, &device, r, event.at);
-                    self.storage.record(crate::storage::Record::Reading(
-                        Box::new(info.clone()),
-                        at_ms,
-                        r.device_time,
-                    ));
+                    self.room_state.record(&self.clock, &device, r, event.at);
                     sensor_back |= r.clinical_value().is_some();
-                    self.send(
-                        |seq| ServerMessage::Reading { seq, reading: info },
+                    self.emit(
+                        RoomEvent::Reading {
+                            device: device.clone(),
+                            reading: r.clone(),
+                            at: event.at,
+                        },
                         Some(event.at),
                     );
                 }
@@ -88,24 +86,17 @@ impl Core {
 
     pub(super) fn set_link(&mut self, device: &str, link: LinkState, reason: Option<String>) {
         if self.room_state.set_link(device, link, reason.clone()) {
-            self.storage.record(crate::storage::Record::Link {
-                device: device.to_string(),
-                state: link,
-                reason: reason.clone(),
-                at: self.clock.unix_ms(self.clock.now()),
-            });
             let device = device.to_string();
-            self.send(
-                |seq| ServerMessage::Device {
-                    seq,
-                    device,
-                    link,
-                    reason,
-                },
-                None,
-            );
+            let event = RoomEvent::Link {
+                device,
+                link,
+                reason,
+            };
+            self.emit(event, None);
         }
     }
+
+    /// Turns the engine's events into room events and publishes everything the event being
     /// handled caused, so that its changes reach the displays before any answer to a person.
     pub(super) fn publish_engine_events(&mut self) {
         let mut alarms_changed = false;
@@ -123,50 +114,15 @@ impl Core {
                             tracing::info!(alarm = %alarm.id, change = %wire_name(&change), priority = %wire_name(&alarm.priority), "alarm")
                         }
                     }
-                    let info = self.alarm_info(&alarm);
-                    let event = wire_name(&change);
-                    self.storage.record(crate::storage::Record::Alarm {
-                        change,
-                        state: alarm.state,
-                        alarm: Box::new(crate::storage::StoredAlarm::of(&alarm, &self.clock)),
-                        display: Box::new(info.clone()),
-                        at: self.clock.unix_ms(self.clock.now()),
-                    });
-                    self.send(
-                        |seq| ServerMessage::Alarm {
-                            seq,
-                            event,
-                            alarm: info,
-                        },
-                        None,
-                    );
+                    self.emit(RoomEvent::Alarm { change, alarm }, None);
                 }
                 EngineEvent::AudioPaused { by, at, until } => {
                     tracing::info!(%by, "audio paused");
-                    let remaining = until.saturating_duration_since(at).as_secs_f64();
-                    self.send(
-                        |seq| ServerMessage::AudioPause {
-                            seq,
-                            paused: true,
-                            remaining_s: Some(remaining),
-                            by: Some(by),
-                            reason: None,
-                        },
-                        None,
-                    );
+                    let remaining = until.saturating_duration_since(at);
+                    self.emit(RoomEvent::AudioPaused { by, remaining }, None);
                 }
                 EngineEvent::AudioPauseEnded { reason, .. } => {
-                    let reason = wire_name(&reason);
-                    self.send(
-                        |seq| ServerMessage::AudioPause {
-                            seq,
-                            paused: false,
-                            remaining_s: None,
-                            by: None,
-                            reason: Some(reason),
-                        },
-                        None,
-                    );
+                    self.emit(RoomEvent::AudioPauseEnded { reason }, None);
                 }
                 EngineEvent::DoseMarked {
                     by,
@@ -175,24 +131,13 @@ impl Core {
                     baseline_taken,
                 } => {
                     tracing::info!(%by, "dose marked");
-                    self.storage.record(crate::storage::Record::Dose {
-                        at: self.clock.unix_ms(tokio::time::Instant::from_std(at)),
-                        by: by.clone(),
-                        baseline: baseline.map(|b| (b.systolic, b.diastolic)),
-                        baseline_taken: baseline_taken
-                            .map(|t| self.clock.unix_ms(tokio::time::Instant::from_std(t))),
-                    });
-                    let session = self.session_info();
-                    self.send(
-                        |seq| ServerMessage::Session {
-                            seq,
-                            event: "dose_marked".into(),
-                            session,
-                            by: Some(by),
-                            message: None,
-                        },
-                        None,
-                    );
+                    let event = RoomEvent::DoseMarked {
+                        by,
+                        at,
+                        baseline,
+                        baseline_taken,
+                    };
+                    self.emit(event, None);
                 }
                 EngineEvent::BaselineSet {
                     by,
@@ -201,35 +146,15 @@ impl Core {
                     ..
                 } => {
                     tracing::info!(%by, "baseline set");
-                    self.storage.record(crate::storage::Record::Baseline {
-                        baseline: (baseline.systolic, baseline.diastolic),
-                        taken: self.clock.unix_ms(tokio::time::Instant::from_std(taken)),
-                        by: by.clone(),
-                    });
-                    let session = self.session_info();
-                    self.send(
-                        |seq| ServerMessage::Session {
-                            seq,
-                            event: "baseline_set".into(),
-                            session,
-                            by: Some(by),
-                            message: None,
-                        },
-                        None,
-                    );
+                    let event = RoomEvent::BaselineSet {
+                        by,
+                        taken,
+                        baseline,
+                    };
+                    self.emit(event, None);
                 }
                 EngineEvent::NibpRequested { rule, .. } => {
-                    let session = self.session_info();
-                    self.send(
-                        |seq| ServerMessage::Session {
-                            seq,
-                            event: "nibp_requested".into(),
-                            session,
-                            by: None,
-                            message: Some(format!("Repeat the NIBP now to confirm ({rule})")),
-                        },
-                        None,
-                    );
+                    self.emit(RoomEvent::NibpRequested { rule }, None);
                     // Cuffs the daemon can start are started; others rely on the nurse.
                     for (id, (handle, format)) in &self.devices {
                         if *format == Format::Suntech {

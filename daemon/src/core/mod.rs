@@ -5,6 +5,7 @@
 
 mod encode;
 mod events;
+mod publish;
 mod requests;
 mod restore;
 
@@ -17,7 +18,8 @@ pub use crate::supervise::Fault;
 use crate::supervise::{Pulse, Watchdog};
 use crate::trend::Trends;
 use axum::extract::ws::Utf8Bytes;
-pub use encode::wire_name;
+pub use encode::{reading_info, wire_name};
+use publish::RoomEvent;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,20 +207,6 @@ impl Core {
         self.pulse.clone()
     }
 
-    pub(super) fn send(
-        &mut self,
-        make: impl FnOnce(u64) -> ServerMessage,
-        received: Option<Instant>,
-    ) {
-        self.seq += 1;
-        let text = make(self.seq).to_json();
-        self.pending.push(Outgoing {
-            seq: self.seq,
-            text: text.into(),
-            received,
-        });
-    }
-
     /// Hands what the last event caused to every display session at once.
     pub(super) fn publish(&mut self) {
         if !self.pending.is_empty() {
@@ -266,8 +254,7 @@ impl Core {
                     }
                     _ = heartbeat.tick() => {
                         let now = self.clock.now();
-                        let at = self.clock.rfc3339(now);
-                        self.send(|seq| ServerMessage::Heartbeat { seq, at }, None);
+                        self.emit(RoomEvent::Heartbeat { at: now }, None);
                         self.pulse.beat(now);
                         self.watchdog.kick(now);
                         if let Some(trends) = self.room_state.publish_trends() {

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use vigil_protocol::display::{AlarmInfo, LinkState, ReadingInfo};
-use vigil_protocol::DeviceTime;
+use vigil_protocol::display::{AlarmInfo, LinkState};
+use vigil_protocol::{Reading, Value};
 
 mod alarms;
 mod restore;
@@ -33,9 +33,15 @@ pub use writer::{start, Writer, REPLACED_ALARM_HOLD};
 /// Something to write.
 #[derive(Debug)]
 pub enum Record {
-    /// A reading as the display received it, its receive time (unix ms) and the device's own
-    /// timestamp when the format carries one.
-    Reading(Box<ReadingInfo>, i64, Option<DeviceTime>),
+    /// A reading as decoded (with the device's own timestamp when the format carries one).
+    Reading {
+        /// Device id.
+        device: String,
+        /// The reading.
+        reading: Box<Reading>,
+        /// Receive time, unix ms.
+        at: i64,
+    },
     /// A device's link changed.
     Link {
         /// Device.

@@ -1,23 +1,16 @@
 //! The session record's tests.
 
 use super::*;
-use vigil_protocol::model::{Flags, Unit, Vital};
+use vigil_protocol::model::{Unit, Vital};
 
 fn reading(value: f64) -> Record {
-    Record::Reading(
-        Box::new(ReadingInfo {
-            device: "ox-1".into(),
-            vital: Vital::Spo2,
-            value: Some(value),
-            unavailable: None,
-            unit: Unit::Percent,
-            mdc: Some(150456),
-            at: "2026-11-23T05:00:00.000Z".into(),
-            flags: Flags::default(),
-        }),
-        1_795_400_000_000,
-        None,
-    )
+    Record::Reading {
+        device: "ox-1".into(),
+        reading: Box::new(
+            vigil_protocol::Reading::number(Vital::Spo2, value, Unit::Percent).with_mdc(150456),
+        ),
+        at: 1_795_400_000_000,
+    }
 }
 
 /// A new empty folder for one test's database.
