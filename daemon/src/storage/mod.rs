@@ -18,6 +18,7 @@ use vigil_protocol::display::{AlarmInfo, LinkState};
 use vigil_protocol::{Reading, Value};
 
 mod alarms;
+pub mod query;
 mod restore;
 mod resume;
 mod schema;
