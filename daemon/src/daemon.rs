@@ -101,7 +101,7 @@ pub struct Daemon {
     core_handle: crate::core::CoreHandle,
     writer: std::thread::JoinHandle<()>,
     drivers: Vec<JoinHandle<()>>,
-    sessions: TaskTracker,
+    display_sessions: TaskTracker,
     core: JoinHandle<()>,
     fatal: Fatal,
     server: JoinHandle<()>,
@@ -219,7 +219,7 @@ impl Daemon {
         if !addr.ip().is_loopback() && config.tls.is_none() {
             tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; configure [tls] or put a TLS proxy in front");
         }
-        let sessions = TaskTracker::new();
+        let display_sessions = TaskTracker::new();
         let net = Net::new(&config.network);
         let users = crate::reload::Users::new(config.users.clone());
         let app = Arc::new(App {
@@ -228,7 +228,7 @@ impl Daemon {
             out: out.clone(),
             metrics: metrics.clone(),
             shutdown: cancel.clone(),
-            sessions: sessions.clone(),
+            display_sessions: display_sessions.clone(),
             started: tokio::time::Instant::now(),
             net: net.clone(),
             trends,
@@ -262,7 +262,7 @@ impl Daemon {
             core_handle,
             writer,
             drivers,
-            sessions,
+            display_sessions,
             core,
             fatal,
             server,
@@ -313,8 +313,8 @@ impl Daemon {
         tracing::info!("shutting down");
         self.cancel.cancel();
         let wait = async {
-            self.sessions.close();
-            self.sessions.wait().await;
+            self.display_sessions.close();
+            self.display_sessions.wait().await;
             for driver in self.drivers {
                 let _ = driver.await;
             }

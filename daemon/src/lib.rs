@@ -1,4 +1,4 @@
-//! The Vigil daemon: configuration, alarm engine task, hub, display server, and the field tools
+//! The Vigil daemon: configuration, alarm engine task, room state, display server, and the field tools
 //! behind the `vigil` binary.
 
 pub mod backup;
@@ -7,15 +7,15 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod demo;
-pub mod display;
 pub mod field;
-pub mod hub;
 pub mod manpages;
 pub mod metrics;
 pub mod net;
 pub mod numbers;
+pub mod page;
 pub mod reload;
 pub mod review;
+pub mod room_state;
 pub mod server;
 pub mod storage;
 pub mod supervise;

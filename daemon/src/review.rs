@@ -3,7 +3,7 @@
 //!
 //! Vigil knows no patient identity: a session is identified by its number and room only.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -11,88 +11,9 @@ use vigil_protocol::display::AlarmInfo;
 use vigil_protocol::model::mdc;
 use vigil_protocol::{Unit, Vital};
 
+pub use crate::storage::query::{alarm_events, readings, StoredReading};
+use crate::storage::query::{session_profile, session_room, timeline_rows};
 use crate::storage::rfc3339;
-
-/// One stored reading.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StoredReading {
-    /// Device id.
-    pub device: String,
-    /// Vital name.
-    pub vital: String,
-    /// Value, when there was one.
-    pub value: Option<f64>,
-    /// Why there was none.
-    pub unavailable: Option<String>,
-    /// Unit symbol.
-    pub unit: String,
-    /// MDC code.
-    pub mdc: Option<u32>,
-    /// Quality flags (JSON list).
-    pub flags: String,
-    /// Receive time, unix ms.
-    pub received_at: i64,
-}
-
-/// A session's header row: (room, started at, dose at, baseline systolic/diastolic).
-type SessionRow = (String, i64, Option<i64>, Option<(f64, f64)>);
-
-/// The session's row, or an error naming the session.
-fn session_room(conn: &Connection, session: i64) -> anyhow::Result<SessionRow> {
-    conn.query_row(
-        "SELECT room, started_at, dose_at, baseline_systolic, baseline_diastolic FROM sessions WHERE id = ?1",
-        params![session],
-        |r| {
-            let base: (Option<f64>, Option<f64>) = (r.get(3)?, r.get(4)?);
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, base.0.zip(base.1)))
-        },
-    )
-    .map_err(|_| anyhow::anyhow!("no session {session} in this database (`vigil sessions` lists them)"))
-}
-
-/// The session's readings in receive order.
-pub fn readings(conn: &Connection, session: i64) -> anyhow::Result<Vec<StoredReading>> {
-    let mut stmt = conn.prepare(
-        "SELECT device, vital, value, unavailable, unit, mdc, flags, received_at FROM readings
-         WHERE session = ?1 ORDER BY received_at, rowid",
-    )?;
-    let rows = stmt.query_map(params![session], |r| {
-        Ok(StoredReading {
-            device: r.get(0)?,
-            vital: r.get(1)?,
-            value: r.get(2)?,
-            unavailable: r.get(3)?,
-            unit: r.get(4)?,
-            mdc: r.get(5)?,
-            flags: r.get(6)?,
-            received_at: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The session's alarm events in order: (event, alarm, unix ms).
-pub fn alarm_events(
-    conn: &Connection,
-    session: i64,
-) -> anyhow::Result<Vec<(String, AlarmInfo, i64)>> {
-    let mut stmt = conn.prepare(
-        "SELECT event, alarm, at FROM alarm_events WHERE session = ?1 ORDER BY at, rowid",
-    )?;
-    let rows = stmt.query_map(params![session], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (event, json, at) = row?;
-        out.push((event, serde_json::from_str(&json)?, at));
-    }
-    Ok(out)
-}
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -129,11 +50,7 @@ pub fn export_csv(conn: &Connection, session: i64, out: &mut dyn Write) -> anyho
 /// Every record of the session as JSON lines: readings, link events, alarm events, actions.
 pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> anyhow::Result<()> {
     let (room, started, dose, baseline) = session_room(conn, session)?;
-    let profile: String = conn.query_row(
-        "SELECT profile FROM sessions WHERE id = ?1",
-        params![session],
-        |r| r.get(0),
-    )?;
+    let profile = session_profile(conn, session)?;
     let profile = serde_json::from_str::<serde_json::Value>(&profile).unwrap_or(profile.into());
     let header = serde_json::json!({"kind": "session", "session": session, "room": room, "started_at": rfc3339(started),
             "dose_at": dose.map(rfc3339), "baseline": baseline.map(|(s, d)| serde_json::json!({"systolic": s, "diastolic": d})),
@@ -156,18 +73,7 @@ pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> any
         ("link", "links", ["device", "state", "reason"]),
         ("action", "actions", ["action", "person", "target"]),
     ] {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {name}, {value}, {detail}, at FROM {table} WHERE session = ?1"
-        ))?;
-        for row in stmt.query_map(params![session], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })? {
-            let (n, v, d, at) = row?;
+        for (n, v, d, at) in timeline_rows(conn, session, table, [name, value, detail])? {
             // A link's state is shown as `link`, as the display protocol names it.
             let value_key = if kind == "link" { "link" } else { value };
             lines.push((
@@ -442,6 +348,7 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
 mod tests {
     use super::*;
     use crate::storage;
+    use rusqlite::params;
 
     fn db() -> (std::path::PathBuf, Connection, i64) {
         let dir = std::env::temp_dir().join(format!(

@@ -48,7 +48,7 @@ pub struct App {
     /// Fires at shutdown.
     pub shutdown: CancellationToken,
     /// Open sessions, so that shutdown can wait for their close frames.
-    pub sessions: TaskTracker,
+    pub display_sessions: TaskTracker,
     /// When the daemon started.
     pub started: Instant,
     /// Connection limits, failed-authentication throttle, origins, metrics token.
@@ -70,7 +70,7 @@ impl App {
 /// The routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(crate::display::page))
+        .route("/", get(crate::page::page))
         .route("/ws", get(ws))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -168,8 +168,8 @@ async fn ws(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
-            let tracker = app.sessions.clone();
-            tracker.track_future(session(socket, app, user))
+            let tracker = app.display_sessions.clone();
+            tracker.track_future(display_session(socket, app, user))
         })
 }
 
@@ -192,15 +192,15 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-async fn session(socket: WebSocket, app: Arc<App>, user: User) {
+async fn display_session(socket: WebSocket, app: Arc<App>, user: User) {
     app.metrics.sessions(1);
     tracing::info!(person = %user.name, role = user.role.name(), "display connected");
-    run_session(socket, &app, &user).await;
+    run_display_session(socket, &app, &user).await;
     app.metrics.sessions(-1);
     tracing::info!(person = %user.name, "display disconnected");
 }
 
-async fn run_session(socket: WebSocket, app: &App, user: &User) {
+async fn run_display_session(socket: WebSocket, app: &App, user: &User) {
     let (sink, mut stream) = socket.split();
     let info = UserInfo {
         name: user.name.clone(),

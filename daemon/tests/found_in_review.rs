@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use vigil_daemon::storage::{self, Health, Record};
-use vigil_protocol::display::ReadingInfo;
-use vigil_protocol::model::{Flags, Unit, Vital};
+use vigil_protocol::model::{Reading, Unit, Vital};
 
 /// A new empty folder for one test's database.
 fn temp_dir(name: &str) -> PathBuf {
@@ -78,20 +77,11 @@ fn one_unreadable_reading_row_does_not_stop_the_session_from_resuming() {
 }
 
 fn reading(value: f64) -> Record {
-    Record::Reading(
-        Box::new(ReadingInfo {
-            device: "ox-1".into(),
-            vital: Vital::Spo2,
-            value: Some(value),
-            unavailable: None,
-            unit: Unit::Percent,
-            mdc: Some(150456),
-            at: "2026-11-23T05:00:00.000Z".into(),
-            flags: Flags::default(),
-        }),
-        1_795_400_000_000,
-        None,
-    )
+    Record::Reading {
+        device: "ox-1".into(),
+        reading: Box::new(Reading::number(Vital::Spo2, value, Unit::Percent)),
+        at: 1_795_400_000_000,
+    }
 }
 
 /// F2: when the writer falls behind (a slow disk) and its queue is full, records (readings,

@@ -243,8 +243,8 @@ async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() 
             .unwrap()
             .session;
         conn.execute(
-            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
-             VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', '{cut short', 1000)",
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at, seq)
+             VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', '{cut short', 1000, 3)",
             [session],
         )
         .unwrap(); // A readable row whose priority is not one the daemon knows: never lowered to info.
@@ -254,8 +254,10 @@ async fn a_stored_alarm_that_cannot_be_read_back_is_announced_after_a_restart() 
             "since": "2026-11-29T10:00:00.000Z", "acknowledged_by": null,
             "acknowledged_at": null, "latching": false, "value": 84.0});
         conn.execute(
-            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
-             VALUES (?1, 'sbp-low#4', 'raised', 'active', 'urgent', ?2, 1000)",
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+                 rule, seq, device, vital, since_at)
+             VALUES (?1, 'sbp-low#4', 'raised', 'active', 'urgent', ?2, 1000,
+                 'sbp-low', 4, 'cuff-1', 'nibp_systolic', 1795946400000)",
             (session, odd.to_string()),
         )
         .unwrap();

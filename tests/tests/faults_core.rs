@@ -351,7 +351,7 @@ fn full_trends(db: &Path) {
             .unwrap();
         for device in 0..12 {
             let name = format!("history-{device}");
-            for i in 0..vigil_daemon::hub::TREND_POINTS as i64 {
+            for i in 0..vigil_daemon::trend::TREND_POINTS as i64 {
                 let at = now - 5000 - i * 1000;
                 insert
                     .execute((session, &name, 90.0 + (i % 9) as f64, at))

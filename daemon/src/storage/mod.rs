@@ -6,24 +6,27 @@
 //! disk; a person's action is committed before the display hears it succeeded. When the disk
 //! fails, monitoring goes on, the core raises "recording failed", and the writer keeps retrying.
 
+use crate::core::wire_name;
 use crate::supervise::{Fatal, PanicGuard};
 use rusqlite::{params, Connection};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use vigil_protocol::display::{AlarmInfo, LinkState, ReadingInfo};
-use vigil_protocol::DeviceTime;
+use vigil_protocol::display::{AlarmInfo, LinkState};
+use vigil_protocol::{Reading, Value};
 
+mod alarms;
+pub mod query;
 mod restore;
 mod resume;
 mod schema;
 mod summary;
 mod writer;
 
-pub use resume::{end_session, resume_or_start, Resumed, TrendSeries};
+pub use alarms::StoredAlarm;
+pub use resume::{end_session, resume_or_start, RestoredTrend, Resumed};
 pub use schema::{open, open_read_only};
 pub use summary::{prune, rfc3339, sessions, SessionSummary};
 pub use writer::{start, Writer, REPLACED_ALARM_HOLD};
@@ -31,9 +34,15 @@ pub use writer::{start, Writer, REPLACED_ALARM_HOLD};
 /// Something to write.
 #[derive(Debug)]
 pub enum Record {
-    /// A reading as the display received it, its receive time (unix ms) and the device's own
-    /// timestamp when the format carries one.
-    Reading(Box<ReadingInfo>, i64, Option<DeviceTime>),
+    /// A reading as decoded (with the device's own timestamp when the format carries one).
+    Reading {
+        /// Device id.
+        device: String,
+        /// The reading.
+        reading: Box<Reading>,
+        /// Receive time, unix ms.
+        at: i64,
+    },
     /// A device's link changed.
     Link {
         /// Device.
@@ -47,10 +56,14 @@ pub enum Record {
     },
     /// An alarm changed.
     Alarm {
-        /// `raised`, `acknowledged`, ...
-        event: String,
-        /// The alarm after the change.
-        alarm: Box<AlarmInfo>,
+        /// What happened to it.
+        change: vigil_alarm::AlarmChange,
+        /// Where it is in its life now.
+        state: vigil_alarm::AlarmState,
+        /// The alarm after the change, typed.
+        alarm: Box<StoredAlarm>,
+        /// The alarm after the change as the display received it, for review and export.
+        display: Box<AlarmInfo>,
         /// Unix ms.
         at: i64,
     },
@@ -235,15 +248,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The name a unit-like enum has in the display protocol (`sensor_off`, `disconnected`), so the
-/// record and the protocol spell states alike.
-fn wire_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -51,21 +51,6 @@ pub(super) fn session_row(
     )
 }
 
-/// The lowest occurrence number (`rule#number`) no alarm of the session has used, ended ones
-/// included: an id is never given twice in a session.
-pub(super) fn next_alarm_seq(conn: &Connection, session: i64) -> rusqlite::Result<u64> {
-    let mut stmt = conn.prepare("SELECT DISTINCT alarm_id FROM alarm_events WHERE session = ?1")?;
-    let mut rows = stmt.query(params![session])?;
-    let mut next = 1;
-    while let Some(row) = rows.next()? {
-        let id: String = row.get(0).unwrap_or_default();
-        if let Some(seq) = id.rsplit('#').next().and_then(|s| s.parse::<u64>().ok()) {
-            next = next.max(seq.saturating_add(1));
-        }
-    }
-    Ok(next)
-}
-
 /// How many of the session's latest BP measurements a restart reads back.
 const BP_MEASUREMENTS: usize = 64;
 
@@ -200,8 +185,8 @@ mod tests {
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
-             VALUES (?1, 'spo2-low#7', 'raised', 'active', 'medium', '{not json', 1000)",
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at, seq)
+             VALUES (?1, 'spo2-low#7', 'raised', 'active', 'medium', '{not json', 1000, 7)",
             params![session],
         )
         .unwrap();

@@ -1,9 +1,9 @@
 //! Resuming the session a crash left open, or starting one.
 
+use super::alarms::{next_alarm_seq, StoredAlarm};
 use super::now_ms;
-use super::restore::{bp_measurements, next_alarm_seq, session_row};
+use super::restore::{bp_measurements, session_row};
 use rusqlite::{params, Connection, OptionalExtension};
-use vigil_protocol::display::AlarmInfo;
 
 /// The session a daemon resumes or starts.
 #[derive(Debug, Clone, Default)]
@@ -28,17 +28,17 @@ pub struct Resumed {
     /// The lowest alarm occurrence number the session has not used.
     pub next_alarm_seq: u64,
     /// Alarms active, acknowledged or latched when the previous run stopped.
-    pub alarms: Vec<(AlarmInfo, i64)>,
+    pub alarms: Vec<StoredAlarm>,
     /// When the last reading was recorded (unix ms).
     pub last_reading_at: Option<i64>,
     /// The last value of each second for every (device, vital), over the trend window before
     /// the last reading: the provider's trend chart survives the restart.
-    pub trend: Vec<TrendSeries>,
+    pub trend: Vec<RestoredTrend>,
 }
 
 /// One restored trend series.
 #[derive(Debug, Clone)]
-pub struct TrendSeries {
+pub struct RestoredTrend {
     /// The device id.
     pub device: String,
     /// The vital.
@@ -89,30 +89,7 @@ pub fn resume_or_start(conn: &Connection, room: &str, profile: &str) -> rusqlite
     }
     let mut unreadable = Vec::new();
     let row = session_row(conn, session, &mut unreadable)?;
-    // The latest event of each alarm that has not ended.
-    let mut stmt = conn.prepare(
-        "SELECT e.alarm_id, e.alarm, e.at FROM alarm_events e
-         JOIN (SELECT alarm_id, MAX(rowid) AS last FROM alarm_events WHERE session = ?1 GROUP BY alarm_id) l
-           ON e.rowid = l.last
-         WHERE e.state IN ('active', 'acknowledged', 'latched')",
-    )?;
-    let mut alarms = Vec::new();
-    let mut rows = stmt.query(params![session])?;
-    while let Some(r) = rows.next()? {
-        let id: String = r.get(0).unwrap_or_else(|_| "(unknown id)".into());
-        let alarm = r
-            .get::<_, String>(1)
-            .ok()
-            .and_then(|json| serde_json::from_str::<AlarmInfo>(&json).ok());
-        match (alarm, r.get::<_, i64>(2)) {
-            (Some(a), Ok(at)) => alarms.push((a, at)),
-            // Never dropped silently: logged, and the core raises `record-unreadable`.
-            _ => {
-                tracing::error!(alarm = %id, session, "stored alarm could not be read back");
-                unreadable.push(format!("alarm {id}"));
-            }
-        }
-    }
+    let alarms = super::alarms::open_alarms(conn, session, &mut unreadable)?;
     let last_reading_at = conn
         .query_row(
             "SELECT MAX(received_at) FROM readings WHERE session = ?1",
@@ -150,8 +127,8 @@ fn trend_before(
     session: i64,
     last: i64,
     unreadable: &mut Vec<String>,
-) -> rusqlite::Result<Vec<TrendSeries>> {
-    let since = last - crate::hub::TREND_POINTS as i64 * 1000;
+) -> rusqlite::Result<Vec<RestoredTrend>> {
+    let since = last - crate::trend::TREND_POINTS as i64 * 1000;
     let mut stmt = conn.prepare(
         "SELECT device, vital, value, unit, flags, received_at, rowid FROM readings
          WHERE rowid IN (SELECT MAX(rowid) FROM readings
@@ -160,7 +137,7 @@ fn trend_before(
          ORDER BY received_at",
     )?;
     let mut rows = stmt.query(params![session, since])?;
-    let mut series: Vec<TrendSeries> = Vec::new();
+    let mut series: Vec<RestoredTrend> = Vec::new();
     while let Some(row) = rows.next()? {
         let read = || -> rusqlite::Result<_> {
             let (Some(vital), Some(unit), Ok(flags)) = (
@@ -189,7 +166,7 @@ fn trend_before(
             .find(|s| s.vital == vital && s.device == device)
         {
             Some(s) => s.points.push((at_ms, value)),
-            None => series.push(TrendSeries {
+            None => series.push(RestoredTrend {
                 device: device.to_string(),
                 vital,
                 points: vec![(at_ms, value)],

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
-const MIGRATIONS: [&str; 2] = [
+pub(super) const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -61,6 +61,33 @@ CREATE TABLE actions (
     r#"
 ALTER TABLE sessions ADD COLUMN baseline_at INTEGER;
 ALTER TABLE sessions ADD COLUMN baseline_by TEXT;
+"#,
+    // Alarms in typed columns, which a restart reads back (before, only as the display's JSON in
+    // `alarm`, which stays for review and export). Rows already recorded are migrated from that
+    // JSON; a row whose JSON cannot be read keeps empty columns and is named when restored.
+    r#"
+ALTER TABLE alarm_events ADD COLUMN rule TEXT;
+ALTER TABLE alarm_events ADD COLUMN seq INTEGER;
+ALTER TABLE alarm_events ADD COLUMN device TEXT;
+ALTER TABLE alarm_events ADD COLUMN vital TEXT;
+ALTER TABLE alarm_events ADD COLUMN since_at INTEGER;
+ALTER TABLE alarm_events ADD COLUMN acknowledged_by TEXT;
+ALTER TABLE alarm_events ADD COLUMN acknowledged_at INTEGER;
+ALTER TABLE alarm_events ADD COLUMN value REAL;
+ALTER TABLE alarm_events ADD COLUMN awaiting_confirmation INTEGER;
+UPDATE alarm_events SET
+    rule = json_extract(alarm, '$.rule'),
+    device = json_extract(alarm, '$.device'),
+    vital = json_extract(alarm, '$.vital'),
+    since_at = CAST(round((julianday(json_extract(alarm, '$.since')) - 2440587.5) * 86400000.0) AS INTEGER),
+    acknowledged_by = json_extract(alarm, '$.acknowledged_by'),
+    acknowledged_at = CAST(round((julianday(json_extract(alarm, '$.acknowledged_at')) - 2440587.5) * 86400000.0) AS INTEGER),
+    value = json_extract(alarm, '$.value'),
+    awaiting_confirmation = coalesce(json_extract(alarm, '$.awaiting_confirmation'), 0)
+WHERE json_valid(alarm);
+UPDATE alarm_events SET seq = CAST(substr(alarm_id, length(rtrim(alarm_id, '0123456789')) + 1) AS INTEGER)
+WHERE rtrim(alarm_id, '0123456789') LIKE '%#'
+  AND length(rtrim(alarm_id, '0123456789')) < length(alarm_id);
 "#,
 ];
 

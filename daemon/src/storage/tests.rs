@@ -1,23 +1,16 @@
 //! The session record's tests.
 
 use super::*;
-use vigil_protocol::model::{Flags, Unit, Vital};
+use vigil_protocol::model::{Unit, Vital};
 
 fn reading(value: f64) -> Record {
-    Record::Reading(
-        Box::new(ReadingInfo {
-            device: "ox-1".into(),
-            vital: Vital::Spo2,
-            value: Some(value),
-            unavailable: None,
-            unit: Unit::Percent,
-            mdc: Some(150456),
-            at: "2026-11-23T05:00:00.000Z".into(),
-            flags: Flags::default(),
-        }),
-        1_795_400_000_000,
-        None,
-    )
+    Record::Reading {
+        device: "ox-1".into(),
+        reading: Box::new(
+            vigil_protocol::Reading::number(Vital::Spo2, value, Unit::Percent).with_mdc(150456),
+        ),
+        at: 1_795_400_000_000,
+    }
 }
 
 /// A new empty folder for one test's database.
@@ -150,7 +143,7 @@ fn a_resumed_session_brings_back_its_trends() {
     let conn = open(&dir.join("v.db")).unwrap();
     let session = resume_or_start(&conn, "Room 4", "{}").unwrap().session;
     let last = 1_795_400_000_000_i64;
-    let too_old = last - crate::hub::TREND_POINTS as i64 * 1000 - 1000;
+    let too_old = last - crate::trend::TREND_POINTS as i64 * 1000 - 1000;
     for (value, flags, at) in [
         (80.0, "[]", too_old),
         (96.0, "[]", last - 2000),

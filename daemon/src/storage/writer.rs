@@ -5,21 +5,29 @@ use super::*;
 
 fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
     match r {
-        Record::Reading(info, at, device_time) => {
+        Record::Reading {
+            device,
+            reading,
+            at,
+        } => {
+            let (value, unavailable) = match reading.value {
+                Value::Number(v) => (Some(v), None),
+                Value::Unavailable(why) => (None, Some(wire_name(&why))),
+            };
             conn.prepare_cached(
                 "INSERT INTO readings (session, device, vital, value, unavailable, unit, mdc, flags, device_time, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 session,
-                info.device,
-                info.vital.name(),
-                info.value,
-                info.unavailable.as_ref().map(wire_name),
-                info.unit.symbol(),
-                info.mdc,
-                serde_json::to_string(&info.flags).unwrap_or_default(),
-                device_time.and_then(|t| serde_json::to_string(&t).ok()),
+                device,
+                reading.vital.name(),
+                value,
+                unavailable,
+                reading.unit.symbol(),
+                reading.mdc,
+                serde_json::to_string(&reading.flags).unwrap_or_default(),
+                reading.device_time.and_then(|t| serde_json::to_string(&t).ok()),
                 at,
             ])?;
         }
@@ -32,20 +40,21 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
             conn.prepare_cached("INSERT INTO links (session, device, state, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![session, device, wire_name(state), reason, at])?;
         }
-        Record::Alarm { event, alarm, at } => {
-            conn.prepare_cached(
-                "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                session,
-                alarm.id,
-                event,
-                alarm.state,
-                alarm.priority,
-                serde_json::to_string(alarm).unwrap_or_default(),
-                at
-            ])?;
-        }
+        Record::Alarm {
+            change,
+            state,
+            alarm,
+            display,
+            at,
+        } => alarms::write(
+            conn,
+            session,
+            &wire_name(change),
+            &wire_name(state),
+            alarm,
+            display,
+            *at,
+        )?,
         Record::Dose {
             at,
             by,

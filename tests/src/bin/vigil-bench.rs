@@ -779,8 +779,7 @@ async fn vigil(
 /// vital of the room's devices once a second, so a daemon resuming it starts with full trends.
 fn two_hour_session(path: &Path) {
     use vigil_daemon::storage;
-    use vigil_protocol::display::ReadingInfo;
-    use vigil_protocol::{Flags, Unit, Vital};
+    use vigil_protocol::{Reading, Unit, Vital};
     let (health, _health_rx) = tokio::sync::mpsc::unbounded_channel();
     let (record, writer) = storage::start(
         path.to_path_buf(),
@@ -804,24 +803,16 @@ fn two_hour_session(path: &Path) {
         ("masimo", Vital::PerfusionIndex, Unit::Percent),
         ("hr-strap", Vital::HeartRate, Unit::BeatsPerMinute),
     ];
-    let seconds = vigil_daemon::hub::TREND_POINTS as i64;
+    let seconds = vigil_daemon::trend::TREND_POINTS as i64;
     for second in 0..seconds {
         let at_ms = now_ms - (seconds - second) * 1000;
         for (device, vital, unit) in series {
-            record.record(storage::Record::Reading(
-                Box::new(ReadingInfo {
-                    device: device.into(),
-                    vital,
-                    value: Some(if unit == Unit::Percent { 97.0 } else { 72.0 }),
-                    unavailable: None,
-                    unit,
-                    mdc: vital.default_mdc(),
-                    at: String::new(),
-                    flags: Flags::default(),
-                }),
-                at_ms,
-                None,
-            ));
+            let value = if unit == Unit::Percent { 97.0 } else { 72.0 };
+            record.record(storage::Record::Reading {
+                device: device.into(),
+                reading: Box::new(Reading::number(vital, value, unit)),
+                at: at_ms,
+            });
         }
         if second % 1000 == 999 {
             // The queue is bounded: let the writer take what is queued.

@@ -7,8 +7,8 @@ use crate::trend::Trends;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::time::Instant;
-use vigil_protocol::display::{DeviceInfo, LatestVital, LinkState, ReadingInfo, Trend};
-use vigil_protocol::{Format, Reading, Value, Vital};
+use vigil_protocol::display::{DeviceInfo, LatestVital, LinkState, Trend};
+use vigil_protocol::{Format, Reading, Vital};
 
 pub use crate::trend::TREND_POINTS;
 
@@ -19,18 +19,18 @@ struct DeviceState {
 
 /// The room's live state.
 #[derive(Debug)]
-pub struct Hub {
+pub struct RoomState {
     devices: Vec<DeviceState>,
-    latest: BTreeMap<(String, Vital), (ReadingInfo, Instant)>,
+    latest: BTreeMap<(String, Vital), (Reading, Instant)>,
     trends: Trends,
     /// Trends changed since the last publication.
     trends_changed: bool,
 }
 
-impl Hub {
-    /// A hub for the configured devices, all connecting.
-    pub fn new(devices: &[(String, Format)]) -> Hub {
-        Hub {
+impl RoomState {
+    /// The state of a room with the configured devices, all connecting.
+    pub fn new(devices: &[(String, Format)]) -> RoomState {
+        RoomState {
             devices: devices
                 .iter()
                 .map(|(id, format)| DeviceState {
@@ -88,37 +88,17 @@ impl Hub {
         self.device_mut(device).info.battery = Some(percent);
     }
 
-    /// Records a reading and returns it as the display receives it.
-    pub fn record(
-        &mut self,
-        clock: &Clock,
-        device: &str,
-        reading: &Reading,
-        at: Instant,
-    ) -> ReadingInfo {
+    /// Records a reading as the latest of its vital, and in the trend when it is a number an
+    /// alarm could act on.
+    pub fn record(&mut self, clock: &Clock, device: &str, reading: &Reading, at: Instant) {
         self.device_mut(device);
-        let (value, unavailable) = match reading.value {
-            Value::Number(v) => (Some(v), None),
-            Value::Unavailable(why) => (None, Some(why)),
-        };
-        let info = ReadingInfo {
-            device: device.to_string(),
-            vital: reading.vital,
-            value,
-            unavailable,
-            unit: reading.unit,
-            mdc: reading.mdc,
-            at: clock.rfc3339(at),
-            flags: reading.flags,
-        };
         if let Some(v) = reading.clinical_value() {
             self.trends
                 .push(device, reading.vital, clock.unix_ms(at), v);
             self.trends_changed = true;
         }
         self.latest
-            .insert((device.to_string(), reading.vital), (info.clone(), at));
-        info
+            .insert((device.to_string(), reading.vital), (reading.clone(), at));
     }
 
     /// Puts a series recorded before a restart back into the trends (not into the latest
@@ -135,12 +115,12 @@ impl Hub {
         self.devices.iter().map(|d| d.info.clone()).collect()
     }
 
-    /// Latest value of every vital with its age at `now`.
-    pub fn latest(&self, now: Instant) -> Vec<LatestVital> {
+    /// Latest value of every vital with its age at `now`, as the display shows it.
+    pub fn latest(&self, clock: &Clock, now: Instant) -> Vec<LatestVital> {
         self.latest
-            .values()
-            .map(|(info, at)| LatestVital {
-                reading: info.clone(),
+            .iter()
+            .map(|((device, _), (reading, at))| LatestVital {
+                reading: crate::core::reading_info(clock, device, reading, *at),
                 age_s: now.saturating_duration_since(*at).as_secs_f64(),
             })
             .collect()
@@ -169,20 +149,20 @@ mod tests {
     fn trend_keeps_two_hours_at_one_hertz_and_downsamples() {
         let clock = Clock::start();
         let t0 = clock.now();
-        let mut hub = Hub::new(&[("ox".into(), Format::Masimo)]);
+        let mut room = RoomState::new(&[("ox".into(), Format::Masimo)]);
         // Three hours at 2 Hz.
         for i in 0..(3 * 3600 * 2) {
             let at = t0 + Duration::from_millis(500 * i);
             let r = Reading::number(Vital::Spo2, 90.0 + (i % 10) as f64, Unit::Percent);
-            hub.record(&clock, "ox", &r, at);
+            room.record(&clock, "ox", &r, at);
         }
-        let series = hub.trends.series("ox", Vital::Spo2).unwrap();
+        let series = room.trends.series("ox", Vital::Spo2).unwrap();
         assert_eq!(series.len(), TREND_POINTS, "bounded");
         let now = t0 + Duration::from_secs(3 * 3600);
-        let trend = hub.trend(&clock, now, 60, 10);
+        let trend = room.trend(&clock, now, 60, 10);
         let points = &trend.series[0].points;
         assert!((359..=361).contains(&points.len()), "{}", points.len());
-        let latest = hub.latest(now + Duration::from_secs(5));
+        let latest = room.latest(&clock, now + Duration::from_secs(5));
         assert_eq!(latest.len(), 1);
         assert!(latest[0].age_s >= 5.0);
     }
@@ -190,14 +170,15 @@ mod tests {
     #[test]
     fn invalid_readings_are_latest_but_not_trended() {
         let clock = Clock::start();
-        let mut hub = Hub::new(&[]);
+        let mut room = RoomState::new(&[]);
         let r = Reading::unavailable(Vital::Spo2, vigil_protocol::Unavailable::Missing);
-        let info = hub.record(&clock, "ox", &r, clock.now());
+        room.record(&clock, "ox", &r, clock.now());
+        let info = &room.latest(&clock, clock.now())[0].reading;
         assert_eq!(info.value, None);
-        assert!(hub.trend(&clock, clock.now(), 60, 10).series.is_empty());
-        assert_eq!(hub.latest(clock.now()).len(), 1);
+        assert!(room.trend(&clock, clock.now(), 60, 10).series.is_empty());
+        assert_eq!(room.latest(&clock, clock.now()).len(), 1);
         assert_eq!(
-            hub.devices().len(),
+            room.devices().len(),
             1,
             "an unknown device is listed once it speaks"
         );
