@@ -39,8 +39,10 @@ fn one_unreadable_reading_row_does_not_stop_the_session_from_resuming() {
     .unwrap();
     let alarm = r#"{"id":"spo2-critical#3","rule":"spo2-critical","kind":"physiological","vital":"spo2","device":"ox-1","priority":"high","message":"SpO2 critically low","state":"active","since":"2026-11-23T05:00:00.000Z","latching":true}"#;
     conn.execute(
-        "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
-         VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', ?2, 2000)",
+        "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+             rule, seq, device, vital, since_at)
+         VALUES (?1, 'spo2-critical#3', 'raised', 'active', 'high', ?2, 2000,
+             'spo2-critical', 3, 'ox-1', 'spo2', 1795413600000)",
         params![session, alarm],
     )
     .unwrap();
