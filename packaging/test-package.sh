@@ -9,6 +9,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# dpkg, waiting (up to 3 minutes) while another package manager on the machine holds its lock
+# rather than failing the test on someone else's apt run. dpkg's output goes to stderr.
+dpkg_waiting() {
+    local err tries=0
+    err=$(mktemp)
+    until DEBIAN_FRONTEND=noninteractive dpkg "$@" </dev/null >"$err" 2>&1; do
+        if grep -q 'lock' "$err" && [ "$tries" -lt 90 ]; then
+            tries=$((tries + 1))
+            sleep 2
+            continue
+        fi
+        cat "$err" >&2
+        rm -f "$err"
+        return 1
+    done
+    cat "$err" >&2
+    rm -f "$err"
+}
 
 case "${1:-}" in
 build)
@@ -35,7 +53,7 @@ lint)
     ;;
 install)
     deb=$2
-    DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" </dev/null >&2
+    dpkg_waiting -i "$deb"
     getent passwd vigil >/dev/null || fail "no vigil user"
     getent group vigil >/dev/null || fail "no vigil group"
     id -nG vigil | tr ' ' '\n' | grep -qx dialout || fail "vigil is not in dialout"
@@ -59,7 +77,7 @@ purge)
     answer=false
     [ "${2:-keep}" = remove ] && answer=true
     echo "vigil vigil/purge_data boolean $answer" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive dpkg --purge vigil </dev/null >&2
+    dpkg_waiting --purge vigil
     [ "$(dpkg-query -W -f '${db:Status-Status}' vigil 2>/dev/null)" != installed ] || fail "still installed"
     [ ! -e /usr/bin/vigil ] || fail "/usr/bin/vigil is still there"
     [ ! -e /etc/vigil/vigil.toml ] || fail "the conffile survived the purge"
