@@ -7,6 +7,7 @@ pub mod attack;
 pub mod browser;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +21,22 @@ use vigil_daemon::daemon::{Daemon, Options};
 use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::CharacteristicInfo;
 use vigil_protocol::ble::uuid;
+
+/// A TLS client that trusts only the test certificate `FIXTURES/cert.pem`.
+pub fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(client))
+}
 
 /// Tokens of the test users.
 pub const NURSE: &str = "nurse-token-0123456789";

@@ -10,9 +10,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use std::sync::Arc;
+use rustls::pki_types::ServerName;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -198,21 +196,6 @@ async fn stalled_display_sessions_are_capped_by_max_connections() {
     room.daemon.shutdown().await;
 }
 
-fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(client))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_tls_handshakes_are_capped_and_closed_after_10_s() {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
@@ -222,7 +205,7 @@ async fn stalled_tls_handshakes_are_capped_and_closed_after_10_s() {
     )
     .await;
     let addr = room.daemon.addr;
-    let connector = tls_client(fixtures);
+    let connector = vigil_tests::tls_client(fixtures);
     let display = || async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let tls = connector
