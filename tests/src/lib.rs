@@ -22,6 +22,23 @@ use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::CharacteristicInfo;
 use vigil_protocol::ble::uuid;
 
+/// `GET path` on the daemon (at most 10 s): the status code and the body as JSON (null when
+/// it is not JSON).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
 /// A TLS client that trusts only the test certificate `FIXTURES/cert.pem`.
 pub fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
