@@ -15,25 +15,7 @@ fn config_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("vigil.toml"),
-        format!(
-            r#"listen = "127.0.0.1:0"
-room = "Net room"
-log_format = "json"
-[storage]
-path = {db}
-[[user]]
-name = "Nurse Okafor"
-role = "nurse"
-token = "nurse-token-0123456789"
-[[device]]
-id = "oximeter-1"
-format = "masimo"
-port = {port}
-"#,
-            db = vigil_daemon::config::toml_string(&dir.join("vigil.db").display().to_string()),
-            port =
-                vigil_daemon::config::toml_string(&dir.join("no-such-port").display().to_string()),
-        ),
+        common::missing_oximeter_config(&dir, "room = \"Net room\"\nlog_format = \"json\""),
     )
     .unwrap();
     dir

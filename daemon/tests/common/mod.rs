@@ -8,6 +8,29 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// A configuration with its record in `dir`: `top` (the top-level keys, such as `room`), one
+/// nurse, and one oximeter on a port that does not exist (its driver keeps looking; the core
+/// runs).
+pub fn missing_oximeter_config(dir: &Path, top: &str) -> String {
+    format!(
+        r#"listen = "127.0.0.1:0"
+{top}
+[storage]
+path = {db}
+[[user]]
+name = "Nurse Okafor"
+role = "nurse"
+token = "nurse-token-0123456789"
+[[device]]
+id = "oximeter-1"
+format = "masimo"
+port = {port}
+"#,
+        db = vigil_daemon::config::toml_string(&dir.join("vigil.db").display().to_string()),
+        port = vigil_daemon::config::toml_string(&dir.join("no-such-port").display().to_string()),
+    )
+}
+
 /// A running `vigil run`.
 pub struct Running {
     /// The process (killed when dropped).
