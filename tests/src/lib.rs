@@ -39,8 +39,36 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// A TLS client that trusts only the test certificate `FIXTURES/cert.pem`.
-pub fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
+/// A display over TLS signed in with `token`: it trusts only the test certificate
+/// `FIXTURES/cert.pem` (issued to `localhost`). The socket and the text of its first message.
+pub async fn tls_display(
+    fixtures: &str,
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> (
+    WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>,
+    String,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tls_client(fixtures)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("wss://localhost:{}/ws?token={token}", addr.port()),
+        tls,
+    )
+    .await
+    .unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    let first = first.to_text().unwrap().to_string();
+    (ws, first)
+}
+
+fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(rustls::pki_types::CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())

@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -205,21 +204,9 @@ async fn stalled_tls_handshakes_are_capped_and_closed_after_10_s() {
     )
     .await;
     let addr = room.daemon.addr;
-    let connector = vigil_tests::tls_client(fixtures);
     let display = || async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let tls = connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(
-            format!("wss://localhost:{}/ws?token={NURSE}", addr.port()),
-            tls,
-        )
-        .await
-        .unwrap();
-        let first = ws.next().await.unwrap().unwrap();
-        assert!(first.to_text().unwrap().contains("\"snapshot\""));
+        let (ws, first) = vigil_tests::tls_display(fixtures, addr, NURSE).await;
+        assert!(first.contains("\"snapshot\""));
         ws
     };
     let _before = display().await;

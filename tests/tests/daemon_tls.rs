@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use futures_util::StreamExt;
-use rustls::pki_types::ServerName;
 use vigil_daemon::daemon::Options;
 use vigil_tests::{Room, NURSE};
 
@@ -17,19 +15,8 @@ async fn displays_connect_over_tls_and_plain_text_is_refused() {
     .await;
     let addr = room.daemon.addr;
 
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = vigil_tests::tls_client(fixtures)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(
-        format!("wss://localhost:{}/ws?token={NURSE}", addr.port()),
-        tls,
-    )
-    .await
-    .unwrap();
-    let first = ws.next().await.unwrap().unwrap();
-    let snapshot: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    let (_ws, first) = vigil_tests::tls_display(fixtures, addr, NURSE).await;
+    let snapshot: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(snapshot["user"]["name"], "Nurse Okafor");
 
