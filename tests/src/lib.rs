@@ -71,7 +71,10 @@ pub async fn tls_display(
 fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())
+        .add(
+            rustls::pki_types::CertificateDer::from_pem_file(format!("{fixtures}/cert.pem"))
+                .unwrap(),
+        )
         .unwrap();
     let client = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -212,8 +212,12 @@ async fn the_display_shows_the_baseline_when_it_was_taken_and_why_there_is_none(
     let room = Room::start("", vigil_daemon::daemon::Options::default()).await;
     room.devices_ready().await;
     let base = format!("http://{}", room.daemon.addr);
-    let nurse =
-        open_signed_in(&mut browser, &format!("{base}/?token={NURSE}"), "Nurse Okafor").await;
+    let nurse = open_signed_in(
+        &mut browser,
+        &format!("{base}/?token={NURSE}"),
+        "Nurse Okafor",
+    )
+    .await;
     // Dose marked with no BP at all: the header says why there is no baseline.
     browser
         .eval(&nurse, "window.confirm = () => true; true")

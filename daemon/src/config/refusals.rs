@@ -198,7 +198,8 @@ mod tests {
 
     #[test]
     fn the_storage_folder_may_be_the_config_files_own() {
-        let text = format!("room = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{TEST_USERS_AND_DEVICE}");
+        let text =
+            format!("room = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{TEST_USERS_AND_DEVICE}");
         // `vigil check-config vigil.toml` run in the config's folder: the base is "".
         assert!(Config::parse(&text, "vigil.toml", Path::new("")).is_ok());
     }
