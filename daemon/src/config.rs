@@ -374,34 +374,46 @@ fn load_profile(doc: &toml::Table, base: &Path, c: &mut Check<'_>) -> Option<Pro
     }
 }
 
+/// For tests: a nurse and an oximeter on a serial port, the users and devices a configuration
+/// needs besides its `room` and `[storage]`.
+#[cfg(test)]
+const TEST_USERS_AND_DEVICE: &str = r#"
+    [[user]]
+    name = "Nurse Okafor"
+    role = "nurse"
+    token = "nurse-token-0123456789"
+    [[device]]
+    id = "oximeter-1"
+    format = "masimo"
+    port = "/dev/ttyUSB0"
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
-        listen = "127.0.0.1:0"
-        room = "Room 2"
-        [storage]
-        path = "vigil.db"
-        [[user]]
-        name = "Nurse Okafor"
-        role = "nurse"
-        token = "nurse-token-0123456789"
-        [[device]]
-        id = "oximeter-1"
-        format = "masimo"
-        port = "/dev/ttyUSB0"
-        [[device]]
-        id = "cuff-1"
-        format = "ble-blood-pressure"
-        ble = { name = "Cuff" }
-    "#;
+    /// A complete configuration: the test users and device, and a BLE cuff.
+    fn good() -> String {
+        format!(
+            r#"
+            listen = "127.0.0.1:0"
+            room = "Room 2"
+            [storage]
+            path = "vigil.db"
+            {TEST_USERS_AND_DEVICE}
+            [[device]]
+            id = "cuff-1"
+            format = "ble-blood-pressure"
+            ble = {{ name = "Cuff" }}
+            "#
+        )
+    }
 
     #[test]
     fn a_good_config_loads_with_defaults() {
         // The storage folder must exist: the system's temporary folder does.
         let etc = std::env::temp_dir();
-        let c = Config::parse(GOOD, "vigil.toml", &etc).unwrap();
+        let c = Config::parse(&good(), "vigil.toml", &etc).unwrap();
         assert_eq!(c.room, "Room 2");
         assert_eq!(c.storage_path, etc.join("vigil.db"));
         assert_eq!(c.profile.name, "kap-default");
@@ -459,7 +471,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("patient.toml"), "[rules.spo2-low]\nbelow = 20\n").unwrap();
-        let text = format!("patient_overrides = \"patient.toml\"\n{GOOD}");
+        let text = format!("patient_overrides = \"patient.toml\"\n{}", good());
         let errors = Config::parse(&text, "vigil.toml", &dir)
             .unwrap_err()
             .to_string();

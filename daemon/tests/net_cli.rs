@@ -4,84 +4,31 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+mod common;
 
 fn config_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vigil-net-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("vigil.toml"),
-        format!(
-            r#"listen = "127.0.0.1:0"
-room = "Net room"
-log_format = "json"
-[storage]
-path = {db}
-[[user]]
-name = "Nurse Okafor"
-role = "nurse"
-token = "nurse-token-0123456789"
-[[device]]
-id = "oximeter-1"
-format = "masimo"
-port = {port}
-"#,
-            db = vigil_daemon::config::toml_string(&dir.join("vigil.db").display().to_string()),
-            port =
-                vigil_daemon::config::toml_string(&dir.join("no-such-port").display().to_string()),
-        ),
+        common::missing_oximeter_config(&dir, "room = \"Net room\"\nlog_format = \"json\""),
     )
     .unwrap();
     dir
 }
 
-/// `vigil run` started by a shell with an open-files soft limit of 512, its address, and its
-/// log (complete once it exits).
-async fn start(config: &Path) -> (Child, String, tokio::task::JoinHandle<String>) {
-    let mut child = Command::new("sh")
+/// `vigil run` started by a shell with an open-files soft limit of 512.
+async fn start(config: &Path) -> common::Running {
+    let mut command = Command::new("sh");
+    command
         .args(["-c", "ulimit -Sn 512 && exec \"$0\" run --config \"$1\""])
         .arg(env!("CARGO_BIN_EXE_vigil"))
-        .arg(config)
-        .env("VIGIL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("vigil run announces its address within 10 s")
-        .unwrap()
-        .expect("vigil run is running");
-    let addr = line
-        .strip_prefix("vigil: display at http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .trim_end_matches('/')
-        .to_string();
-    let mut err = child.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut all = String::new();
-        let _ = err.read_to_string(&mut all).await;
-        all
-    });
-    (child, addr, log)
-}
-
-async fn stop(mut child: Child) {
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("exits within 5 s")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+        .arg(config);
+    common::start_command(command).await
 }
 
 /// The log's lines whose message contains `what`, as JSON fields.
@@ -107,10 +54,10 @@ fn open_files(pid: u32) -> (String, String) {
 #[tokio::test]
 async fn vigil_run_raises_its_open_files_limit_to_the_hard_limit_and_logs_it() {
     let dir = config_dir("nofile");
-    let (child, _addr, log) = start(&dir.join("vigil.toml")).await;
+    let common::Running { mut child, log, .. } = start(&dir.join("vigil.toml")).await;
     let (soft, hard) = open_files(child.id().unwrap());
     assert_eq!(soft, hard, "soft limit not raised");
-    stop(child).await;
+    common::stop_cleanly(&mut child).await;
     let log = log.await.unwrap();
     let lines = logged(&log, "open-files limit");
     assert_eq!(lines.len(), 1, "{log}");
@@ -122,7 +69,11 @@ async fn vigil_run_raises_its_open_files_limit_to_the_hard_limit_and_logs_it() {
 #[tokio::test]
 async fn failed_authentication_is_logged_once_per_address_per_minute_with_the_count() {
     let dir = config_dir("auth-log");
-    let (child, addr, log) = start(&dir.join("vigil.toml")).await;
+    let common::Running {
+        mut child,
+        addr,
+        log,
+    } = start(&dir.join("vigil.toml")).await;
     // 20 wrong tokens at once from one address.
     let attempts = (0..20).map(|i| {
         let addr = addr.clone();
@@ -150,7 +101,7 @@ async fn failed_authentication_is_logged_once_per_address_per_minute_with_the_co
             .all(|a| a == "HTTP/1.1 401" || a == "HTTP/1.1 429"),
         "{answers:?}"
     );
-    stop(child).await;
+    common::stop_cleanly(&mut child).await;
     let log = log.await.unwrap();
     let lines = logged(&log, "failed authentication");
     // The first at once; the other 19 wait for the next minute's line.

@@ -161,6 +161,18 @@ async fn display_gets_a_reading(addr: &str, token: &str) {
         .expect("a reading reaches the display within 15 s");
 }
 
+/// `vigil run` on the installed configuration, as the vigil user, once a display signed in
+/// with `nurse` gets a reading from it.
+async fn run_installed(nurse: &str) -> Process {
+    let (daemon, line) =
+        spawn_as_vigil(&["/usr/bin/vigil", "run", "--config", "/etc/vigil/vigil.toml"]).await;
+    let addr = line
+        .trim_start_matches("vigil: display at http://")
+        .trim_end_matches('/');
+    display_gets_a_reading(addr, nurse).await;
+    daemon
+}
+
 /// `vigil sessions` as the vigil user: (session lines, readings of the oldest session).
 fn sessions() -> (usize, u64) {
     let out = as_vigil(&["/usr/bin/vigil", "sessions", "--db", DB]);
@@ -240,12 +252,7 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let (daemon, line) =
-        spawn_as_vigil(&["/usr/bin/vigil", "run", "--config", "/etc/vigil/vigil.toml"]).await;
-    let addr = line
-        .trim_start_matches("vigil: display at http://")
-        .trim_end_matches('/');
-    display_gets_a_reading(addr, &nurse).await;
+    let daemon = run_installed(&nurse).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A backup while it runs; restore is refused while it runs.
@@ -278,12 +285,7 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
         before >= 1 && readings > 0,
         "{before} sessions, {readings} readings"
     );
-    let (daemon, line) =
-        spawn_as_vigil(&["/usr/bin/vigil", "run", "--config", "/etc/vigil/vigil.toml"]).await;
-    let addr = line
-        .trim_start_matches("vigil: display at http://")
-        .trim_end_matches('/');
-    display_gets_a_reading(addr, &nurse).await;
+    let daemon = run_installed(&nurse).await;
     stop(daemon).await;
     // The same session goes on (the upgrade's marker), with more readings than before.
     let (after, oldest) = sessions();

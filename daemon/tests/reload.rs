@@ -44,6 +44,11 @@ port = "{port}"
     path
 }
 
+/// `N` fresh tokens, as `vigil new-token` makes them.
+fn tokens<const N: usize>() -> [String; N] {
+    std::array::from_fn(|_| new_token().unwrap())
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vigil-reload-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -91,11 +96,7 @@ async fn start(dir: &Path, path: &Path) -> (Daemon, Reloader) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_swaps_tokens_and_closes_the_display_whose_token_was_withdrawn() {
     let dir = tempdir("swap");
-    let (old, new, viewer) = (
-        new_token().unwrap(),
-        new_token().unwrap(),
-        new_token().unwrap(),
-    );
+    let [old, new, viewer] = tokens();
     let port = dir.join("no-such-port").display().to_string();
     let path = write_config(&dir, &old, &viewer, &port);
     let (daemon, mut reloader) = start(&dir, &path).await;
@@ -123,7 +124,7 @@ async fn a_reload_swaps_tokens_and_closes_the_display_whose_token_was_withdrawn(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_that_fails_check_config_changes_nothing() {
     let dir = tempdir("bad");
-    let (nurse, viewer) = (new_token().unwrap(), new_token().unwrap());
+    let [nurse, viewer] = tokens();
     let port = dir.join("no-such-port").display().to_string();
     let path = write_config(&dir, &nurse, &viewer, &port);
     let (daemon, mut reloader) = start(&dir, &path).await;
@@ -142,11 +143,7 @@ async fn a_configuration_that_fails_check_config_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_change_waits_for_a_restart_while_users_apply_at_once() {
     let dir = tempdir("devices");
-    let (nurse, viewer, new) = (
-        new_token().unwrap(),
-        new_token().unwrap(),
-        new_token().unwrap(),
-    );
+    let [nurse, viewer, new] = tokens();
     let path = write_config(&dir, &nurse, &viewer, "/dev/vigil-port-a");
     let (daemon, mut reloader) = start(&dir, &path).await;
     let addr = daemon.addr.to_string();
@@ -167,11 +164,7 @@ async fn a_device_change_waits_for_a_restart_while_users_apply_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_running_daemon() {
     let dir = tempdir("sighup");
-    let (old, new, viewer) = (
-        new_token().unwrap(),
-        new_token().unwrap(),
-        new_token().unwrap(),
-    );
+    let [old, new, viewer] = tokens();
     let port = dir.join("no-such-port").display().to_string();
     let path = write_config(&dir, &old, &viewer, &port);
     let mut run = common::start_run(&path).await;

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::time::Duration;
 use tokio::process::Command;
 
 mod common;
@@ -205,15 +204,6 @@ async fn vigil_run_stops_cleanly_on_sigterm() {
         mut child, addr, ..
     } = common::start_run(&dir.join("vigil.toml")).await;
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("exits within 5 s")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    common::stop_cleanly(&mut child).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

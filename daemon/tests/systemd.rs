@@ -9,32 +9,15 @@ use tokio::net::UnixDatagram;
 
 mod common;
 
-/// One oximeter on a port that does not exist (its driver keeps looking; the core runs).
-fn config(dir: &std::path::Path) -> String {
-    format!(
-        r#"listen = "127.0.0.1:0"
-room = "Systemd room"
-[storage]
-path = "{db}"
-[[user]]
-name = "Nurse Okafor"
-role = "nurse"
-token = "nurse-K7q2Wm9xR4tZ8vB3nL6p"
-[[device]]
-id = "oximeter-1"
-format = "masimo"
-port = "{port}"
-"#,
-        db = dir.join("vigil.db").display(),
-        port = dir.join("no-such-port").display()
-    )
-}
-
 #[tokio::test]
 async fn vigil_run_reports_ready_and_feeds_the_watchdog() {
     let dir = std::env::temp_dir().join(format!("vigil-systemd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("vigil.toml"), config(&dir)).unwrap();
+    std::fs::write(
+        dir.join("vigil.toml"),
+        common::missing_oximeter_config(&dir, "room = \"Systemd room\""),
+    )
+    .unwrap();
     let socket_path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&socket_path);
     let socket = UnixDatagram::bind(&socket_path).unwrap();

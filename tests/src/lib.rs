@@ -7,6 +7,7 @@ pub mod attack;
 pub mod browser;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +21,70 @@ use vigil_daemon::daemon::{Daemon, Options};
 use vigil_drivers::ble::memory::{MemoryCentral, PeripheralSpec, SimPeripheral};
 use vigil_drivers::ble::CharacteristicInfo;
 use vigil_protocol::ble::uuid;
+
+/// `GET path` on the daemon (at most 10 s): the status code and the body as JSON (null when
+/// it is not JSON).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A display over TLS signed in with `token`: it trusts only the test certificate
+/// `FIXTURES/cert.pem` (issued to `localhost`). The socket and the text of its first message.
+pub async fn tls_display(
+    fixtures: &str,
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> (
+    WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>,
+    String,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tls_client(fixtures)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("wss://localhost:{}/ws?token={token}", addr.port()),
+        tls,
+    )
+    .await
+    .unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    let first = first.to_text().unwrap().to_string();
+    (ws, first)
+}
+
+fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(
+            rustls::pki_types::CertificateDer::from_pem_file(format!("{fixtures}/cert.pem"))
+                .unwrap(),
+        )
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(client))
+}
 
 /// Tokens of the test users.
 pub const NURSE: &str = "nurse-token-0123456789";

@@ -10,9 +10,6 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -198,21 +195,6 @@ async fn stalled_display_sessions_are_capped_by_max_connections() {
     room.daemon.shutdown().await;
 }
 
-fn tls_client(fixtures: &str) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(client))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_tls_handshakes_are_capped_and_closed_after_10_s() {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
@@ -222,21 +204,9 @@ async fn stalled_tls_handshakes_are_capped_and_closed_after_10_s() {
     )
     .await;
     let addr = room.daemon.addr;
-    let connector = tls_client(fixtures);
     let display = || async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let tls = connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(
-            format!("wss://localhost:{}/ws?token={NURSE}", addr.port()),
-            tls,
-        )
-        .await
-        .unwrap();
-        let first = ws.next().await.unwrap().unwrap();
-        assert!(first.to_text().unwrap().contains("\"snapshot\""));
+        let (ws, first) = vigil_tests::tls_display(fixtures, addr, NURSE).await;
+        assert!(first.contains("\"snapshot\""));
         ws
     };
     let _before = display().await;

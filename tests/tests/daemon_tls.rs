@@ -2,10 +2,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use futures_util::StreamExt;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use std::sync::Arc;
 use vigil_daemon::daemon::Options;
 use vigil_tests::{Room, NURSE};
 
@@ -19,30 +15,8 @@ async fn displays_connect_over_tls_and_plain_text_is_refused() {
     .await;
     let addr = room.daemon.addr;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(format!("{fixtures}/cert.pem")).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(
-        format!("wss://localhost:{}/ws?token={NURSE}", addr.port()),
-        tls,
-    )
-    .await
-    .unwrap();
-    let first = ws.next().await.unwrap().unwrap();
-    let snapshot: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    let (_ws, first) = vigil_tests::tls_display(fixtures, addr, NURSE).await;
+    let snapshot: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(snapshot["user"]["name"], "Nurse Okafor");
 

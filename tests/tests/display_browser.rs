@@ -5,10 +5,24 @@
 
 use serde_json::json;
 use std::time::Duration;
-use vigil_tests::browser::Browser;
+use vigil_tests::browser::{Browser, Page};
 use vigil_tests::{Room, NURSE, PROVIDER, VIEWER};
 
 const SECONDS: Duration = Duration::from_secs(10);
+
+/// Opens `url` (which carries a token) and waits until the page shows it signed in as `who`.
+async fn open_signed_in(browser: &mut Browser, url: &str, who: &str) -> Page {
+    let page = browser.open(url).await;
+    browser
+        .wait_for(
+            &page,
+            &format!("document.querySelector('#who').textContent.includes('{who}')"),
+            SECONDS,
+            "signed in",
+        )
+        .await;
+    page
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_display_shows_vitals_alarms_acknowledgements_and_loss_of_communication() {
@@ -21,15 +35,12 @@ async fn the_display_shows_vitals_alarms_acknowledgements_and_loss_of_communicat
     let base = format!("http://{}", room.daemon.addr);
 
     // The page loads, signs in from the URL, and the numerics follow the devices.
-    let nurse = browser.open(&format!("{base}/?token={NURSE}")).await;
-    browser
-        .wait_for(
-            &nurse,
-            "document.querySelector('#who').textContent.includes('Nurse Okafor (nurse)')",
-            SECONDS,
-            "signed in",
-        )
-        .await;
+    let nurse = open_signed_in(
+        &mut browser,
+        &format!("{base}/?token={NURSE}"),
+        "Nurse Okafor (nurse)",
+    )
+    .await;
     room.spo2(97, 72);
     room.bp(128, 82);
     browser
@@ -201,15 +212,12 @@ async fn the_display_shows_the_baseline_when_it_was_taken_and_why_there_is_none(
     let room = Room::start("", vigil_daemon::daemon::Options::default()).await;
     room.devices_ready().await;
     let base = format!("http://{}", room.daemon.addr);
-    let nurse = browser.open(&format!("{base}/?token={NURSE}")).await;
-    browser
-        .wait_for(
-            &nurse,
-            "document.querySelector('#who').textContent.includes('Nurse Okafor')",
-            SECONDS,
-            "signed in",
-        )
-        .await;
+    let nurse = open_signed_in(
+        &mut browser,
+        &format!("{base}/?token={NURSE}"),
+        "Nurse Okafor",
+    )
+    .await;
     // Dose marked with no BP at all: the header says why there is no baseline.
     browser
         .eval(&nurse, "window.confirm = () => true; true")
@@ -259,20 +267,12 @@ async fn the_demos_page_says_its_data_is_simulated() {
         db: None,
     };
     let demo = vigil_daemon::demo::Demo::start(&args).await.unwrap();
-    let nurse = browser
-        .open(&format!(
-            "http://{}/?token={}",
-            demo.daemon.addr, demo.nurse_token
-        ))
-        .await;
-    browser
-        .wait_for(
-            &nurse,
-            "document.querySelector('#who').textContent.includes('Demo nurse')",
-            SECONDS,
-            "signed in",
-        )
-        .await;
+    let nurse = open_signed_in(
+        &mut browser,
+        &format!("http://{}/?token={}", demo.daemon.addr, demo.nurse_token),
+        "Demo nurse",
+    )
+    .await;
     assert_eq!(
         browser
             .eval(&nurse, "document.querySelector('#simulated').innerText")

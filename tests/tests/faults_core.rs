@@ -8,7 +8,6 @@
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use vigil_daemon::core::Fault;
 use vigil_daemon::daemon::Options;
@@ -91,27 +90,12 @@ fn heartbeat(m: &Value) -> bool {
     m["type"] == "heartbeat"
 }
 
-/// `GET path` on the daemon: the status code and the body.
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut text))
-        .await
-        .unwrap()
-        .unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 /// Polls `/healthz` (every 100 ms, at most `within`) until its status is `want`; how long it
 /// took and the body.
 async fn healthz_until(room: &Room, want: u16, within: Duration) -> (Duration, Value) {
     let start = Instant::now();
     loop {
-        let (status, body) = get(room.daemon.addr, "/healthz").await;
+        let (status, body) = vigil_tests::http_get(room.daemon.addr, "/healthz").await;
         if status == want {
             return (start.elapsed(), body);
         }
@@ -198,7 +182,7 @@ async fn out_of_range_numbers_are_refused_and_the_core_goes_on() {
     .await;
     assert_eq!(paused["paused"], true);
     assert!(paused["remaining_s"].as_f64().unwrap() <= 30.0);
-    let (status, body) = get(room.daemon.addr, "/healthz").await;
+    let (status, body) = vigil_tests::http_get(room.daemon.addr, "/healthz").await;
     assert_eq!(status, 200, "{body}");
     room.daemon.shutdown().await;
 }
@@ -208,7 +192,7 @@ async fn out_of_range_numbers_are_refused_and_the_core_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_core_panic_is_fatal_and_healthz_names_the_late_core() {
     let room = Room::start("", Options::default()).await;
-    let (status, body) = get(room.daemon.addr, "/healthz").await;
+    let (status, body) = vigil_tests::http_get(room.daemon.addr, "/healthz").await;
     assert_eq!((status, &body["late"]), (200, &json!([])), "{body}");
     room.daemon.core().inject(Fault::PanicCore).await;
     let why = tokio::time::timeout(Duration::from_secs(10), room.daemon.failed())

@@ -42,20 +42,6 @@ async fn a_dose_time_before_1970_in_the_record_does_not_kill_the_core() {
     assert_eq!(snapshot["session"]["dose_by"], "Dr Rivera", "{snapshot}");
 }
 
-async fn healthz(addr: std::net::SocketAddr) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut text))
-        .await
-        .unwrap()
-        .unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
-}
-
 /// F9: the core's loop polls device events before its heartbeat and the displays' requests
 /// (`select!` with `biased`). A device that sends faster than the core takes its frames (a
 /// faulty or hostile USB/BLE oximeter) keeps the device queue full, and the core's own
@@ -85,7 +71,7 @@ async fn a_flooding_device_does_not_starve_the_cores_heartbeat() {
     let mut worst = 0.0f64;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let body = healthz(room.daemon.addr).await;
+        let (_, body) = vigil_tests::http_get(room.daemon.addr, "/healthz").await;
         worst = worst.max(body["core_heartbeat_age_s"].as_f64().unwrap_or(0.0));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -52,19 +52,8 @@ pub(super) fn plaintext_listen(doc: &toml::Table, listen: Option<SocketAddr>, c:
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
+    use super::super::{Config, TEST_USERS_AND_DEVICE};
     use std::path::Path;
-
-    const USERS_AND_DEVICE: &str = r#"
-        [[user]]
-        name = "Nurse Okafor"
-        role = "nurse"
-        token = "nurse-token-0123456789"
-        [[device]]
-        id = "oximeter-1"
-        format = "masimo"
-        port = "/dev/ttyUSB0"
-    "#;
 
     fn problems(text: &str) -> Vec<String> {
         match Config::parse(text, "vigil.toml", &std::env::temp_dir()) {
@@ -182,14 +171,14 @@ mod tests {
         let lines = problems(text);
         assert_has(&lines, "device", "is required: at least one [[device]]");
         assert_eq!(lines.len(), 1, "{lines:#?}");
-        assert!(problems(&format!("{text}{USERS_AND_DEVICE}")).is_empty());
+        assert!(problems(&format!("{text}{TEST_USERS_AND_DEVICE}")).is_empty());
     }
 
     #[test]
     fn plain_text_on_the_network_only_when_the_config_says_so() {
         let with = |head: &str| {
             problems(&format!(
-                "{head}\nroom = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{USERS_AND_DEVICE}"
+                "{head}\nroom = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{TEST_USERS_AND_DEVICE}"
             ))
         };
         assert!(with("listen = \"127.0.0.1:8080\"").is_empty());
@@ -209,7 +198,8 @@ mod tests {
 
     #[test]
     fn the_storage_folder_may_be_the_config_files_own() {
-        let text = format!("room = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{USERS_AND_DEVICE}");
+        let text =
+            format!("room = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{TEST_USERS_AND_DEVICE}");
         // `vigil check-config vigil.toml` run in the config's folder: the base is "".
         assert!(Config::parse(&text, "vigil.toml", Path::new("")).is_ok());
     }
