@@ -334,15 +334,10 @@ fn a_link_that_flaps_faster_than_the_disconnect_delay_still_raises_device_discon
     );
 }
 
-/// F12 (not fixed): a spot-check oximeter (`ble-plx-spot`: no continuous vitals) never raises
-/// an SpO2 alarm. An intermittent value is held only to limits without a delay ("sustained"
-/// needs a continuous stream), and every SpO2 rule of the default has a delay (10 s, 15 s):
-/// measurement after measurement of 72 % is shown and nothing sounds, and nothing says so.
-/// Fix needed: a spot-check measurement is already a settled value (as a cuff's is), so it
-/// should meet the short-delay limits at once (the "sustained for minutes" ones excepted), or
-/// `check-config` should refuse (or loudly warn about) a device whose vitals no rule can judge.
+/// F12: a spot-check oximeter (`ble-plx-spot`: no continuous vitals) never raised an SpO2
+/// alarm, as every SpO2 rule has a delay and an intermittent value was held only to limits
+/// without one. A spot-check is a settled measurement: it is judged at once.
 #[test]
-#[ignore = "finding F12: a spot-check oximeter's SpO2 never alarms"]
 fn a_spot_check_oximeters_desaturation_raises_an_alarm() {
     // The room's only oximeter is a spot-check one, as the config allows.
     let mut h = Harness::cuff_only();
@@ -359,5 +354,26 @@ fn a_spot_check_oximeters_desaturation_raises_an_alarm() {
             .any(|(_, rule, _)| rule == "spo2-critical"),
         "nine measurements of 72 % raised: {:?}",
         h.raised()
+    );
+}
+
+/// F12: a spot-check measurement is judged at once, and the next one back in range ends its
+/// condition (no stream will bring the clearing time of in-range samples).
+#[test]
+fn a_spot_check_in_range_ends_the_spot_desaturation() {
+    let mut h = Harness::cuff_only();
+    h.engine.add_device(h.at(0.0), "spot-ox", &[]);
+    h.engine.handle_link(h.at(0.0), "spot-ox", true);
+    h.frame(60.0, "spot-ox", &[spo2(72.0, &[])]);
+    assert!(h
+        .raised()
+        .contains(&(60.0, "spo2-critical".into(), Priority::High)));
+    assert_eq!(h.state_of(60.0, "spo2-low"), Some(AlarmState::Active));
+    h.frame(120.0, "spot-ox", &[spo2(97.0, &[])]);
+    // The condition has ended; a high-priority one stays latched until a person resets it.
+    assert_eq!(h.state_of(120.0, "spo2-low"), None);
+    assert_eq!(
+        h.state_of(120.0, "spo2-critical"),
+        Some(AlarmState::Latched)
     );
 }

@@ -113,12 +113,14 @@ pub(crate) enum Signal {
     /// A device was added.
     DeviceAdded,
     /// (To `Vital` kinds.) A valid sample of a vital (evidence); `continuous` when the device keeps it current,
-    /// `complete_bp` when it came in a measurement with both systolic and diastolic.
+    /// `complete_bp` when it came in a measurement with both systolic and diastolic, `spot`
+    /// when it is a spot-check: a settled, discrete measurement from a device with no stream.
     Sample {
         vital: Vital,
         value: f64,
         continuous: bool,
         complete_bp: bool,
+        spot: bool,
     },
     /// A fresh valid sample of a continuous vital, to a condition already on that vital.
     Current { value: f64 },
@@ -156,6 +158,10 @@ pub(crate) enum Verdict {
     Confirm(Duration, Option<f64>),
     /// Raise and end at once: it latches until a person resets it.
     Latch,
+    /// A settled measurement (a spot-check): `true` meets the condition and declares it at
+    /// once, without its delay; `false` ends it at once, as the next measurement may be long
+    /// in coming.
+    Measured(bool, Option<f64>),
 }
 
 /// The session as the kinds see it when they decide.
