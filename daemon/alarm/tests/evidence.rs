@@ -305,16 +305,12 @@ fn a_critical_desaturation_latches_unless_latching_is_switched_off() {
     assert_eq!(run(Some(false)), None, "switched off, it vanishes unseen");
 }
 
-/// F11 (not fixed): a device whose link flaps (down 4 s, up for an instant, down again) never
-/// raises `device-disconnected`: each brief reconnect ends the pending condition and its 5 s
-/// delay starts over, though the link is down 80 % of the time and no data comes. An oximeter
-/// is caught by `not-current` after 30 s, but a cuff has no continuous vital: nothing sounds
-/// until the NIBP schedule is missed (40 min after the dose, or never before it).
-/// Fix needed: a pending disconnect ends only once the link has stayed up (or data has come)
-/// for a clearing time, which needs a clearing deadline for link conditions (the engine has
-/// none by design), or the disconnect delay counts down time within a window.
+/// F11: a device whose link flaps (down 4 s, up for an instant, down again) never raised
+/// `device-disconnected`: each brief reconnect ended the pending condition and its 5 s delay
+/// started over, though the link was down 80 % of the time. A cuff has no continuous vital for
+/// `not-current` to catch. Now a disconnect ends only after the link has stayed up for the
+/// rule's `clear_after` (10 s in the default).
 #[test]
-#[ignore = "finding F11: a flapping link never raises device-disconnected"]
 fn a_link_that_flaps_faster_than_the_disconnect_delay_still_raises_device_disconnected() {
     let mut h = Harness::kap();
     let mut t = 10.0;
@@ -375,5 +371,29 @@ fn a_spot_check_in_range_ends_the_spot_desaturation() {
     assert_eq!(
         h.state_of(120.0, "spo2-critical"),
         Some(AlarmState::Latched)
+    );
+}
+
+/// F11: a reconnect that lasts the clearing time ends a pending disconnect without a trace,
+/// and the link must then be down for the whole delay again to alarm.
+#[test]
+fn a_link_back_up_for_the_clearing_time_ends_a_pending_disconnect() {
+    let mut h = Harness::cuff_only();
+    h.link(10.0, CUFF, false);
+    h.link(14.0, CUFF, true);
+    h.run_to(24.0);
+    assert_eq!(h.state_of(24.0, "device-disconnected"), None);
+    h.link(24.0, CUFF, false);
+    h.link(28.0, CUFF, true);
+    h.run_to(60.0);
+    assert!(h.raised().is_empty(), "{:?}", h.raised());
+    // Up for less than the clearing time: the next outage continues the same condition.
+    h.link(60.0, CUFF, false);
+    h.link(63.0, CUFF, true);
+    h.link(66.0, CUFF, false);
+    h.run_to(70.0);
+    assert_eq!(
+        h.raised(),
+        vec![(66.0, "device-disconnected".into(), Priority::High)]
     );
 }

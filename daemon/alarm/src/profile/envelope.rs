@@ -341,18 +341,17 @@ fn check_delay(rule: &Rule, v: &mut Violations<'_, '_>) {
     }
 }
 
-/// A limit's clearing time: shorter than the default's, fewer in-range samples end an alarm
-/// (zero: one sample does, and a value hovering at the limit never sounds).
+/// A clearing time: shorter than the default's, fewer in-range samples end an alarm (zero:
+/// one sample does, and a value hovering at the limit never sounds), or a briefer reconnect
+/// ends a disconnection (and a flapping link never sounds).
 fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
-    let (
-        RuleSpec::Limit {
-            clear_after: least, ..
-        },
-        RuleSpec::Limit { clear_after, .. },
-    ) = (&reference.spec, &rule.spec)
-    else {
+    let (Some(least), Some(clear_after)) = (
+        reference.spec.kind().clear_after(&reference.spec),
+        rule.spec.kind().clear_after(&rule.spec),
+    ) else {
         return;
     };
+    let (least, clear_after) = (&least, &clear_after);
     if clear_after < least {
         v.at(
             &rule.id,

@@ -155,6 +155,13 @@ impl Kind for Limit {
         }
     }
 
+    fn clear_after(&self, spec: &RuleSpec) -> Option<Duration> {
+        match spec {
+            RuleSpec::Limit { clear_after, .. } => Some(*clear_after),
+            _ => None,
+        }
+    }
+
     fn limits(&self, spec: &RuleSpec) -> Vec<(Vital, Bound, &'static str)> {
         let RuleSpec::Limit { vitals, bound, .. } = spec else {
             return Vec::new();

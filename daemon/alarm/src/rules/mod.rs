@@ -283,11 +283,13 @@ pub(crate) trait Kind: Sync {
         true
     }
 
-    /// When an occurrence ends by itself. `low_battery_at`: the device's last such report.
+    /// When an occurrence ends by itself. `low_battery_at`: the device's last such report;
+    /// `clearing_since`: since when the occurrence has had in-range evidence without a gap.
     fn clear_deadline(
         &self,
         _spec: &RuleSpec,
         _low_battery_at: Option<Instant>,
+        _clearing_since: Option<Instant>,
     ) -> Option<Instant> {
         None
     }
@@ -319,6 +321,12 @@ pub(crate) trait Kind: Sync {
 
     /// The safety envelope: its priority while unconfirmed, where it has one.
     fn unconfirmed_priority(&self, _spec: &RuleSpec) -> Option<Priority> {
+        None
+    }
+
+    /// The safety envelope: its clearing time, where it has one (an override may lengthen it,
+    /// never shorten it).
+    fn clear_after(&self, _spec: &RuleSpec) -> Option<Duration> {
         None
     }
 }
@@ -403,8 +411,13 @@ impl Kind for AnyKind {
         self.with(|k| k.holds_at_deadline(spec, session))
     }
     #[inline]
-    fn clear_deadline(&self, spec: &RuleSpec, low_battery_at: Option<Instant>) -> Option<Instant> {
-        self.with(|k| k.clear_deadline(spec, low_battery_at))
+    fn clear_deadline(
+        &self,
+        spec: &RuleSpec,
+        low_battery_at: Option<Instant>,
+        clearing_since: Option<Instant>,
+    ) -> Option<Instant> {
+        self.with(|k| k.clear_deadline(spec, low_battery_at, clearing_since))
     }
     #[inline]
     fn message(
@@ -430,6 +443,10 @@ impl Kind for AnyKind {
     #[inline]
     fn unconfirmed_priority(&self, spec: &RuleSpec) -> Option<Priority> {
         self.with(|k| k.unconfirmed_priority(spec))
+    }
+    #[inline]
+    fn clear_after(&self, spec: &RuleSpec) -> Option<Duration> {
+        self.with(|k| k.clear_after(spec))
     }
 }
 

@@ -100,7 +100,7 @@ fn a_kind_without_own_deadlines_offers_none() {
             rule.id
         );
         assert_eq!(
-            kind.clear_deadline(&rule.spec, Some(now)),
+            kind.clear_deadline(&rule.spec, Some(now), Some(now)),
             None,
             "{}",
             rule.id
