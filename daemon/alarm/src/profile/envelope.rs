@@ -369,30 +369,11 @@ fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
 /// shorter, never sparser or longer (a first check after the session, or a repeat given half
 /// an hour, never sounds in time).
 fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
-    let longest = |spec: &RuleSpec| -> Vec<(&'static str, Duration)> {
-        match spec {
-            RuleSpec::NibpOverdue {
-                first_after_dose,
-                every,
-                early_tolerance,
-                grace,
-                ..
-            } => vec![
-                ("first_after_dose", *first_after_dose),
-                ("every", *every),
-                ("early_tolerance", *early_tolerance),
-                ("grace", *grace),
-            ],
-            RuleSpec::Bp {
-                confirm_within: Some(w),
-                ..
-            } => vec![("confirm_within", *w)],
-            _ => Vec::new(),
-        }
-    };
-    for ((key, max), (_, d)) in longest(&reference.spec)
+    let (was, now) = (reference.spec.kind(), rule.spec.kind());
+    for ((key, max), (_, d)) in was
+        .at_most(&reference.spec)
         .into_iter()
-        .zip(longest(&rule.spec))
+        .zip(now.at_most(&rule.spec))
     {
         if d > max {
             let (d, max) = (
@@ -406,17 +387,19 @@ fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
             );
         }
     }
-    if let (RuleSpec::NibpOverdue { until: least, .. }, RuleSpec::NibpOverdue { until, .. }) =
-        (&reference.spec, &rule.spec)
+    for ((key, least), (_, d)) in was
+        .at_least(&reference.spec)
+        .into_iter()
+        .zip(now.at_least(&rule.spec))
     {
-        if until < least {
+        if d < least {
             let (d, least) = (
-                humantime::format_duration(*until),
-                humantime::format_duration(*least),
+                humantime::format_duration(d),
+                humantime::format_duration(least),
             );
             v.at(
                 &rule.id,
-                "until",
+                key,
                 format!("{d} is shorter than the default's {least}"),
             );
         }

@@ -329,6 +329,18 @@ pub(crate) trait Kind: Sync {
     fn clear_after(&self, _spec: &RuleSpec) -> Option<Duration> {
         None
     }
+
+    /// The safety envelope: the times an override may shorten, never lengthen (a schedule's
+    /// intervals, a confirmation window), as (key, time).
+    fn at_most(&self, _spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        Vec::new()
+    }
+
+    /// The safety envelope: the times an override may lengthen, never shorten (how long a
+    /// schedule lasts), as (key, time).
+    fn at_least(&self, _spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        Vec::new()
+    }
 }
 
 /// Each method goes to the kind's module.
@@ -447,6 +459,14 @@ impl Kind for AnyKind {
     #[inline]
     fn clear_after(&self, spec: &RuleSpec) -> Option<Duration> {
         self.with(|k| k.clear_after(spec))
+    }
+    #[inline]
+    fn at_most(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        self.with(|k| k.at_most(spec))
+    }
+    #[inline]
+    fn at_least(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        self.with(|k| k.at_least(spec))
     }
 }
 
