@@ -69,17 +69,16 @@ impl Engine {
             // A device no longer configured (the caller adds every configured one before
             // restoring) will send nothing to judge or end the alarm by: it is restored
             // latched, for a person to reset, and the device is named but not watched (F14).
-            let device = match &a.device {
-                Some(id) => Some(self.device_index(id).unwrap_or_else(|| {
+            let device = a.device.as_ref().map(|id| {
+                self.device_index(id).unwrap_or_else(|| {
                     self.devices.push(Device {
                         id: id.clone(),
                         last_valid: Vec::new(),
                         low_battery_at: None,
                     });
                     self.devices.len() - 1
-                })),
-                None => None,
-            };
+                })
+            });
             let gone = device.is_some_and(|d| d >= configured);
             self.next_seq = self.next_seq.max(a.seq + 1);
             let occurrence = Occurrence {
