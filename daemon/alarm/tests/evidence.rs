@@ -380,7 +380,14 @@ fn a_spot_check_in_range_ends_the_spot_desaturation() {
 fn a_link_back_up_for_the_clearing_time_ends_a_pending_disconnect() {
     let mut h = Harness::cuff_only();
     h.link(10.0, CUFF, false);
+    assert_eq!(
+        h.state_of(12.0, "device-disconnected"),
+        Some(AlarmState::Pending)
+    );
     h.link(14.0, CUFF, true);
+    // Waiting out its clearing time while connected, it is kept but not shown.
+    h.run_to(15.0);
+    assert_eq!(h.state_of(15.0, "device-disconnected"), None);
     h.run_to(24.0);
     assert_eq!(h.state_of(24.0, "device-disconnected"), None);
     h.link(24.0, CUFF, false);
