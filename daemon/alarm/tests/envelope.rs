@@ -396,6 +396,8 @@ fn a_clearing_time_shorter_than_the_defaults_is_refused() {
         clear_after = "0s"
         [rules.pr-high]
         clear_after = "1s"
+        [rules.device-disconnected]
+        clear_after = "1s"
         "#,
     );
     assert_has(
@@ -406,6 +408,12 @@ fn a_clearing_time_shorter_than_the_defaults_is_refused() {
     assert_has(
         &lines,
         "patient p-17.toml: rules.pr-high.clear_after",
+        "shorter",
+    );
+    // F11: a reconnect shorter than the default's would end a disconnection again.
+    assert_has(
+        &lines,
+        "patient p-17.toml: rules.device-disconnected.clear_after",
         "shorter",
     );
     // Longer is tighter: accepted.

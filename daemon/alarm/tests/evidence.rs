@@ -305,16 +305,12 @@ fn a_critical_desaturation_latches_unless_latching_is_switched_off() {
     assert_eq!(run(Some(false)), None, "switched off, it vanishes unseen");
 }
 
-/// F11 (not fixed): a device whose link flaps (down 4 s, up for an instant, down again) never
-/// raises `device-disconnected`: each brief reconnect ends the pending condition and its 5 s
-/// delay starts over, though the link is down 80 % of the time and no data comes. An oximeter
-/// is caught by `not-current` after 30 s, but a cuff has no continuous vital: nothing sounds
-/// until the NIBP schedule is missed (40 min after the dose, or never before it).
-/// Fix needed: a pending disconnect ends only once the link has stayed up (or data has come)
-/// for a clearing time, which needs a clearing deadline for link conditions (the engine has
-/// none by design), or the disconnect delay counts down time within a window.
+/// F11: a device whose link flaps (down 4 s, up for an instant, down again) never raised
+/// `device-disconnected`: each brief reconnect ended the pending condition and its 5 s delay
+/// started over, though the link was down 80 % of the time. A cuff has no continuous vital for
+/// `not-current` to catch. Now a disconnect ends only after the link has stayed up for the
+/// rule's `clear_after` (10 s in the default).
 #[test]
-#[ignore = "finding F11: a flapping link never raises device-disconnected"]
 fn a_link_that_flaps_faster_than_the_disconnect_delay_still_raises_device_disconnected() {
     let mut h = Harness::kap();
     let mut t = 10.0;
@@ -334,15 +330,10 @@ fn a_link_that_flaps_faster_than_the_disconnect_delay_still_raises_device_discon
     );
 }
 
-/// F12 (not fixed): a spot-check oximeter (`ble-plx-spot`: no continuous vitals) never raises
-/// an SpO2 alarm. An intermittent value is held only to limits without a delay ("sustained"
-/// needs a continuous stream), and every SpO2 rule of the default has a delay (10 s, 15 s):
-/// measurement after measurement of 72 % is shown and nothing sounds, and nothing says so.
-/// Fix needed: a spot-check measurement is already a settled value (as a cuff's is), so it
-/// should meet the short-delay limits at once (the "sustained for minutes" ones excepted), or
-/// `check-config` should refuse (or loudly warn about) a device whose vitals no rule can judge.
+/// F12: a spot-check oximeter (`ble-plx-spot`: no continuous vitals) never raised an SpO2
+/// alarm, as every SpO2 rule has a delay and an intermittent value was held only to limits
+/// without one. A spot-check is a settled measurement: it is judged at once.
 #[test]
-#[ignore = "finding F12: a spot-check oximeter's SpO2 never alarms"]
 fn a_spot_check_oximeters_desaturation_raises_an_alarm() {
     // The room's only oximeter is a spot-check one, as the config allows.
     let mut h = Harness::cuff_only();
@@ -359,5 +350,57 @@ fn a_spot_check_oximeters_desaturation_raises_an_alarm() {
             .any(|(_, rule, _)| rule == "spo2-critical"),
         "nine measurements of 72 % raised: {:?}",
         h.raised()
+    );
+}
+
+/// F12: a spot-check measurement is judged at once, and the next one back in range ends its
+/// condition (no stream will bring the clearing time of in-range samples).
+#[test]
+fn a_spot_check_in_range_ends_the_spot_desaturation() {
+    let mut h = Harness::cuff_only();
+    h.engine.add_device(h.at(0.0), "spot-ox", &[]);
+    h.engine.handle_link(h.at(0.0), "spot-ox", true);
+    h.frame(60.0, "spot-ox", &[spo2(72.0, &[])]);
+    assert!(h
+        .raised()
+        .contains(&(60.0, "spo2-critical".into(), Priority::High)));
+    assert_eq!(h.state_of(60.0, "spo2-low"), Some(AlarmState::Active));
+    h.frame(120.0, "spot-ox", &[spo2(97.0, &[])]);
+    // The condition has ended; a high-priority one stays latched until a person resets it.
+    assert_eq!(h.state_of(120.0, "spo2-low"), None);
+    assert_eq!(
+        h.state_of(120.0, "spo2-critical"),
+        Some(AlarmState::Latched)
+    );
+}
+
+/// F11: a reconnect that lasts the clearing time ends a pending disconnect without a trace,
+/// and the link must then be down for the whole delay again to alarm.
+#[test]
+fn a_link_back_up_for_the_clearing_time_ends_a_pending_disconnect() {
+    let mut h = Harness::cuff_only();
+    h.link(10.0, CUFF, false);
+    assert_eq!(
+        h.state_of(12.0, "device-disconnected"),
+        Some(AlarmState::Pending)
+    );
+    h.link(14.0, CUFF, true);
+    // Waiting out its clearing time while connected, it is kept but not shown.
+    h.run_to(15.0);
+    assert_eq!(h.state_of(15.0, "device-disconnected"), None);
+    h.run_to(24.0);
+    assert_eq!(h.state_of(24.0, "device-disconnected"), None);
+    h.link(24.0, CUFF, false);
+    h.link(28.0, CUFF, true);
+    h.run_to(60.0);
+    assert!(h.raised().is_empty(), "{:?}", h.raised());
+    // Up for less than the clearing time: the next outage continues the same condition.
+    h.link(60.0, CUFF, false);
+    h.link(63.0, CUFF, true);
+    h.link(66.0, CUFF, false);
+    h.run_to(70.0);
+    assert_eq!(
+        h.raised(),
+        vec![(66.0, "device-disconnected".into(), Priority::High)]
     );
 }

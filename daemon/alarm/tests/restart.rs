@@ -245,3 +245,50 @@ fn a_device_that_does_not_come_back_after_a_restart_gets_a_fresh_alarm_id() {
         assert!(seq >= 13, "{id} reuses a number the record already holds");
     }
 }
+
+/// F14: an alarm restored for a device that is no longer configured can never be judged again
+/// (no reading or link of it will come). It used to be restored active, and the device it named
+/// was added back with its link down, raising `device-disconnected` for it too: two alarms no
+/// one could ever clear or reset. Now it comes back latched, for a person to reset (recorded),
+/// and the device is not watched again.
+#[test]
+fn an_alarm_of_a_device_no_longer_configured_is_restored_resettable() {
+    let mut h = Harness::kap();
+    h.engine
+        .add_device(h.at(0.0), "old-ox", &[vigil_protocol::Vital::Spo2]);
+    h.engine.handle_link(h.at(0.0), "old-ox", true);
+    let mut t = 0.0;
+    while t < 20.0 {
+        let low = vigil_protocol::Reading::number(
+            vigil_protocol::Vital::Spo2,
+            80.0,
+            vigil_protocol::Unit::Percent,
+        );
+        h.frame(t, "old-ox", &[low]);
+        h.oximeter(t, t + 1.0, 98.0, 72.0);
+        t += 1.0;
+    }
+    let of_old = |h: &Harness, secs: f64| -> Vec<(String, AlarmState)> {
+        h.alarms_now(secs)
+            .into_iter()
+            .filter(|a| a.device.as_deref() == Some("old-ox"))
+            .map(|a| (a.rule, a.state))
+            .collect()
+    };
+    assert!(of_old(&h, 20.0).contains(&("spo2-low".into(), AlarmState::Active)));
+    // The restart's configuration no longer has "old-ox".
+    h.restart(20.0);
+    h.oximeter(20.0, 60.0, 98.0, 72.0);
+    let alarms = of_old(&h, 60.0);
+    assert!(
+        alarms.iter().all(|(_, s)| *s == AlarmState::Latched),
+        "{alarms:?}"
+    );
+    assert!(alarms.iter().any(|(r, _)| r == "spo2-low"), "{alarms:?}");
+    for a in h.alarms_now(60.0) {
+        if a.device.as_deref() == Some("old-ox") {
+            h.reset(60.0, &a.id).unwrap();
+        }
+    }
+    assert_eq!(of_old(&h, 61.0), vec![]);
+}

@@ -119,9 +119,15 @@ fn device_unplugged_for_a_minute() {
     h.link(60.0, OXIMETER, false);
     h.link(120.0, OXIMETER, true);
     h.oximeter(120.0, 125.0, 98.0, 72.0);
-    let id = h.alarm(125.0, "device-disconnected").expect("latched").id;
+    // The link must stay up for the clearing time (10 s) before the condition ends (F11).
+    let id = h.alarm(125.0, "device-disconnected").expect("active").id;
     assert_eq!(
         h.state_of(125.0, "device-disconnected"),
+        Some(AlarmState::Active)
+    );
+    h.run_to(130.0);
+    assert_eq!(
+        h.state_of(130.0, "device-disconnected"),
         Some(AlarmState::Latched)
     );
     h.reset(130.0, &id).unwrap();
@@ -131,9 +137,9 @@ fn device_unplugged_for_a_minute() {
             row(65.0, Raised, "device-disconnected", Priority::High),
             row(89.0, Raised, "not-current", Priority::Medium),
             row(89.0, Raised, "not-current", Priority::Medium),
-            row(120.0, Cleared, "device-disconnected", Priority::High),
             row(120.0, Cleared, "not-current", Priority::Medium),
             row(120.0, Cleared, "not-current", Priority::Medium),
+            row(130.0, Cleared, "device-disconnected", Priority::High),
             row(130.0, Reset, "device-disconnected", Priority::High),
         ]
     );

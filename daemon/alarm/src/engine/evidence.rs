@@ -46,11 +46,17 @@ impl Engine {
                 self.signal_existing(now, Some((d, vital)), &Signal::Current { value });
             }
             let continuous = self.devices[d].last_valid.iter().any(|(v, _)| *v == vital);
+            // A spot-check (F12): the device marks it so (`ble-plx-spot`), or it is an SpO2 that
+            // no stream keeps current: only spot-check oximeters send SpO2 that way. A cuff's
+            // pulse rate is neither and stays held to instantaneous limits.
+            let spot =
+                !continuous && (reading.flags.contains(Flag::SpotCheck) || vital == Vital::Spo2);
             let sample = Signal::Sample {
                 vital,
                 value,
                 continuous,
                 complete_bp,
+                spot,
             };
             self.signal_device(now, d, Some(vital), &sample);
         }

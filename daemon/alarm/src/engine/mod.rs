@@ -18,7 +18,7 @@ use crate::profile::{Priority, Profile, Rule};
 use crate::rules::{AnyKind, Kind, Scope, Signal, Verdict};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use vigil_protocol::{DeviceEvent, Reading, Vital};
+use vigil_protocol::{DeviceEvent, Flag, Reading, Vital};
 
 mod actions;
 mod evidence;

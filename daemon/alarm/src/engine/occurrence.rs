@@ -97,6 +97,24 @@ impl Engine {
         }
     }
 
+    /// A settled measurement (a spot-check): nothing more will come to sustain or clear it
+    /// before the next one, so it is judged at once. Meeting the limit declares the condition
+    /// without its delay; back in range ends it.
+    pub(super) fn measured(&mut self, c: usize, now: Instant, violating: bool, value: Option<f64>) {
+        if violating {
+            self.update(c, Truth::Violating, now, value);
+            if self.conditions[c]
+                .occurrence
+                .as_ref()
+                .is_some_and(|o| o.declared.is_none())
+            {
+                self.declare(c, now);
+            }
+        } else {
+            self.update(c, Truth::ClearNow, now, value);
+        }
+    }
+
     /// A reading bore on the condition but is not evidence (flagged, implausible, missing): it
     /// neither counts for it nor restarts its delay, and it interrupts the in-range evidence
     /// that would clear it.

@@ -6,8 +6,10 @@ impl Engine {
     /// Restores the session and the alarms a previous run left active or latched (after a
     /// crash): the dose, the baseline, the BP measurements (the last one for the schedule), each
     /// confirmation window and the requested repeat. From here the engine's time is
-    /// `restored.now`: a deadline that passed while it was down fires now, once. Returns the
-    /// ids it could not restore (their rule is no longer in the profile).
+    /// `restored.now`: a deadline that passed while it was down fires now, once. Add every
+    /// configured device first: an alarm of a device that is not comes back latched, for a
+    /// person to reset. Returns the ids it could not restore (their rule is no longer in the
+    /// profile).
     pub fn restore(&mut self, restored: RestoredSession) -> Vec<String> {
         let RestoredSession {
             now,
@@ -56,6 +58,7 @@ impl Engine {
             .collect();
         self.session.last_bp = self.session.bp_history.back().copied();
         let mut skipped = Vec::new();
+        let configured = self.devices.len();
         for mut a in alarms {
             (a.onset, a.since) = (past(a.onset), past(a.since));
             a.acknowledged = a.acknowledged.map(act);
@@ -63,16 +66,20 @@ impl Engine {
                 skipped.push(format!("{}#{}", a.rule, a.seq));
                 continue;
             };
-            let device = match &a.device {
-                Some(id) => Some(match self.device_index(id) {
-                    Some(d) => d,
-                    None => {
-                        self.add_device(a.since, id, &[]);
-                        self.devices.len() - 1
-                    }
-                }),
-                None => None,
-            };
+            // A device no longer configured (the caller adds every configured one before
+            // restoring) will send nothing to judge or end the alarm by: it is restored
+            // latched, for a person to reset, and the device is named but not watched (F14).
+            let device = a.device.as_ref().map(|id| {
+                self.device_index(id).unwrap_or_else(|| {
+                    self.devices.push(Device {
+                        id: id.clone(),
+                        last_valid: Vec::new(),
+                        low_battery_at: None,
+                    });
+                    self.devices.len() - 1
+                })
+            });
+            let gone = device.is_some_and(|d| d >= configured);
             self.next_seq = self.next_seq.max(a.seq + 1);
             let occurrence = Occurrence {
                 seq: a.seq,
@@ -101,7 +108,7 @@ impl Engine {
                         Some(self.session.repeat_due.map_or(due, |d| d.min(due)));
                 }
             }
-            if a.latched {
+            if a.latched || gone {
                 self.latched.push(Latched {
                     rule,
                     device,

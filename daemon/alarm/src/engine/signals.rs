@@ -83,6 +83,7 @@ impl Engine {
                 self.update(c, Truth::Violating, now, None);
                 self.update(c, Truth::ClearNow, now, None);
             }
+            Verdict::Measured(violating, value) => self.measured(c, now, violating, value),
         }
     }
 }

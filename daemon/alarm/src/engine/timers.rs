@@ -70,12 +70,20 @@ impl Engine {
                     let fresh = !facts.needs_fresh_evidence
                         || o.last_violation + EVIDENCE_MAX_AGE >= o.onset + delay;
                     // Only while the latest evidence is a violation: a sample that is not evidence
-                    // must not revive an older one.
-                    if o.declared.is_none() && o.last_violation >= o.last_evidence && fresh {
+                    // must not revive an older one. A kind that ends by its own deadline after
+                    // in-range evidence (a link back up) is not declared while that evidence
+                    // stands, even when it came at the same instant (added, then connected).
+                    let clearing = facts.own_deadlines && o.clearing_since.is_some();
+                    if o.declared.is_none()
+                        && o.last_violation >= o.last_evidence
+                        && !clearing
+                        && fresh
+                    {
                         offer(o.onset + delay, Deadline::Declare(c));
                     }
-                    // No clearing deadline: a condition ends on in-range evidence only, never
-                    // because time passed without any.
+                    // No clearing deadline here: a condition ends on in-range evidence only,
+                    // never because time passed without any (a kind whose evidence is a state,
+                    // such as a link that came back up, gives its own below).
                     if o.declared.is_some()
                         && o.acknowledged.is_none()
                         && o.priority > Priority::Info
@@ -89,7 +97,11 @@ impl Engine {
                         continue;
                     }
                     let low_battery_at = cond.device.and_then(|d| self.devices[d].low_battery_at);
-                    if let Some(t) = facts.kind.clear_deadline(&rule.spec, low_battery_at) {
+                    if let Some(t) =
+                        facts
+                            .kind
+                            .clear_deadline(&rule.spec, low_battery_at, o.clearing_since)
+                    {
                         offer(t, Deadline::Clear(c));
                     }
                 }

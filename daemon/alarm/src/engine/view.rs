@@ -61,6 +61,18 @@ impl Engine {
         Some(self.view(cond.rule, cond.device, cond.vital, o, state))
     }
 
+    /// A pending condition of a kind that ends by its own deadline, while in-range evidence
+    /// stands (a link back up, waiting out its clearing time): kept, so that a brief
+    /// reconnect does not restart its delay (F11), but not shown, as nothing is wrong now.
+    fn pending_but_clearing(&self, c: usize) -> bool {
+        let cond = &self.conditions[c];
+        cond.occurrence.as_ref().is_some_and(|o| {
+            o.declared.is_none()
+                && o.clearing_since.is_some()
+                && self.facts[cond.rule].own_deadlines
+        })
+    }
+
     pub(super) fn view_latched(&self, l: &Latched) -> AlarmView {
         self.view(
             l.rule,
@@ -74,6 +86,7 @@ impl Engine {
     /// Every alarm (pending ones included) and the session at `now`.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let mut alarms: Vec<AlarmView> = (0..self.conditions.len())
+            .filter(|c| !self.pending_but_clearing(*c))
             .filter_map(|c| self.view_condition(c))
             .chain(self.latched.iter().map(|l| self.view_latched(l)))
             .collect();

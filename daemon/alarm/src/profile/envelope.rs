@@ -341,18 +341,17 @@ fn check_delay(rule: &Rule, v: &mut Violations<'_, '_>) {
     }
 }
 
-/// A limit's clearing time: shorter than the default's, fewer in-range samples end an alarm
-/// (zero: one sample does, and a value hovering at the limit never sounds).
+/// A clearing time: shorter than the default's, fewer in-range samples end an alarm (zero:
+/// one sample does, and a value hovering at the limit never sounds), or a briefer reconnect
+/// ends a disconnection (and a flapping link never sounds).
 fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
-    let (
-        RuleSpec::Limit {
-            clear_after: least, ..
-        },
-        RuleSpec::Limit { clear_after, .. },
-    ) = (&reference.spec, &rule.spec)
-    else {
+    let (Some(least), Some(clear_after)) = (
+        reference.spec.kind().clear_after(&reference.spec),
+        rule.spec.kind().clear_after(&rule.spec),
+    ) else {
         return;
     };
+    let (least, clear_after) = (&least, &clear_after);
     if clear_after < least {
         v.at(
             &rule.id,
@@ -370,30 +369,11 @@ fn check_clearing(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
 /// shorter, never sparser or longer (a first check after the session, or a repeat given half
 /// an hour, never sounds in time).
 fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
-    let longest = |spec: &RuleSpec| -> Vec<(&'static str, Duration)> {
-        match spec {
-            RuleSpec::NibpOverdue {
-                first_after_dose,
-                every,
-                early_tolerance,
-                grace,
-                ..
-            } => vec![
-                ("first_after_dose", *first_after_dose),
-                ("every", *every),
-                ("early_tolerance", *early_tolerance),
-                ("grace", *grace),
-            ],
-            RuleSpec::Bp {
-                confirm_within: Some(w),
-                ..
-            } => vec![("confirm_within", *w)],
-            _ => Vec::new(),
-        }
-    };
-    for ((key, max), (_, d)) in longest(&reference.spec)
+    let (was, now) = (reference.spec.kind(), rule.spec.kind());
+    for ((key, max), (_, d)) in was
+        .at_most(&reference.spec)
         .into_iter()
-        .zip(longest(&rule.spec))
+        .zip(now.at_most(&rule.spec))
     {
         if d > max {
             let (d, max) = (
@@ -407,17 +387,19 @@ fn check_schedule(reference: &Rule, rule: &Rule, v: &mut Violations<'_, '_>) {
             );
         }
     }
-    if let (RuleSpec::NibpOverdue { until: least, .. }, RuleSpec::NibpOverdue { until, .. }) =
-        (&reference.spec, &rule.spec)
+    for ((key, least), (_, d)) in was
+        .at_least(&reference.spec)
+        .into_iter()
+        .zip(now.at_least(&rule.spec))
     {
-        if until < least {
+        if d < least {
             let (d, least) = (
-                humantime::format_duration(*until),
-                humantime::format_duration(*least),
+                humantime::format_duration(d),
+                humantime::format_duration(least),
             );
             v.at(
                 &rule.id,
-                "until",
+                key,
                 format!("{d} is shorter than the default's {least}"),
             );
         }

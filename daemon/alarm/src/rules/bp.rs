@@ -148,6 +148,17 @@ impl Kind for Bp {
         }
     }
 
+    /// A repeat given longer to confirm never sounds in time.
+    fn at_most(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        match *spec {
+            RuleSpec::Bp {
+                confirm_within: Some(w),
+                ..
+            } => vec![("confirm_within", w)],
+            _ => Vec::new(),
+        }
+    }
+
     fn limits(&self, spec: &RuleSpec) -> Vec<(Vital, Bound, &'static str)> {
         match *spec {
             RuleSpec::Bp {

@@ -107,6 +107,14 @@ impl Kind for Limit {
             return None;
         };
         match *signal {
+            // A spot-check is a settled measurement, like a cuff's: judged at once against
+            // every limit of its vital, and ended by the next one in range (F12).
+            Signal::Sample {
+                vital, value, spot, ..
+            } if spot && vitals.contains(&vital) => Some(Verdict::Measured(
+                limit_truth(*bound, value) == Truth::Violating,
+                Some(value),
+            )),
             // "Sustained for N minutes" needs a value that is watched continuously; an
             // intermittent one (a cuff's pulse rate) is held only to instantaneous limits.
             Signal::Sample {
@@ -114,6 +122,7 @@ impl Kind for Limit {
                 value,
                 continuous,
                 complete_bp,
+                ..
             } if vitals.contains(&vital) && (continuous || delay.is_zero()) => {
                 let truth = limit_truth(*bound, value);
                 // A partial BP may show a limit is met, but never ends a condition.
@@ -142,6 +151,13 @@ impl Kind for Limit {
     fn delay(&self, spec: &RuleSpec) -> Option<(&'static str, Duration)> {
         match spec {
             RuleSpec::Limit { delay, .. } => Some(("delay", *delay)),
+            _ => None,
+        }
+    }
+
+    fn clear_after(&self, spec: &RuleSpec) -> Option<Duration> {
+        match spec {
+            RuleSpec::Limit { clear_after, .. } => Some(*clear_after),
             _ => None,
         }
     }

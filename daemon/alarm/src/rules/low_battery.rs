@@ -30,7 +30,12 @@ impl Kind for LowBattery {
         matches!(signal, Signal::LowBattery).then_some(Verdict::Truth(Truth::Violating, None))
     }
 
-    fn clear_deadline(&self, spec: &RuleSpec, low_battery_at: Option<Instant>) -> Option<Instant> {
+    fn clear_deadline(
+        &self,
+        spec: &RuleSpec,
+        low_battery_at: Option<Instant>,
+        _clearing_since: Option<Instant>,
+    ) -> Option<Instant> {
         match spec {
             RuleSpec::LowBattery { clear_after } => Some(low_battery_at? + *clear_after),
             _ => None,

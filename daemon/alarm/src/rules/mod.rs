@@ -113,12 +113,14 @@ pub(crate) enum Signal {
     /// A device was added.
     DeviceAdded,
     /// (To `Vital` kinds.) A valid sample of a vital (evidence); `continuous` when the device keeps it current,
-    /// `complete_bp` when it came in a measurement with both systolic and diastolic.
+    /// `complete_bp` when it came in a measurement with both systolic and diastolic, `spot`
+    /// when it is a spot-check: a settled, discrete measurement from a device with no stream.
     Sample {
         vital: Vital,
         value: f64,
         continuous: bool,
         complete_bp: bool,
+        spot: bool,
     },
     /// A fresh valid sample of a continuous vital, to a condition already on that vital.
     Current { value: f64 },
@@ -156,6 +158,10 @@ pub(crate) enum Verdict {
     Confirm(Duration, Option<f64>),
     /// Raise and end at once: it latches until a person resets it.
     Latch,
+    /// A settled measurement (a spot-check): `true` meets the condition and declares it at
+    /// once, without its delay; `false` ends it at once, as the next measurement may be long
+    /// in coming.
+    Measured(bool, Option<f64>),
 }
 
 /// The session as the kinds see it when they decide.
@@ -277,11 +283,13 @@ pub(crate) trait Kind: Sync {
         true
     }
 
-    /// When an occurrence ends by itself. `low_battery_at`: the device's last such report.
+    /// When an occurrence ends by itself. `low_battery_at`: the device's last such report;
+    /// `clearing_since`: since when the occurrence has had in-range evidence without a gap.
     fn clear_deadline(
         &self,
         _spec: &RuleSpec,
         _low_battery_at: Option<Instant>,
+        _clearing_since: Option<Instant>,
     ) -> Option<Instant> {
         None
     }
@@ -314,6 +322,24 @@ pub(crate) trait Kind: Sync {
     /// The safety envelope: its priority while unconfirmed, where it has one.
     fn unconfirmed_priority(&self, _spec: &RuleSpec) -> Option<Priority> {
         None
+    }
+
+    /// The safety envelope: its clearing time, where it has one (an override may lengthen it,
+    /// never shorten it).
+    fn clear_after(&self, _spec: &RuleSpec) -> Option<Duration> {
+        None
+    }
+
+    /// The safety envelope: the times an override may shorten, never lengthen (a schedule's
+    /// intervals, a confirmation window), as (key, time).
+    fn at_most(&self, _spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        Vec::new()
+    }
+
+    /// The safety envelope: the times an override may lengthen, never shorten (how long a
+    /// schedule lasts), as (key, time).
+    fn at_least(&self, _spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        Vec::new()
     }
 }
 
@@ -397,8 +423,13 @@ impl Kind for AnyKind {
         self.with(|k| k.holds_at_deadline(spec, session))
     }
     #[inline]
-    fn clear_deadline(&self, spec: &RuleSpec, low_battery_at: Option<Instant>) -> Option<Instant> {
-        self.with(|k| k.clear_deadline(spec, low_battery_at))
+    fn clear_deadline(
+        &self,
+        spec: &RuleSpec,
+        low_battery_at: Option<Instant>,
+        clearing_since: Option<Instant>,
+    ) -> Option<Instant> {
+        self.with(|k| k.clear_deadline(spec, low_battery_at, clearing_since))
     }
     #[inline]
     fn message(
@@ -424,6 +455,18 @@ impl Kind for AnyKind {
     #[inline]
     fn unconfirmed_priority(&self, spec: &RuleSpec) -> Option<Priority> {
         self.with(|k| k.unconfirmed_priority(spec))
+    }
+    #[inline]
+    fn clear_after(&self, spec: &RuleSpec) -> Option<Duration> {
+        self.with(|k| k.clear_after(spec))
+    }
+    #[inline]
+    fn at_most(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        self.with(|k| k.at_most(spec))
+    }
+    #[inline]
+    fn at_least(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        self.with(|k| k.at_least(spec))
     }
 }
 

@@ -89,4 +89,31 @@ impl Kind for NibpOverdue {
         }
         None
     }
+
+    /// A sparser schedule (a first check after the session) never sounds in time.
+    fn at_most(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        match *spec {
+            RuleSpec::NibpOverdue {
+                first_after_dose,
+                every,
+                early_tolerance,
+                grace,
+                ..
+            } => vec![
+                ("first_after_dose", first_after_dose),
+                ("every", every),
+                ("early_tolerance", early_tolerance),
+                ("grace", grace),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A schedule that stops earlier leaves the rest of the session unwatched.
+    fn at_least(&self, spec: &RuleSpec) -> Vec<(&'static str, Duration)> {
+        match *spec {
+            RuleSpec::NibpOverdue { until, .. } => vec![("until", until)],
+            _ => Vec::new(),
+        }
+    }
 }

@@ -109,6 +109,8 @@ pub enum RuleSpec {
     Disconnected {
         /// How long it must stay down.
         delay: Duration,
+        /// How long it must stay up again to end the condition (a shorter one counts as `delay`).
+        clear_after: Duration,
     },
     /// The device reports its sensor off, disconnected or defective.
     SensorOff {

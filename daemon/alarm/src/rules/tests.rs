@@ -100,7 +100,7 @@ fn a_kind_without_own_deadlines_offers_none() {
             rule.id
         );
         assert_eq!(
-            kind.clear_deadline(&rule.spec, Some(now)),
+            kind.clear_deadline(&rule.spec, Some(now), Some(now)),
             None,
             "{}",
             rule.id
@@ -122,18 +122,21 @@ fn a_rule_answers_samples_only_of_the_vitals_it_judges() {
             for value in [0.0, 50.0, 95.0, 300.0, 70_000.0] {
                 for continuous in [false, true] {
                     for complete_bp in [false, true] {
-                        let sample = Signal::Sample {
-                            vital,
-                            value,
-                            continuous,
-                            complete_bp,
-                        };
-                        assert_eq!(
-                            kind.on(&rule.spec, &sample, &session),
-                            None,
-                            "{} answered a sample of {vital:?}",
-                            rule.id
-                        );
+                        for spot in [false, true] {
+                            let sample = Signal::Sample {
+                                vital,
+                                value,
+                                continuous,
+                                complete_bp,
+                                spot,
+                            };
+                            assert_eq!(
+                                kind.on(&rule.spec, &sample, &session),
+                                None,
+                                "{} answered a sample of {vital:?}",
+                                rule.id
+                            );
+                        }
                     }
                 }
             }
