@@ -32,7 +32,11 @@ impl Core {
     /// new profile with the running session restored into it.
     pub(super) fn reconfigure(&mut self, change: Reconfigure) {
         let now = self.clock.now().into_std();
-        let before = self.engine.snapshot(now).alarms;
+        let before = self.engine.snapshot(now);
+        if before.audio_pause_remaining.is_some() {
+            // The new engine starts unpaused: the safe side, every alarm is heard again.
+            tracing::warn!("the audio pause ends with the configuration reload");
+        }
         let mut carried = self.engine.carry_over(now);
         let at = self.clock.unix_ms(self.clock.now());
         let act = |storage: &crate::storage::Storage, action: &str, target: String| {
@@ -100,7 +104,7 @@ impl Core {
             .iter()
             .map(|a| format!("{}#{}", a.rule, a.seq))
             .collect();
-        for alarm in before {
+        for alarm in before.alarms {
             if ended.contains(&alarm.id) {
                 tracing::warn!(alarm = %alarm.id, "alarm ended by the configuration file");
                 let alarm = AlarmView {
