@@ -427,3 +427,45 @@ async fn a_device_removed_by_reload_leaves_without_a_disconnect_alarm() {
     );
     room.daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_s_active_alarm_ends_and_the_record_says_so() {
+    let mut room = Room::start("remove-alarm", "", &[OXIMETER, CUFF]).await;
+    Room::subscribed(&room.cuff).await;
+    let mut seen = Vec::new();
+    // The cuff is lost: its disconnect alarm sounds.
+    room.cuff.set_in_range(false);
+    let alarm = room
+        .until(&mut seen, |m| {
+            raised("device-disconnected")(m) && m["alarm"]["device"] == "cuff-1"
+        })
+        .await;
+    let id = alarm["alarm"]["id"].as_str().unwrap().to_string();
+
+    // Someone takes it out of the file: the alarm ends, on the display and in the record.
+    let outcome = room.reload("", &[OXIMETER]).await;
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    room.until(&mut seen, |m| {
+        m["type"] == "alarm" && m["event"] == "cleared" && m["alarm"]["id"] == id.as_str()
+    })
+    .await;
+    let snapshot = room.until(&mut seen, |m| m["type"] == "snapshot").await;
+    assert!(!snapshot["alarms"].to_string().contains(&id), "{snapshot}");
+    let mut cleared = 0;
+    for _ in 0..50 {
+        let db = rusqlite::Connection::open(room.dir.join("record.db")).unwrap();
+        cleared = db
+            .query_row(
+                "SELECT COUNT(*) FROM alarm_events WHERE alarm_id = ?1 AND event = 'cleared'",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if cleared > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cleared, 1, "the end of {id} is not in the record");
+    room.daemon.shutdown().await;
+}
