@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::Core;
+use crate::device_set::DeviceSet;
 use crate::metrics::Metrics;
 use crate::net::listener::GatedListener;
 use crate::net::{Conn, Net};
@@ -12,7 +13,7 @@ use crate::supervise::Fatal;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -33,6 +34,16 @@ fn watch_core(core: JoinHandle<Engine>, fatal: Fatal) -> JoinHandle<()> {
             Err(e) => fatal.raise(format!("the core task stopped: {e}")),
         }
     })
+}
+
+/// The profile in force as the session record keeps it: its name and every setting with the
+/// layer it came from.
+pub fn profile_record(profile: &vigil_alarm::Profile) -> String {
+    serde_json::json!({
+        "name": profile.name,
+        "settings": profile.settings,
+    })
+    .to_string()
 }
 
 /// How long shutdown may take before it stops waiting.
@@ -100,7 +111,8 @@ pub struct Daemon {
     out: broadcast::Sender<crate::core::Published>,
     core_handle: crate::core::CoreHandle,
     writer: std::thread::JoinHandle<()>,
-    drivers: Vec<JoinHandle<()>>,
+    drivers: TaskTracker,
+    device_set: Arc<Mutex<DeviceSet>>,
     display_sessions: TaskTracker,
     core: JoinHandle<()>,
     fatal: Fatal,
@@ -126,28 +138,15 @@ impl Daemon {
         let metrics = Arc::new(Metrics::default());
         let (out, _) = broadcast::channel(options.broadcast_capacity);
         let (events, driver_rx) = mpsc::channel(4096);
-        let mut drivers = Vec::new();
+        let mut device_set = DeviceSet::new(central, events, cancel.clone());
         let mut handles = HashMap::new();
         for spec in &config.devices {
-            let (handle, task) = vigil_drivers::spawn(
-                spec.clone(),
-                central.clone(),
-                events.clone(),
-                cancel.child_token(),
-            );
-            drivers.push(task);
-            handles.insert(spec.id.clone(), (handle, spec.format));
+            handles.insert(spec.id.clone(), device_set.start(spec));
         }
-        drop(events);
         // The session record: resume a session a crash left open, or start one. A database that
         // cannot be opened does not stop monitoring; the writer keeps trying.
         let path = config.storage_path.clone();
-        // The profile in force, every setting with the layer it came from, is kept with the session.
-        let profile_record = serde_json::json!({
-            "name": config.profile.name,
-            "settings": config.profile.settings,
-        })
-        .to_string();
+        let profile_record = profile_record(&config.profile);
         let (room, profile) = (config.room.clone(), profile_record.clone());
         let retention_days = config.retention_days;
         let opened = tokio::task::spawn_blocking(move || {
@@ -261,7 +260,8 @@ impl Daemon {
             out,
             core_handle,
             writer,
-            drivers,
+            drivers: device_set.tasks(),
+            device_set: Arc::new(Mutex::new(device_set)),
             display_sessions,
             core,
             fatal,
@@ -278,6 +278,15 @@ impl Daemon {
     /// The users the display server checks tokens against; a reload replaces them.
     pub fn users(&self) -> crate::reload::Users {
         self.users.clone()
+    }
+
+    /// What a configuration reload changes in the running daemon.
+    pub fn live(&self) -> crate::reload::Live {
+        crate::reload::Live {
+            users: self.users.clone(),
+            core: self.core_handle.clone(),
+            devices: self.device_set.clone(),
+        }
     }
 
     /// The core, for acting in-process as a person would from a display (tests and tools).
@@ -315,9 +324,8 @@ impl Daemon {
         let wait = async {
             self.display_sessions.close();
             self.display_sessions.wait().await;
-            for driver in self.drivers {
-                let _ = driver.await;
-            }
+            self.drivers.close();
+            self.drivers.wait().await;
             let _ = self.core.await;
             let _ = self.server.await;
             // The core has queued the session's end; the writer finishes once every sender of

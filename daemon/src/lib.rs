@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod demo;
+pub mod device_set;
 pub mod field;
 pub mod manpages;
 pub mod metrics;

@@ -291,7 +291,7 @@ fn run(path: &Path) -> Result<()> {
             vigil_daemon::daemon::Daemon::start(config.clone(), field::probe::system_central())
                 .await?;
         let reloader =
-            vigil_daemon::reload::Reloader::new(path.to_path_buf(), config, daemon.users());
+            vigil_daemon::reload::Reloader::new(path.to_path_buf(), config, daemon.live());
         vigil_daemon::reload::serve(hangups, reloader);
         println!("vigil: display at http://{}/", daemon.addr);
         // Under systemd (`Type=notify`): ready now; the core's loop feeds the watchdog.

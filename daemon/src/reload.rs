@@ -1,19 +1,25 @@
 //! SIGHUP (`systemctl reload vigil`): re-read the configuration and apply what can change live.
 //!
 //! A configuration that does not pass the same checks as `vigil check-config` changes nothing:
-//! the daemon keeps running on the one it has and logs every problem. One that passes replaces
-//! the users and their tokens at once (a display that connects next is checked against the new
-//! list; a display already connected with a token that was removed is closed). Everything else
-//! (devices, the alarm profile and its overrides, the address, TLS, the record) is read at start
+//! the daemon keeps running on the one it has and logs every problem. One that passes applies
+//! at once:
+//! - users and their tokens (a display that connects next is checked against the new list; a
+//!   display already connected with a token that was removed is closed);
+//! - the alarm profile and its overrides, and devices added or removed: the core rebuilds its
+//!   engine under the new profile and restores the running session into it, as a restart does
+//!   (see `core::reconfigure`), so alarms the new profile still defines keep their ids and
+//!   acknowledgements and nothing is re-announced; a device removed on purpose leaves the
+//!   room without a disconnect alarm, and one whose settings changed is removed and added.
+//!
+//! Everything else (the address, TLS, the record, the room, the log format) is read at start
 //! only: a change there is logged as waiting for a restart, and the running settings stay in
-//! force. Swapping a live engine's profile would re-evaluate alarms that are active or waiting on
-//! their delay under rules they were not raised by, and removing a device mid-session would look
-//! to the core like a lost link (an alarm); both are done by a restart, which the session record
-//! survives.
+//! force.
 
 use crate::config::{Config, User};
+use crate::core::{CoreHandle, Reconfigure};
+use crate::device_set::DeviceSet;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 /// The users the display server checks tokens against, swappable while it runs.
@@ -63,13 +69,28 @@ impl Users {
     }
 }
 
+/// What a reload can change in a running daemon (see `Daemon::live`).
+#[derive(Clone)]
+pub struct Live {
+    /// The users the display server checks tokens against.
+    pub users: Users,
+    /// The core, which takes a new profile and devices.
+    pub core: CoreHandle,
+    /// The running drivers.
+    pub devices: Arc<Mutex<DeviceSet>>,
+}
+
 /// What one reload did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The file passed; users are in force, and the named settings wait for a restart.
+    /// The file passed; users, profile and devices are in force, and the named settings wait
+    /// for a restart.
     Applied {
         /// Users now in force.
         users: usize,
+        /// Settings that changed and are in force now, besides users (`devices`, `alarm
+        /// profile and overrides`).
+        live: Vec<&'static str>,
         /// Settings that changed but apply only at a restart.
         need_restart: Vec<&'static str>,
     },
@@ -81,43 +102,106 @@ pub enum Outcome {
 pub struct Reloader {
     path: PathBuf,
     running: Config,
-    users: Users,
+    live: Live,
 }
 
 impl Reloader {
-    /// For the daemon started with `running` (read from `path`), whose server checks `users`.
-    pub fn new(path: PathBuf, running: Config, users: Users) -> Reloader {
+    /// For the daemon started with `running` (read from `path`).
+    pub fn new(path: PathBuf, running: Config, live: Live) -> Reloader {
         Reloader {
             path,
             running,
-            users,
+            live,
         }
     }
 
     /// Reads the file again and applies what it can; logs what it did and why.
-    pub fn reload(&mut self) -> Outcome {
-        let new = match Config::load(&self.path) {
+    pub async fn reload(&mut self) -> Outcome {
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| loaded.map_err(|e| e.to_string()));
+        let new = match loaded {
             Ok(new) => new,
             Err(e) => {
                 tracing::error!(file = %self.path.display(), problems = %e, "configuration reload refused: the running configuration stays in force");
-                return Outcome::Refused(e.to_string());
+                return Outcome::Refused(e);
             }
         };
         let need_restart = restart_only_changes(&self.running, &new);
         if new.users != self.running.users {
-            self.users.replace(new.users.clone());
-            self.running.users = new.users;
+            self.live.users.replace(new.users.clone());
+            self.running.users = new.users.clone();
         }
+        let live = self.apply_profile_and_devices(&new).await;
         let users = self.running.users.len();
         if need_restart.is_empty() {
-            tracing::info!(users, "configuration reloaded: users and tokens in force");
+            tracing::info!(
+                users,
+                ?live,
+                "configuration reloaded: users, tokens, profile and devices in force"
+            );
         } else {
-            tracing::warn!(users, waiting_for_restart = ?need_restart, "configuration reloaded: users and tokens in force; these settings apply at the next restart (systemctl restart vigil), the running ones stay until then");
+            tracing::warn!(users, ?live, waiting_for_restart = ?need_restart, "configuration reloaded: users, tokens, profile and devices in force; these settings apply at the next restart (systemctl restart vigil), the running ones stay until then");
         }
         Outcome::Applied {
             users,
+            live,
             need_restart,
         }
+    }
+
+    /// Hands a changed profile and the devices added or removed to the core; returns what
+    /// changed.
+    async fn apply_profile_and_devices(&mut self, new: &Config) -> Vec<&'static str> {
+        let (old, next) = (&self.running.devices, &new.devices);
+        // A device whose settings changed (port, format, ...) is removed and added.
+        let removed: Vec<String> = old
+            .iter()
+            .filter(|d| !next.contains(d))
+            .map(|d| d.id.clone())
+            .collect();
+        let added: Vec<_> = next.iter().filter(|d| !old.contains(d)).collect();
+        let profile_changed = new.profile != self.running.profile;
+        let mut live = Vec::new();
+        if !removed.is_empty() || !added.is_empty() {
+            live.push("devices");
+        }
+        if profile_changed {
+            live.push("alarm profile and overrides");
+        }
+        if live.is_empty() {
+            return live;
+        }
+        let added = {
+            let mut devices = match self.live.devices.lock() {
+                Ok(devices) => devices,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for id in &removed {
+                devices.stop(id);
+            }
+            added
+                .into_iter()
+                .map(|spec| {
+                    let (handle, format) = devices.start(spec);
+                    (spec.id.clone(), handle, format)
+                })
+                .collect()
+        };
+        let change = Reconfigure {
+            profile: new.profile.clone(),
+            profile_record: crate::daemon::profile_record(&new.profile),
+            removed,
+            added,
+        };
+        if !self.live.core.reconfigure(change).await {
+            tracing::error!("the core has stopped: the new profile and devices were not applied");
+        }
+        self.running.profile = new.profile.clone();
+        self.running.devices = new.devices.clone();
+        live
     }
 }
 
@@ -129,8 +213,6 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             changed.push(what)
         }
     };
-    check(old.devices != new.devices, "devices");
-    check(old.profile != new.profile, "alarm profile and overrides");
     check(old.listen != new.listen, "listen");
     check(old.room != new.room, "room");
     check(old.storage_path != new.storage_path, "storage path");
@@ -155,7 +237,7 @@ pub fn serve(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            let _ = tokio::task::block_in_place(|| reloader.reload());
+            let _ = reloader.reload().await;
         }
     })
 }

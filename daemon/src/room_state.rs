@@ -49,6 +49,18 @@ impl RoomState {
         }
     }
 
+    /// A device a reload added: it joins the room connecting.
+    pub fn add_device(&mut self, id: &str, format: Format) {
+        self.device_mut(id).info.format = format.name().into();
+    }
+
+    /// A device a reload removed leaves the room with its latest values (its trend stays, as
+    /// history).
+    pub fn remove_device(&mut self, id: &str) {
+        self.devices.retain(|d| d.info.device != id);
+        self.latest.retain(|(device, _), _| device != id);
+    }
+
     fn device_mut(&mut self, id: &str) -> &mut DeviceState {
         if let Some(i) = self.devices.iter().position(|d| d.info.device == id) {
             return &mut self.devices[i];

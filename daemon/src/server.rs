@@ -377,6 +377,10 @@ impl Outbox<'_> {
                         continue;
                     }
                     self.seen = message.seq;
+                    if message.snapshot_due {
+                        self.fresh_snapshot().await?;
+                        continue;
+                    }
                     self.sink
                         .feed(Message::Text(message.text.clone()))
                         .await
@@ -388,19 +392,24 @@ impl Outbox<'_> {
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Never a silent gap: a display that fell behind starts again from the state.
                 tracing::warn!(person = %self.person, missed, "display fell behind; sending a fresh snapshot");
-                let snapshot = self.app.core.snapshot(self.info.clone()).await.ok_or(())?;
-                self.seen = snapshot.seq;
-                let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
-                self.sink
-                    .feed(Message::Text(text.into()))
-                    .await
-                    .map_err(|_| ())
+                self.fresh_snapshot().await
             }
             Err(broadcast::error::RecvError::Closed) => {
                 self.close(1001, "daemon shutting down").await;
                 Err(())
             }
         }
+    }
+
+    /// Queues a fresh snapshot; what it already holds is skipped from the stream after it.
+    async fn fresh_snapshot(&mut self) -> Result<(), ()> {
+        let snapshot = self.app.core.snapshot(self.info.clone()).await.ok_or(())?;
+        self.seen = self.seen.max(snapshot.seq);
+        let text = ServerMessage::Snapshot(Box::new(snapshot)).to_json();
+        self.sink
+            .feed(Message::Text(text.into()))
+            .await
+            .map_err(|_| ())
     }
 
     /// Sends an answer to the display's own request. The changes an action caused go out

@@ -15,6 +15,7 @@ use vigil_daemon::reload::{Outcome, Reloader};
 use vigil_drivers::ble::memory::MemoryCentral;
 
 mod common;
+mod reload_live;
 
 fn write_config(dir: &Path, nurse: &str, viewer: &str, port: &str) -> PathBuf {
     let path = dir.join("vigil.toml");
@@ -89,7 +90,7 @@ async fn start(dir: &Path, path: &Path) -> (Daemon, Reloader) {
     let daemon = Daemon::start(config.clone(), Arc::new(MemoryCentral::new()))
         .await
         .unwrap();
-    let reloader = Reloader::new(path.to_path_buf(), config, daemon.users());
+    let reloader = Reloader::new(path.to_path_buf(), config, daemon.live());
     (daemon, reloader)
 }
 
@@ -106,9 +107,10 @@ async fn a_reload_swaps_tokens_and_closes_the_display_whose_token_was_withdrawn(
 
     write_config(&dir, &new, &viewer, &port);
     assert_eq!(
-        reloader.reload(),
+        reloader.reload().await,
         Outcome::Applied {
             users: 2,
+            live: vec![],
             need_restart: vec![]
         }
     );
@@ -132,7 +134,7 @@ async fn a_configuration_that_fails_check_config_changes_nothing() {
 
     // Someone puts the shipped placeholder back.
     write_config(&dir, "<nurse token>", &viewer, &port);
-    match reloader.reload() {
+    match reloader.reload().await {
         Outcome::Refused(why) => assert!(why.contains("token"), "{why}"),
         other => panic!("applied a configuration check-config refuses: {other:?}"),
     }
@@ -141,7 +143,7 @@ async fn a_configuration_that_fails_check_config_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_change_waits_for_a_restart_while_users_apply_at_once() {
+async fn a_listen_change_waits_for_a_restart_while_users_and_devices_apply_at_once() {
     let dir = tempdir("devices");
     let [nurse, viewer, new] = tokens();
     let path = write_config(&dir, &nurse, &viewer, "/dev/vigil-port-a");
@@ -149,11 +151,14 @@ async fn a_device_change_waits_for_a_restart_while_users_apply_at_once() {
     let addr = daemon.addr.to_string();
 
     write_config(&dir, &new, &viewer, "/dev/vigil-port-b");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("127.0.0.1:0", "127.0.0.1:1")).unwrap();
     assert_eq!(
-        reloader.reload(),
+        reloader.reload().await,
         Outcome::Applied {
             users: 2,
-            need_restart: vec!["devices"]
+            live: vec!["devices"],
+            need_restart: vec!["listen"]
         }
     );
     connect(&addr, &new).await.unwrap();

@@ -5,6 +5,10 @@ use super::*;
 impl Core {
     pub(super) fn on_driver(&mut self, event: DriverEvent) {
         let device = event.device.to_string();
+        if !self.devices.contains_key(&device) {
+            // Late frames of a driver a reload stopped: that device has left the room.
+            return;
+        }
         match event.kind {
             DriverEventKind::Readings(readings) => {
                 self.metrics.readings(&device, readings.len() as u64);

@@ -6,6 +6,7 @@
 mod encode;
 mod events;
 mod publish;
+mod reconfigure;
 mod requests;
 mod restore;
 
@@ -20,6 +21,7 @@ use crate::trend::Trends;
 use axum::extract::ws::Utf8Bytes;
 pub use encode::{reading_info, wire_name};
 use publish::RoomEvent;
+pub use reconfigure::Reconfigure;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,9 @@ pub struct Outgoing {
     pub text: Utf8Bytes,
     /// When the reading it carries arrived, for the delivery-latency histogram.
     pub received: Option<Instant>,
+    /// Instead of `text` (empty), each display gets a fresh snapshot: the room's devices or
+    /// limits changed (a configuration reload).
+    pub snapshot_due: bool,
 }
 
 /// What the core publishes at once: the messages one event caused, in order, so that a display
@@ -74,6 +79,10 @@ enum Request {
         person: String,
         message: ClientMessage,
         reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+    Reconfigure {
+        change: Reconfigure,
+        applied: oneshot::Sender<()>,
     },
 }
 
@@ -117,6 +126,14 @@ impl CoreHandle {
     #[cfg(feature = "fault-injection")]
     pub async fn inject(&self, fault: Fault) {
         let _ = self.requests.send(Request::Fault(fault)).await;
+    }
+
+    /// Applies a configuration reload's new profile and devices; returns once the core has
+    /// (`false` when the core has stopped).
+    pub async fn reconfigure(&self, change: Reconfigure) -> bool {
+        let (applied, done) = oneshot::channel();
+        let request = Request::Reconfigure { change, applied };
+        self.requests.send(request).await.is_ok() && done.await.is_ok()
     }
 
     /// Carries out a person's action, once its numbers are checked.

@@ -91,6 +91,7 @@ impl Core {
             seq: self.seq,
             text: text.into(),
             received,
+            snapshot_due: false,
         });
     }
 

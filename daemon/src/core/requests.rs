@@ -31,6 +31,10 @@ impl Core {
                     }
                 }
             },
+            Request::Reconfigure { change, applied } => {
+                self.reconfigure(change);
+                let _ = applied.send(());
+            }
             Request::Snapshot { user, reply } => {
                 // The chart the handle draws then holds everything up to this snapshot.
                 if let Some(trends) = self.room_state.publish_trends() {

@@ -134,3 +134,50 @@ impl Engine {
         self.signal_existing(now, None, &Signal::Unreadable);
     }
 }
+
+impl Engine {
+    /// The running session as a restart would read it back from the record (see
+    /// [`Engine::restore`]): a reload that changes the profile or the devices builds a new
+    /// engine and restores this into it, so that nothing is lost, re-announced or
+    /// un-acknowledged; `now` becomes the new engine's time. Alarms still inside their delay are not carried: their condition is
+    /// judged afresh under the new rules with the next samples.
+    pub fn carry_over(&self, now: Instant) -> RestoredSession {
+        let rule_id = |r: usize| self.profile.rules[r].id.clone();
+        let device_id = |d: Option<usize>| d.map(|d| self.devices[d].id.clone());
+        let alarm = |rule, device, vital, o: &Occurrence, latched| {
+            o.declared.map(|since| RestoredAlarm {
+                rule: rule_id(rule),
+                seq: o.seq,
+                device: device_id(device),
+                vital,
+                priority: o.priority,
+                onset: o.onset,
+                since,
+                acknowledged: o.acknowledged.clone(),
+                latched,
+                value: o.value,
+                awaiting_confirmation: o.confirm_until.is_some(),
+            })
+        };
+        let active = self.conditions.iter().filter_map(|c| {
+            let o = c.occurrence.as_ref()?;
+            alarm(c.rule, c.device, c.vital, o, false)
+        });
+        let latched = self
+            .latched
+            .iter()
+            .filter_map(|l| alarm(l.rule, l.device, l.vital, &l.occurrence, true));
+        let s = &self.session;
+        RestoredSession {
+            now,
+            dose: s.dose.clone(),
+            baseline: s
+                .baseline
+                .zip(s.baseline_taken)
+                .map(|(bp, taken)| (bp, taken, s.baseline_set_by.clone())),
+            bp_measurements: s.bp_history.iter().copied().collect(),
+            alarms: active.chain(latched).collect(),
+            next_seq: self.next_seq,
+        }
+    }
+}
