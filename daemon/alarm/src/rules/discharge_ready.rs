@@ -31,13 +31,9 @@ impl Kind for DischargeReady {
 
     /// Re-evaluated at each complete BP measurement.
     fn on(&self, spec: &RuleSpec, signal: &Signal, session: &Session) -> Option<Verdict> {
-        match *signal {
-            Signal::Bp {
-                systolic: Some(_),
-                diastolic: Some(_),
-            } => Some(Verdict::Truth(truth(ready(spec, session)), None)),
-            _ => None,
-        }
+        signal
+            .complete_bp_systolic()
+            .map(|_| Verdict::Truth(truth(ready(spec, session)), None))
     }
 
     fn idle_deadline(

@@ -147,6 +147,20 @@ pub(crate) enum Signal {
     Unreadable,
 }
 
+impl Signal {
+    /// The systolic of a complete BP measurement (systolic and diastolic both present): what
+    /// counts as a scheduled reading or a repeat. A partial frame is none.
+    pub(crate) fn complete_bp_systolic(&self) -> Option<f64> {
+        match *self {
+            Signal::Bp {
+                systolic: Some(s),
+                diastolic: Some(_),
+            } => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// What a kind makes of a signal for one condition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Verdict {

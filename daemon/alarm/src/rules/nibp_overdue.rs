@@ -49,13 +49,9 @@ impl Kind for NibpOverdue {
 
     /// A complete measurement is the scheduled reading.
     fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
-        match *signal {
-            Signal::Bp {
-                systolic: Some(s),
-                diastolic: Some(_),
-            } => Some(Verdict::Truth(Truth::ClearNow, Some(s))),
-            _ => None,
-        }
+        signal
+            .complete_bp_systolic()
+            .map(|s| Verdict::Truth(Truth::ClearNow, Some(s)))
     }
 
     fn idle_deadline(

@@ -24,13 +24,9 @@ impl Kind for NibpRepeatOverdue {
 
     /// A complete measurement is the repeat.
     fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
-        match *signal {
-            Signal::Bp {
-                systolic: Some(s),
-                diastolic: Some(_),
-            } => Some(Verdict::Truth(Truth::ClearNow, Some(s))),
-            _ => None,
-        }
+        signal
+            .complete_bp_systolic()
+            .map(|s| Verdict::Truth(Truth::ClearNow, Some(s)))
     }
 
     fn idle_deadline(
