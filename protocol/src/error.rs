@@ -22,6 +22,16 @@ pub enum DecodeError {
         /// The checksum computed from the bytes.
         actual: u8,
     },
+    /// A frame's 16-bit frame check sequence does not match; the frame is dropped.
+    #[error(
+        "frame check sequence mismatch: frame carries {expected:#06x}, bytes give {actual:#06x}"
+    )]
+    FrameCheck {
+        /// The FCS on the wire.
+        expected: u16,
+        /// The FCS computed from the bytes.
+        actual: u16,
+    },
     /// Bytes that are not part of any frame were skipped to reach the next sync point.
     #[error("skipped {skipped} byte(s) that do not start a frame")]
     Garbage {
@@ -61,7 +71,9 @@ impl DecodeError {
     /// What was dropped; the stream always continues.
     pub fn recovery(&self) -> Recovery {
         match self {
-            DecodeError::Garbage { .. } | DecodeError::Checksum { .. } => Recovery::BytesSkipped,
+            DecodeError::Garbage { .. }
+            | DecodeError::Checksum { .. }
+            | DecodeError::FrameCheck { .. } => Recovery::BytesSkipped,
             _ => Recovery::FrameDropped,
         }
     }

@@ -558,6 +558,13 @@ pub enum DeviceEvent {
         /// The device's reason or answer code (0 means success).
         code: u8,
     },
+    /// A polled device's session lost its conversation: the device answers nothing, answers
+    /// only errors, or refuses the association. The transport pump shows the device disconnected
+    /// with this reason until data flows again; the session keeps retrying meanwhile.
+    NotResponding {
+        /// Why, in words a nurse or technician can act on.
+        reason: String,
+    },
     /// The device says it is about to disconnect (Contec 0x0D).
     DisconnectNotice,
     /// What the device supports (PLX Features 0x2A60).

@@ -1,0 +1,57 @@
+//! Philips IntelliVue (MP and MX series) Data Export over the MIB/RS232 port: the framing
+//! ([`frame`]), the messages ([`message`]), numeric values ([`numeric`]) and the polling
+//! [`session`]. Facts and their sources: `docs/intellivue.md`.
+
+pub mod frame;
+pub mod message;
+pub mod numeric;
+pub mod session;
+
+use crate::format::Decoded;
+use crate::serial::LineSettings;
+use crate::stream::Deframer;
+pub use message::Message;
+pub use session::IntelliVueSession;
+
+/// The MIB/RS232 port's fixed-baudrate protocol: 115200 baud, 8N1.
+pub const LINE: LineSettings = LineSettings::n81(115_200);
+
+/// Decodes monitor-to-host bytes (any split) into observations and decode errors, without a
+/// session: what `vigil decode` and the fuzz target use. Messages that carry no readings
+/// (association answers, MDS create) decode to nothing.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    deframer: Deframer<frame::FrameReader>,
+}
+
+impl Default for StreamDecoder {
+    fn default() -> Self {
+        StreamDecoder {
+            deframer: Deframer::new(frame::FrameReader),
+        }
+    }
+}
+
+impl StreamDecoder {
+    /// Feeds the next chunk; appends what it decodes to, in order.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
+        self.deframer.push(bytes);
+        while let Some(frame) = self.deframer.next_frame() {
+            match frame.and_then(|data| Message::decode(&data)) {
+                Ok(Message::PollReply(reply)) => {
+                    out.extend(reply.observations().into_iter().map(Ok))
+                }
+                Ok(_) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+    }
+
+    /// Ends the input: reports a frame left unfinished.
+    pub fn finish(&mut self, out: &mut Vec<Decoded>) {
+        out.extend(self.deframer.finish().map(Err));
+    }
+}
+
+#[cfg(test)]
+mod tests;
