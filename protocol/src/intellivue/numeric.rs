@@ -2,7 +2,7 @@
 //! and the physiological ids Vigil maps to its vitals.
 
 use crate::model::{
-    mdc, DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, Unit, Value,
+    mdc, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, Unit, UnknownParameter, Value,
     Vital,
 };
 
@@ -106,7 +106,8 @@ pub mod physio {
     pub const AWAY_RESP_RATE: u16 = 0x5012;
     /// NOM_AWAY_CO2_ET: end-tidal CO2.
     pub const AWAY_CO2_ET: u16 = 0x50B0;
-    /// NOM_PRESS_BLD_NONINV_PULS_RATE: pulse rate from the cuff (kept as unknown_parameter).
+    /// NOM_PRESS_BLD_NONINV_PULS_RATE: pulse rate from the cuff (kept as an unknown parameter:
+    /// Vigil takes pulse from the pleth).
     pub const PRESS_BLD_NONINV_PULS_RATE: u16 = 0xF0E5;
 }
 
@@ -163,19 +164,18 @@ impl NuObsValue {
     /// The observation Vigil makes of it: a reading of a mapped vital in a unit it expects, or
     /// an unknown parameter with the physio id (never dropped, never guessed).
     pub fn observation(&self, device_time: Option<DeviceTime>) -> Observation {
-        let Some((vital, unit, code)) = mapped(self.physio_id, self.unit_code) else {
-            return DeviceEvent::UnknownParameter {
-                code: format!(
-                    "intellivue physio 0x{:04X} unit 0x{:04X}",
-                    self.physio_id, self.unit_code
-                ),
-            }
-            .into();
-        };
         let value = if self.state & state::UNAVAILABLE != 0 {
             Value::Unavailable(Unavailable::Missing)
         } else {
             float_value(self.value)
+        };
+        let Some((vital, unit, code)) = mapped(self.physio_id, self.unit_code) else {
+            return UnknownParameter {
+                code: format!("intellivue 0x{:04X}", self.physio_id),
+                value: value.number(),
+                unit: Some(format!("0x{:04X}", self.unit_code)),
+            }
+            .into();
         };
         let mut reading = Reading::from_value(vital, value, unit)
             .with_flags(state_flags(self.state))
@@ -211,6 +211,12 @@ fn mapped(physio_id: u16, unit_code: u16) -> Option<(Vital, Unit, Option<u32>)> 
         p::PRESS_BLD_NONINV_SYS => (Vital::NibpSystolic, pressure?, None),
         p::PRESS_BLD_NONINV_DIA => (Vital::NibpDiastolic, pressure?, None),
         p::PRESS_BLD_NONINV_MEAN => (Vital::NibpMean, pressure?, None),
+        p::AWAY_CO2_ET => (Vital::Etco2, pressure?, None),
+        p::RESP_RATE | p::AWAY_RESP_RATE => (
+            Vital::RespiratoryRate,
+            want(unit::RESP_PER_MIN, Unit::BreathsPerMinute)?,
+            None,
+        ),
         p::PULS_OXIM_PERF_REL => (
             Vital::PerfusionIndex,
             want(unit::PERCENT, Unit::Percent)?,
@@ -364,6 +370,21 @@ mod tests {
             nu(physio::PULS_OXIM_PERF_REL, unit::PERCENT, float_raw(25, -1)).observation(None),
         );
         assert_eq!(pi.vital, Vital::PerfusionIndex);
+        // EtCO2 in kPa (5.3 kPa ≈ 39.8 mmHg) and in mmHg; respiratory rate from either source.
+        let etco2 = reading(
+            nu(physio::AWAY_CO2_ET, unit::KILO_PASCAL, float_raw(53, -1)).observation(None),
+        );
+        assert_eq!((etco2.vital, etco2.unit), (Vital::Etco2, Unit::KPa));
+        assert!((etco2.in_canonical_unit().unwrap() - 39.75).abs() < 0.01);
+        let etco2 = reading(nu(physio::AWAY_CO2_ET, unit::MMHG, 38).observation(None));
+        assert_eq!(etco2.evidence(), Some(38.0));
+        for id in [physio::RESP_RATE, physio::AWAY_RESP_RATE] {
+            let rr = reading(nu(id, unit::RESP_PER_MIN, 14).observation(None));
+            assert_eq!(
+                (rr.vital, rr.unit),
+                (Vital::RespiratoryRate, Unit::BreathsPerMinute)
+            );
+        }
     }
 
     #[test]
@@ -376,8 +397,10 @@ mod tests {
         };
         assert_eq!(
             nibp_pulse.observation(None),
-            Observation::Event(DeviceEvent::UnknownParameter {
-                code: "intellivue physio 0xF0E5 unit 0x0AA0".into()
+            Observation::UnknownParameter(UnknownParameter {
+                code: "intellivue 0xF0E5".into(),
+                value: Some(70.0),
+                unit: Some("0x0AA0".into()),
             })
         );
         // SpO2 in mmHg is not SpO2 Vigil can judge.
@@ -389,7 +412,7 @@ mod tests {
         };
         assert!(matches!(
             odd.observation(None),
-            Observation::Event(DeviceEvent::UnknownParameter { .. })
+            Observation::UnknownParameter(_)
         ));
     }
 
