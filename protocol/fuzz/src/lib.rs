@@ -42,3 +42,39 @@ pub fn value(format: Format, data: &[u8]) {
     format.decoder().feed(data, &mut out);
     assert!(!out.is_empty(), "a value decodes to observations or an error");
 }
+
+/// IntelliVue MIB/RS232: the stream decoder gives the same output whole and split (the first
+/// byte picks the split), and a session fed the same bytes never panics and keeps its queues
+/// bounded.
+pub fn intellivue(data: &[u8]) {
+    use std::time::{Duration, Instant};
+    use vigil_protocol::intellivue::{IntelliVueSession, StreamDecoder};
+    use vigil_protocol::DeviceSession;
+    let Some((&cut, bytes)) = data.split_first() else {
+        return;
+    };
+    let decode = |chunks: &[&[u8]]| {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            d.feed(c, &mut out);
+        }
+        d.finish(&mut out);
+        merge_garbage(out)
+    };
+    let at = (cut as usize * bytes.len()) / 255;
+    assert_eq!(
+        decode(&[bytes]),
+        decode(&[&bytes[..at], &bytes[at..]]),
+        "chunking changed the output of intellivue"
+    );
+    let t0 = Instant::now();
+    let mut s = IntelliVueSession::new();
+    s.handle_connected(t0);
+    s.handle_input(&bytes[..at], t0);
+    s.handle_timeout(t0 + Duration::from_secs(1));
+    s.handle_input(&bytes[at..], t0 + Duration::from_secs(1));
+    let sent = std::iter::from_fn(|| s.poll_transmit()).count();
+    assert!(sent <= 16, "transmit queue unbounded: {sent}");
+    while s.poll_output().is_some() {}
+}

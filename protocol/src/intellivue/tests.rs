@@ -472,3 +472,40 @@ fn monitor_release_is_answered() {
     assert_eq!(frames(&mut s), vec![Message::ReleaseResult]);
     assert!(!s.is_associated());
 }
+
+/// The fuzz seeds are built from the vectors above (first byte: where the target splits).
+/// `VIGIL_WRITE_SEEDS=1 cargo test -p vigil-protocol intellivue::tests::fuzz_seeds` rewrites them.
+#[test]
+fn fuzz_seeds_are_the_vectors() {
+    let session = {
+        let mut b = vec![0x80];
+        b.extend(encode(&[spdu::AC, 0x00]));
+        b.extend(encode(&mds_create_event(9, Some(clock()))));
+        b.extend(encode(&reply(1).encode()));
+        b
+    };
+    let bad_fcs = {
+        let mut frame = encode(&reply(2).encode());
+        let n = frame.len();
+        frame[n - 3] ^= 0x01;
+        let mut b = vec![0x40, 0x55];
+        b.extend(frame);
+        b.extend(encode(&reply(3).encode()));
+        b
+    };
+    let refused = {
+        let mut b = vec![0x10];
+        b.extend(encode(&[spdu::RF, 0x00]));
+        b.extend(encode(&[spdu::AB, 0x00]));
+        b
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/intellivue");
+    for (name, bytes) in [("session", session), ("bad_fcs", bad_fcs), ("refused", refused)] {
+        let path = dir.join(name);
+        if std::env::var_os("VIGIL_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).ok(), Some(bytes), "{}", path.display());
+    }
+}
