@@ -48,9 +48,23 @@ enum State {
     Backoff { until: Instant },
 }
 
-/// One IntelliVue monitor's conversation (MIB/RS232 framing).
+/// How the messages travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// The MIB/RS232 port: a byte stream of BOF/EOF frames with an FCS.
+    Rs232,
+    /// The LAN: each UDP datagram (to and from the monitor's data-export port) is one message,
+    /// unframed.
+    Udp,
+}
+
+/// The monitor's UDP port for data export messages (the LAN variant).
+pub const UDP_DATA_EXPORT_PORT: u16 = 24105;
+
+/// One IntelliVue monitor's conversation.
 #[derive(Debug)]
 pub struct IntelliVueSession {
+    link: Link,
     state: State,
     deframer: Deframer<FrameReader>,
     transmit: VecDeque<Vec<u8>>,
@@ -66,9 +80,15 @@ impl Default for IntelliVueSession {
 }
 
 impl IntelliVueSession {
-    /// A session waiting for its transport.
+    /// A session over the MIB/RS232 port, waiting for its transport.
     pub fn new() -> Self {
+        Self::over(Link::Rs232)
+    }
+
+    /// A session over `link`, waiting for its transport.
+    pub fn over(link: Link) -> Self {
         IntelliVueSession {
+            link,
             state: State::Idle,
             deframer: Deframer::new(FrameReader),
             transmit: VecDeque::new(),
@@ -95,7 +115,10 @@ impl IntelliVueSession {
         if self.transmit.len() >= MAX_TRANSMITS {
             self.transmit.pop_front();
         }
-        self.transmit.push_back(frame::encode(user_data));
+        self.transmit.push_back(match self.link {
+            Link::Rs232 => frame::encode(user_data),
+            Link::Udp => user_data.to_vec(),
+        });
     }
 
     fn emit(&mut self, item: Decoded) {
@@ -230,6 +253,13 @@ impl DeviceSession for IntelliVueSession {
     }
 
     fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if self.link == Link::Udp {
+            match Message::decode(bytes) {
+                Ok(message) => self.handle_message(message, now),
+                Err(e) => self.emit(Err(e)),
+            }
+            return;
+        }
         self.deframer.push(bytes);
         while let Some(frame) = self.deframer.next_frame() {
             match frame.and_then(|data| Message::decode(&data)) {

@@ -500,7 +500,11 @@ fn fuzz_seeds_are_the_vectors() {
         b
     };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/intellivue");
-    for (name, bytes) in [("session", session), ("bad_fcs", bad_fcs), ("refused", refused)] {
+    for (name, bytes) in [
+        ("session", session),
+        ("bad_fcs", bad_fcs),
+        ("refused", refused),
+    ] {
         let path = dir.join(name);
         if std::env::var_os("VIGIL_WRITE_SEEDS").is_some() {
             std::fs::create_dir_all(&dir).unwrap();
@@ -508,4 +512,21 @@ fn fuzz_seeds_are_the_vectors() {
         }
         assert_eq!(std::fs::read(&path).ok(), Some(bytes), "{}", path.display());
     }
+}
+
+#[test]
+fn lan_session_sends_and_reads_unframed_datagrams() {
+    let t0 = Instant::now();
+    let mut s = IntelliVueSession::over(Link::Udp);
+    s.handle_connected(t0);
+    assert_eq!(s.poll_transmit(), Some(ASSOCIATION_REQUEST.to_vec()));
+    s.handle_input(&[spdu::AC, 0x00], t0);
+    s.handle_input(&mds_create_event(4, None), t0);
+    assert_eq!(s.poll_transmit(), Some(mds_create_result(4)));
+    assert!(matches!(
+        Message::decode(&s.poll_transmit().unwrap()),
+        Ok(Message::PollRequest { extended: true, .. })
+    ));
+    s.handle_input(&reply(1).encode(), t0);
+    assert_eq!(outputs(&mut s).len(), 3);
 }
