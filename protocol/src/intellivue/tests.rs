@@ -337,7 +337,10 @@ fn silent_monitor_is_reported_and_reassociated_with_backoff() {
             break;
         }
         now = s.poll_timeout().unwrap();
-        assert!(now <= t0 + SILENCE_LIMIT, "not reported at the silence limit");
+        assert!(
+            now <= t0 + SILENCE_LIMIT,
+            "not reported at the silence limit"
+        );
         s.handle_timeout(now);
     }
     assert_eq!(now, t0 + SILENCE_LIMIT);
