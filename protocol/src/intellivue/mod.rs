@@ -7,14 +7,31 @@ pub mod message;
 pub mod numeric;
 pub mod session;
 
+use crate::device::{DeviceCommand, DeviceSession};
 use crate::format::Decoded;
+use crate::model::Vital;
 use crate::serial::LineSettings;
 use crate::stream::Deframer;
 pub use message::Message;
-pub use session::IntelliVueSession;
+pub use session::{IntelliVueSession, Link};
 
 /// The MIB/RS232 port's fixed-baudrate protocol: 115200 baud, 8N1.
 pub const LINE: LineSettings = LineSettings::n81(115_200);
+
+/// The format's name in the config and on the command line.
+pub const NAME: &str = "intellivue";
+
+/// The vitals an IntelliVue sends continuously: the pulse oximeter's. Heart rate, EtCO2 and
+/// respiratory rate come only when the monitor has that measurement, so they are not expected.
+pub const CONTINUOUS_VITALS: &[Vital] = &[Vital::Spo2, Vital::PulseRate];
+
+/// The room may send it no command: data export is read-only.
+pub const COMMANDS: &[DeviceCommand] = &[];
+
+/// A fresh RS232 session, for the format table.
+pub fn session() -> Box<dyn DeviceSession> {
+    Box::new(IntelliVueSession::new())
+}
 
 /// Decodes monitor-to-host bytes (any split) into observations and decode errors, without a
 /// session: what `vigil decode` and the fuzz target use. Messages that carry no readings

@@ -536,3 +536,17 @@ fn lan_session_sends_and_reads_unframed_datagrams() {
     s.handle_input(&reply(1).encode(), t0);
     assert_eq!(outputs(&mut s).len(), 3);
 }
+
+#[test]
+fn format_facts_agree_with_the_session() {
+    let mut s = super::session();
+    s.handle_connected(Instant::now());
+    for c in [DeviceCommand::StartNibp, DeviceCommand::CancelNibp] {
+        assert_eq!(
+            COMMANDS.contains(&c),
+            s.handle_command(c, Instant::now()).is_ok()
+        );
+    }
+    assert_eq!(LINE.baud, 115_200);
+    assert_eq!(NAME, "intellivue");
+}
