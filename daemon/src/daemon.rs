@@ -90,6 +90,8 @@ pub struct Options {
     pub broadcast_capacity: usize,
     /// The devices are simulated (`vigil demo`): the display page says so in a banner.
     pub simulated: bool,
+    /// The `[[forward]]`s' queue bound and timeouts.
+    pub forward: crate::forward::Options,
 }
 
 impl Default for Options {
@@ -97,6 +99,7 @@ impl Default for Options {
         Options {
             broadcast_capacity: 1024,
             simulated: false,
+            forward: crate::forward::Options::default(),
         }
     }
 }
@@ -210,6 +213,14 @@ impl Daemon {
         let pulse = core.pulse();
         let (core_handle, core) = core.start(driver_rx, cancel.child_token());
         let core = watch_core(core, fatal.clone());
+        // Forwarders read the record on their own connections, beside the core, never on it.
+        metrics.set_forwards(crate::forward::start_all(
+            &config.forwards,
+            &config.storage_path,
+            &config.room,
+            options.forward,
+            &cancel,
+        ));
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
