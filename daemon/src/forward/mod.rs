@@ -20,6 +20,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+/// How often the pending count is refreshed while nothing is sent.
+const PENDING_EVERY: Duration = Duration::from_millis(500);
+
 /// Tuning; the defaults are what `vigil run` uses.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -204,19 +207,30 @@ impl Forwarder {
 
     async fn run(self) {
         let queue = self.open_queue().await;
-        let mut backoff = Duration::from_secs(1);
+        tokio::join!(self.count_pending(&queue), self.deliver(&queue));
+    }
+
+    /// Keeps the pending count current while the peer is down or slow to answer.
+    async fn count_pending(&self, queue: &Arc<Mutex<Queue>>) {
         loop {
-            if let Ok(pending) = blocking(&queue, |q| q.pending()).await {
+            if let Ok(pending) = blocking(queue, |q| q.pending()).await {
                 self.status.pending.store(pending, Ordering::Relaxed);
             }
+            tokio::time::sleep(PENDING_EVERY).await;
+        }
+    }
+
+    async fn deliver(&self, queue: &Arc<Mutex<Queue>>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
             match self.connect().await {
                 Ok(io) => {
                     tracing::info!(forward = %self.spec.name, "connected to the interface engine");
                     self.status.connected.store(true, Ordering::Relaxed);
-                    let why = self.session(io, &queue).await;
+                    let why = self.session(io, queue).await;
                     self.status.connected.store(false, Ordering::Relaxed);
                     tracing::warn!(forward = %self.spec.name, reason = %why, "interface engine connection lost; what is not acknowledged waits in the record");
-                    backoff = Duration::from_secs(1);
+                    backoff = Duration::from_secs(1).min(self.options.max_backoff);
                 }
                 Err(e) => {
                     tracing::warn!(forward = %self.spec.name, error = %e, retry_in = ?backoff, "cannot reach the interface engine");
