@@ -174,10 +174,15 @@ impl Engine {
             if tokio::time::Instant::now() > deadline {
                 let seen = self.seen.lock().unwrap();
                 panic!(
-                    "the engine never saw what was expected; it has {} messages, {} accepted: {:?}",
+                    "the engine never saw what was expected; it has {} messages, {} accepted; the last: {:?}",
                     seen.messages.len(),
                     seen.accepted.len(),
-                    seen.messages.iter().map(|m| control(m)).collect::<Vec<_>>()
+                    seen.messages
+                        .iter()
+                        .rev()
+                        .take(8)
+                        .map(|m| control(m))
+                        .collect::<Vec<_>>()
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use vigil_protocol::display::AlarmInfo;
 
 /// Most readings read for one second's batches.
-const BLOCK_MAX: usize = 2000;
+const BLOCK_MAX: usize = 500;
 /// A second's readings are complete this long after the second ends, even when nothing later
 /// has been recorded (the writer commits every 250 ms).
 const SETTLE_MS: i64 = 1500;
