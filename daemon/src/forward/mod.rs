@@ -9,6 +9,8 @@
 
 pub mod mllp;
 pub mod queue;
+#[cfg(test)]
+mod tests;
 
 use crate::config::ForwardSpec;
 use queue::{Item, Queue};
