@@ -209,18 +209,21 @@ impl Daemon {
             );
             core.restore(r);
         }
-        let trends = crate::trend::TrendService::new(core.trends(), clock);
-        let pulse = core.pulse();
-        let (core_handle, core) = core.start(driver_rx, cancel.child_token());
-        let core = watch_core(core, fatal.clone());
-        // Forwarders read the record on their own connections, beside the core, never on it.
-        metrics.set_forwards(crate::forward::start_all(
+        // Forwarders read the record on their own connections, beside the core, never on it;
+        // the core and /metrics only read their counters.
+        let forwards = crate::forward::start_all(
             &config.forwards,
             &config.storage_path,
             &config.room,
             options.forward,
             &cancel,
-        ));
+        );
+        metrics.set_forwards(forwards.clone());
+        core.set_forwards(forwards);
+        let trends = crate::trend::TrendService::new(core.trends(), clock);
+        let pulse = core.pulse();
+        let (core_handle, core) = core.start(driver_rx, cancel.child_token());
+        let core = watch_core(core, fatal.clone());
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -212,6 +212,9 @@ async fn after_an_outage_everything_arrives_in_order() {
         .await;
     let room = Room::build("", &forward(port), options()).await;
     room.devices_ready().await;
+    let (mut display, snapshot) = Display::connect(&room, "viewer-token-0123456789").await;
+    assert_eq!(snapshot["forwards"][0]["forward"], "ris", "{snapshot}");
+    assert_eq!(snapshot["forwards"][0]["connected"], false);
     for i in 0..6u16 {
         room.spo2(98 - i, 70 + i);
         tokio::time::sleep(Duration::from_millis(400)).await;
