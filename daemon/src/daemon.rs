@@ -152,8 +152,15 @@ impl Daemon {
         let profile_record = profile_record(&config.profile);
         let (room, profile) = (config.room.clone(), profile_record.clone());
         let retention_days = config.retention_days;
+        let forward_names: Vec<String> = config.forwards.iter().map(|f| f.name.clone()).collect();
         let opened = tokio::task::spawn_blocking(move || {
             let conn = crate::storage::open(&path)?;
+            // A new forward starts where the record ends now, before this run records anything.
+            for name in &forward_names {
+                if let Err(e) = crate::forward::queue::register(&conn, name) {
+                    tracing::warn!(forward = %name, error = %e, "cannot note the forward in the record");
+                }
+            }
             if let Some(days) = retention_days {
                 match crate::storage::prune(&conn, days) {
                     Ok(0) => {}

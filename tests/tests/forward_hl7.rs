@@ -93,50 +93,51 @@ async fn readings_go_batched_per_device_and_second_one_ack_at_a_time_and_read_ba
     room.spo2(94, 73);
     engine.until(WAIT, |s| accepted_obx(s) == 11).await;
 
-    let seen = engine.seen.lock().unwrap();
-    assert!(
-        !seen.sent_before_ack,
-        "a message came before the previous ACK"
-    );
-    // Round trip: the PCD-01 the engine received reads back as exactly the recorded readings.
-    let mut got = observations(&seen.accepted);
-    let mut want = recorded(&room.db);
-    assert_eq!(want.len(), 11);
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    // One device and one second per message; the three oximeter frames of one second in one.
-    let r01: Vec<&String> = seen
-        .accepted
-        .iter()
-        .filter(|m| m.contains("ORU^R01"))
-        .collect();
-    for m in &r01 {
-        let obs = observations(&[m.to_string()]);
-        assert!(obs.iter().all(|o| o.0 == obs[0].0), "one device: {m}");
+    {
+        let seen = engine.seen.lock().unwrap();
         assert!(
-            obs.iter().all(|o| o.3[..14] == obs[0].3[..14]),
-            "one second: {m}"
+            !seen.sent_before_ack,
+            "a message came before the previous ACK"
         );
-        assert_eq!(field(m, "MSH", 20), vigil_daemon::pcd::PCD01_PROFILE);
-        assert_eq!(field(m, "MSH", 11), "2.6");
+        // Round trip: the PCD-01 the engine received reads back as exactly the recorded readings.
+        let mut got = observations(&seen.accepted);
+        let mut want = recorded(&room.db);
+        assert_eq!(want.len(), 11);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        // One device and one second per message; the three oximeter frames of one second in one.
+        let r01: Vec<&String> = seen
+            .accepted
+            .iter()
+            .filter(|m| m.contains("ORU^R01"))
+            .collect();
+        for m in &r01 {
+            let obs = observations(&[m.to_string()]);
+            assert!(obs.iter().all(|o| o.0 == obs[0].0), "one device: {m}");
+            assert!(
+                obs.iter().all(|o| o.3[..14] == obs[0].3[..14]),
+                "one second: {m}"
+            );
+            assert_eq!(field(m, "MSH", 20), vigil_daemon::pcd::PCD01_PROFILE);
+            assert_eq!(field(m, "MSH", 11), "2.6");
+        }
+        let first = observations(&[r01[0].to_string()]);
+        assert_eq!(
+            (first[0].0.as_str(), first.len()),
+            ("oximeter-1", 6),
+            "{r01:?}"
+        );
+        assert_eq!(
+            r01.len(),
+            3,
+            "oximeter second 1, cuff, oximeter second 2: {r01:?}"
+        );
+        let controls: Vec<String> = seen.accepted.iter().map(|m| control(m)).collect();
+        let mut unique = controls.clone();
+        unique.dedup();
+        assert_eq!(unique, controls, "each message once");
     }
-    let first = observations(&[r01[0].to_string()]);
-    assert_eq!(
-        (first[0].0.as_str(), first.len()),
-        ("oximeter-1", 6),
-        "{r01:?}"
-    );
-    assert_eq!(
-        r01.len(),
-        3,
-        "oximeter second 1, cuff, oximeter second 2: {r01:?}"
-    );
-    let controls: Vec<String> = seen.accepted.iter().map(|m| control(m)).collect();
-    let mut unique = controls.clone();
-    unique.dedup();
-    assert_eq!(unique, controls, "each message once");
-    drop(seen);
     room.daemon.shutdown().await;
 }
 
@@ -242,36 +243,60 @@ async fn after_an_outage_everything_arrives_in_order() {
             accepted_obx(s) == 15 && s.accepted.iter().any(|m| m.contains("ORU^R40"))
         })
         .await;
-    let seen = engine.seen.lock().unwrap();
-    assert!(!seen.sent_before_ack);
-    let mut got = observations(&seen.accepted);
-    let mut want = recorded(&room.db);
-    got.sort();
-    want.sort();
-    assert_eq!(got, want, "every recorded reading, once");
-    // In order: message times never go back, and each kind in record order.
-    let times: Vec<String> = seen.accepted.iter().map(|m| field(m, "MSH", 6)).collect();
-    let mut sorted = times.clone();
-    sorted.sort();
-    assert_eq!(times, sorted, "in time order");
-    let rowids = |kind: char| -> Vec<i64> {
-        seen.accepted
-            .iter()
-            .map(|m| control(m))
-            .filter(|c| c.starts_with(kind))
-            .map(|c| c[1..].parse().unwrap())
-            .collect()
-    };
-    for kind in ['R', 'A'] {
-        let r = rowids(kind);
-        assert!(r.windows(2).all(|w| w[0] < w[1]), "{kind}: {r:?}");
+    {
+        let seen = engine.seen.lock().unwrap();
+        assert!(!seen.sent_before_ack);
+        let mut got = observations(&seen.accepted);
+        let mut want = recorded(&room.db);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "every recorded reading, once");
+        // In order: message times never go back, except that an alarm step goes at once,
+        // ahead of the readings of the second or two still completing when it happened.
+        let ms = |m: &String| -> i64 {
+            let t = field(m, "MSH", 6);
+            t[8..10].parse::<i64>().unwrap() * 3_600_000
+                + t[10..12].parse::<i64>().unwrap() * 60_000
+                + (t[12..18].parse::<f64>().unwrap() * 1000.0).round() as i64
+        };
+        for (i, later) in seen.accepted.iter().enumerate() {
+            for earlier in &seen.accepted[..i] {
+                if ms(later) < ms(earlier) {
+                    assert!(
+                        earlier.contains("ORU^R40") && later.contains("ORU^R01"),
+                        "only an alarm step may overtake readings: {earlier} before {later}"
+                    );
+                    assert!(ms(earlier) - ms(later) < 2500, "{earlier} before {later}");
+                }
+            }
+        }
+        let rowids = |kind: char| -> Vec<i64> {
+            seen.accepted
+                .iter()
+                .map(|m| control(m))
+                .filter(|c| c.starts_with(kind))
+                .map(|c| c[1..].parse().unwrap())
+                .collect()
+        };
+        for kind in ['R', 'A'] {
+            let r = rowids(kind);
+            assert!(r.windows(2).all(|w| w[0] < w[1]), "{kind}: {r:?}");
+        }
     }
-    drop(seen);
     let text = metrics(room.daemon.addr).await;
     assert_eq!(
         metric(&text, "vigil_forward_connected{forward=\"ris\"}"),
         Some(1.0)
     );
+    // The displays' status line saw the queue grow, then drain once the engine was back.
+    display
+        .until(|m| {
+            m["type"] == "forward" && m["connected"] == false && m["pending"].as_u64() > Some(0)
+        })
+        .await;
+    display
+        .until(|m| m["type"] == "forward" && m["connected"] == true && m["pending"] == 0)
+        .await;
     room.daemon.shutdown().await;
 }
 
@@ -304,17 +329,18 @@ async fn a_refused_message_is_retried_then_skipped_and_counted_and_the_rest_goes
         let c = controls.lock().unwrap();
         (c[0].clone(), c[1].clone())
     };
-    let seen = engine.seen.lock().unwrap();
-    let times = |id: &str| seen.messages.iter().filter(|m| control(m) == id).count();
-    assert_eq!(times(&poison), 3, "refused three times, then skipped");
-    assert_eq!(times(&second), 2, "refused once, accepted when sent again");
-    assert!(!seen.accepted.iter().any(|m| control(m) == poison));
-    assert_eq!(
-        control(&seen.accepted[0]),
-        second,
-        "the queue went on after the skip"
-    );
-    drop(seen);
+    {
+        let seen = engine.seen.lock().unwrap();
+        let times = |id: &str| seen.messages.iter().filter(|m| control(m) == id).count();
+        assert_eq!(times(&poison), 3, "refused three times, then skipped");
+        assert_eq!(times(&second), 2, "refused once, accepted when sent again");
+        assert!(!seen.accepted.iter().any(|m| control(m) == poison));
+        assert_eq!(
+            control(&seen.accepted[0]),
+            second,
+            "the queue went on after the skip"
+        );
+    }
     let text = metrics(room.daemon.addr).await;
     assert_eq!(
         metric(&text, "vigil_forward_refused_total{forward=\"ris\"}"),

@@ -76,7 +76,8 @@ pub struct Status {
 
 /// Every forward's status, as `/metrics` renders it.
 pub fn render_metrics(out: &mut String, forwards: &[Arc<Status>]) {
-    let series: [(&str, &str, &str, fn(&Status) -> u64); 5] = [
+    type Series = (&'static str, &'static str, &'static str, fn(&Status) -> u64);
+    let series: [Series; 5] = [
         (
             "vigil_forward_pending",
             "gauge",

@@ -70,6 +70,20 @@ pub struct Queue {
     last_sent: HashMap<String, i64>,
 }
 
+/// Notes forward `name` in the record if it is new there: a new forward starts at the end of
+/// the record (it forwards what happens from now on, not past sessions). Called when the
+/// daemon opens the record, before the core runs, so that nothing of this run is missed.
+pub fn register(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after)
+         VALUES (?1, (SELECT coalesce(max(rowid), 0) FROM readings), 0,
+                 (SELECT coalesce(max(rowid), 0) FROM alarm_events))
+         ON CONFLICT(forward) DO NOTHING",
+        params![name],
+    )?;
+    Ok(())
+}
+
 fn max_rowid(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
     conn.query_row(
         &format!("SELECT coalesce(max(rowid), 0) FROM {table}"),
@@ -79,27 +93,14 @@ fn max_rowid(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
 }
 
 impl Queue {
-    /// The queue of forward `name` in the record `conn`. A forward seen for the first time
-    /// starts at the end of the record: it forwards what happens from now on.
+    /// The queue of forward `name` in the record `conn` (see [`register`]).
     pub fn open(
         conn: Connection,
         name: &str,
         room: &str,
         max_pending_readings: u64,
     ) -> rusqlite::Result<Queue> {
-        let known: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM forward_progress WHERE forward = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if known.is_none() {
-            conn.execute(
-                "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after) VALUES (?1, ?2, 0, ?3)",
-                params![name, max_rowid(&conn, "readings")?, max_rowid(&conn, "alarm_events")?],
-            )?;
-        }
+        register(&conn, name)?;
         Ok(Queue {
             conn,
             name: name.to_string(),
