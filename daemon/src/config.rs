@@ -12,16 +12,22 @@ mod check;
 mod devices;
 mod effective;
 mod file;
+mod forward;
 mod refusals;
 mod spans;
 mod users;
 
 pub use effective::effective_profile;
-pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
+pub use file::{
+    BleEntry, ConfigFile, DeviceEntry, ForwardEntry, ForwardTlsEntry, LimitsFile, StorageFile,
+    TlsFile, UserEntry,
+};
 pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
 
 use check::Check;
 use devices::devices;
+use forward::forwards;
+pub use forward::ForwardSpec;
 use spans::Spans;
 use std::fmt;
 use std::net::SocketAddr;
@@ -107,6 +113,8 @@ pub struct Config {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Connection limits, the metrics token, allowed origins.
     pub network: limits::Network,
+    /// `[[forward]]`: interface engines readings and alarm steps are forwarded to (HL7).
+    pub forwards: Vec<ForwardSpec>,
 }
 
 /// One problem with its location.
@@ -208,6 +216,7 @@ fn validate(
             "limits",
             "metrics_token",
             "allowed_origins",
+            "forward",
         ],
         "",
     );
@@ -295,6 +304,7 @@ fn validate(
     }
     refusals::plaintext_listen(doc, listen, &mut c);
     let network = limits::network(doc, &mut c);
+    let forwards = forwards(doc, base, &mut c);
 
     match (listen, storage_path, profile) {
         (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
@@ -308,6 +318,7 @@ fn validate(
             log_format,
             tls,
             network,
+            forwards,
         }),
         _ => Err(ConfigErrors(errors)),
     }

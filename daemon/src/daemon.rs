@@ -90,6 +90,8 @@ pub struct Options {
     pub broadcast_capacity: usize,
     /// The devices are simulated (`vigil demo`): the display page says so in a banner.
     pub simulated: bool,
+    /// The `[[forward]]`s' queue bound and timeouts.
+    pub forward: crate::forward::Options,
 }
 
 impl Default for Options {
@@ -97,6 +99,7 @@ impl Default for Options {
         Options {
             broadcast_capacity: 1024,
             simulated: false,
+            forward: crate::forward::Options::default(),
         }
     }
 }
@@ -149,8 +152,15 @@ impl Daemon {
         let profile_record = profile_record(&config.profile);
         let (room, profile) = (config.room.clone(), profile_record.clone());
         let retention_days = config.retention_days;
+        let forward_names: Vec<String> = config.forwards.iter().map(|f| f.name.clone()).collect();
         let opened = tokio::task::spawn_blocking(move || {
             let conn = crate::storage::open(&path)?;
+            // A new forward starts where the record ends now, before this run records anything.
+            for name in &forward_names {
+                if let Err(e) = crate::forward::queue::register(&conn, name) {
+                    tracing::warn!(forward = %name, error = %e, "cannot note the forward in the record");
+                }
+            }
             if let Some(days) = retention_days {
                 match crate::storage::prune(&conn, days) {
                     Ok(0) => {}
@@ -206,6 +216,17 @@ impl Daemon {
             );
             core.restore(r);
         }
+        // Forwarders read the record on their own connections, beside the core, never on it;
+        // the core and /metrics only read their counters.
+        let forwards = crate::forward::start_all(
+            &config.forwards,
+            &config.storage_path,
+            &config.room,
+            options.forward,
+            &cancel,
+        );
+        metrics.set_forwards(forwards.clone());
+        core.set_forwards(forwards);
         let trends = crate::trend::TrendService::new(core.trends(), clock);
         let pulse = core.pulse();
         let (core_handle, core) = core.start(driver_rx, cancel.child_token());

@@ -25,6 +25,8 @@ pub struct Metrics {
     reading_to_frame: Mutex<Histogram<u64>>,
     /// Nanoseconds per engine evaluation of one chunk of readings.
     engine_eval: Mutex<Histogram<u64>>,
+    /// The `[[forward]]`s' statuses.
+    forwards: Mutex<Vec<std::sync::Arc<crate::forward::Status>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -43,6 +45,7 @@ impl Default for Metrics {
             sessions: AtomicI64::new(0),
             reading_to_frame: Mutex::new(histogram()),
             engine_eval: Mutex::new(histogram()),
+            forwards: Mutex::default(),
         }
     }
 }
@@ -107,6 +110,16 @@ impl Metrics {
     /// Records one engine evaluation.
     pub fn record_engine(&self, took: Duration) {
         let _ = lock(&self.engine_eval).record(took.as_nanos().max(1) as u64);
+    }
+
+    /// Shows these forwards' statuses (`vigil_forward_*`).
+    pub fn set_forwards(&self, forwards: Vec<std::sync::Arc<crate::forward::Status>>) {
+        *lock(&self.forwards) = forwards;
+    }
+
+    /// The `[[forward]]`s' statuses.
+    pub fn forwards(&self) -> Vec<std::sync::Arc<crate::forward::Status>> {
+        lock(&self.forwards).clone()
     }
 
     /// The Prometheus text exposition.
@@ -181,6 +194,7 @@ impl Metrics {
             &lock(&self.engine_eval),
             1e9,
         );
+        crate::forward::render_metrics(&mut out, &lock(&self.forwards));
         out
     }
 }

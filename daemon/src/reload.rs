@@ -219,6 +219,13 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.retention_days != new.retention_days, "retention_days");
     check(old.log_format != new.log_format, "log_format");
     check(old.tls.is_some() != new.tls.is_some(), "tls");
+    let forwards = |c: &Config| -> Vec<(String, String, u16, bool)> {
+        c.forwards
+            .iter()
+            .map(|f| (f.name.clone(), f.host.clone(), f.port, f.tls.is_some()))
+            .collect()
+    };
+    check(forwards(old) != forwards(new), "forward");
     changed
 }
 

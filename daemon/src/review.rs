@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use vigil_protocol::display::AlarmInfo;
-use vigil_protocol::model::mdc;
-use vigil_protocol::{Unit, Vital};
+use vigil_protocol::Vital;
+
+use crate::pcd;
 
 pub use crate::storage::query::{alarm_events, readings, StoredReading};
 use crate::storage::query::{session_profile, session_room, timeline_rows};
@@ -90,125 +91,26 @@ pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> any
     Ok(())
 }
 
-/// HL7 v2 timestamp (UTC) of unix ms: `YYYYMMDDHHMMSS.SSS+0000`.
-pub fn hl7_time(ms: i64) -> String {
-    let iso = rfc3339(ms); // 2026-11-23T10:00:00.123Z
-    let digits: String = iso[..19].chars().filter(|c| c.is_ascii_digit()).collect();
-    format!("{digits}.{}+0000", &iso[20..23])
-}
-
-/// HL7 escaping of the delimiters `|^~\&`.
-fn hl7_text(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\E\\"),
-            '|' => out.push_str("\\F\\"),
-            '^' => out.push_str("\\S\\"),
-            '~' => out.push_str("\\R\\"),
-            '&' => out.push_str("\\T\\"),
-            '\r' | '\n' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn msh(room: &str, at: i64, kind: &str, control: &str, profile: &str) -> String {
-    format!(
-        "MSH|^~\\&|VIGIL^^|{}^^|||{}||{kind}|{control}|P|2.6|||AL|NE||UNICODE UTF-8|||{profile}",
-        hl7_text(room),
-        hl7_time(at)
-    )
-}
-
 /// PCD-01 observations (ORU^R01), one message per numeric reading, and PCD-04 alarm reports
-/// (ORU^R40), one per alarm event. Segments end with CR; messages with CR LF.
+/// (ORU^R40), one per alarm event, encoded by [`crate::pcd`]. Messages end with CR LF.
 pub fn export_hl7(conn: &Connection, session: i64, out: &mut dyn Write) -> anyhow::Result<()> {
     let (room, _, _, _) = session_room(conn, session)?;
-    let pid = format!("PID|||SESSION-{session}^^^VIGIL^PI");
     let mut n = 0u64;
     for r in readings(conn, session)? {
-        let (Some(value), Some(code)) = (r.value, r.mdc) else {
-            continue;
-        };
-        n += 1;
-        let control = format!("{session}-{n}");
-        let name = mdc::name(code).unwrap_or("");
-        let unit = Unit::from_symbol(&r.unit)
-            .and_then(Unit::mdc)
-            .map(|(c, n)| format!("{c}^{n}^MDC"))
-            .unwrap_or_else(|| hl7_text(&r.unit));
-        let t = hl7_time(r.received_at);
-        let segments = [
-            msh(&room, r.received_at, "ORU^R01^ORU_R01", &control, "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO"),
-            pid.clone(),
-            format!("OBR|1|{control}^VIGIL|{control}^VIGIL|182777000^monitoring of patient^SNOMED-CT|||{t}"),
-            format!(
-                "OBX|1|NM|{code}^{name}^MDC|1.0.0.1|{value}|{unit}|||||R|||{t}||||{}",
-                hl7_text(&r.device)
-            ),
-        ];
-        write!(out, "{}\r\n", segments.join("\r"))?;
+        let control = format!("{session}-{}", n + 1);
+        if let Some(message) = pcd::pcd01(&room, session, &control, std::slice::from_ref(&r)) {
+            n += 1;
+            write!(out, "{message}\r\n")?;
+        }
     }
     for (event, a, at) in alarm_events(conn, session)? {
         n += 1;
         let control = format!("{session}-{n}");
-        let t = hl7_time(at);
-        let code = match (
-            a.vital.is_some(),
-            a.rule.contains("low") || a.rule.contains("below"),
-        ) {
-            (true, true) => mdc::EVT_LO,
-            (true, false) => mdc::EVT_HI,
-            _ => mdc::EVT_ALARM,
-        };
-        let limit = if code == mdc::EVT_LO {
-            "L"
-        } else if code == mdc::EVT_HI {
-            "H"
-        } else {
-            ""
-        };
-        let priority = match a.priority.as_str() {
-            "high" => "PH",
-            "medium" => "PM",
-            "low" => "PL",
-            _ => "PN",
-        };
-        let source = if a.kind == "technical" { "ST" } else { "SP" };
-        let phase = match event.as_str() {
-            "raised" => "start",
-            "escalated" => "escalate",
-            "cleared" | "reset" => "end",
-            _ => "update",
-        };
-        let state = match a.state.as_str() {
-            "latched" => "latched",
-            "cleared" => "inactive",
-            _ => "active",
-        };
-        let inactivation = if a.acknowledged_by.is_some() {
-            "acknowledged"
-        } else {
-            ""
-        };
-        let segments = [
-            msh(&room, at, "ORU^R40^ORU_R40", &control, "IHE_PCD_ACM_001^IHE PCD^1.3.6.1.4.1.19376.1.6.4.4^ISO"),
-            pid.clone(),
-            format!("OBR|1|{}^VIGIL||{code}^{}^MDC|||{t}", hl7_text(&a.id), mdc::name(code).unwrap_or("")),
-            format!(
-                "OBX|1|ST|{code}^{}^MDC|1.0.0.0.1|{}|||{}|||F|||{t}||||{}",
-                mdc::name(code).unwrap_or(""),
-                hl7_text(&a.message),
-                [limit, priority, source].join("~"),
-                hl7_text(a.device.as_deref().unwrap_or(""))
-            ),
-            format!("OBX|2|ST|68481^MDC_ATTR_EVENT_PHASE^MDC|1.0.0.0.2|{phase}||||||F"),
-            format!("OBX|3|ST|68482^MDC_ATTR_ALARM_STATE^MDC|1.0.0.0.3|{state}||||||F"),
-            format!("OBX|4|ST|68483^MDC_ATTR_ALARM_INACTIVATION_STATE^MDC|1.0.0.0.4|{inactivation}||||||F"),
-        ];
-        write!(out, "{}\r\n", segments.join("\r"))?;
+        write!(
+            out,
+            "{}\r\n",
+            pcd::pcd04(&room, session, &control, &event, &a, at)
+        )?;
     }
     Ok(())
 }
@@ -477,7 +379,8 @@ mod tests {
         assert_eq!(fields(raised[4])[5], "start");
         assert_eq!(fields(raised[5])[5], "active");
         let acked = &messages[5];
-        assert_eq!(fields(acked[6])[5], "acknowledged");
+        assert_eq!(fields(acked[4])[5], "inactivate");
+        assert_eq!(fields(acked[6])[5], "alert-acknowledged");
         assert_eq!(fields(messages[6][4])[5], "end");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -213,6 +213,21 @@ pub struct Snapshot {
     /// The alarm limits in force, for the trend chart.
     #[serde(default)]
     pub limits: Vec<LimitLine>,
+    /// Forwarding to the clinic's systems (`[[forward]]`), for the status line; absent when
+    /// nothing is forwarded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<ForwardInfo>,
+}
+
+/// One forward to the clinic's systems (HL7), as the display's status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardInfo {
+    /// The forward's name (`[[forward]] name`).
+    pub forward: String,
+    /// Readings and alarm steps recorded and not yet acknowledged by the clinic's system.
+    pub pending: u64,
+    /// The clinic's system is connected.
+    pub connected: bool,
 }
 
 /// A message from the daemon to a display.
@@ -279,6 +294,14 @@ pub enum ServerMessage {
         /// Why it ended: `expired` or `new_condition`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// A forward's pending count or connection changed (at most twice a second).
+    Forward {
+        /// Broadcast sequence number.
+        seq: u64,
+        /// Its state now.
+        #[serde(flatten)]
+        forward: ForwardInfo,
     },
     /// At least once a second: the daemon is alive.
     Heartbeat {

@@ -5,6 +5,7 @@
 
 pub mod attack;
 pub mod browser;
+pub mod hl7_engine;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;

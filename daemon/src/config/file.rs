@@ -58,6 +58,32 @@ pub struct ConfigFile {
     /// `allowed_origins`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// `[[forward]]` tables: interface engines to forward to over HL7.
+    #[serde(default, rename = "forward", skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<ForwardEntry>,
+}
+
+/// One `[[forward]]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardEntry {
+    /// `name` (default `hl7-N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `hl7`: `HOST:PORT` of the interface engine (MLLP).
+    pub hl7: String,
+    /// `tls`: `{ ca = PATH }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ForwardTlsEntry>,
+}
+
+/// A `[[forward]]`'s `tls` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardTlsEntry {
+    /// `ca`: PEM file of the CA certificate(s) the interface engine's certificate is checked
+    /// against, relative to the configuration's folder.
+    pub ca: PathBuf,
 }
 
 /// `[storage]`.
@@ -358,6 +384,13 @@ mod tests {
             }),
             metrics_token: Some("scrape-token-0123456789".into()),
             allowed_origins: vec!["https://a.example".into()],
+            forwards: vec![ForwardEntry {
+                name: Some("ris".into()),
+                hl7: "h:1".into(),
+                tls: Some(ForwardTlsEntry {
+                    ca: "ca.pem".into(),
+                }),
+            }],
         };
         let err = every.build("every", Path::new(".")).unwrap_err().0;
         let unknown: Vec<_> = err
@@ -371,6 +404,7 @@ mod tests {
             allow_plaintext = true\nmetrics_token = \"t\"\nallowed_origins = []\n\
             [storage]\npath = \"x\"\nretention_days = 1\n[tls]\ncert = \"c\"\nkey = \"k\"\n\
             [limits]\nmax_connections = 1\nmax_unauthenticated = 1\n\
+            [[forward]]\nname = \"ris\"\nhl7 = \"h:1\"\ntls = { ca = \"ca.pem\" }\n\
             [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
             [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
@@ -385,6 +419,8 @@ mod tests {
             "[limits]\n",
             "[[user]]\n",
             "ble = { ",
+            "[[forward]]\n",
+            "tls = { ",
         ] {
             let marked = if table.ends_with('\n') {
                 format!("{table}colour = 1\n")
@@ -400,7 +436,7 @@ mod tests {
             .iter()
             .filter_map(|e| e.message.strip_prefix("unknown key; expected one of "))
             .collect();
-        assert_eq!(lists.len(), 7, "{refusals:#?}");
+        assert_eq!(lists.len(), 9, "{refusals:#?}");
         for key in lists.iter().flat_map(|l| l.split(", ")) {
             assert!(
                 text.contains(&format!("\n{key} = "))

@@ -67,6 +67,7 @@ impl Core {
                 by: None,
                 message: Some(format!("Repeat the NIBP now to confirm ({rule})")),
             },
+            RoomEvent::Forward(forward) => ServerMessage::Forward { seq, forward },
             RoomEvent::Heartbeat { at } => ServerMessage::Heartbeat {
                 seq,
                 at: self.clock.rfc3339(at),
@@ -142,6 +143,7 @@ impl Core {
                 series: Vec::new(),
             },
             limits: self.limits(),
+            forwards: self.forward_infos(),
         }
     }
 

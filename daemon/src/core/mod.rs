@@ -170,6 +170,10 @@ pub struct Core {
     trends: watch::Sender<Arc<Trends>>,
     pulse: Arc<Pulse>,
     watchdog: Watchdog,
+    /// The `[[forward]]`s, shown on the displays' status line.
+    forwards: Vec<Arc<crate::forward::Status>>,
+    /// What the displays were last told of them.
+    forwards_shown: Vec<vigil_protocol::display::ForwardInfo>,
 }
 
 impl Core {
@@ -211,7 +215,15 @@ impl Core {
             trends: watch::channel(Arc::default()).0,
             pulse: Arc::new(Pulse::new()),
             watchdog: Watchdog::from_env(),
+            forwards: Vec::new(),
+            forwards_shown: Vec::new(),
         }
+    }
+
+    /// Shows these forwards on the displays' status line (snapshot and `forward` messages).
+    pub fn set_forwards(&mut self, forwards: Vec<Arc<crate::forward::Status>>) {
+        self.forwards = forwards;
+        self.forwards_shown = self.forward_infos();
     }
 
     /// The trends the core publishes, for answering trend requests off it.
@@ -271,6 +283,7 @@ impl Core {
                     _ = heartbeat.tick() => {
                         let now = self.clock.now();
                         self.emit(RoomEvent::Heartbeat { at: now }, None);
+                        self.publish_forwards();
                         self.pulse.beat(now);
                         self.watchdog.kick(now);
                         if let Some(trends) = self.room_state.publish_trends() {

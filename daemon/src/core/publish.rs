@@ -71,6 +71,8 @@ pub(super) enum RoomEvent {
         /// The rule asking.
         rule: String,
     },
+    /// A forward's pending count or connection changed.
+    Forward(vigil_protocol::display::ForwardInfo),
     /// The core is alive.
     Heartbeat {
         /// Now.
@@ -79,6 +81,35 @@ pub(super) enum RoomEvent {
 }
 
 impl Core {
+    /// The forwards as the status line shows them: read from counters the forwarders keep,
+    /// never waiting on them.
+    pub(super) fn forward_infos(&self) -> Vec<vigil_protocol::display::ForwardInfo> {
+        use std::sync::atomic::Ordering;
+        self.forwards
+            .iter()
+            .map(|f| vigil_protocol::display::ForwardInfo {
+                forward: f.name.clone(),
+                pending: f.pending.load(Ordering::Relaxed),
+                connected: f.connected.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Tells the displays of every forward whose pending count or connection changed since
+    /// they last heard (called with the heartbeat, so at most twice a second).
+    pub(super) fn publish_forwards(&mut self) {
+        let now = self.forward_infos();
+        let changed: Vec<_> = now
+            .iter()
+            .filter(|f| !self.forwards_shown.contains(f))
+            .cloned()
+            .collect();
+        self.forwards_shown = now;
+        for f in changed {
+            self.emit(RoomEvent::Forward(f), None);
+        }
+    }
+
     /// Hands a room event to the record, then to the displays (serialised once, published with
     /// the rest of what the event being handled caused).
     pub(super) fn emit(&mut self, event: RoomEvent, received: Option<Instant>) {
@@ -149,6 +180,7 @@ impl Core {
             RoomEvent::AudioPaused { .. }
             | RoomEvent::AudioPauseEnded { .. }
             | RoomEvent::NibpRequested { .. }
+            | RoomEvent::Forward(_)
             | RoomEvent::Heartbeat { .. } => return None,
         })
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
-pub(super) const MIGRATIONS: [&str; 3] = [
+pub(super) const MIGRATIONS: [&str; 4] = [
     r#"
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -88,6 +88,17 @@ WHERE json_valid(alarm);
 UPDATE alarm_events SET seq = CAST(substr(alarm_id, length(rtrim(alarm_id, '0123456789')) + 1) AS INTEGER)
 WHERE rtrim(alarm_id, '0123456789') LIKE '%#'
   AND length(rtrim(alarm_id, '0123456789')) < length(alarm_id);
+"#,
+    // HL7 forwarding (`[[forward]]`): per forward, the last reading and alarm event its peer
+    // acknowledged (rowids), and how many device batches of the next second it has; everything
+    // after is its queue.
+    r#"
+CREATE TABLE forward_progress (
+    forward TEXT PRIMARY KEY,
+    reading_after INTEGER NOT NULL,
+    block_done INTEGER NOT NULL,
+    alarm_after INTEGER NOT NULL
+);
 "#,
 ];
 
