@@ -216,7 +216,9 @@ impl Unit {
             Unit::BeatsPerMinute => Some((264_864, "MDC_DIM_BEAT_PER_MIN")),
             Unit::MmHg => Some((266_016, "MDC_DIM_MMHG")),
             Unit::BreathsPerMinute => Some((264_928, "MDC_DIM_RESP_PER_MIN")),
-            Unit::KPa | Unit::Second | Unit::KiloJoule => None,
+            // 4::3843: pascal (3840) with the kilo prefix (3).
+            Unit::KPa => Some((265_987, "MDC_DIM_KILO_PASCAL")),
+            Unit::Second | Unit::KiloJoule => None,
         }
     }
 
