@@ -326,3 +326,21 @@ fn the_envelope_holds_the_breathing_rows() {
         Priority::High
     );
 }
+
+#[test]
+fn an_apnea_alarm_survives_a_restart_and_breaths_still_end_it() {
+    let mut h = capnograph();
+    every_second(&mut h, 0.0, 21.0, &[rr(0.0), etco2(0.0)]);
+    assert_eq!(log_of(&h, "apnea"), vec![(20.0, Raised, Priority::High)]);
+    h.restart_with(22.0, &[(CAPNO, &[Vital::RespiratoryRate, Vital::Etco2])]);
+    let a = h.alarm(22.0, "apnea").expect("restored");
+    assert_eq!(
+        (a.device.as_deref(), a.vital),
+        (Some(CAPNO), Some(Vital::RespiratoryRate))
+    );
+    // Still no breath: it is the same occurrence, not a new one.
+    every_second(&mut h, 22.0, 30.0, &[rr(0.0), etco2(0.0)]);
+    assert_eq!(log_of(&h, "apnea").len(), 1, "{:?}", log_of(&h, "apnea"));
+    every_second(&mut h, 30.0, 41.0, &[rr(12.0), etco2(38.0)]);
+    assert_eq!(log_of(&h, "apnea").last().unwrap().1, Cleared);
+}
