@@ -123,6 +123,8 @@ pub fn pcd04(
         a.vital.is_some(),
         a.rule.contains("low") || a.rule.contains("below"),
     ) {
+        // No breath is no limit crossed: PCD-04 has its own event for it.
+        _ if a.rule == "apnea" => mdc::EVT_APNEA,
         (true, true) => mdc::EVT_LO,
         (true, false) => mdc::EVT_HI,
         _ => mdc::EVT_ALARM,

@@ -115,6 +115,16 @@ pub fn export_hl7(conn: &Connection, session: i64, out: &mut dyn Write) -> anyho
     Ok(())
 }
 
+/// A stored value in its vital's canonical unit: an EtCO2 or a cuff pressure stored in kPa is
+/// summarised in mmHg with the rest, never averaged with them as is.
+fn in_canonical_unit(r: &StoredReading, value: f64) -> f64 {
+    let canonical = Vital::from_name(&r.vital).map(Vital::canonical_unit);
+    match (Unit::from_symbol(&r.unit), canonical) {
+        (Some(Unit::KPa), Some(Unit::MmHg)) => vigil_protocol::kpa_to_mmhg(value),
+        _ => value,
+    }
+}
+
 /// The summary a provider signs.
 pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
     let (room, started, dose, baseline) = session_room(conn, session)?;
@@ -142,7 +152,10 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
         .filter(|r| r.flags == "[]" || !r.flags.contains("demo"))
     {
         if let Some(v) = r.value {
-            by_vital.entry(r.vital.as_str()).or_default().push(v);
+            by_vital
+                .entry(r.vital.as_str())
+                .or_default()
+                .push(in_canonical_unit(r, v));
         }
     }
     for (vital, vs) in &by_vital {

@@ -150,3 +150,37 @@ impl Reporter {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_protocol::UnknownParameter;
+
+    /// An unmapped parameter reaches the core as the device's unknown-parameter event, which the
+    /// core counts per device (`vigil_unknown_parameters_total`); its value never travels as a
+    /// reading, so it can be evidence for nothing.
+    #[tokio::test]
+    async fn an_unknown_parameter_reaches_the_core_as_a_device_event_never_a_reading() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut reporter = Reporter::new("monitor-1".into(), tx);
+        let mut items: Vec<Decoded> = vec![Ok(UnknownParameter {
+            code: "MDC_TEMP".into(),
+            value: Some(36.6),
+            unit: Some("Cel".into()),
+        }
+        .into())];
+        reporter.decoded(&mut items).await.unwrap();
+        drop(reporter);
+        let mut kinds = Vec::new();
+        while let Some(e) = rx.recv().await {
+            kinds.push(e.kind);
+        }
+        assert!(
+            matches!(
+                kinds.as_slice(),
+                [DriverEventKind::Device(DeviceEvent::UnknownParameter { code })] if code == "MDC_TEMP"
+            ),
+            "{kinds:?}"
+        );
+    }
+}

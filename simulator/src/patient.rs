@@ -1,6 +1,8 @@
 //! The simulated patient: the scenario's keyframes, interpolated, with seeded noise.
 
 use crate::scenario::{Scenario, SimVital};
+use vigil_protocol::model::MMHG_PER_KPA;
+use vigil_protocol::{Reading, Unit, Vital};
 
 /// One moment's vitals.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +43,60 @@ pub fn course(s: &Scenario, t: f64) -> Vitals {
         diastolic: keyframed(s, SimVital::Diastolic, s.baseline.diastolic, t),
         heart_rate,
         spo2: keyframed(s, SimVital::Spo2, s.baseline.spo2, t),
+    }
+}
+
+/// One moment's breathing, for devices that can carry it (a capnograph or multiparameter
+/// monitor: the HL7 monitor, and tests). Kept apart from [`Vitals`] so that the oximeter's and
+/// the cuff's seeded values, and so their bytes, stay what they were.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Breathing {
+    /// Breaths/min; 0 is no breath.
+    pub respiratory_rate: f64,
+    /// End-tidal CO2, mmHg.
+    pub etco2: f64,
+}
+
+/// The noise-free course of the breathing at `t` seconds.
+pub fn breathing_course(s: &Scenario, t: f64) -> Breathing {
+    Breathing {
+        respiratory_rate: keyframed(s, SimVital::RespiratoryRate, s.baseline.respiratory_rate, t),
+        etco2: keyframed(s, SimVital::Etco2, s.baseline.etco2, t),
+    }
+}
+
+/// The breathing a device measures at `t`: the course plus noise, whole numbers as monitors
+/// show them. No breath stays exactly 0: a monitor counts no breaths, it does not estimate.
+pub fn measured_breathing(s: &Scenario, t: f64, noise: &mut Noise) -> Breathing {
+    let b = breathing_course(s, t);
+    let rate = if b.respiratory_rate < 0.5 {
+        0.0
+    } else {
+        (b.respiratory_rate + noise.jitter(0.8)).round().max(1.0)
+    };
+    Breathing {
+        respiratory_rate: rate,
+        etco2: (b.etco2 + noise.jitter(1.0)).round().max(0.0),
+    }
+}
+
+impl Breathing {
+    /// The readings a monitor sends for it (EtCO2 in mmHg, or in kPa as many European monitors
+    /// do), with their MDC codes.
+    pub fn readings(&self, etco2_in_kpa: bool) -> [Reading; 2] {
+        let etco2 = if etco2_in_kpa {
+            Reading::number(Vital::Etco2, self.etco2 / MMHG_PER_KPA, Unit::KPa)
+        } else {
+            Reading::number(Vital::Etco2, self.etco2, Unit::MmHg)
+        };
+        [
+            Reading::number(
+                Vital::RespiratoryRate,
+                self.respiratory_rate,
+                Unit::BreathsPerMinute,
+            ),
+            etco2,
+        ]
     }
 }
 
@@ -98,6 +154,40 @@ mod tests {
             (hr_peak - (72.0 + 0.3 * 16.0)).abs() < 1e-9,
             "HR follows BP: {hr_peak}"
         );
+    }
+
+    #[test]
+    fn breathing_follows_its_keyframes_and_no_breath_stays_zero() {
+        let s = Scenario::load("respiratory-depression").unwrap();
+        assert_eq!(
+            breathing_course(&s, 0.0),
+            Breathing {
+                respiratory_rate: 14.0,
+                etco2: 38.0
+            }
+        );
+        assert!((breathing_course(&s, 570.0).respiratory_rate - 8.0).abs() < 1e-9);
+        assert_eq!(breathing_course(&s, 12.0 * 60.0).etco2, 58.0);
+        let mut n = Noise::new(7, 2);
+        for t in 840..=880 {
+            let b = measured_breathing(&s, t as f64, &mut n);
+            assert_eq!(b.respiratory_rate, 0.0, "no breath at {t} s");
+        }
+        for t in 0..100 {
+            let b = measured_breathing(&s, t as f64, &mut n);
+            assert!((13.0..=15.0).contains(&b.respiratory_rate), "{b:?}");
+        }
+        // A scenario written before breathing existed breathes normally.
+        let old = Scenario::load("desaturation").unwrap();
+        assert_eq!(breathing_course(&old, 600.0).respiratory_rate, 14.0);
+        let [rr, etco2] = Breathing {
+            respiratory_rate: 12.0,
+            etco2: 45.0,
+        }
+        .readings(true);
+        assert_eq!(rr.evidence(), Some(12.0));
+        assert_eq!(etco2.unit, Unit::KPa);
+        assert!((etco2.evidence().unwrap() - 45.0).abs() < 1e-9);
     }
 
     #[test]

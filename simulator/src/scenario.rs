@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
 /// The scenarios shipped in `simulator/scenarios/`.
-pub const BUILT_IN: [(&str, &str); 17] = [
+pub const BUILT_IN: [(&str, &str); 18] = [
     ("demo", include_str!("../scenarios/demo.toml")),
     ("kap-typical", include_str!("../scenarios/kap-typical.toml")),
     (
@@ -47,6 +47,10 @@ pub const BUILT_IN: [(&str, &str); 17] = [
         "strap-no-contact",
         include_str!("../scenarios/strap-no-contact.toml"),
     ),
+    (
+        "respiratory-depression",
+        include_str!("../scenarios/respiratory-depression.toml"),
+    ),
 ];
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -81,6 +85,21 @@ pub struct Baseline {
     pub heart_rate: f64,
     /// %.
     pub spo2: f64,
+    /// Breaths/min (default 14). Only a capnograph or multiparameter monitor carries it: the
+    /// scenario layer and the HL7 monitor, not today's serial or BLE devices.
+    #[serde(default = "normal_respiratory_rate")]
+    pub respiratory_rate: f64,
+    /// End-tidal CO2, mmHg (default 38); as `respiratory_rate`.
+    #[serde(default = "normal_etco2")]
+    pub etco2: f64,
+}
+
+fn normal_respiratory_rate() -> f64 {
+    14.0
+}
+
+fn normal_etco2() -> f64 {
+    38.0
 }
 
 /// A simulated vital a keyframe moves.
@@ -95,6 +114,10 @@ pub enum SimVital {
     HeartRate,
     /// SpO2.
     Spo2,
+    /// Respiratory rate.
+    RespiratoryRate,
+    /// End-tidal CO2.
+    Etco2,
 }
 
 /// The vital reaches `to` at `at`, linearly from the previous keyframe.

@@ -66,7 +66,7 @@ fn tightening_is_accepted() {
         delay = "5s"
         priority = "high"
         [rules.not-current]
-        vital = ["spo2", "pulse_rate", "heart_rate"]
+        vital = ["spo2", "pulse_rate", "heart_rate", "etco2", "respiratory_rate"]
         after = "20s"
         [rules.pr-high]
         above = 110

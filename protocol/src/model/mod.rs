@@ -9,6 +9,7 @@ use std::fmt;
 
 mod flags;
 mod plausible;
+mod reading_json;
 #[cfg(test)]
 mod tests;
 
@@ -216,7 +217,9 @@ impl Unit {
             Unit::BeatsPerMinute => Some((264_864, "MDC_DIM_BEAT_PER_MIN")),
             Unit::MmHg => Some((266_016, "MDC_DIM_MMHG")),
             Unit::BreathsPerMinute => Some((264_928, "MDC_DIM_RESP_PER_MIN")),
-            Unit::KPa | Unit::Second | Unit::KiloJoule => None,
+            // 4::3843: pascal (3840) with the kilo prefix (3).
+            Unit::KPa => Some((265_987, "MDC_DIM_KILO_PASCAL")),
+            Unit::Second | Unit::KiloJoule => None,
         }
     }
 
@@ -338,7 +341,10 @@ pub struct DeviceTime {
 /// In JSON the value is flattened for readers: `"value"` is a number or `null`, and an
 /// unavailable value carries `"unavailable"` with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "ReadingJson", try_from = "ReadingJson")]
+#[serde(
+    into = "reading_json::ReadingJson",
+    try_from = "reading_json::ReadingJson"
+)]
 pub struct Reading {
     /// What was measured.
     pub vital: Vital,
@@ -453,60 +459,6 @@ impl Reading {
     /// Is this reading evidence (see [`Reading::evidence`])?
     pub fn is_evidence(&self) -> bool {
         self.evidence().is_some()
-    }
-}
-
-/// The JSON shape of a [`Reading`].
-#[derive(Serialize, Deserialize)]
-struct ReadingJson {
-    vital: Vital,
-    value: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    unavailable: Option<Unavailable>,
-    unit: Unit,
-    mdc: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    device_time: Option<DeviceTime>,
-    #[serde(default)]
-    flags: Flags,
-}
-
-impl From<Reading> for ReadingJson {
-    fn from(r: Reading) -> Self {
-        let (value, unavailable) = match r.value {
-            Value::Number(v) => (Some(v), None),
-            Value::Unavailable(why) => (None, Some(why)),
-        };
-        ReadingJson {
-            vital: r.vital,
-            value,
-            unavailable,
-            unit: r.unit,
-            mdc: r.mdc,
-            device_time: r.device_time,
-            flags: r.flags,
-        }
-    }
-}
-
-impl TryFrom<ReadingJson> for Reading {
-    type Error = &'static str;
-    fn try_from(j: ReadingJson) -> Result<Self, Self::Error> {
-        let value = match (j.value, j.unavailable) {
-            (Some(v), None) => Value::Number(v),
-            (None, Some(why)) => Value::Unavailable(why),
-            (None, None) => return Err("a reading needs a value or an unavailable reason"),
-            (Some(_), Some(_)) => return Err("a reading cannot have both a value and a reason"),
-        };
-        Ok(Reading {
-            vital: j.vital,
-            value,
-            unit: j.unit,
-            mdc: j.mdc,
-            device_time: j.device_time,
-            flags: j.flags,
-        }
-        .checked())
     }
 }
 

@@ -83,6 +83,11 @@ impl Engine {
                 self.devices[d].low_battery_at = Some(now);
                 self.signal_device(now, d, None, &Signal::LowBattery);
             }
+            // No breath is about the respiratory rate: it meets the same condition as a rate
+            // of 0, so the rate's samples end it.
+            DeviceEvent::Apnea => {
+                self.signal_device(now, d, Some(Vital::RespiratoryRate), &Signal::Apnea)
+            }
             _ => {}
         }
     }

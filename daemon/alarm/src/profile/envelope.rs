@@ -73,6 +73,9 @@ pub const ENVELOPE: Envelope = Envelope {
         ("pr-low", Priority::Medium),
         ("bp-severe", Priority::Medium),
         ("bp-rise", Priority::Medium),
+        ("apnea", Priority::High),
+        ("rr-low", Priority::Medium),
+        ("etco2-high", Priority::Medium),
     ],
     delays: &[
         ("spo2-critical", secs(10)),
@@ -85,6 +88,10 @@ pub const ENVELOPE: Envelope = Envelope {
         ("not-current", secs(30)),
         ("device-disconnected", secs(10)),
         ("sensor-off", secs(15)),
+        // No breath is High, like SpO2 below 85: its delay may only be shortened.
+        ("apnea", secs(20)),
+        ("rr-low", secs(60)),
+        ("etco2-high", secs(60)),
     ],
     limits: &[
         limit(Vital::Spo2, Side::Low, 80.0),
@@ -95,6 +102,10 @@ pub const ENVELOPE: Envelope = Envelope {
         limit(Vital::NibpSystolic, Side::Low, 70.0),
         limit(Vital::NibpSystolic, Side::High, 220.0),
         limit(Vital::NibpDiastolic, Side::High, 130.0),
+        // Below 6 breaths/min is bradypnoea near apnea; above 60 mmHg EtCO2 is marked
+        // hypoventilation (docs/breathing.md).
+        limit(Vital::RespiratoryRate, Side::Low, 6.0),
+        limit(Vital::Etco2, Side::High, 60.0),
     ],
 };
 

@@ -61,6 +61,7 @@ macro_rules! kinds {
 
 kinds! {
     Limit => limit,
+    Apnea => apnea,
     Bp => bp,
     BaselineRise => baseline_rise,
     NotCurrent => not_current,
@@ -132,6 +133,9 @@ pub(crate) enum Signal {
     SensorOff(bool),
     /// The device reported a low battery.
     LowBattery,
+    /// (To `Vital` kinds, on the respiratory rate.) The device reports that the patient is not
+    /// breathing.
+    Apnea,
     /// A cuff measurement's systolic and diastolic (evidence only; either may be missing).
     Bp {
         systolic: Option<f64>,

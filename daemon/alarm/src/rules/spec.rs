@@ -117,6 +117,13 @@ pub enum RuleSpec {
         /// How long it must persist.
         delay: Duration,
     },
+    /// No breath: the device's apnea event or a respiratory rate of 0.
+    Apnea {
+        /// How long it must persist.
+        delay: Duration,
+        /// How long breaths (a rate above 0) must be seen, without a gap, to end it.
+        clear_after: Duration,
+    },
     /// The device reports a low battery.
     LowBattery {
         /// Clears when no low-battery report has come for this long.

@@ -35,10 +35,12 @@ fn unknown_type_message_names_every_kind_in_the_documented_order() {
     )
     .expect_err("an unknown type is refused");
     assert!(
-        errors.0.iter().any(|e| e.message
-            == "unknown rule type \"warp\"; expected limit, bp, baseline_rise, not_current, \
+        errors.0.iter().any(|e| {
+            e.message
+            == "unknown rule type \"warp\"; expected limit, apnea, bp, baseline_rise, not_current, \
                 nibp_overdue, nibp_repeat_overdue, disconnected, sensor_off, low_battery, \
-                no_baseline, recording_failed, record_unreadable or discharge_ready"),
+                no_baseline, recording_failed, record_unreadable or discharge_ready"
+        }),
         "{errors}"
     );
 }

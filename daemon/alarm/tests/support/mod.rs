@@ -221,6 +221,11 @@ impl Harness {
     /// session record keeps (alarms raised and not ended, the dose, the baseline, the last BP),
     /// with the oximeter and the cuff connected again.
     pub fn restart(&mut self, secs: f64) {
+        self.restart_with(secs, &[]);
+    }
+
+    /// [`Harness::restart`] with more devices configured again (id, continuous vitals).
+    pub fn restart_with(&mut self, secs: f64, more: &[(&str, &[Vital])]) {
         self.run_to(secs);
         let now = self.at(secs);
         let old = self.engine.snapshot(now);
@@ -248,6 +253,10 @@ impl Harness {
         engine.handle_link(now, OXIMETER, true);
         engine.add_device(now, CUFF, &[]);
         engine.handle_link(now, CUFF, true);
+        for (id, continuous) in more {
+            engine.add_device(now, id, continuous);
+            engine.handle_link(now, id, true);
+        }
         engine.restore(RestoredSession {
             now,
             dose: s.dose,
