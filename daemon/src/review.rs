@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use vigil_protocol::display::AlarmInfo;
-use vigil_protocol::Vital;
+use vigil_protocol::{Unit, Vital};
 
 use crate::pcd;
 
