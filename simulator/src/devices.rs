@@ -580,7 +580,8 @@ impl Device {
                     error: 1,
                 },
             ))),
-            suntech::Command::ClosePneumatics => {
+            // Both stop the measurement and deflate the cuff.
+            suntech::Command::ClosePneumatics | suntech::Command::AbortMeasurement => {
                 self.measuring_since = None;
                 None
             }

@@ -10,8 +10,10 @@
 use crate::format::Decoded;
 use std::time::Instant;
 
-/// What the room can ask of a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the room can ask of a device. On the display's wire (`devices[].commands`) a command is
+/// named as the display message that sends it: `start_nibp`, `cancel_nibp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceCommand {
     /// Start a non-invasive blood pressure (cuff) measurement.
     StartNibp,
