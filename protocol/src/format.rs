@@ -198,6 +198,25 @@ impl<'de> serde::Deserialize<'de> for Format {
 /// One output of a [`Decoder`]: an observation, or an error after which decoding continues.
 pub type Decoded = Result<Observation, DecodeError>;
 
+/// Where a [`Decoder`] appends what it decodes: a `Vec` (the CLI, tests) or a `VecDeque` (a
+/// device session's output queue), without copying through a scratch buffer.
+pub(crate) trait DecodedSink: Extend<Decoded> {
+    /// Appends one output.
+    fn push_decoded(&mut self, decoded: Decoded);
+}
+
+impl DecodedSink for Vec<Decoded> {
+    fn push_decoded(&mut self, decoded: Decoded) {
+        self.push(decoded);
+    }
+}
+
+impl DecodedSink for std::collections::VecDeque<Decoded> {
+    fn push_decoded(&mut self, decoded: Decoded) {
+        self.push_back(decoded);
+    }
+}
+
 /// Decodes any format into observations, keeping whatever state the format needs.
 #[derive(Debug)]
 pub struct Decoder {
@@ -218,14 +237,14 @@ enum State {
 fn drain<D: FrameDecoder>(
     deframer: &mut Deframer<D>,
     bytes: &[u8],
-    out: &mut Vec<Decoded>,
+    out: &mut impl DecodedSink,
     mut observe: impl FnMut(D::Frame) -> Vec<Observation>,
 ) {
     deframer.push(bytes);
     while let Some(frame) = deframer.next_frame() {
         match frame {
             Ok(f) => out.extend(observe(f).into_iter().map(Ok)),
-            Err(e) => out.push(Err(e)),
+            Err(e) => out.push_decoded(Err(e)),
         }
     }
 }
@@ -234,10 +253,15 @@ impl Decoder {
     /// Feeds bytes: for a BLE format one complete characteristic value, for a serial format the
     /// next chunk of the stream (any split). Appends what they decode to, in order.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
+        self.feed_into(bytes, out);
+    }
+
+    /// As [`Decoder::feed`], into any sink (a device session's output queue).
+    pub(crate) fn feed_into(&mut self, bytes: &[u8], out: &mut impl DecodedSink) {
         match &mut self.state {
             State::Ble(format) => match decode_ble(*format, bytes) {
                 Ok(obs) => out.extend(obs.into_iter().map(Ok)),
-                Err(e) => out.push(Err(e)),
+                Err(e) => out.push_decoded(Err(e)),
             },
             State::Masimo(d) => drain(d, bytes, out, |f| f.observations()),
             State::Nonin27(d, assembler) => {
@@ -248,14 +272,14 @@ impl Decoder {
                             Some(Ok(packet)) => {
                                 out.extend(packet.observations().into_iter().map(Ok))
                             }
-                            Some(Err(e)) => out.push(Err(e)),
+                            Some(Err(e)) => out.push_decoded(Err(e)),
                             None => {}
                         },
                         Err(e) => {
                             // A dropped frame shifts every later index: start over at the next
                             // SYNC rather than misread a float byte.
                             assembler.reset();
-                            out.push(Err(e));
+                            out.push_decoded(Err(e));
                         }
                     }
                 }

@@ -11,7 +11,6 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Listener {
     decoder: Decoder,
-    decoded: Vec<Decoded>,
     output: VecDeque<Decoded>,
     transmit: VecDeque<Vec<u8>>,
 }
@@ -21,7 +20,6 @@ impl Listener {
     pub fn new(format: Format) -> Listener {
         Listener {
             decoder: format.decoder(),
-            decoded: Vec::new(),
             output: VecDeque::new(),
             transmit: VecDeque::new(),
         }
@@ -33,8 +31,7 @@ impl Listener {
         bytes: &[u8],
     ) -> std::collections::vec_deque::Iter<'_, Decoded> {
         let start = self.output.len();
-        self.decoder.feed(bytes, &mut self.decoded);
-        self.output.extend(self.decoded.drain(..));
+        self.decoder.feed_into(bytes, &mut self.output);
         self.output.range(start..)
     }
 
