@@ -43,8 +43,11 @@ pub enum Command {
     /// Close all pneumatics: `3A 0C 00 01 01 B8`.
     ClosePneumatics,
     /// Abort the measurement in progress (the module deflates the cuff): `3A 79 01 00 4C`.
-    /// Not in the reference notes; the command bytes `79 01 00` are those two independent
-    /// open-source SunTech drivers send to stop a measurement (see `docs/hazards.md`, D rows).
+    /// Not in the project's reference notes (wire-formats §3.5): the command bytes `79 01 00`
+    /// are what the `SuntechProvider` NIBP drivers of an open-source patient-monitor firmware
+    /// send to stop a measurement (`SUNTECH_CMD_ABORT_BP` 0x01 under the `0x79` send prefix), in
+    /// two separate versions of that file; framed and checksummed like every host command.
+    /// Unconfirmed against SunTech's own Advantage OEM guide.
     AbortMeasurement,
 }
 
