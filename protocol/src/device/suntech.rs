@@ -197,7 +197,9 @@ mod tests {
         s.handle_command(DeviceCommand::StartNibp, t0).unwrap();
         sent(&mut s);
         let mut polls = 0;
-        while let Some(due) = s.poll_timeout() {
+        // Bounded: a cycle that never gives up would poll forever.
+        for _ in 0..1000 {
+            let Some(due) = s.poll_timeout() else { break };
             s.handle_timeout(due);
             polls += sent(&mut s).len();
         }
