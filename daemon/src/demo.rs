@@ -12,9 +12,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::MemoryCentral;
 use vigil_protocol::display::ClientMessage;
+use vigil_protocol::Format;
 use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
-use vigil_simulator::{Device, Kind, Scenario};
+use vigil_simulator::{Device, Scenario};
 
 /// Arguments of `vigil demo`.
 #[derive(Debug, clap::Args)]
@@ -40,11 +41,11 @@ pub struct DemoArgs {
 }
 
 /// The devices of the demo room: id, kind.
-pub const DEVICES: [(&str, Kind); 4] = [
-    ("oximeter-1", Kind::Masimo),
-    ("cuff-serial", Kind::Suntech),
-    ("cuff-ble", Kind::BleBp),
-    ("hr-strap", Kind::BleHr),
+pub const DEVICES: [(&str, Format); 4] = [
+    ("oximeter-1", Format::Masimo),
+    ("cuff-serial", Format::Suntech),
+    ("cuff-ble", Format::BleBloodPressure),
+    ("hr-strap", Format::BleHeartRate),
 ];
 
 /// Who marks the dose when the scenario gives it, if nobody has marked it by then.
@@ -124,7 +125,7 @@ impl Demo {
                     central.add(device.ble_spec(&format!("C0:FF:EE:00:00:{i:02X}"), &name));
                 config
                     .devices
-                    .push(DeviceEntry::ble_named(id, kind.format(), &name));
+                    .push(DeviceEntry::ble_named(id, *kind, &name));
                 tokio::spawn(serve_ble(device, peripheral, clock, end, sims.clone()));
             } else {
                 let link = dir.join(id);
@@ -132,9 +133,7 @@ impl Demo {
                 let port = PtyPort::open(&link).with_context(|| {
                     format!("cannot create a pseudo-terminal at {}", link.display())
                 })?;
-                config
-                    .devices
-                    .push(DeviceEntry::serial(id, kind.format(), &link));
+                config.devices.push(DeviceEntry::serial(id, *kind, &link));
                 let cancel = sims.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve_serial(device, port, clock, end, cancel).await {

@@ -40,6 +40,7 @@ impl RoomState {
                         link: LinkState::Connecting,
                         reason: None,
                         battery: None,
+                        commands: format.facts().commands.to_vec(),
                     },
                 })
                 .collect(),
@@ -51,7 +52,9 @@ impl RoomState {
 
     /// A device a reload added: it joins the room connecting.
     pub fn add_device(&mut self, id: &str, format: Format) {
-        self.device_mut(id).info.format = format.name().into();
+        let info = &mut self.device_mut(id).info;
+        info.format = format.name().into();
+        info.commands = format.facts().commands.to_vec();
     }
 
     /// A device a reload removed leaves the room with its latest values (its trend stays, as
@@ -72,6 +75,7 @@ impl RoomState {
                 link: LinkState::Connecting,
                 reason: None,
                 battery: None,
+                commands: Vec::new(),
             },
         });
         let last = self.devices.len() - 1;

@@ -4,7 +4,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use vigil_protocol::{DeviceEvent, Reading};
+use vigil_protocol::{CommandRefusal, DeviceCommand, DeviceEvent, Reading};
 
 /// The state of a device's link, as a driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,6 +64,31 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
+    /// Stop the NIBP measurement in progress.
+    CancelNibp {
+        /// The answer.
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+}
+
+/// Where a driver sends a command's answer.
+pub(crate) type Reply = oneshot::Sender<Result<(), CommandError>>;
+
+impl Command {
+    /// What is asked, and where the answer goes.
+    pub(crate) fn into_parts(self) -> (DeviceCommand, Reply) {
+        match self {
+            Command::StartNibp { reply } => (DeviceCommand::StartNibp, reply),
+            Command::CancelNibp { reply } => (DeviceCommand::CancelNibp, reply),
+        }
+    }
+
+    fn new(command: DeviceCommand, reply: Reply) -> Command {
+        match command {
+            DeviceCommand::StartNibp => Command::StartNibp { reply },
+            DeviceCommand::CancelNibp => Command::CancelNibp { reply },
+        }
+    }
 }
 
 /// Why a driver refused a command.
@@ -78,9 +103,29 @@ pub enum CommandError {
     /// A measurement is already running.
     #[error("an NIBP measurement is already running")]
     Busy,
+    /// The device's format cannot stop a measurement.
+    #[error("this device cannot stop an NIBP measurement; stop it at the monitor")]
+    CancelNotSupported,
+    /// There is no measurement to stop.
+    #[error("no NIBP measurement is running on this device")]
+    NotRunning,
     /// The driver has stopped.
     #[error("the device's driver has stopped")]
     Stopped,
+}
+
+impl CommandError {
+    /// A device session's refusal of `command`, in the driver's terms.
+    pub fn refused(command: DeviceCommand, refusal: CommandRefusal) -> CommandError {
+        match (refusal, command) {
+            (CommandRefusal::NotSupported, DeviceCommand::StartNibp) => CommandError::NotSupported,
+            (CommandRefusal::NotSupported, DeviceCommand::CancelNibp) => {
+                CommandError::CancelNotSupported
+            }
+            (CommandRefusal::Busy, _) => CommandError::Busy,
+            (CommandRefusal::NotRunning, _) => CommandError::NotRunning,
+        }
+    }
 }
 
 /// The daemon's handle on a running driver.
@@ -115,9 +160,19 @@ impl DeviceHandle {
 
     /// Asks the device to start an NIBP measurement.
     pub async fn start_nibp(&self) -> Result<(), CommandError> {
+        self.ask(DeviceCommand::StartNibp).await
+    }
+
+    /// Asks the device to stop the NIBP measurement in progress.
+    pub async fn cancel_nibp(&self) -> Result<(), CommandError> {
+        self.ask(DeviceCommand::CancelNibp).await
+    }
+
+    /// Sends a command to the driver and waits for its answer.
+    pub async fn ask(&self, command: DeviceCommand) -> Result<(), CommandError> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::StartNibp { reply })
+            .send(Command::new(command, reply))
             .await
             .map_err(|_| CommandError::Stopped)?;
         answer.await.map_err(|_| CommandError::Stopped)?
@@ -136,8 +191,8 @@ pub(crate) async fn wait_refusing_commands(
         tokio::select! {
             _ = cancel.cancelled() => return Err(()),
             _ = &mut sleep => return Ok(()),
-            Some(Command::StartNibp { reply }) = commands.recv() => {
-                let _ = reply.send(Err(CommandError::NotConnected));
+            Some(command) = commands.recv() => {
+                let _ = command.into_parts().1.send(Err(CommandError::NotConnected));
             }
         }
     }

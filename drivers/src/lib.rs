@@ -16,7 +16,6 @@ pub mod usb;
 pub use events::{Command, CommandError, DeviceHandle, DriverEvent, DriverEventKind, Link};
 
 use std::path::PathBuf;
-use std::time::Duration;
 use vigil_protocol::serial::LineSettings;
 use vigil_protocol::Format;
 
@@ -67,20 +66,6 @@ pub enum BleTarget {
     Name(String),
     /// Any peripheral advertising the Heart Rate, Blood Pressure or Pulse Oximeter service.
     AnyHealthDevice,
-}
-
-/// How long a continuous format may stay silent before the driver reports "no data". Event-driven
-/// formats (cuffs) have no cadence to miss.
-pub fn silence_limit(format: Format) -> Option<Duration> {
-    match format {
-        Format::BleBloodPressure
-        | Format::BleCuffPressure
-        | Format::BlePlxSpot
-        | Format::BlePlxFeatures
-        | Format::Suntech => None,
-        // Masimo and Nonin #8 send once a second; the others faster.
-        _ => Some(Duration::from_secs(5)),
-    }
 }
 
 /// Starts the driver for one device on the current tokio runtime, restarted if it panics (see

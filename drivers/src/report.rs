@@ -151,6 +151,21 @@ impl Reporter {
     }
 }
 
+/// The pump's clock, as the device session takes it (tokio's, so paused time works in tests).
+pub(crate) fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Hands what the device session produced to the hub.
+pub(crate) async fn report(
+    device: &mut dyn vigil_protocol::DeviceSession,
+    reporter: &mut Reporter,
+    decoded: &mut Vec<vigil_protocol::format::Decoded>,
+) -> Result<(), HubGone> {
+    decoded.extend(std::iter::from_fn(|| device.poll_output()));
+    reporter.decoded(decoded).await.map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

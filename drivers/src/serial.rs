@@ -3,25 +3,23 @@
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
-use crate::report::{HubGone, Reporter};
-use crate::{silence_limit, usb, DeviceSpec, PortSelector, SerialSpec, Transport};
+use crate::report::{now, report, HubGone, Reporter};
+use crate::{usb, DeviceSpec, PortSelector, SerialSpec, Transport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 use tokio_util::sync::CancellationToken;
-use vigil_protocol::serial::{contec, nonin, suntech, LineSettings};
-use vigil_protocol::{DeviceEvent, Format};
+use vigil_protocol::serial::LineSettings;
+use vigil_protocol::{DeviceSession, Format};
 
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
-/// An NIBP cycle that has not completed by then has failed.
-const NIBP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Where to look for USB cables (sysfs and /dev); tests point these at a fake tree.
 #[derive(Debug, Clone)]
@@ -152,19 +150,7 @@ struct Session<'a> {
     cancel: &'a CancellationToken,
 }
 
-/// An NIBP measurement in progress on a SunTech module.
-struct NibpCycle {
-    started: Instant,
-}
-
 impl Session<'_> {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), Ended> {
-        self.port
-            .write_all(bytes)
-            .await
-            .map_err(|e| Ended::Lost(format!("write failed: {e}")))
-    }
-
     async fn run(mut self) -> Ended {
         match self.serve().await {
             Ok(()) => Ended::Cancelled,
@@ -172,34 +158,32 @@ impl Session<'_> {
         }
     }
 
-    async fn serve(&mut self) -> Result<(), Ended> {
-        // What the device needs to hear before it talks.
-        match self.format {
-            Format::Contec => self.write(&contec::Command::StartRealTime.encode()).await?,
-            Format::Nonin2 | Format::Nonin7 | Format::Nonin8 => {
-                let n = match self.format {
-                    Format::Nonin2 => 2,
-                    Format::Nonin7 => 7,
-                    _ => 8,
-                };
-                // The 9560 needs this within 5 s of connecting; the OEM III ignores it.
-                self.write(&nonin::select_format_command(n)).await?;
-            }
-            _ => {}
+    /// Writes everything the device session has queued.
+    async fn transmit(&mut self, device: &mut dyn DeviceSession) -> Result<(), Ended> {
+        while let Some(bytes) = device.poll_transmit() {
+            self.port
+                .write_all(&bytes)
+                .await
+                .map_err(|e| Ended::Lost(format!("write failed: {e}")))?;
         }
-        let mut decoder = self.format.decoder();
+        Ok(())
+    }
+
+    /// The pump: bytes read go to the device session, its bytes are written, its timer is
+    /// kept, commands are handed to it; silence and decoding errors are watched here.
+    async fn serve(&mut self) -> Result<(), Ended> {
+        let mut device = self.format.session();
+        device.handle_connected(now());
+        self.transmit(device.as_mut()).await?;
         let mut decoded = Vec::new();
         let mut buf = vec![0u8; 4096];
-        let mut keep_alive = interval(Duration::from_secs(contec::KEEP_ALIVE_SECS));
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        keep_alive.tick().await;
         let mut second = interval(Duration::from_secs(1));
         second.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let silence = silence_limit(self.format);
+        let silence = self.format.silence_limit();
         let mut last_data = Instant::now();
         let mut silent = false;
-        let mut nibp: Option<NibpCycle> = None;
         loop {
+            let timer = device.poll_timeout().map(Instant::from_std);
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(()),
                 read = self.port.read(&mut buf) => {
@@ -214,30 +198,20 @@ impl Session<'_> {
                         silent = false;
                         self.reporter.link(Link::Connected).await?;
                     }
-                    decoder.feed(&buf[..n], &mut decoded);
-                    for event in self.reporter.decoded(&mut decoded).await? {
-                        if event == DeviceEvent::MeasurementComplete && nibp.take().is_some() {
-                            self.write(&suntech::Command::GetBpData.encode()).await?;
-                        }
-                    }
+                    device.handle_input(&buf[..n], now());
+                    report(device.as_mut(), self.reporter, &mut decoded).await?;
                 }
-                _ = keep_alive.tick(), if self.format == Format::Contec => {
-                    self.write(&contec::Command::KeepAlive.encode()).await?;
+                _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    device.handle_timeout(now());
+                    report(device.as_mut(), self.reporter, &mut decoded).await?;
                 }
-                Some(command) = self.commands.recv() => match command {
-                    Command::StartNibp { reply } => {
-                        let answer = if self.format != Format::Suntech {
-                            Err(CommandError::NotSupported)
-                        } else if nibp.is_some() {
-                            Err(CommandError::Busy)
-                        } else {
-                            self.write(&suntech::Command::StartMeasurement.encode()).await?;
-                            nibp = Some(NibpCycle { started: Instant::now() });
-                            Ok(())
-                        };
-                        let _ = reply.send(answer);
-                    }
-                },
+                Some(command) = self.commands.recv() => {
+                    let (command, reply) = command.into_parts();
+                    let answer = device
+                        .handle_command(command, now())
+                        .map_err(|refusal| CommandError::refused(command, refusal));
+                    let _ = reply.send(answer);
+                }
                 _ = second.tick() => {
                     self.reporter.flush_errors(true).await?;
                     let quiet = last_data.elapsed();
@@ -247,18 +221,9 @@ impl Session<'_> {
                             self.reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
                         }
                     }
-                    if let Some(cycle) = &nibp {
-                        if cycle.started.elapsed() >= NIBP_TIMEOUT {
-                            nibp = None;
-                            tracing::warn!("NIBP measurement did not complete in time");
-                            self.reporter.event(DeviceEvent::MeasurementFailed { code: 0xFF }).await?;
-                        } else {
-                            // Poll the cuff pressure; the module answers `K` when it is done.
-                            self.write(&suntech::Command::GetCuffPressure.encode()).await?;
-                        }
-                    }
                 }
             }
+            self.transmit(device.as_mut()).await?;
         }
     }
 }

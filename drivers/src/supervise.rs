@@ -85,11 +85,11 @@ pub async fn supervise<F, Fut>(
 fn forward(inner: &mpsc::Sender<Command>, command: Command) {
     match inner.try_send(command) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(Command::StartNibp { reply })) => {
-            let _ = reply.send(Err(CommandError::Busy));
+        Err(mpsc::error::TrySendError::Full(command)) => {
+            let _ = command.into_parts().1.send(Err(CommandError::Busy));
         }
-        Err(mpsc::error::TrySendError::Closed(Command::StartNibp { reply })) => {
-            let _ = reply.send(Err(CommandError::NotConnected));
+        Err(mpsc::error::TrySendError::Closed(command)) => {
+            let _ = command.into_parts().1.send(Err(CommandError::NotConnected));
         }
     }
 }

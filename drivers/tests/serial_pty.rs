@@ -14,7 +14,7 @@ use tokio::time::{timeout, Instant};
 use tokio_serial::{SerialPort, SerialStream};
 use vigil_drivers::ble::memory::MemoryCentral;
 use vigil_drivers::{DeviceSpec, DriverEventKind, Link, PortSelector, SerialSpec, Transport};
-use vigil_protocol::serial::contec;
+use vigil_protocol::serial::{contec, suntech};
 use vigil_protocol::stream::Deframer;
 use vigil_protocol::{Format, Vital};
 
@@ -307,6 +307,61 @@ async fn nibp_start_is_refused_by_formats_that_cannot_do_it() {
     assert_eq!(
         handle.start_nibp().await,
         Err(vigil_drivers::CommandError::NotSupported)
+    );
+    cancel.cancel();
+}
+
+/// Reads host commands from the device side of a SunTech port until `want` has arrived.
+async fn suntech_hears(master: &mut SerialStream, want: suntech::Command) {
+    let mut commands = Deframer::new(suntech::CommandDecoder);
+    let mut buf = [0u8; 256];
+    loop {
+        let n = timeout(Duration::from_secs(5), master.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the module never heard {want:?}"))
+            .unwrap();
+        commands.push(&buf[..n]);
+        while let Some(frame) = commands.next_frame() {
+            if frame == Ok(want) {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn suntech_start_fetch_and_cancel_go_through_the_pump() {
+    let d = dir();
+    let mut port = FakePort::new(d.join("suntech"));
+    let (mut rx, handle, cancel) = start(spec(Format::Suntech, port.link.clone()));
+    expect(&mut rx, Duration::from_secs(5), connected).await;
+    use vigil_drivers::CommandError;
+    assert_eq!(handle.cancel_nibp().await, Err(CommandError::NotRunning));
+    assert_eq!(handle.start_nibp().await, Ok(()));
+    suntech_hears(&mut port.master, suntech::Command::StartMeasurement).await;
+    assert_eq!(handle.start_nibp().await, Err(CommandError::Busy));
+    // The module polls its way through; `K` makes the driver fetch the record.
+    suntech_hears(&mut port.master, suntech::Command::GetCuffPressure).await;
+    let done = suntech::Response::Status(suntech::STATUS_COMPLETE).encode();
+    port.master.write_all(&done).await.unwrap();
+    suntech_hears(&mut port.master, suntech::Command::GetBpData).await;
+    // A new cycle, cancelled: the module hears the abort, and nothing runs afterwards.
+    assert_eq!(handle.start_nibp().await, Ok(()));
+    assert_eq!(handle.cancel_nibp().await, Ok(()));
+    suntech_hears(&mut port.master, suntech::Command::AbortMeasurement).await;
+    assert_eq!(handle.cancel_nibp().await, Err(CommandError::NotRunning));
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn nibp_cancel_is_refused_by_formats_that_cannot_do_it() {
+    let d = dir();
+    let port = FakePort::new(d.join("masimo-cancel"));
+    let (mut rx, handle, cancel) = start(spec(Format::Masimo, port.link.clone()));
+    expect(&mut rx, Duration::from_secs(5), connected).await;
+    assert_eq!(
+        handle.cancel_nibp().await,
+        Err(vigil_drivers::CommandError::CancelNotSupported)
     );
     cancel.cancel();
 }

@@ -48,6 +48,10 @@ pub struct DeviceInfo {
     /// Last battery level, %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub battery: Option<u8>,
+    /// The commands the device accepts from the room (its format's), e.g. `start_nibp` and
+    /// `cancel_nibp` for a cuff the daemon can run; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<crate::device::DeviceCommand>,
 }
 
 /// One reading as the display receives it.
@@ -409,6 +413,14 @@ pub enum ClientMessage {
         #[serde(default)]
         request_id: Option<String>,
     },
+    /// Stop the NIBP measurement in progress on a device (the cuff deflates).
+    CancelNibp {
+        /// The device.
+        device: String,
+        /// Echoed in the answer.
+        #[serde(default)]
+        request_id: Option<String>,
+    },
     /// Ask for a longer trend (any role may).
     Trend {
         /// Minutes, 1 to 480.
@@ -429,7 +441,18 @@ impl ClientMessage {
             | ClientMessage::MarkDose { request_id }
             | ClientMessage::SetBaseline { request_id, .. }
             | ClientMessage::StartNibp { request_id, .. }
+            | ClientMessage::CancelNibp { request_id, .. }
             | ClientMessage::Trend { request_id, .. } => request_id.as_deref(),
+        }
+    }
+
+    /// The device command a message asks for, and the device it is for.
+    pub fn device_command(&self) -> Option<(crate::device::DeviceCommand, &str)> {
+        use crate::device::DeviceCommand;
+        match self {
+            ClientMessage::StartNibp { device, .. } => Some((DeviceCommand::StartNibp, device)),
+            ClientMessage::CancelNibp { device, .. } => Some((DeviceCommand::CancelNibp, device)),
+            _ => None,
         }
     }
 
@@ -442,6 +465,7 @@ impl ClientMessage {
             ClientMessage::MarkDose { .. } => "mark_dose",
             ClientMessage::SetBaseline { .. } => "set_baseline",
             ClientMessage::StartNibp { .. } => "start_nibp",
+            ClientMessage::CancelNibp { .. } => "cancel_nibp",
             ClientMessage::Trend { .. } => "trend",
         }
     }

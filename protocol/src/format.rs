@@ -6,79 +6,74 @@
 use crate::ble::blood_pressure::BloodPressureMeasurement;
 use crate::ble::heart_rate::HeartRateMeasurement;
 use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
+use crate::device::{self, BlePlan, DeviceCommand, DeviceSession, DeviceTransport, FormatFacts};
 use crate::error::DecodeError;
 use crate::model::Observation;
 use crate::serial::{contec, masimo, nonin, suntech, LineSettings};
 use crate::stream::{Deframer, FrameDecoder};
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
-/// A device wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
+/// The one list of formats: each variant and the static facts its module keeps (`device/`).
+/// Adding a format is a line here plus its module; the enum, [`Format::ALL`] and
+/// [`Format::facts`] all come from this list.
+macro_rules! formats {
+    ($($(#[doc = $doc:literal])* $variant:ident => $facts:path,)*) => {
+        /// A device wire format.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Format {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Format {
+            /// Every format, in the order the documentation lists them.
+            pub const ALL: [Format; [$(Format::$variant),*].len()] = [$(Format::$variant),*];
+
+            /// What is fixed about the format: name, transport, continuous vitals, silence
+            /// limit, the commands it accepts, and its session.
+            pub fn facts(self) -> &'static FormatFacts {
+                match self {
+                    $(Format::$variant => &$facts,)*
+                }
+            }
+        }
+    };
+}
+
+formats! {
     /// BLE Heart Rate Measurement 0x2A37.
-    BleHeartRate,
+    BleHeartRate => device::HEART_RATE,
     /// BLE Blood Pressure Measurement 0x2A35.
-    BleBloodPressure,
+    BleBloodPressure => device::BLOOD_PRESSURE,
     /// BLE Intermediate Cuff Pressure 0x2A36.
-    BleCuffPressure,
+    BleCuffPressure => device::CUFF_PRESSURE,
     /// BLE PLX Spot-check Measurement 0x2A5E.
-    BlePlxSpot,
+    BlePlxSpot => device::PLX_SPOT,
     /// BLE PLX Continuous Measurement 0x2A5F.
-    BlePlxContinuous,
+    BlePlxContinuous => device::PLX_CONTINUOUS,
     /// BLE PLX Features 0x2A60.
-    BlePlxFeatures,
+    BlePlxFeatures => device::PLX_FEATURES,
     /// Masimo ASCII 1 / trend lines.
-    Masimo,
+    Masimo => device::MASIMO,
     /// Nonin format #2.
-    Nonin2,
+    Nonin2 => device::NONIN_2,
     /// Nonin format #7.
-    Nonin7,
+    Nonin7 => device::NONIN_7,
     /// Nonin format #8.
-    Nonin8,
+    Nonin8 => device::NONIN_8,
     /// Contec V7.0.
-    Contec,
+    Contec => device::CONTEC,
     /// Contec legacy 5-byte protocol.
-    ContecLegacy,
+    ContecLegacy => device::CONTEC_LEGACY,
     /// SunTech Advantage NIBP module responses.
-    Suntech,
+    Suntech => device::SUNTECH,
 }
 
 impl Format {
-    /// Every format, in the order the documentation lists them.
-    pub const ALL: [Format; 13] = [
-        Format::BleHeartRate,
-        Format::BleBloodPressure,
-        Format::BleCuffPressure,
-        Format::BlePlxSpot,
-        Format::BlePlxContinuous,
-        Format::BlePlxFeatures,
-        Format::Masimo,
-        Format::Nonin2,
-        Format::Nonin7,
-        Format::Nonin8,
-        Format::Contec,
-        Format::ContecLegacy,
-        Format::Suntech,
-    ];
-
     /// The format's name.
     pub fn name(self) -> &'static str {
-        match self {
-            Format::BleHeartRate => "ble-heart-rate",
-            Format::BleBloodPressure => "ble-blood-pressure",
-            Format::BleCuffPressure => "ble-cuff-pressure",
-            Format::BlePlxSpot => "ble-plx-spot",
-            Format::BlePlxContinuous => "ble-plx-continuous",
-            Format::BlePlxFeatures => "ble-plx-features",
-            Format::Masimo => "masimo",
-            Format::Nonin2 => "nonin-2",
-            Format::Nonin7 => "nonin-7",
-            Format::Nonin8 => "nonin-8",
-            Format::Contec => "contec",
-            Format::ContecLegacy => "contec-legacy",
-            Format::Suntech => "suntech",
-        }
+        self.facts().name
     }
 
     /// BLE formats decode one characteristic value at a time; the others are byte streams.
@@ -86,18 +81,17 @@ impl Format {
         self.characteristic().is_some()
     }
 
+    /// The BLE plan of a BLE format: what it decodes, subscribes to and reads.
+    pub fn ble_plan(self) -> Option<BlePlan> {
+        match self.facts().transport {
+            DeviceTransport::Ble(plan) => Some(plan),
+            DeviceTransport::Serial(_) => None,
+        }
+    }
+
     /// The GATT characteristic a BLE format decodes.
     pub fn characteristic(self) -> Option<u16> {
-        use crate::ble::uuid;
-        Some(match self {
-            Format::BleHeartRate => uuid::HEART_RATE_MEASUREMENT,
-            Format::BleBloodPressure => uuid::BLOOD_PRESSURE_MEASUREMENT,
-            Format::BleCuffPressure => uuid::INTERMEDIATE_CUFF_PRESSURE,
-            Format::BlePlxSpot => uuid::PLX_SPOT_CHECK,
-            Format::BlePlxContinuous => uuid::PLX_CONTINUOUS,
-            Format::BlePlxFeatures => uuid::PLX_FEATURES,
-            _ => return None,
-        })
+        self.ble_plan().map(|p| p.characteristic)
     }
 
     /// The BLE format that decodes a characteristic.
@@ -109,35 +103,32 @@ impl Format {
 
     /// The documented line settings of a serial format.
     pub fn line_settings(self) -> Option<LineSettings> {
-        Some(match self {
-            Format::Masimo => masimo::LINE,
-            Format::Nonin2 | Format::Nonin7 | Format::Nonin8 => nonin::LINE,
-            Format::Contec => contec::LINE,
-            Format::ContecLegacy => contec::LEGACY_LINE,
-            Format::Suntech => suntech::LINE,
-            _ => return None,
-        })
+        match self.facts().transport {
+            DeviceTransport::Serial(line) => Some(line),
+            DeviceTransport::Ble(_) => None,
+        }
     }
 
     /// The vitals a device of this format sends continuously, so that the alarm engine can tell
     /// when they stop being current. Cuffs and spot-check devices send none continuously.
     pub fn continuous_vitals(self) -> &'static [crate::model::Vital] {
-        use crate::model::Vital::{HeartRate, PulseRate, Spo2};
-        match self {
-            Format::Masimo
-            | Format::Nonin2
-            | Format::Nonin7
-            | Format::Nonin8
-            | Format::Contec
-            | Format::ContecLegacy
-            | Format::BlePlxContinuous => &[Spo2, PulseRate],
-            Format::BleHeartRate => &[HeartRate],
-            Format::BleBloodPressure
-            | Format::BleCuffPressure
-            | Format::BlePlxSpot
-            | Format::BlePlxFeatures
-            | Format::Suntech => &[],
-        }
+        self.facts().continuous_vitals
+    }
+
+    /// How long a device of this format may stay silent before its driver reports "no data";
+    /// event-driven formats (cuffs) have no cadence to miss.
+    pub fn silence_limit(self) -> Option<Duration> {
+        self.facts().silence_limit
+    }
+
+    /// Does the format accept a command from the room (start or cancel a cuff measurement)?
+    pub fn accepts(self, command: DeviceCommand) -> bool {
+        self.facts().accepts(command)
+    }
+
+    /// A fresh session for one connection to a device of this format.
+    pub fn session(self) -> Box<dyn DeviceSession> {
+        (self.facts().session)()
     }
 
     /// A fresh decoder for this format.
@@ -156,7 +147,12 @@ impl Format {
             Format::Contec => State::Contec(Deframer::new(contec::ContecDecoder)),
             Format::ContecLegacy => State::ContecLegacy(Deframer::new(contec::LegacyDecoder)),
             Format::Suntech => State::Suntech(Deframer::new(suntech::SuntechDecoder)),
-            ble => State::Ble(ble),
+            Format::BleHeartRate
+            | Format::BleBloodPressure
+            | Format::BleCuffPressure
+            | Format::BlePlxSpot
+            | Format::BlePlxContinuous
+            | Format::BlePlxFeatures => State::Ble(self),
         };
         Decoder { state }
     }
@@ -202,6 +198,25 @@ impl<'de> serde::Deserialize<'de> for Format {
 /// One output of a [`Decoder`]: an observation, or an error after which decoding continues.
 pub type Decoded = Result<Observation, DecodeError>;
 
+/// Where a [`Decoder`] appends what it decodes: a `Vec` (the CLI, tests) or a `VecDeque` (a
+/// device session's output queue), without copying through a scratch buffer.
+pub(crate) trait DecodedSink: Extend<Decoded> {
+    /// Appends one output.
+    fn push_decoded(&mut self, decoded: Decoded);
+}
+
+impl DecodedSink for Vec<Decoded> {
+    fn push_decoded(&mut self, decoded: Decoded) {
+        self.push(decoded);
+    }
+}
+
+impl DecodedSink for std::collections::VecDeque<Decoded> {
+    fn push_decoded(&mut self, decoded: Decoded) {
+        self.push_back(decoded);
+    }
+}
+
 /// Decodes any format into observations, keeping whatever state the format needs.
 #[derive(Debug)]
 pub struct Decoder {
@@ -222,14 +237,14 @@ enum State {
 fn drain<D: FrameDecoder>(
     deframer: &mut Deframer<D>,
     bytes: &[u8],
-    out: &mut Vec<Decoded>,
+    out: &mut impl DecodedSink,
     mut observe: impl FnMut(D::Frame) -> Vec<Observation>,
 ) {
     deframer.push(bytes);
     while let Some(frame) = deframer.next_frame() {
         match frame {
             Ok(f) => out.extend(observe(f).into_iter().map(Ok)),
-            Err(e) => out.push(Err(e)),
+            Err(e) => out.push_decoded(Err(e)),
         }
     }
 }
@@ -238,10 +253,15 @@ impl Decoder {
     /// Feeds bytes: for a BLE format one complete characteristic value, for a serial format the
     /// next chunk of the stream (any split). Appends what they decode to, in order.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
+        self.feed_into(bytes, out);
+    }
+
+    /// As [`Decoder::feed`], into any sink (a device session's output queue).
+    pub(crate) fn feed_into(&mut self, bytes: &[u8], out: &mut impl DecodedSink) {
         match &mut self.state {
             State::Ble(format) => match decode_ble(*format, bytes) {
                 Ok(obs) => out.extend(obs.into_iter().map(Ok)),
-                Err(e) => out.push(Err(e)),
+                Err(e) => out.push_decoded(Err(e)),
             },
             State::Masimo(d) => drain(d, bytes, out, |f| f.observations()),
             State::Nonin27(d, assembler) => {
@@ -252,14 +272,14 @@ impl Decoder {
                             Some(Ok(packet)) => {
                                 out.extend(packet.observations().into_iter().map(Ok))
                             }
-                            Some(Err(e)) => out.push(Err(e)),
+                            Some(Err(e)) => out.push_decoded(Err(e)),
                             None => {}
                         },
                         Err(e) => {
                             // A dropped frame shifts every later index: start over at the next
                             // SYNC rather than misread a float byte.
                             assembler.reset();
-                            out.push(Err(e));
+                            out.push_decoded(Err(e));
                         }
                     }
                 }

@@ -61,6 +61,7 @@ fn every_example_in_the_protocol_document_parses() {
         "mark_dose",
         "set_baseline",
         "start_nibp",
+        "cancel_nibp",
         "trend",
     ];
     assert_eq!(

@@ -4,13 +4,13 @@
 //! Needs Debian's `dbus` and `python3-dbusmock`. [`EmulatedBluez::start`] runs the bus and the
 //! emulated BlueZ; [`EmulatedPeripheral`] puts one device on it.
 
-use crate::devices::Kind;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use vigil_protocol::ble::uuid;
+use vigil_protocol::Format;
 
 const HELPER: &str = include_str!("../bluez/emulated_peripheral.py");
 const PYTHON: &str = "/usr/bin/python3";
@@ -93,17 +93,17 @@ pub struct EmulatedPeripheral {
 }
 
 /// The service and characteristics a simulated BLE device offers, as the helper takes them.
-fn gatt(kind: Kind) -> (u16, Vec<String>) {
+fn gatt(kind: Format) -> (u16, Vec<String>) {
     let battery = format!("{:04X}:read+notify", uuid::BATTERY_LEVEL);
     match kind {
-        Kind::BleHr => (
+        Format::BleHeartRate => (
             uuid::HEART_RATE_SERVICE,
             vec![
                 format!("{:04X}:notify", uuid::HEART_RATE_MEASUREMENT),
                 battery,
             ],
         ),
-        Kind::BleBp => (
+        Format::BleBloodPressure => (
             uuid::BLOOD_PRESSURE_SERVICE,
             vec![
                 format!("{:04X}:indicate", uuid::BLOOD_PRESSURE_MEASUREMENT),
@@ -122,7 +122,7 @@ impl EmulatedPeripheral {
     /// Adds a peripheral for a simulated BLE device to the emulated BlueZ at `bus`.
     pub async fn start(
         bus: &str,
-        kind: Kind,
+        kind: Format,
         address: &str,
         name: &str,
     ) -> std::io::Result<EmulatedPeripheral> {

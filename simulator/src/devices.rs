@@ -17,104 +17,55 @@ use vigil_protocol::sfloat::{self, Sfloat};
 use vigil_protocol::stream::Deframer;
 use vigil_protocol::{DeviceTime, Format, Unavailable, Value};
 
-/// A simulated device kind, by the name `vigil-sim --device` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Masimo Radical-7 ASCII 1.
-    Masimo,
-    /// Nonin format #2.
-    Nonin2,
-    /// Nonin format #7.
-    Nonin7,
-    /// Nonin format #8.
-    Nonin8,
-    /// Contec CMS50D+ V7.0.
-    Contec,
-    /// Contec legacy.
-    ContecLegacy,
-    /// SunTech Advantage NIBP module.
-    Suntech,
-    /// BLE heart-rate strap.
-    BleHr,
-    /// BLE blood-pressure cuff.
-    BleBp,
-    /// BLE pulse oximeter.
-    BlePlx,
+/// The formats the simulator plays, in `vigil-sim --device` order: a subset of the one format
+/// list ([`Format::ALL`]), so a simulated device is always a format the daemon reads.
+pub const SIMULATED: [Format; 10] = [
+    Format::Masimo,
+    Format::Nonin2,
+    Format::Nonin7,
+    Format::Nonin8,
+    Format::Contec,
+    Format::ContecLegacy,
+    Format::Suntech,
+    Format::BleHeartRate,
+    Format::BleBloodPressure,
+    Format::BlePlxContinuous,
+];
+
+/// The `vigil-sim --device` name of a simulated format: the format's own name, except that the
+/// three BLE devices keep their short names (`ble-hr`, `ble-bp`, `ble-plx`), which scripts and
+/// the simulated peripherals' advertised names use.
+pub fn device_name(format: Format) -> &'static str {
+    match format {
+        Format::BleHeartRate => "ble-hr",
+        Format::BleBloodPressure => "ble-bp",
+        Format::BlePlxContinuous => "ble-plx",
+        other => other.name(),
+    }
 }
 
-impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 10] = [
-        Kind::Masimo,
-        Kind::Nonin2,
-        Kind::Nonin7,
-        Kind::Nonin8,
-        Kind::Contec,
-        Kind::ContecLegacy,
-        Kind::Suntech,
-        Kind::BleHr,
-        Kind::BleBp,
-        Kind::BlePlx,
-    ];
+/// The simulated format a `--device` name means (its short name or its format name).
+pub fn from_device_name(name: &str) -> Option<Format> {
+    SIMULATED
+        .into_iter()
+        .find(|f| device_name(*f) == name || f.name() == name)
+}
 
-    /// The `--device` name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Masimo => "masimo",
-            Kind::Nonin2 => "nonin-2",
-            Kind::Nonin7 => "nonin-7",
-            Kind::Nonin8 => "nonin-8",
-            Kind::Contec => "contec",
-            Kind::ContecLegacy => "contec-legacy",
-            Kind::Suntech => "suntech",
-            Kind::BleHr => "ble-hr",
-            Kind::BleBp => "ble-bp",
-            Kind::BlePlx => "ble-plx",
-        }
+/// What a simulated format measures, for faults aimed at one kind of device.
+pub fn role(format: Format) -> Role {
+    match format {
+        Format::Suntech | Format::BleBloodPressure => Role::Cuff,
+        Format::BleHeartRate => Role::HeartRate,
+        _ => Role::Oximeter,
     }
+}
 
-    /// Looks a kind up by name.
-    pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The wire format the daemon must be told (`format` in its config).
-    pub fn format(self) -> Format {
-        match self {
-            Kind::Masimo => Format::Masimo,
-            Kind::Nonin2 => Format::Nonin2,
-            Kind::Nonin7 => Format::Nonin7,
-            Kind::Nonin8 => Format::Nonin8,
-            Kind::Contec => Format::Contec,
-            Kind::ContecLegacy => Format::ContecLegacy,
-            Kind::Suntech => Format::Suntech,
-            Kind::BleHr => Format::BleHeartRate,
-            Kind::BleBp => Format::BleBloodPressure,
-            Kind::BlePlx => Format::BlePlxContinuous,
-        }
-    }
-
-    /// What it measures, for faults aimed at one kind of device.
-    pub fn role(self) -> Role {
-        match self {
-            Kind::Suntech | Kind::BleBp => Role::Cuff,
-            Kind::BleHr => Role::HeartRate,
-            _ => Role::Oximeter,
-        }
-    }
-
-    /// Is it a BLE device?
-    pub fn is_ble(self) -> bool {
-        matches!(self, Kind::BleHr | Kind::BleBp | Kind::BlePlx)
-    }
-
-    /// Seconds of scenario time between ticks.
-    pub fn period(self) -> f64 {
-        match self {
-            Kind::Nonin2 | Kind::Nonin7 => 1.0 / 3.0,
-            Kind::Contec | Kind::ContecLegacy => 1.0 / 60.0,
-            _ => 1.0,
-        }
+/// Seconds of scenario time between a simulated device's ticks.
+pub fn period(format: Format) -> f64 {
+    match format {
+        Format::Nonin2 | Format::Nonin7 => 1.0 / 3.0,
+        Format::Contec | Format::ContecLegacy => 1.0 / 60.0,
+        _ => 1.0,
     }
 }
 
@@ -141,7 +92,7 @@ const CUFF_CYCLE: f64 = 30.0;
 #[derive(Debug)]
 pub struct Device {
     /// Its kind.
-    pub kind: Kind,
+    pub kind: Format,
     scenario: Arc<Scenario>,
     noise: Noise,
     /// Contec: started, and when the last keep-alive came.
@@ -170,7 +121,7 @@ fn cuff_pressure(elapsed: f64) -> f64 {
 
 impl Device {
     /// A device on `scenario`; `seed` and `stream` make its noise deterministic and its own.
-    pub fn new(kind: Kind, scenario: Arc<Scenario>, seed: u64, stream: u64) -> Device {
+    pub fn new(kind: Format, scenario: Arc<Scenario>, seed: u64, stream: u64) -> Device {
         Device {
             kind,
             nibp_times: scenario.nibp_times(),
@@ -189,7 +140,7 @@ impl Device {
     }
 
     fn fault(&self, kind: FaultKind, t: f64) -> bool {
-        self.scenario.fault_at(kind, self.kind.role(), t)
+        self.scenario.fault_at(kind, role(self.kind), t)
     }
 
     /// Is the device unplugged (serial) or out of range (BLE) at `t`?
@@ -223,9 +174,9 @@ impl Device {
         let low_battery = self.fault(FaultKind::LowBattery, t);
         let v = measured(&self.scenario, t, &mut self.noise, motion);
         match self.kind {
-            Kind::Masimo => self.masimo(t, v, probe_off, motion, low_battery),
-            Kind::Nonin2 | Kind::Nonin7 => self.nonin27(t, v, probe_off, motion, low_battery),
-            Kind::Nonin8 => {
+            Format::Masimo => self.masimo(t, v, probe_off, motion, low_battery),
+            Format::Nonin2 | Format::Nonin7 => self.nonin27(t, v, probe_off, motion, low_battery),
+            Format::Nonin8 => {
                 let (hr, spo2) = if probe_off {
                     (nonin::HR_MISSING, nonin::SPO2_MISSING)
                 } else {
@@ -239,7 +190,7 @@ impl Device {
                 };
                 vec![Output::Serial(frame.encode().to_vec())]
             }
-            Kind::Contec => match self.contec {
+            Format::Contec => match self.contec {
                 Some(last) if t - last <= CONTEC_SILENT_AFTER => {
                     let r = contec::RealTime {
                         status: if probe_off { 0x80 } else { 0x06 },
@@ -261,7 +212,7 @@ impl Device {
                 }
                 _ => vec![],
             },
-            Kind::ContecLegacy => {
+            Format::ContecLegacy => {
                 let p = contec::LegacyPacket {
                     signal_strength: 6,
                     finger_out: probe_off,
@@ -280,8 +231,8 @@ impl Device {
                 };
                 vec![Output::Serial(p.encode().to_vec())]
             }
-            Kind::Suntech => vec![],
-            Kind::BleHr => {
+            Format::Suntech => vec![],
+            Format::BleHeartRate => {
                 let hr = v.heart_rate.clamp(0.0, 255.0) as u16;
                 let m = HeartRateMeasurement {
                     heart_rate: hr,
@@ -303,7 +254,7 @@ impl Device {
                     value: m.encode(),
                 }]
             }
-            Kind::BlePlx => {
+            Format::BlePlxContinuous => {
                 let nan = Sfloat(sfloat::NAN);
                 let spike = self.fault(FaultKind::ArtefactSpike, t) && (t as u64) % 9 == 8;
                 let spo2 = if spike {
@@ -344,7 +295,9 @@ impl Device {
                 out.extend(self.battery(t, low_battery));
                 out
             }
-            Kind::BleBp => self.ble_cuff(t),
+            Format::BleBloodPressure => self.ble_cuff(t),
+            // Not a format the simulator plays (`SIMULATED`): it sends nothing.
+            Format::BleCuffPressure | Format::BlePlxSpot | Format::BlePlxFeatures => vec![],
         }
     }
 
@@ -404,7 +357,7 @@ impl Device {
         motion: bool,
         low_battery: bool,
     ) -> Vec<Output> {
-        let format = if self.kind == Kind::Nonin2 {
+        let format = if self.kind == Format::Nonin2 {
             nonin::NoninFormat::Two
         } else {
             nonin::NoninFormat::Seven
@@ -495,7 +448,7 @@ impl Device {
     /// Bytes from the host at `t`; returns the device's answers.
     pub fn host_bytes(&mut self, t: f64, bytes: &[u8]) -> Vec<Output> {
         match self.kind {
-            Kind::Contec => {
+            Format::Contec => {
                 self.contec_commands.push(bytes);
                 while let Some(cmd) = self.contec_commands.next_frame() {
                     match cmd {
@@ -514,7 +467,7 @@ impl Device {
                 }
                 vec![]
             }
-            Kind::Nonin2 | Kind::Nonin7 | Kind::Nonin8 => {
+            Format::Nonin2 | Format::Nonin7 | Format::Nonin8 => {
                 // The 9560 acknowledges a format selection.
                 if nonin::parse_select_format(bytes).is_some() {
                     vec![Output::Serial(vec![0x06])]
@@ -522,7 +475,7 @@ impl Device {
                     vec![]
                 }
             }
-            Kind::Suntech => {
+            Format::Suntech => {
                 self.suntech_commands.push(bytes);
                 let mut out = Vec::new();
                 while let Some(cmd) = self.suntech_commands.next_frame() {
@@ -580,7 +533,8 @@ impl Device {
                     error: 1,
                 },
             ))),
-            suntech::Command::ClosePneumatics => {
+            // Both stop the measurement and deflate the cuff.
+            suntech::Command::ClosePneumatics | suntech::Command::AbortMeasurement => {
                 self.measuring_since = None;
                 None
             }
@@ -598,12 +552,12 @@ impl Device {
         let battery = ch(uuid::BATTERY_LEVEL, true, false, true);
         type Readable = Vec<(u16, Vec<u8>)>;
         let (service, chars, extra): (u16, Vec<CharacteristicInfo>, Readable) = match self.kind {
-            Kind::BleHr => (
+            Format::BleHeartRate => (
                 uuid::HEART_RATE_SERVICE,
                 vec![ch(uuid::HEART_RATE_MEASUREMENT, true, false, false)],
                 vec![],
             ),
-            Kind::BleBp => (
+            Format::BleBloodPressure => (
                 uuid::BLOOD_PRESSURE_SERVICE,
                 vec![
                     ch(uuid::BLOOD_PRESSURE_MEASUREMENT, false, true, false),
@@ -640,34 +594,39 @@ mod tests {
     use super::*;
     use vigil_protocol::Observation;
 
-    fn run(kind: Kind, seed: u64, seconds: f64) -> Vec<Output> {
+    fn run(kind: Format, seed: u64, seconds: f64) -> Vec<Output> {
         let s = Arc::new(Scenario::load("kap-typical").unwrap());
         let mut d = Device::new(kind, s, seed, 0);
         let mut out = Vec::new();
         let mut t = 0.0;
-        if kind == Kind::Contec {
+        if kind == Format::Contec {
             d.host_bytes(0.0, &contec::Command::StartRealTime.encode());
         }
         while t < seconds {
             out.extend(d.tick(t));
-            t += kind.period();
+            t += period(kind);
         }
         out
     }
 
     #[test]
     fn the_same_seed_gives_the_same_bytes() {
-        for kind in Kind::ALL {
-            assert_eq!(run(kind, 42, 5.0), run(kind, 42, 5.0), "{}", kind.name());
+        for kind in SIMULATED {
+            assert_eq!(
+                run(kind, 42, 5.0),
+                run(kind, 42, 5.0),
+                "{}",
+                device_name(kind)
+            );
         }
-        assert_ne!(run(Kind::Masimo, 42, 5.0), run(Kind::Masimo, 43, 5.0));
+        assert_ne!(run(Format::Masimo, 42, 5.0), run(Format::Masimo, 43, 5.0));
     }
 
     #[test]
     fn every_serial_kind_decodes_with_its_format() {
-        for kind in Kind::ALL
+        for kind in SIMULATED
             .into_iter()
-            .filter(|k| !k.is_ble() && *k != Kind::Suntech)
+            .filter(|k| !k.is_ble() && *k != Format::Suntech)
         {
             let bytes: Vec<u8> = run(kind, 1, 3.0)
                 .into_iter()
@@ -676,10 +635,14 @@ mod tests {
                     Output::Ble { .. } => panic!("serial device sent BLE"),
                 })
                 .collect();
-            let mut dec = kind.format().decoder();
+            let mut dec = kind.decoder();
             let mut out = Vec::new();
             dec.feed(&bytes, &mut out);
-            assert!(out.iter().all(|r| r.is_ok()), "{}: {out:?}", kind.name());
+            assert!(
+                out.iter().all(|r| r.is_ok()),
+                "{}: {out:?}",
+                device_name(kind)
+            );
             let spo2 = out.iter().find_map(|r| match r {
                 Ok(Observation::Reading(r)) if r.vital == vigil_protocol::Vital::Spo2 => {
                     r.value.number()
@@ -689,7 +652,7 @@ mod tests {
             assert!(
                 spo2.is_some_and(|v| (96.0..=100.0).contains(&v)),
                 "{}: {spo2:?}",
-                kind.name()
+                device_name(kind)
             );
         }
     }
@@ -697,7 +660,7 @@ mod tests {
     #[test]
     fn a_contec_without_keep_alive_stops_streaming() {
         let s = Arc::new(Scenario::load("kap-typical").unwrap());
-        let mut d = Device::new(Kind::Contec, s, 1, 0);
+        let mut d = Device::new(Format::Contec, s, 1, 0);
         assert!(d.tick(0.0).is_empty(), "silent until started");
         d.host_bytes(0.0, &contec::Command::StartRealTime.encode());
         assert!(!d.tick(10.0).is_empty());
@@ -718,7 +681,7 @@ mod tests {
     #[test]
     fn the_suntech_answers_a_whole_cycle() {
         let s = Arc::new(Scenario::load("kap-typical").unwrap());
-        let mut d = Device::new(Kind::Suntech, s, 1, 0);
+        let mut d = Device::new(Format::Suntech, s, 1, 0);
         let ask = |d: &mut Device, t, c: suntech::Command| -> Vec<suntech::Response> {
             d.host_bytes(t, &c.encode())
                 .into_iter()

@@ -8,5 +8,5 @@ pub mod pty;
 pub mod run;
 pub mod scenario;
 
-pub use devices::{Device, Kind, Output};
+pub use devices::{device_name, from_device_name, Device, Output, SIMULATED};
 pub use scenario::Scenario;

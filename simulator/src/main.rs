@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
+use vigil_protocol::Format;
 use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_hex, serve_serial, SimClock};
-use vigil_simulator::{Device, Kind, Scenario};
+use vigil_simulator::{device_name, from_device_name, Device, Scenario, SIMULATED};
 
 #[derive(Parser)]
 #[command(
@@ -85,13 +86,13 @@ fn run(cli: Cli) -> Result<()> {
                 println!("  {name:<18} {}", s.description);
             }
             println!("devices:");
-            for k in Kind::ALL {
+            for k in SIMULATED {
                 let how = if k.is_ble() {
                     "BLE (hex lines on stdout; in-process for the demo)"
                 } else {
                     "serial (pseudo-terminal)"
                 };
-                println!("  {:<14} {:<20} {how}", k.name(), k.format().name());
+                println!("  {:<14} {:<20} {how}", device_name(k), k.name());
             }
             Ok(())
         }
@@ -110,7 +111,7 @@ fn run(cli: Cli) -> Result<()> {
             let kinds = devices
                 .iter()
                 .map(|d| {
-                    Kind::from_name(d).with_context(|| {
+                    from_device_name(d).with_context(|| {
                         format!("unknown device {d:?}; `vigil-sim list` shows them")
                     })
                 })
@@ -132,7 +133,7 @@ fn run(cli: Cli) -> Result<()> {
 
 async fn serve(
     scenario: Arc<Scenario>,
-    kinds: Vec<Kind>,
+    kinds: Vec<Format>,
     seed: u64,
     speed: f64,
     dir: PathBuf,
@@ -159,7 +160,7 @@ async fn serve(
         let device = Device::new(*kind, scenario.clone(), seed, i as u64);
         if let (true, Some(bus)) = (kind.is_ble(), &bus) {
             let address = format!("C0:FF:EE:00:01:{i:02X}");
-            let name = format!("Vigil Sim {}-{i}", kind.name());
+            let name = format!("Vigil Sim {}-{i}", device_name(*kind));
             let peripheral =
                 vigil_simulator::bluez::EmulatedPeripheral::start(bus, *kind, &address, &name)
                     .await
@@ -173,7 +174,7 @@ async fn serve(
                     .map_err(anyhow::Error::from)
             }));
         } else if kind.is_ble() {
-            let label = (ble_count > 1).then(|| format!("{}-{i}", kind.name()));
+            let label = (ble_count > 1).then(|| format!("{}-{i}", device_name(*kind)));
             let cancel = cancel.clone();
             tasks.push(tokio::spawn(async move {
                 let mut out = std::io::stdout();
@@ -182,7 +183,7 @@ async fn serve(
                     .map_err(anyhow::Error::from)
             }));
         } else {
-            let link = dir.join(format!("{}-{i}", kind.name()));
+            let link = dir.join(format!("{}-{i}", device_name(*kind)));
             // The port that will carry the data exists behind its link before the link is
             // printed, so a program may open the printed path at once.
             let port = PtyPort::open(&link).with_context(|| {

@@ -47,7 +47,7 @@ pub async fn serve_serial(
     end: f64,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let period = device.kind.period();
+    let period = crate::devices::period(device.kind);
     let link = port.link().to_path_buf();
     let mut next = 0.0;
     let mut port = Some(port);
@@ -112,7 +112,7 @@ pub async fn serve_ble(
     end: f64,
     cancel: CancellationToken,
 ) {
-    let period = device.kind.period();
+    let period = crate::devices::period(device.kind);
     let mut next = 0.0;
     while next <= end {
         tokio::select! {
@@ -143,7 +143,7 @@ pub async fn serve_hex(
     label: Option<String>,
     out: &mut (dyn Write + Send),
 ) -> std::io::Result<()> {
-    let period = device.kind.period();
+    let period = crate::devices::period(device.kind);
     let mut next = 0.0;
     while next <= end {
         tokio::select! {
@@ -173,7 +173,7 @@ pub async fn serve_bluez(
     end: f64,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let period = device.kind.period();
+    let period = crate::devices::period(device.kind);
     let mut next = 0.0;
     let mut was_unplugged = false;
     while next <= end {

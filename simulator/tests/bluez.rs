@@ -18,8 +18,8 @@ use vigil_drivers::ble::bluez::BluezCentral;
 use vigil_drivers::ble::Central;
 use vigil_drivers::{DriverEvent, DriverEventKind, Link};
 use vigil_protocol::ble::uuid;
+use vigil_protocol::Format;
 use vigil_simulator::bluez::{EmulatedBluez, EmulatedPeripheral};
-use vigil_simulator::Kind;
 
 /// Sends a value until the driver decodes one (notifications start once it has subscribed).
 async fn notify_until_read(
@@ -46,7 +46,7 @@ async fn btleplug_scans_connects_decodes_and_reconnects() {
     let bluez = EmulatedBluez::start().await.unwrap();
     let mut p = EmulatedPeripheral::start(
         &bluez.address,
-        Kind::BleHr,
+        Format::BleHeartRate,
         "C0:FF:EE:00:00:42",
         "Vigil Emulated HR",
     )

@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use vigil_daemon::config::Config;
 use vigil_daemon::daemon::Daemon;
 use vigil_drivers::ble::memory::MemoryCentral;
+use vigil_protocol::Format;
 use vigil_simulator::run::{serve_ble, SimClock};
-use vigil_simulator::{Device, Kind, Scenario};
+use vigil_simulator::{Device, Scenario};
 
 #[derive(Debug)]
 struct Raised {
@@ -41,16 +42,19 @@ async fn run_scenario(name: &str) -> Vec<Raised> {
         "listen = \"127.0.0.1:0\"\nroom = \"Scenario\"\n[storage]\npath = \"{}\"\n",
         vigil_tests::temp_db("scenario")
     );
-    let mut devices = vec![("oximeter", Kind::BlePlx), ("cuff", Kind::BleBp)];
+    let mut devices = vec![
+        ("oximeter", Format::BlePlxContinuous),
+        ("cuff", Format::BleBloodPressure),
+    ];
     if scenario.heart_rate_strap {
-        devices.push(("strap", Kind::BleHr));
+        devices.push(("strap", Format::BleHeartRate));
     }
     for (i, (id, kind)) in devices.into_iter().enumerate() {
         let device = Device::new(kind, scenario.clone(), 7, i as u64);
         let peripheral = central.add(device.ble_spec(&format!("C0:FF:EE:00:00:0{i}"), id));
         config.push_str(&format!(
             "[[device]]\nid = \"{id}\"\nformat = \"{}\"\nble = {{ name = \"{id}\" }}\n",
-            kind.format().name()
+            kind.name()
         ));
         tokio::spawn(serve_ble(
             device,

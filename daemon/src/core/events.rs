@@ -161,7 +161,7 @@ impl Core {
                     self.emit(RoomEvent::NibpRequested { rule }, None);
                     // Cuffs the daemon can start are started; others rely on the nurse.
                     for (id, (handle, format)) in &self.devices {
-                        if *format == Format::Suntech {
+                        if format.accepts(DeviceCommand::StartNibp) {
                             let handle = handle.clone();
                             let id = id.clone();
                             tokio::spawn(async move {

@@ -33,7 +33,7 @@ use vigil_drivers::{DeviceHandle, DriverEvent, DriverEventKind, Link};
 use vigil_protocol::display::{
     AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,
 };
-use vigil_protocol::{DeviceEvent, Format, Unavailable, Value};
+use vigil_protocol::{DeviceCommand, DeviceEvent, Format, Unavailable, Value};
 
 /// How often the core says it is alive. The display raises loss of communication after 3 s.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);

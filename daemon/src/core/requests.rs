@@ -53,10 +53,15 @@ impl Core {
                     ClientMessage::Ack { alarm_id, .. } | ClientMessage::Reset { alarm_id, .. } => {
                         Some(alarm_id.clone())
                     }
-                    ClientMessage::StartNibp { device, .. } => Some(device.clone()),
+                    ClientMessage::StartNibp { device, .. }
+                    | ClientMessage::CancelNibp { device, .. } => Some(device.clone()),
                     ClientMessage::SetBaseline { reading_time, .. } => Some(reading_time.clone()),
                     _ => None,
                 };
+                if let Some((command, device)) = message.device_command() {
+                    let device = device.to_string();
+                    return self.ask_device(person, command, device, action, target, reply);
+                }
                 let refused = |e: vigil_alarm::ActionError| Refusal {
                     code: "refused",
                     reason: e.to_string(),
@@ -108,35 +113,8 @@ impl Core {
                         }
                     }
                     ClientMessage::Trend { .. } => Ok(()),
-                    ClientMessage::StartNibp { device, .. } => match self.devices.get(&device) {
-                        None => Err(Refusal {
-                            code: "refused",
-                            reason: format!("no device {device:?} in this room"),
-                        }),
-                        Some((handle, _)) => {
-                            tracing::info!(%person, %device, "NIBP start requested");
-                            let handle = handle.clone();
-                            let storage = self.storage.clone();
-                            let (clock, person) = (self.clock, person.clone());
-                            self.publish_engine_events();
-                            // The cuff answers off the core; a started measurement is recorded
-                            // like any other action before the display hears it worked.
-                            tokio::spawn(async move {
-                                let answer = match handle.start_nibp().await {
-                                    Err(e) => Err(Refusal {
-                                        code: "refused",
-                                        reason: e.to_string(),
-                                    }),
-                                    Ok(()) => {
-                                        record_action(&storage, &clock, &person, action, target)
-                                            .await
-                                    }
-                                };
-                                let _ = reply.send(answer);
-                            });
-                            return;
-                        }
-                    },
+                    // Answered off the core by `ask_device`, above.
+                    ClientMessage::StartNibp { .. } | ClientMessage::CancelNibp { .. } => Ok(()),
                 };
                 self.publish_engine_events();
                 match result {
@@ -147,6 +125,44 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+impl Core {
+    /// A command for a device (`start_nibp`, `cancel_nibp`): the device answers off the core;
+    /// an accepted command is recorded like any other action before the display hears it
+    /// worked, a refused one is answered with the device's reason.
+    fn ask_device(
+        &mut self,
+        person: String,
+        command: DeviceCommand,
+        device: String,
+        action: String,
+        target: Option<String>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    ) {
+        let Some((handle, _)) = self.devices.get(&device) else {
+            let _ = reply.send(Err(Refusal {
+                code: "refused",
+                reason: format!("no device {device:?} in this room"),
+            }));
+            return;
+        };
+        tracing::info!(%person, %device, ?command, "device command requested");
+        let handle = handle.clone();
+        let storage = self.storage.clone();
+        let clock = self.clock;
+        self.publish_engine_events();
+        tokio::spawn(async move {
+            let answer = match handle.ask(command).await {
+                Err(e) => Err(Refusal {
+                    code: "refused",
+                    reason: e.to_string(),
+                }),
+                Ok(()) => record_action(&storage, &clock, &person, action, target).await,
+            };
+            let _ = reply.send(answer);
+        });
     }
 }
 

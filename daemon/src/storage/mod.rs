@@ -94,7 +94,7 @@ pub enum Record {
     Panic,
     /// A person's action; `done` hears when it is committed (or why not).
     Action {
-        /// `ack`, `reset`, `pause_audio`, `mark_dose`, `start_nibp`.
+        /// `ack`, `reset`, `pause_audio`, `mark_dose`, `start_nibp`, `cancel_nibp`.
         action: String,
         /// Who.
         person: String,

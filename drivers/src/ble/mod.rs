@@ -7,8 +7,8 @@ pub mod memory;
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
-use crate::report::Reporter;
-use crate::{silence_limit, BleTarget, DeviceSpec, Transport};
+use crate::report::{now, report, Reporter};
+use crate::{BleTarget, DeviceSpec, Transport};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::ble::uuid;
-use vigil_protocol::{DeviceEvent, Format};
+use vigil_protocol::{DeviceEvent, DeviceSession, Format};
 
 /// One GATT characteristic and what it supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,33 +149,6 @@ pub fn matches(target: &BleTarget, ad: &Advertisement) -> bool {
     }
 }
 
-/// The characteristics a device of `format` is read through: (uuid, required) to subscribe,
-/// and the ones to read once after connecting.
-fn plan(format: Format) -> (Vec<(u16, bool)>, Vec<u16>) {
-    let mut subscribe = Vec::new();
-    let mut read = vec![uuid::BATTERY_LEVEL];
-    match format {
-        Format::BleHeartRate => subscribe.push((uuid::HEART_RATE_MEASUREMENT, true)),
-        Format::BleBloodPressure => {
-            subscribe.push((uuid::BLOOD_PRESSURE_MEASUREMENT, true));
-            subscribe.push((uuid::INTERMEDIATE_CUFF_PRESSURE, false));
-        }
-        Format::BleCuffPressure => subscribe.push((uuid::INTERMEDIATE_CUFF_PRESSURE, true)),
-        Format::BlePlxContinuous => {
-            subscribe.push((uuid::PLX_CONTINUOUS, true));
-            subscribe.push((uuid::PLX_SPOT_CHECK, false));
-            read.push(uuid::PLX_FEATURES);
-        }
-        Format::BlePlxSpot => {
-            subscribe.push((uuid::PLX_SPOT_CHECK, true));
-            read.push(uuid::PLX_FEATURES);
-        }
-        Format::BlePlxFeatures => read.push(uuid::PLX_FEATURES),
-        _ => {}
-    }
-    (subscribe, read)
-}
-
 /// Battery at or below this is reported as low.
 const LOW_BATTERY_PERCENT: u8 = 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -272,14 +245,22 @@ async fn session(
     cancel: &CancellationToken,
 ) -> Result<String, Stop> {
     let chars = p.characteristics();
-    let (subscribe, read) = plan(format);
-    let mut decoders: HashMap<u16, vigil_protocol::Decoder> = HashMap::new();
+    let Some(plan) = format.ble_plan() else {
+        return Ok(format!("{format} is a serial format, not a BLE one"));
+    };
+    // One device session per characteristic decoded: each decodes its own values.
+    let mut sessions: HashMap<u16, Box<dyn DeviceSession>> = HashMap::new();
+    // The format's own session answers the room's commands.
+    let mut device = format.session();
+    device.handle_connected(now());
     // Battery Level, where the peripheral notifies it, keeps the battery state current.
     let battery_notifies = chars
         .iter()
         .any(|c| c.uuid == uuid::BATTERY_LEVEL && c.notify);
-    let subscribe = subscribe
-        .into_iter()
+    let subscribe = plan
+        .subscribe
+        .iter()
+        .copied()
         .chain(battery_notifies.then_some((uuid::BATTERY_LEVEL, false)));
     for (id, required) in subscribe {
         let Some(info) = chars.iter().find(|c| c.uuid == id) else {
@@ -300,11 +281,13 @@ async fn session(
             return Ok(format!("cannot subscribe to 0x{id:04X}: {e}"));
         }
         if let Some(f) = Format::for_characteristic(id) {
-            decoders.insert(id, f.decoder());
+            let mut session = f.session();
+            session.handle_connected(now());
+            sessions.insert(id, session);
         }
     }
     let mut decoded = Vec::new();
-    for id in read {
+    for &id in std::iter::once(&uuid::BATTERY_LEVEL).chain(plan.read) {
         if !chars.iter().any(|c| c.uuid == id && c.read) {
             continue;
         }
@@ -312,14 +295,17 @@ async fn session(
             Ok(value) if id == uuid::BATTERY_LEVEL => battery(reporter, &value).await?,
             Ok(value) => {
                 if let Some(f) = Format::for_characteristic(id) {
-                    f.decoder().feed(&value, &mut decoded);
-                    reporter.decoded(&mut decoded).await.map_err(|_| Stop)?;
+                    let mut once = f.session();
+                    once.handle_input(&value, now());
+                    report(once.as_mut(), reporter, &mut decoded)
+                        .await
+                        .map_err(|_| Stop)?;
                 }
             }
             Err(e) => tracing::warn!(characteristic = id, error = %e, "read failed"),
         }
     }
-    let silence = silence_limit(format);
+    let silence = format.silence_limit();
     let mut last_data = Instant::now();
     let mut silent = false;
     let mut second = interval(Duration::from_secs(1));
@@ -337,15 +323,20 @@ async fn session(
                     }
                     if uuid == vigil_protocol::ble::uuid::BATTERY_LEVEL {
                         battery(reporter, &value).await?;
-                    } else if let Some(d) = decoders.get_mut(&uuid) {
-                        d.feed(&value, &mut decoded);
-                        reporter.decoded(&mut decoded).await.map_err(|_| Stop)?;
+                    } else if let Some(session) = sessions.get_mut(&uuid) {
+                        session.handle_input(&value, now());
+                        report(session.as_mut(), reporter, &mut decoded).await.map_err(|_| Stop)?;
                     }
                 }
             },
-            Some(Command::StartNibp { reply }) = commands.recv() => {
-                // The Blood Pressure service has no standard way to start a measurement.
-                let _ = reply.send(Err(CommandError::NotSupported));
+            Some(command) = commands.recv() => {
+                // The Blood Pressure service has no standard way to start a measurement: the
+                // BLE formats' sessions refuse, as their facts say.
+                let (command, reply) = command.into_parts();
+                let answer = device
+                    .handle_command(command, now())
+                    .map_err(|refusal| CommandError::refused(command, refusal));
+                let _ = reply.send(answer);
             }
             _ = second.tick() => {
                 reporter.flush_errors(true).await.map_err(|_| Stop)?;

@@ -42,6 +42,13 @@ pub enum Command {
     GetCuffPressure,
     /// Close all pneumatics: `3A 0C 00 01 01 B8`.
     ClosePneumatics,
+    /// Abort the measurement in progress (the module deflates the cuff): `3A 79 01 00 4C`.
+    /// Not in the project's reference notes (wire-formats §3.5): the command bytes `79 01 00`
+    /// are what the `SuntechProvider` NIBP drivers of an open-source patient-monitor firmware
+    /// send to stop a measurement (`SUNTECH_CMD_ABORT_BP` 0x01 under the `0x79` send prefix), in
+    /// two separate versions of that file; framed and checksummed like every host command.
+    /// Unconfirmed against SunTech's own Advantage OEM guide.
+    AbortMeasurement,
 }
 
 impl Command {
@@ -51,6 +58,7 @@ impl Command {
             Command::GetBpData => &[0x79, 0x03, 0x00],
             Command::GetCuffPressure => &[0x79, 0x05, 0x00],
             Command::ClosePneumatics => &[0x0C, 0x00, 0x01, 0x01],
+            Command::AbortMeasurement => &[0x79, 0x01, 0x00],
         }
     }
 
@@ -82,7 +90,11 @@ impl FrameDecoder for CommandDecoder {
         };
         let candidates: &[Command] = match first {
             0x20 => &[Command::StartMeasurement],
-            0x79 => &[Command::GetBpData, Command::GetCuffPressure],
+            0x79 => &[
+                Command::GetBpData,
+                Command::GetCuffPressure,
+                Command::AbortMeasurement,
+            ],
             0x0C => &[Command::ClosePneumatics],
             _ => return garbage,
         };
@@ -274,11 +286,16 @@ mod tests {
             Command::ClosePneumatics.encode(),
             [0x3A, 0x0C, 0x00, 0x01, 0x01, 0xB8]
         );
+        assert_eq!(
+            Command::AbortMeasurement.encode(),
+            [0x3A, 0x79, 0x01, 0x00, 0x4C]
+        );
         let mut stream = vec![0x55];
         for c in [
             Command::GetCuffPressure,
             Command::StartMeasurement,
             Command::GetBpData,
+            Command::AbortMeasurement,
         ] {
             stream.extend(c.encode());
         }
@@ -289,6 +306,7 @@ mod tests {
                 Ok(Command::GetCuffPressure),
                 Ok(Command::StartMeasurement),
                 Ok(Command::GetBpData),
+                Ok(Command::AbortMeasurement),
             ]
         );
     }

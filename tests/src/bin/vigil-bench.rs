@@ -58,30 +58,35 @@ use vigil_protocol::Format;
 
 const TOKEN: &str = "bench-token-0123456789";
 
-/// The devices of a bench room.
+/// One device of a bench room: a format from the one list (`Format::ALL`) and its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Nonin,
-    Contec,
-    Masimo,
-    HeartRateStrap,
+struct Kind {
+    format: Format,
+    id: &'static str,
 }
 
 const ROOM: [Kind; 4] = [
-    Kind::Nonin,
-    Kind::Contec,
-    Kind::Masimo,
-    Kind::HeartRateStrap,
+    Kind {
+        format: Format::Nonin2,
+        id: "nonin",
+    },
+    Kind {
+        format: Format::Contec,
+        id: "contec",
+    },
+    Kind {
+        format: Format::Masimo,
+        id: "masimo",
+    },
+    Kind {
+        format: Format::BleHeartRate,
+        id: "hr-strap",
+    },
 ];
 
 impl Kind {
     fn id(self) -> &'static str {
-        match self {
-            Kind::Nonin => "nonin",
-            Kind::Contec => "contec",
-            Kind::Masimo => "masimo",
-            Kind::HeartRateStrap => "hr-strap",
-        }
+        self.id
     }
 
     fn from_id(id: &str) -> Option<usize> {
@@ -89,27 +94,22 @@ impl Kind {
     }
 
     fn format(self) -> Format {
-        match self {
-            Kind::Nonin => Format::Nonin2,
-            Kind::Contec => Format::Contec,
-            Kind::Masimo => Format::Masimo,
-            Kind::HeartRateStrap => Format::BleHeartRate,
-        }
+        self.format
     }
 
     /// Writes the device makes per second (frames, packets, lines, notifications).
     fn writes_per_second(self) -> u64 {
-        match self {
-            Kind::Nonin => 75,
-            Kind::Contec => 60,
-            Kind::Masimo | Kind::HeartRateStrap => 1,
+        match self.format {
+            Format::Nonin2 => 75,
+            Format::Contec => 60,
+            _ => 1,
         }
     }
 
     /// Writes per message that yields readings (a Nonin packet is 25 frames).
     fn writes_per_message(self) -> u64 {
-        match self {
-            Kind::Nonin => nonin::FRAMES_PER_PACKET as u64,
+        match self.format {
+            Format::Nonin2 => nonin::FRAMES_PER_PACKET as u64,
             _ => 1,
         }
     }
@@ -126,10 +126,10 @@ impl Kind {
 
     /// Readings each message yields.
     fn readings_per_message(self) -> u64 {
-        match self {
-            Kind::Nonin => 2,
-            Kind::Contec | Kind::Masimo => 3,
-            Kind::HeartRateStrap => 1,
+        match self.format {
+            Format::Nonin2 => 2,
+            Format::Contec | Format::Masimo => 3,
+            _ => 1,
         }
     }
 
@@ -137,37 +137,37 @@ impl Kind {
     /// message (for the relay's frames), and how many sequence numbers there are before they
     /// repeat.
     fn timed_vital(self) -> (&'static str, &'static [&'static str], u64) {
-        match self {
-            Kind::Nonin => ("pulse_rate", &["spo2"], 60),
-            Kind::Contec => ("perfusion_index", &["spo2", "pulse_rate"], 2000),
-            Kind::Masimo => ("perfusion_index", &["spo2", "pulse_rate"], 9999),
-            Kind::HeartRateStrap => ("heart_rate", &[], 60),
+        match self.format {
+            Format::Nonin2 => ("pulse_rate", &["spo2"], 60),
+            Format::Contec => ("perfusion_index", &["spo2", "pulse_rate"], 2000),
+            Format::Masimo => ("perfusion_index", &["spo2", "pulse_rate"], 9999),
+            _ => ("heart_rate", &[], 60),
         }
     }
 
     /// The timed value of message `seq`.
     fn value(self, seq: u64) -> f64 {
         let slot = seq % self.timed_vital().2;
-        match self {
+        match self.format {
+            Format::Contec | Format::Masimo => (slot + 1) as f64 / 100.0,
             // Pulse rates 60-119: inside every alarm limit.
-            Kind::Nonin | Kind::HeartRateStrap => 60.0 + slot as f64,
-            Kind::Contec | Kind::Masimo => (slot + 1) as f64 / 100.0,
+            _ => 60.0 + slot as f64,
         }
     }
 
     /// The sequence slot of a received timed value.
     fn slot(self, value: f64) -> u64 {
-        match self {
-            Kind::Nonin | Kind::HeartRateStrap => (value - 60.0).round() as u64,
-            Kind::Contec | Kind::Masimo => (value * 100.0).round() as u64 - 1,
+        match self.format {
+            Format::Contec | Format::Masimo => (value * 100.0).round() as u64 - 1,
+            _ => (value - 60.0).round() as u64,
         }
     }
 
     /// The bytes of write `n` (from 0) of message `seq`.
     fn bytes(self, seq: u64, n: u64) -> Vec<u8> {
         let value = self.value(seq);
-        match self {
-            Kind::Nonin => {
+        match self.format {
+            Format::Nonin2 => {
                 let packet = nonin::Packet {
                     status: 0x02,
                     heart_rate: value as u16,
@@ -178,7 +178,7 @@ impl Kind {
                 let frames = packet.encode(nonin::NoninFormat::Two, &[64; 25]);
                 frames[n as usize * 5..n as usize * 5 + 5].to_vec()
             }
-            Kind::Contec => contec::Packet::RealTime(contec::RealTime {
+            Format::Contec => contec::Packet::RealTime(contec::RealTime {
                 status: 0x06,
                 pleth: 64,
                 bar: 7,
@@ -187,11 +187,12 @@ impl Kind {
                 pi: (value * 100.0).round() as u16,
             })
             .encode(),
-            Kind::Masimo => format!(
+            Format::Masimo => format!(
                 "11/23/26 10:00:00 SPO2=097% BPM=072 PI={value:05.2}% ALARM=0000 EXC=000000\r\n"
             )
             .into_bytes(),
-            Kind::HeartRateStrap => vec![0x00, value as u8],
+            // The strap: a BLE Heart Rate Measurement (flags 0, 8-bit rate).
+            _ => vec![0x00, value as u8],
         }
     }
 }
@@ -690,7 +691,7 @@ async fn vigil(
         let central = MemoryCentral::new();
         let mut room_sinks = Vec::new();
         for kind in ROOM {
-            if kind == Kind::HeartRateStrap {
+            if kind.format.is_ble() {
                 config.devices.push(DeviceEntry::ble_named(
                     kind.id(),
                     kind.format(),
