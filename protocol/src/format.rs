@@ -7,6 +7,7 @@ use crate::ble::blood_pressure::BloodPressureMeasurement;
 use crate::ble::heart_rate::HeartRateMeasurement;
 use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
 use crate::error::DecodeError;
+use crate::hl7::{CodeTable, Hl7Session, Match, PlainSplitter};
 use crate::model::Observation;
 use crate::serial::{contec, masimo, nonin, suntech, LineSettings};
 use crate::stream::{Deframer, FrameDecoder};
@@ -42,11 +43,13 @@ pub enum Format {
     ContecLegacy,
     /// SunTech Advantage NIBP module responses.
     Suntech,
+    /// HL7 v2 ORU^R01 from a multiparameter monitor or its gateway, over MLLP.
+    Hl7,
 }
 
 impl Format {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [Format; 13] = [
+    pub const ALL: [Format; 14] = [
         Format::BleHeartRate,
         Format::BleBloodPressure,
         Format::BleCuffPressure,
@@ -60,6 +63,7 @@ impl Format {
         Format::Contec,
         Format::ContecLegacy,
         Format::Suntech,
+        Format::Hl7,
     ];
 
     /// The format's name.
@@ -78,6 +82,7 @@ impl Format {
             Format::Contec => "contec",
             Format::ContecLegacy => "contec-legacy",
             Format::Suntech => "suntech",
+            Format::Hl7 => "hl7",
         }
     }
 
@@ -131,6 +136,9 @@ impl Format {
             | Format::Contec
             | Format::ContecLegacy
             | Format::BlePlxContinuous => &[Spo2, PulseRate],
+            // A monitor's SpO2 arrives every few seconds; its other parameters depend on what
+            // is plugged in, so only SpO2 is assumed.
+            Format::Hl7 => &[Spo2],
             Format::BleHeartRate => &[HeartRate],
             Format::BleBloodPressure
             | Format::BleCuffPressure
@@ -156,6 +164,7 @@ impl Format {
             Format::Contec => State::Contec(Deframer::new(contec::ContecDecoder)),
             Format::ContecLegacy => State::ContecLegacy(Deframer::new(contec::LegacyDecoder)),
             Format::Suntech => State::Suntech(Deframer::new(suntech::SuntechDecoder)),
+            Format::Hl7 => State::Hl7(Box::default()),
             ble => State::Ble(ble),
         };
         Decoder { state }
@@ -217,6 +226,65 @@ enum State {
     Contec(Deframer<contec::ContecDecoder>),
     ContecLegacy(Deframer<contec::LegacyDecoder>),
     Suntech(Deframer<suntech::SuntechDecoder>),
+    Hl7(Box<Hl7Stream>),
+}
+
+/// `vigil decode --format hl7`: MLLP-framed or plain messages, told apart by the first byte.
+#[derive(Debug)]
+struct Hl7Stream {
+    session: Hl7Session,
+    /// None until the first non-blank byte: MLLP (0x0B) or plain text.
+    plain: Option<Option<PlainSplitter>>,
+}
+
+impl Default for Hl7Stream {
+    fn default() -> Self {
+        Hl7Stream {
+            session: Hl7Session::new(CodeTable::default(), Match::default()),
+            plain: None,
+        }
+    }
+}
+
+impl Hl7Stream {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
+        if self.plain.is_none() {
+            match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => return,
+                Some(&b) => {
+                    self.plain =
+                        Some((b != crate::hl7::mllp::START).then(PlainSplitter::default))
+                }
+            }
+        }
+        match &mut self.plain {
+            Some(Some(splitter)) => {
+                for message in splitter.push(bytes) {
+                    match message {
+                        Ok(m) => self.session.handle_message(&m),
+                        Err(e) => out.push(Err(e)),
+                    }
+                }
+            }
+            _ => self.session.feed(bytes),
+        }
+        self.drain(out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Decoded>) {
+        if let Some(Some(splitter)) = &mut self.plain {
+            if let Some(m) = splitter.finish() {
+                self.session.handle_message(&m);
+            }
+        }
+        self.session.finish();
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut Vec<Decoded>) {
+        while self.session.poll_transmit().is_some() {}
+        out.extend(std::iter::from_fn(|| self.session.poll_output()));
+    }
 }
 
 fn drain<D: FrameDecoder>(
@@ -268,6 +336,7 @@ impl Decoder {
             State::Contec(d) => drain(d, bytes, out, |f| f.observations()),
             State::ContecLegacy(d) => drain(d, bytes, out, |f| f.observations()),
             State::Suntech(d) => drain(d, bytes, out, |f| f.observations()),
+            State::Hl7(s) => s.feed(bytes, out),
         }
     }
 
@@ -288,6 +357,10 @@ impl Decoder {
             State::Contec(d) => d.finish(),
             State::ContecLegacy(d) => d.finish(),
             State::Suntech(d) => d.finish(),
+            State::Hl7(s) => {
+                s.finish(out);
+                None
+            }
         };
         out.extend(left.map(Err));
     }

@@ -8,6 +8,7 @@ pub mod ble;
 pub mod display;
 pub mod error;
 pub mod format;
+pub mod hl7;
 pub mod model;
 pub mod serial;
 pub mod sfloat;
