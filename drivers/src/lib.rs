@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod ble;
 mod events;
+pub mod hl7;
 mod report;
 pub mod serial;
 pub mod supervise;
@@ -38,6 +39,8 @@ pub enum Transport {
     Serial(SerialSpec),
     /// A Bluetooth LE peripheral.
     Ble(BleTarget),
+    /// HL7 over MLLP/TCP, listening or dialling.
+    Hl7(hl7::Hl7Spec),
 }
 
 /// Which serial port, and its line settings.
@@ -78,6 +81,8 @@ pub fn silence_limit(format: Format) -> Option<Duration> {
         | Format::BlePlxSpot
         | Format::BlePlxFeatures
         | Format::Suntech => None,
+        // Monitors send results every few seconds; some gateways batch up to 10 s.
+        Format::Hl7 => Some(Duration::from_secs(15)),
         // Masimo and Nonin #8 send once a second; the others faster.
         _ => Some(Duration::from_secs(5)),
     }
@@ -108,6 +113,7 @@ pub fn spawn(
                 Transport::Ble(_) => {
                     Box::pin(ble::run(spec, central.clone(), events, commands, cancel))
                 }
+                Transport::Hl7(_) => Box::pin(hl7::run(spec, events, commands, cancel)),
             }
         }
     };

@@ -196,6 +196,11 @@ impl Hl7Session {
         }
     }
 
+    /// Bytes of an unfinished frame held (a frame deadline watches this).
+    pub fn pending_frame_bytes(&self) -> usize {
+        self.receiver.pending()
+    }
+
     /// Messages acknowledged but not this device's.
     pub fn unmatched(&self) -> u64 {
         self.unmatched
