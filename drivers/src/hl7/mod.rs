@@ -5,7 +5,7 @@
 
 mod gateway;
 
-pub use gateway::unmatched_total;
+pub use gateway::{unmatched_total, MAX_CONNECTIONS};
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
