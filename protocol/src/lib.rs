@@ -5,6 +5,7 @@
 //! errors; no byte sequence can make them panic.
 
 pub mod ble;
+pub mod device;
 pub mod display;
 pub mod error;
 pub mod format;
@@ -14,6 +15,7 @@ pub mod serial;
 pub mod sfloat;
 pub mod stream;
 
+pub use device::{CommandRefusal, DeviceCommand, DeviceSession};
 pub use error::{DecodeError, Recovery};
 pub use format::{Decoder, Format};
 pub use model::{
