@@ -79,6 +79,11 @@ impl Reporter {
             match item {
                 Ok(Observation::Reading(r)) => readings.push(r),
                 Ok(Observation::Event(e)) => events.push(e),
+                // The core counts it per device like any unknown parameter; its value is never
+                // evidence, so only the code travels on.
+                Ok(Observation::UnknownParameter(p)) => {
+                    events.push(DeviceEvent::UnknownParameter { code: p.code })
+                }
                 Err(e) => {
                     self.errors += 1;
                     self.errors_total += 1;

@@ -19,6 +19,6 @@ pub use device::{CommandRefusal, DeviceCommand, DeviceSession};
 pub use error::{DecodeError, Recovery};
 pub use format::{Decoder, Format};
 pub use model::{
-    DeviceAlarm, DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, Unit,
-    Value, Vital,
+    kpa_to_mmhg, DeviceAlarm, DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading,
+    Unavailable, Unit, UnknownParameter, Value, Vital,
 };

@@ -63,6 +63,7 @@ pub fn to_json(item: &Decoded) -> String {
     let line = match item {
         Ok(Observation::Reading(r)) => serde_json::to_string(r),
         Ok(Observation::Event(e)) => serde_json::to_string(e),
+        Ok(Observation::UnknownParameter(p)) => serde_json::to_string(p),
         Err(e) => serde_json::to_string(&ErrorLine {
             error: e.to_string(),
             recovery: e.recovery(),
@@ -206,6 +207,21 @@ mod tests {
         let lines = decode("nonin-8", &["80 48 61 00 80 48"]);
         assert_eq!(lines.len(), 3);
         assert!(lines[2]["error"].as_str().unwrap().contains("input ended"));
+    }
+
+    #[test]
+    fn an_unknown_parameter_is_a_json_line_with_its_kind() {
+        let item: Decoded = Ok(vigil_protocol::UnknownParameter {
+            code: "MDC_TEMP".into(),
+            value: Some(36.6),
+            unit: Some("Cel".into()),
+        }
+        .into());
+        let line: serde_json::Value = serde_json::from_str(&to_json(&item)).unwrap();
+        assert_eq!(
+            line,
+            json!({"kind":"unknown_parameter","code":"MDC_TEMP","value":36.6,"unit":"Cel"})
+        );
     }
 
     #[test]

@@ -38,14 +38,20 @@ pub enum Vital {
     RrInterval,
     /// Cumulative energy expended, kJ.
     EnergyExpended,
+    /// End-tidal CO2 (capnography), mmHg; a value in kPa is converted for alarms, as NIBP is.
+    Etco2,
+    /// Respiratory rate, breaths/min.
+    RespiratoryRate,
 }
 
 impl Vital {
     /// Every vital, in display order.
-    pub const ALL: [Vital; 10] = [
+    pub const ALL: [Vital; 12] = [
         Vital::HeartRate,
         Vital::PulseRate,
         Vital::Spo2,
+        Vital::RespiratoryRate,
+        Vital::Etco2,
         Vital::NibpSystolic,
         Vital::NibpDiastolic,
         Vital::NibpMean,
@@ -68,6 +74,8 @@ impl Vital {
             Vital::PerfusionIndex => "perfusion_index",
             Vital::RrInterval => "rr_interval",
             Vital::EnergyExpended => "energy_expended",
+            Vital::Etco2 => "etco2",
+            Vital::RespiratoryRate => "respiratory_rate",
         }
     }
 
@@ -81,9 +89,12 @@ impl Vital {
         match self {
             Vital::Spo2 | Vital::PerfusionIndex => Unit::Percent,
             Vital::PulseRate | Vital::HeartRate => Unit::BeatsPerMinute,
-            Vital::NibpSystolic | Vital::NibpDiastolic | Vital::NibpMean | Vital::CuffPressure => {
-                Unit::MmHg
-            }
+            Vital::NibpSystolic
+            | Vital::NibpDiastolic
+            | Vital::NibpMean
+            | Vital::CuffPressure
+            | Vital::Etco2 => Unit::MmHg,
+            Vital::RespiratoryRate => Unit::BreathsPerMinute,
             Vital::RrInterval => Unit::Second,
             Vital::EnergyExpended => Unit::KiloJoule,
         }
@@ -125,10 +136,18 @@ pub enum Unit {
     /// Kilojoules.
     #[serde(rename = "kJ")]
     KiloJoule,
+    /// Breaths per minute (UCUM `/min`, MDC_DIM_RESP_PER_MIN).
+    #[serde(rename = "/min")]
+    BreathsPerMinute,
 }
 
 /// mmHg per kPa.
 pub const MMHG_PER_KPA: f64 = 7.500_62;
+
+/// A pressure in kPa as mmHg: the one conversion for cuff pressures and EtCO2 sent in kPa.
+pub fn kpa_to_mmhg(kpa: f64) -> f64 {
+    kpa * MMHG_PER_KPA
+}
 
 /// IEEE 11073-10101 nomenclature codes (partition × 2¹⁶ + term) for the vitals Vigil carries.
 pub mod mdc {
@@ -152,6 +171,12 @@ pub mod mdc {
     pub const PULS_OXIM_PERF_REL: u32 = 150_448;
     /// MDC_ECG_TIME_PD_RR_GL (term 16168).
     pub const ECG_TIME_PD_RR_GL: u32 = 147_240;
+    /// MDC_AWAY_CO2_ET (term 20636): end-tidal CO2 at the airway.
+    pub const AWAY_CO2_ET: u32 = 151_708;
+    /// MDC_RESP_RATE (term 20490): respiratory rate, whatever the method.
+    pub const RESP_RATE: u32 = 151_562;
+    /// MDC_EVT_APNEA (partition 3, term 3072): the device detects no breath.
+    pub const EVT_APNEA: u32 = 199_680;
     /// MDC_EVT_HI: a high-limit alarm.
     pub const EVT_HI: u32 = 196_648;
     /// MDC_EVT_LO: a low-limit alarm.
@@ -172,6 +197,9 @@ pub mod mdc {
             PRESS_CUFF => "MDC_PRESS_CUFF",
             PULS_OXIM_PERF_REL => "MDC_PULS_OXIM_PERF_REL",
             ECG_TIME_PD_RR_GL => "MDC_ECG_TIME_PD_RR_GL",
+            AWAY_CO2_ET => "MDC_AWAY_CO2_ET",
+            RESP_RATE => "MDC_RESP_RATE",
+            EVT_APNEA => "MDC_EVT_APNEA",
             EVT_HI => "MDC_EVT_HI",
             EVT_LO => "MDC_EVT_LO",
             EVT_ALARM => "MDC_EVT_ALARM",
@@ -187,6 +215,7 @@ impl Unit {
             Unit::Percent => Some((262_688, "MDC_DIM_PERCENT")),
             Unit::BeatsPerMinute => Some((264_864, "MDC_DIM_BEAT_PER_MIN")),
             Unit::MmHg => Some((266_016, "MDC_DIM_MMHG")),
+            Unit::BreathsPerMinute => Some((264_928, "MDC_DIM_RESP_PER_MIN")),
             Unit::KPa | Unit::Second | Unit::KiloJoule => None,
         }
     }
@@ -200,6 +229,7 @@ impl Unit {
             Unit::KPa => "kPa",
             Unit::Second => "s",
             Unit::KiloJoule => "kJ",
+            Unit::BreathsPerMinute => "/min",
         }
     }
 
@@ -212,6 +242,7 @@ impl Unit {
             Unit::KPa,
             Unit::Second,
             Unit::KiloJoule,
+            Unit::BreathsPerMinute,
         ]
         .into_iter()
         .find(|u| u.symbol() == symbol)
@@ -233,6 +264,8 @@ impl Vital {
             Vital::CuffPressure => mdc::PRESS_CUFF,
             Vital::PerfusionIndex => mdc::PULS_OXIM_PERF_REL,
             Vital::RrInterval => mdc::ECG_TIME_PD_RR_GL,
+            Vital::Etco2 => mdc::AWAY_CO2_ET,
+            Vital::RespiratoryRate => mdc::RESP_RATE,
             Vital::EnergyExpended => return None,
         })
     }
@@ -392,7 +425,7 @@ impl Reading {
     pub fn in_canonical_unit(&self) -> Option<f64> {
         let v = self.value.number()?;
         match (self.unit, self.vital.canonical_unit()) {
-            (Unit::KPa, Unit::MmHg) => Some(v * MMHG_PER_KPA),
+            (Unit::KPa, Unit::MmHg) => Some(kpa_to_mmhg(v)),
             _ => Some(v),
         }
     }
@@ -560,6 +593,9 @@ pub enum DeviceEvent {
     },
     /// The device says it is about to disconnect (Contec 0x0D).
     DisconnectNotice,
+    /// The device itself reports that the patient is not breathing (a capnograph's or
+    /// multiparameter monitor's apnea alarm, MDC_EVT_APNEA).
+    Apnea,
     /// What the device supports (PLX Features 0x2A60).
     Features {
         /// Names of the supported optional features.
@@ -584,6 +620,21 @@ impl DeviceEvent {
     }
 }
 
+/// A measured parameter Vigil has no [`Vital`] for (an HL7 OBX with an unmapped code, say):
+/// kept with what the device sent, counted per device, never evidence for any alarm.
+///
+/// JSON: `{"kind":"unknown_parameter","code":...,"value":...,"unit":...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "unknown_parameter")]
+pub struct UnknownParameter {
+    /// The parameter's code or name as the device sent it.
+    pub code: String,
+    /// The number, when the device sent one.
+    pub value: Option<f64>,
+    /// The unit as the device wrote it, when it gave one.
+    pub unit: Option<String>,
+}
+
 /// What one decoded frame or value contains.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -592,11 +643,19 @@ pub enum Observation {
     Reading(Reading),
     /// An event that is not a value.
     Event(DeviceEvent),
+    /// A measured parameter Vigil has no vital for.
+    UnknownParameter(UnknownParameter),
 }
 
 impl From<Reading> for Observation {
     fn from(r: Reading) -> Self {
         Observation::Reading(r)
+    }
+}
+
+impl From<UnknownParameter> for Observation {
+    fn from(p: UnknownParameter) -> Self {
+        Observation::UnknownParameter(p)
     }
 }
 

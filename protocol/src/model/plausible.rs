@@ -4,7 +4,7 @@ use super::Vital;
 
 /// What each vital can physically be, in its canonical unit: one table for every decoder and the
 /// engine. A number outside it is a decoding or device fault, never a measurement.
-const PLAUSIBLE: [(Vital, f64, f64); 10] = [
+const PLAUSIBLE: [(Vital, f64, f64); 12] = [
     (Vital::Spo2, 0.0, 100.0),
     (Vital::PulseRate, 0.0, 350.0),
     (Vital::HeartRate, 0.0, 350.0),
@@ -16,6 +16,10 @@ const PLAUSIBLE: [(Vital, f64, f64); 10] = [
     // An RR interval of 60 s is far past asystole; BLE carries at most 64 s.
     (Vital::RrInterval, 0.0, 64.0),
     (Vital::EnergyExpended, 0.0, 65_535.0),
+    // Capnographs measure 0–150 mmHg (0–20 kPa); more is a fault, not a patient.
+    (Vital::Etco2, 0.0, 150.0),
+    // Monitors count 0–150 breaths/min (neonates included); 0 is a real value: no breath.
+    (Vital::RespiratoryRate, 0.0, 150.0),
 ];
 
 impl Vital {

@@ -133,3 +133,97 @@ fn a_number_the_vital_cannot_have_is_unavailable_as_implausible() {
     let back: Reading = serde_json::from_str(text).unwrap();
     assert_eq!(back.value, implausible);
 }
+
+#[test]
+fn breathing_vitals_have_their_wire_names_units_and_mdc_codes() {
+    assert_eq!(Vital::from_name("etco2"), Some(Vital::Etco2));
+    assert_eq!(
+        Vital::from_name("respiratory_rate"),
+        Some(Vital::RespiratoryRate)
+    );
+    let etco2 = Reading::number(Vital::Etco2, 38.0, Unit::MmHg);
+    assert_eq!(
+        serde_json::to_value(&etco2).unwrap(),
+        serde_json::json!({"vital":"etco2","value":38.0,"unit":"mmHg","mdc":151708,"flags":[]})
+    );
+    let rr = Reading::number(Vital::RespiratoryRate, 14.0, Unit::BreathsPerMinute);
+    assert_eq!(
+        serde_json::to_value(&rr).unwrap(),
+        serde_json::json!({"vital":"respiratory_rate","value":14.0,"unit":"/min","mdc":151562,"flags":[]})
+    );
+    assert_eq!(mdc::name(mdc::AWAY_CO2_ET), Some("MDC_AWAY_CO2_ET"));
+    assert_eq!(mdc::name(mdc::RESP_RATE), Some("MDC_RESP_RATE"));
+    assert_eq!(mdc::name(mdc::EVT_APNEA), Some("MDC_EVT_APNEA"));
+    assert_eq!(
+        Unit::BreathsPerMinute.mdc(),
+        Some((264_928, "MDC_DIM_RESP_PER_MIN"))
+    );
+    assert_eq!(Unit::from_symbol("/min"), Some(Unit::BreathsPerMinute));
+    let apnea = serde_json::to_value(DeviceEvent::Apnea).unwrap();
+    assert_eq!(apnea, serde_json::json!({"event":"apnea"}));
+}
+
+#[test]
+fn etco2_in_kpa_is_compared_in_mmhg() {
+    assert!((kpa_to_mmhg(5.0) - 37.503).abs() < 0.001);
+    // 6.7 kPa is just over the 50 mmHg hypercapnia limit.
+    let r = Reading::number(Vital::Etco2, 6.7, Unit::KPa);
+    assert_eq!(r.value, Value::Number(6.7), "the device's unit is kept");
+    let mmhg = r.evidence().unwrap();
+    assert!((mmhg - 50.254).abs() < 0.001, "{mmhg}");
+    // 21 kPa is 157.5 mmHg: past what a capnograph measures.
+    let r = Reading::number(Vital::Etco2, 21.0, Unit::KPa);
+    assert_eq!(r.value, Value::Unavailable(Unavailable::Implausible));
+}
+
+#[test]
+fn breathing_values_outside_the_plausibility_table_are_never_evidence() {
+    let implausible = Value::Unavailable(Unavailable::Implausible);
+    for (vital, value) in [
+        (Vital::Etco2, -1.0),
+        (Vital::Etco2, 150.5),
+        (Vital::Etco2, f64::NAN),
+        (Vital::RespiratoryRate, -0.5),
+        (Vital::RespiratoryRate, 151.0),
+        (Vital::RespiratoryRate, f64::INFINITY),
+    ] {
+        let r = Reading::number(vital, value, vital.canonical_unit());
+        assert_eq!(r.value, implausible, "{vital} {value}");
+        assert_eq!(r.evidence(), None, "{vital} {value}");
+    }
+    // No breath is a measurement, not a fault: RR 0 and EtCO2 0 stay numbers.
+    for (vital, value) in [
+        (Vital::Etco2, 0.0),
+        (Vital::Etco2, 150.0),
+        (Vital::RespiratoryRate, 0.0),
+        (Vital::RespiratoryRate, 150.0),
+    ] {
+        let r = Reading::number(vital, value, vital.canonical_unit());
+        assert_eq!(r.evidence(), Some(value), "{vital} {value}");
+    }
+}
+
+#[test]
+fn an_unknown_parameter_keeps_its_code_value_and_unit_in_json() {
+    let p = Observation::from(UnknownParameter {
+        code: "151780^MDC_VOL_AWAY_TIDAL^MDC".into(),
+        value: Some(480.0),
+        unit: Some("mL".into()),
+    });
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"kind":"unknown_parameter","code":"151780^MDC_VOL_AWAY_TIDAL^MDC","value":480.0,"unit":"mL"})
+    );
+    let back: Observation = serde_json::from_value(json).unwrap();
+    assert_eq!(back, p);
+    let bare = Observation::from(UnknownParameter {
+        code: "X1".into(),
+        value: None,
+        unit: None,
+    });
+    assert_eq!(
+        serde_json::to_value(&bare).unwrap(),
+        serde_json::json!({"kind":"unknown_parameter","code":"X1","value":null,"unit":null})
+    );
+}

@@ -17,6 +17,10 @@ fn limit_range(vital: Vital) -> std::ops::RangeInclusive<f64> {
         Vital::PerfusionIndex => 0.0..=20.0,
         Vital::RrInterval => 0.2..=3.0,
         Vital::EnergyExpended => 0.0..=65_535.0,
+        // Hypercapnia limits sit at 45–60 mmHg; below 5 or above 100 nothing would fire in time.
+        Vital::Etco2 => 5.0..=100.0,
+        // A rate limit below 1 breath/min could never fire (0 is apnea, its own rule).
+        Vital::RespiratoryRate => 1.0..=60.0,
     }
 }
 
