@@ -72,7 +72,10 @@ async fn read_ack(stream: &mut TcpStream) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while !got.ends_with(&[0x1C, 0x0D]) {
-        let n = timeout(WAIT, stream.read(&mut buf)).await.expect("an ACK in time").unwrap();
+        let n = timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("an ACK in time")
+            .unwrap();
         assert!(n > 0, "connection closed before the ACK; got {got:?}");
         got.extend_from_slice(&buf[..n]);
     }
@@ -93,15 +96,23 @@ async fn a_listening_device_acknowledges_reads_and_shows_the_link() {
     let mut monitor = dial(addr).await;
     monitor.write_all(&oru("M1", "BED1", 95)).await.unwrap();
     assert!(read_ack(&mut monitor).await.contains("MSA|AA|M1\r"));
-    expect(&mut rx, WAIT, |k| matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())).await;
+    expect(&mut rx, WAIT, |k| {
+        matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())
+    })
+    .await;
     assert_eq!(expect(&mut rx, WAIT, spo2).await, 95.0);
     // A bad message: AE with the reason, and the connection goes on.
     monitor
-        .write_all(&frame(b"MSH|^~\\&|MON|WARD|||20240520||ORU^R01|BAD|P|2.1\rOBX|1|NM|150456^^MDC||90"))
+        .write_all(&frame(
+            b"MSH|^~\\&|MON|WARD|||20240520||ORU^R01|BAD|P|2.1\rOBX|1|NM|150456^^MDC||90",
+        ))
         .await
         .unwrap();
     let ae = read_ack(&mut monitor).await;
-    assert!(ae.contains("MSA|AE|BAD|") && ae.contains("ERR|||203^"), "{ae}");
+    assert!(
+        ae.contains("MSA|AE|BAD|") && ae.contains("ERR|||203^"),
+        "{ae}"
+    );
     monitor.write_all(&oru("M2", "BED1", 94)).await.unwrap();
     assert!(read_ack(&mut monitor).await.contains("MSA|AA|M2\r"));
     assert_eq!(expect(&mut rx, WAIT, spo2).await, 94.0);
@@ -123,7 +134,10 @@ async fn a_gateway_with_two_beds_feeds_two_devices_and_counts_the_rest() {
     let (mut bed2, _h2, c2) = device("bed-2", Endpoint::Listen(addr), bed("BED2"));
     // Both drivers must have registered before the gateway sends.
     for rx in [&mut bed1, &mut bed2] {
-        expect(rx, WAIT, |k| matches!(k, DriverEventKind::Link(Link::Connecting)).then_some(())).await;
+        expect(rx, WAIT, |k| {
+            matches!(k, DriverEventKind::Link(Link::Connecting)).then_some(())
+        })
+        .await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut gw = dial(addr).await;
@@ -152,12 +166,23 @@ async fn a_gateway_with_two_beds_feeds_two_devices_and_counts_the_rest() {
 async fn a_connect_device_reconnects_when_the_monitor_drops_it() {
     let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let (mut rx, _h, cancel) = device("mon-2", Endpoint::Connect(addr.to_string()), Match::default());
+    let (mut rx, _h, cancel) = device(
+        "mon-2",
+        Endpoint::Connect(addr.to_string()),
+        Match::default(),
+    );
     for round in 1..=2 {
         let (mut conn, _) = timeout(WAIT, server.accept()).await.unwrap().unwrap();
-        expect(&mut rx, WAIT, |k| matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())).await;
-        conn.write_all(&oru(&format!("C{round}"), "", 90 + round)).await.unwrap();
-        assert!(read_ack(&mut conn).await.contains(&format!("MSA|AA|C{round}\r")));
+        expect(&mut rx, WAIT, |k| {
+            matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())
+        })
+        .await;
+        conn.write_all(&oru(&format!("C{round}"), "", 90 + round))
+            .await
+            .unwrap();
+        assert!(read_ack(&mut conn)
+            .await
+            .contains(&format!("MSA|AA|C{round}\r")));
         assert_eq!(expect(&mut rx, WAIT, spo2).await, f64::from(90 + round));
         drop(conn);
         expect(&mut rx, WAIT, |k| {
@@ -174,7 +199,10 @@ async fn bad_input_gets_an_ae_or_is_skipped_and_the_connection_goes_on() {
     let (mut rx, _h, cancel) = device("mon-3", Endpoint::Listen(addr), Match::default());
     let mut monitor = dial(addr).await;
     // Binary garbage outside any frame: skipped, no reply.
-    monitor.write_all(&[0xFF, 0x00, 0x13, 0x37, 0x1C, 0x0D]).await.unwrap();
+    monitor
+        .write_all(&[0xFF, 0x00, 0x13, 0x37, 0x1C, 0x0D])
+        .await
+        .unwrap();
     // A message over 1 MiB: AE.
     let mut big = vec![0x0B];
     big.resize(MAX_MESSAGE + 64, b'A');
@@ -184,12 +212,18 @@ async fn bad_input_gets_an_ae_or_is_skipped_and_the_connection_goes_on() {
     monitor.write_all(&[0x0B]).await.unwrap();
     monitor.write_all(b"MSH|^~\\&|lost").await.unwrap();
     // A segment with 10,000 fields: AE.
-    let wide = [b"MSH|^~\\&|M|F|||20240520||ORU^R01|WIDE|P|2.5\rOBX".to_vec(), vec![b'|'; 10_000]].concat();
+    let wide = [
+        b"MSH|^~\\&|M|F|||20240520||ORU^R01|WIDE|P|2.5\rOBX".to_vec(),
+        vec![b'|'; 10_000],
+    ]
+    .concat();
     monitor.write_all(&frame(&wide)).await.unwrap();
     assert!(read_ack(&mut monitor).await.contains("MSA|AE|WIDE|"));
     // An ORU with no OBX: AE.
     monitor
-        .write_all(&frame(b"MSH|^~\\&|M|F|||20240520||ORU^R01|EMPTY|P|2.5\rOBR|1"))
+        .write_all(&frame(
+            b"MSH|^~\\&|M|F|||20240520||ORU^R01|EMPTY|P|2.5\rOBR|1",
+        ))
         .await
         .unwrap();
     assert!(read_ack(&mut monitor).await.contains("MSA|AE|EMPTY|"));
@@ -213,7 +247,10 @@ async fn slow_and_surplus_clients_do_not_block_the_monitor() {
     }
     let mut surplus = dial(addr).await;
     let mut buf = [0u8; 16];
-    let n = timeout(WAIT, surplus.read(&mut buf)).await.expect("closed in time").unwrap_or(0);
+    let n = timeout(WAIT, surplus.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
     assert_eq!(n, 0, "the connection over the cap is closed");
     // Freeing one slot lets the monitor in, and it is served while the loris still waits.
     drop(idle.pop());

@@ -6,6 +6,7 @@
 use crate::ble::blood_pressure::BloodPressureMeasurement;
 use crate::ble::heart_rate::HeartRateMeasurement;
 use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
+use crate::device::DeviceSession;
 use crate::error::DecodeError;
 use crate::hl7::{CodeTable, Hl7Session, Match, PlainSplitter};
 use crate::model::Observation;
@@ -252,8 +253,7 @@ impl Hl7Stream {
             match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
                 None => return,
                 Some(&b) => {
-                    self.plain =
-                        Some((b != crate::hl7::mllp::START).then(PlainSplitter::default))
+                    self.plain = Some((b != crate::hl7::mllp::START).then(PlainSplitter::default))
                 }
             }
         }

@@ -8,8 +8,7 @@ use vigil_protocol::hl7::mllp::{frame, MAX_MESSAGE};
 use vigil_protocol::hl7::{CodeEntry, CodeTable, Hl7Error, Hl7Receiver, Received};
 use vigil_protocol::stream::merge_garbage;
 use vigil_protocol::{
-    format::Decoded, DeviceEvent, DeviceTime, Flag, Format, Observation, Unavailable, Unit, Value,
-    Vital,
+    format::Decoded, DeviceTime, Flag, Format, Observation, Unavailable, Unit, Value, Vital,
 };
 
 const PCD01: &[u8] = include_bytes!("data/hl7/pcd01_style.hl7");
@@ -71,15 +70,37 @@ fn pcd01_message_gives_each_reading_its_time_unit_and_status() {
     assert_eq!(r[4].vital, Vital::NibpDiastolic);
     assert_eq!(r[5].vital, Vital::NibpMean);
     // The arterial line (150033) is not NIBP: kept as an unknown parameter with its code.
-    assert!(out.iter().any(|o| matches!(o,
-        Ok(Observation::Event(DeviceEvent::UnknownParameter { code }))
-            if code.starts_with("150033^MDC_PRESS_BLD_ART_ABP_SYS"))));
+    let unknown = out.iter().find_map(|o| match o {
+        Ok(Observation::UnknownParameter(p)) => Some(p.clone()),
+        _ => None,
+    });
+    let unknown = unknown.expect("the arterial pressure as unknown_parameter");
+    assert_eq!(unknown.code, "150033^MDC_PRESS_BLD_ART_ABP_SYS^MDC");
+    assert_eq!(unknown.value, Some(118.0));
+    assert_eq!(unknown.unit.as_deref(), Some("266016^MDC_DIM_MMHG^MDC"));
+    // Breathing: EtCO2 in mmHg and the respiratory rate per minute.
+    assert_eq!(
+        (r[6].vital, r[6].value),
+        (Vital::Etco2, Value::Number(38.0))
+    );
+    assert_eq!(r[6].mdc, Some(151_708));
+    assert_eq!(
+        (r[7].vital, r[7].value, r[7].unit),
+        (
+            Vital::RespiratoryRate,
+            Value::Number(14.0),
+            Unit::BreathsPerMinute
+        )
+    );
     // Status X: no number; status W: never a number.
     let last_two = &r[r.len() - 2..];
     assert_eq!(last_two[0].vital, Vital::Spo2);
     assert_eq!(last_two[0].value, Value::Unavailable(Unavailable::Missing));
     assert_eq!(last_two[1].vital, Vital::PulseRate);
-    assert_eq!(last_two[1].value, Value::Unavailable(Unavailable::FlaggedInvalid));
+    assert_eq!(
+        last_two[1].value,
+        Value::Unavailable(Unavailable::FlaggedInvalid)
+    );
     assert!(last_two[1].flags.contains(Flag::Invalid));
     // The MDS header OBX has no value and gives nothing; no errors at all.
     assert!(out.iter().all(Result::is_ok), "{out:?}");
@@ -88,10 +109,19 @@ fn pcd01_message_gives_each_reading_its_time_unit_and_status() {
 #[test]
 fn plain_captures_with_any_line_ending_give_the_same_readings() {
     let framed = readings(&decode(&[&frame(PCD01)]));
-    let lf: Vec<u8> = PCD01.iter().map(|b| if *b == b'\r' { b'\n' } else { *b }).collect();
+    let lf: Vec<u8> = PCD01
+        .iter()
+        .map(|b| if *b == b'\r' { b'\n' } else { *b })
+        .collect();
     let crlf: Vec<u8> = PCD01
         .iter()
-        .flat_map(|b| if *b == b'\r' { vec![b'\r', b'\n'] } else { vec![*b] })
+        .flat_map(|b| {
+            if *b == b'\r' {
+                vec![b'\r', b'\n']
+            } else {
+                vec![*b]
+            }
+        })
         .collect();
     for plain in [PCD01.to_vec(), lf, crlf] {
         let two = [plain.clone(), plain].concat();
@@ -107,7 +137,10 @@ fn every_message_is_acknowledged_with_its_control_id() {
     assert!(matches!(&got[0], Received::Message { header, .. } if header.control_id == "MSG0001"));
     let ack = ack_text(&mut rx);
     assert!(ack.contains("\rMSA|AA|MSG0001\r"), "{ack}");
-    assert!(ack.starts_with("MSH|^~\\&|VIGIL|VIGIL|AcmeMon|WARD7||ACK^R01^ACK|"), "{ack}");
+    assert!(
+        ack.starts_with("MSH|^~\\&|VIGIL|VIGIL|AcmeMon|WARD7||ACK^R01^ACK|"),
+        "{ack}"
+    );
 }
 
 #[test]
@@ -144,7 +177,10 @@ fn bad_messages_get_an_ae_with_the_reason_and_an_err_segment() {
         assert!(matches!(got[0], Received::Refused { .. }), "{got:?}");
         let ack = ack_text(&mut rx);
         assert!(ack.contains(&format!("\rMSA|AE|{id}|")), "{ack}");
-        assert!(ack.contains(&format!("\rERR|||{code}^HL70357|E||||")), "{ack}");
+        assert!(
+            ack.contains(&format!("\rERR|||{code}^HL70357|E||||")),
+            "{ack}"
+        );
     }
 }
 

@@ -7,7 +7,11 @@ use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
 use vigil_protocol::serial::LineSettings;
 use vigil_protocol::Format;
 
-pub(super) fn devices(doc: &toml::Table, base: &std::path::Path, c: &mut Check<'_>) -> Vec<DeviceSpec> {
+pub(super) fn devices(
+    doc: &toml::Table,
+    base: &std::path::Path,
+    c: &mut Check<'_>,
+) -> Vec<DeviceSpec> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     let listed = tables(doc, "device", c);
@@ -59,14 +63,23 @@ pub(super) fn devices(doc: &toml::Table, base: &std::path::Path, c: &mut Check<'
         if format != Format::Hl7 {
             for key in super::hl7::KEYS {
                 if t.contains_key(key) {
-                    c.error(format!("{at}{key}"), format!("applies only to format hl7, not {format}"));
+                    c.error(
+                        format!("{at}{key}"),
+                        format!("applies only to format hl7, not {format}"),
+                    );
                 }
             }
         }
         let transport = if format == Format::Hl7 {
             let transport = super::hl7::transport(t, &at, base, c);
             if let Some(tr) = &transport {
-                super::hl7::shared_listen(&mut listens, tr, &at, &format!("device #{n} \"{id}\""), c);
+                super::hl7::shared_listen(
+                    &mut listens,
+                    tr,
+                    &at,
+                    &format!("device #{n} \"{id}\""),
+                    c,
+                );
             }
             transport
         } else if format.is_ble() {

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::bluez::BluezCentral;
 use vigil_drivers::ble::Central;
+use vigil_drivers::hl7::{Endpoint, Hl7Spec};
 use vigil_drivers::usb::UsbId;
 use vigil_drivers::{BleTarget, DeviceSpec, DriverEventKind, PortSelector, SerialSpec, Transport};
-use vigil_drivers::hl7::{Endpoint, Hl7Spec};
 use vigil_protocol::hl7::{CodeTable, Match};
 use vigil_protocol::{Format, Observation};
 
@@ -75,13 +75,19 @@ fn spec(args: &ProbeArgs, format: Format) -> Result<DeviceSpec> {
         let endpoint = match (&args.listen, &args.connect) {
             (Some(addr), _) => Endpoint::Listen(*addr),
             (None, Some(peer)) => Endpoint::Connect(peer.clone()),
-            (None, None) => bail!("say where the monitor is: --listen ADDR:PORT or --connect HOST:PORT"),
+            (None, None) => {
+                bail!("say where the monitor is: --listen ADDR:PORT or --connect HOST:PORT")
+            }
         };
         let table = match &args.codes {
             Some(path) => crate::config::hl7::load_code_table(path).map_err(anyhow::Error::msg)?,
             None => CodeTable::default(),
         };
-        Transport::Hl7(Hl7Spec { endpoint, matcher: Match::default(), table })
+        Transport::Hl7(Hl7Spec {
+            endpoint,
+            matcher: Match::default(),
+            table,
+        })
     } else if args.listen.is_some() || args.connect.is_some() {
         bail!("--listen and --connect are for --format hl7");
     } else if let Some(ble) = &args.ble {

@@ -20,7 +20,7 @@ use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::format::Decoded;
 use vigil_protocol::hl7::{CodeTable, Hl7Receiver, Match, Received};
-use vigil_protocol::{DecodeError, Format, Observation};
+use vigil_protocol::{DecodeError, Format};
 
 /// Most connections one listener holds at once; more are closed on arrival.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -140,7 +140,12 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
 }
 
 /// Serves one connection; returns why it ended.
-async fn connection(mut stream: TcpStream, conn: u64, g: &Gateway, stop: &CancellationToken) -> String {
+async fn connection(
+    mut stream: TcpStream,
+    conn: u64,
+    g: &Gateway,
+    stop: &CancellationToken,
+) -> String {
     let mut receiver = Hl7Receiver::new(g.table.clone());
     let mut buf = vec![0u8; 16 * 1024];
     let mut frame_started = Instant::now();
@@ -302,7 +307,7 @@ async fn serve_device(
             _ = cancel.cancelled() => return Ok(()),
             Some(routed) = rx.recv() => match routed {
                 Routed::Decoded { conn, mut items } => {
-                    if items.iter().any(|i| matches!(i, Ok(Observation::Reading(_)) | Ok(Observation::Event(_)))) {
+                    if items.iter().any(Result::is_ok) {
                         last_data = Instant::now();
                         if current != Some(conn) || silent {
                             silent = false;

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use vigil_protocol::device::DeviceSession;
 use vigil_protocol::format::Decoded;
 use vigil_protocol::hl7::{CodeTable, Hl7Session, Match};
 use vigil_protocol::Format;

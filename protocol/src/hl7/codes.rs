@@ -88,8 +88,7 @@ pub struct CodeTable {
 }
 
 /// The built-in MDC rows (IHE PCD-01): code, vital name, unit. Every code was checked against
-/// the IEEE 11073-10101 nomenclature (partition 2 × 65536 + term code). The breathing vitals
-/// resolve once the model has them; until then their codes stay unknown parameters.
+/// the IEEE 11073-10101 nomenclature (partition 2 × 65536 + term code).
 const MDC_ROWS: &[(u32, &str, &str)] = &[
     (mdc::PULS_OXIM_SAT_O2, "spo2", "%"),
     (mdc::PULS_OXIM_PULS_RATE, "pulse_rate", "bpm"),
@@ -101,10 +100,9 @@ const MDC_ROWS: &[(u32, &str, &str)] = &[
     (mdc::PRESS_BLD_NONINV_DIA, "nibp_diastolic", "mmHg"),
     (mdc::PRESS_BLD_NONINV_MEAN, "nibp_mean", "mmHg"),
     (mdc::PULS_OXIM_PERF_REL, "perfusion_index", "%"),
-    // MDC_AWAY_CO2_ET (term 20636).
-    (151_708, "etco2", "mmHg"),
+    (mdc::AWAY_CO2_ET, "etco2", "mmHg"),
     // MDC_RESP_RATE (term 20490) and MDC_AWAY_RESP_RATE (term 20522, from the airway/CO2).
-    (151_562, "respiratory_rate", "/min"),
+    (mdc::RESP_RATE, "respiratory_rate", "/min"),
     (151_594, "respiratory_rate", "/min"),
 ];
 
@@ -186,18 +184,28 @@ pub fn unit_for(vital: Vital, text: &str) -> Option<Unit> {
     let canonical = vital.canonical_unit();
     let per_minute = matches!(
         text,
-        "/min" | "1/min" | "min-1" | "bpm" | "{beats}/min" | "{beat}/min" | "{breaths}/min"
-            | "{breath}/min" | "{resp}/min" | "rpm" | "brpm" | "264864" | "264928"
-            | "MDC_DIM_BEAT_PER_MIN" | "MDC_DIM_RESP_PER_MIN"
+        "/min"
+            | "1/min"
+            | "min-1"
+            | "bpm"
+            | "{beats}/min"
+            | "{beat}/min"
+            | "{breaths}/min"
+            | "{breath}/min"
+            | "{resp}/min"
+            | "rpm"
+            | "brpm"
+            | "264864"
+            | "264928"
+            | "MDC_DIM_BEAT_PER_MIN"
+            | "MDC_DIM_RESP_PER_MIN"
     );
     let unit = match text {
         "%" | "262688" | "MDC_DIM_PERCENT" => Unit::Percent,
         "mmHg" | "mm[Hg]" | "266016" | "MDC_DIM_MMHG" => Unit::MmHg,
         "kPa" | "MDC_DIM_KILO_PASCAL" => Unit::KPa,
         _ if per_minute => match canonical {
-            Unit::Percent | Unit::MmHg | Unit::KPa | Unit::Second | Unit::KiloJoule => {
-                return None
-            }
+            Unit::Percent | Unit::MmHg | Unit::KPa | Unit::Second | Unit::KiloJoule => return None,
             rate => rate,
         },
         "s" => Unit::Second,
@@ -216,7 +224,10 @@ mod tests {
     fn built_in_codes_map_to_their_vitals() {
         let t = CodeTable::default();
         assert_eq!(t.lookup("150456", "MDC").unwrap().vital, Vital::Spo2);
-        assert_eq!(t.lookup("150021", "mdc").unwrap().vital, Vital::NibpSystolic);
+        assert_eq!(
+            t.lookup("150021", "mdc").unwrap().vital,
+            Vital::NibpSystolic
+        );
         // The arterial line is not NIBP.
         assert_eq!(t.lookup("150033", "MDC"), None);
         assert_eq!(t.lookup("150456", "LN"), None);
@@ -250,8 +261,16 @@ mod tests {
     #[test]
     fn units_must_fit_the_vital() {
         assert_eq!(unit_for(Vital::NibpMean, "kPa"), Some(Unit::KPa));
-        assert_eq!(unit_for(Vital::PulseRate, "/min"), Some(Unit::BeatsPerMinute));
+        assert_eq!(
+            unit_for(Vital::PulseRate, "/min"),
+            Some(Unit::BeatsPerMinute)
+        );
         assert_eq!(unit_for(Vital::Spo2, "/min"), None);
         assert_eq!(unit_for(Vital::Spo2, "furlongs"), None);
+        assert_eq!(
+            unit_for(Vital::RespiratoryRate, "264928"),
+            Some(Unit::BreathsPerMinute)
+        );
+        assert_eq!(unit_for(Vital::Etco2, "kPa"), Some(Unit::KPa));
     }
 }

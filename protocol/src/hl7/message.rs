@@ -140,7 +140,9 @@ impl Message {
         };
         let mut all = vec![field];
         all.extend(&encoding[..4]);
-        let distinct = all.iter().all(|c| all.iter().filter(|d| *d == c).count() == 1);
+        let distinct = all
+            .iter()
+            .all(|c| all.iter().filter(|d| *d == c).count() == 1);
         if !distinct || all.iter().any(|c| c.is_alphanumeric() || c.is_whitespace()) {
             return Err(Hl7Error::BadDelimiters);
         }
@@ -188,7 +190,10 @@ impl Message {
             .split(d.component)
             .map(|c| unescape(c.split(d.subcomponent).next().unwrap_or(""), d))
             .collect();
-        let used = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
+        let used = parts
+            .iter()
+            .rposition(|p| !p.is_empty())
+            .map_or(0, |i| i + 1);
         parts[..used].join("^")
     }
 }
@@ -308,7 +313,10 @@ mod tests {
     #[test]
     fn escapes_resolve_and_round_trip() {
         let d = Delimiters::default();
-        assert_eq!(unescape(r"a\F\b\S\c\T\d\R\e\E\f\X41\\.br\", &d), "a|b^c&d~e\\fA");
+        assert_eq!(
+            unescape(r"a\F\b\S\c\T\d\R\e\E\f\X41\\.br\", &d),
+            "a|b^c&d~e\\fA"
+        );
         let text = "x|y^z&w~v\\u";
         assert_eq!(unescape(&escape(text, &d), &d), text);
     }

@@ -3,7 +3,10 @@
 use super::codes::{unit_for, CodeTable};
 use super::message::{Hl7Error, Message, Segment};
 use super::time::parse_ts;
-use crate::model::{DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, Value};
+use crate::model::{
+    mdc, DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, UnknownParameter,
+    Value,
+};
 
 /// The HL7 versions (MSH-12) Vigil reads.
 pub const VERSIONS: [&str; 6] = ["2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6"];
@@ -101,16 +104,22 @@ fn read_obx(
     let raw_value = obx.raw(5);
     let status = msg.component(obx, 11, 1);
     let number = numeric(msg, obx, &value_type);
+    if system.eq_ignore_ascii_case("MDC") && code == mdc::EVT_APNEA.to_string() {
+        // The monitor's own apnea detection (an event, not a value).
+        return (status != "X").then_some(DeviceEvent::Apnea.into());
+    }
     let Some(mapping) = table.lookup(&code, &system) else {
         // Headers and text carry no value; an unmapped value is kept, never dropped.
-        return (number.is_some() || (!raw_value.is_empty() && !value_type.is_empty())).then(
-            || {
-                DeviceEvent::UnknownParameter {
-                    code: msg.field_text(obx, 3),
-                }
-                .into()
-            },
-        );
+        let has_value = number.is_some() || (!raw_value.is_empty() && !value_type.is_empty());
+        let unit = msg.field_text(obx, 6);
+        return has_value.then(|| {
+            UnknownParameter {
+                code: msg.field_text(obx, 3),
+                value: number,
+                unit: (!unit.is_empty()).then_some(unit),
+            }
+            .into()
+        });
     };
     let unit_text = [msg.component(obx, 6, 1), msg.component(obx, 6, 2)];
     let unit = if unit_text.iter().all(String::is_empty) {
@@ -156,7 +165,9 @@ fn numeric(msg: &Message, obx: &Segment, value_type: &str) -> Option<f64> {
         let ok = !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'));
-        ok.then(|| s.parse::<f64>().ok()).flatten().filter(|v| v.is_finite())
+        ok.then(|| s.parse::<f64>().ok())
+            .flatten()
+            .filter(|v| v.is_finite())
     };
     match value_type {
         "NM" | "ST" | "" => parse(&msg.component(obx, 5, 1)),

@@ -5,6 +5,7 @@ use super::codes::CodeTable;
 use super::message::{Hl7Error, Message};
 use super::mllp::{self, MllpDecoder, MllpFrame};
 use super::oru::{read_oru, Header};
+use crate::device::{CommandRefusal, DeviceCommand, DeviceSession};
 use crate::error::DecodeError;
 use crate::format::Decoded;
 use crate::model::Observation;
@@ -62,9 +63,12 @@ impl Hl7Receiver {
         while let Some(frame) = self.deframer.next_frame() {
             out.push(match frame {
                 Ok(MllpFrame::Message(payload)) => self.handle_message(&payload),
-                Ok(MllpFrame::TooLarge) => {
-                    self.refuse(Header::default(), Hl7Error::TooLarge { max: mllp::MAX_MESSAGE })
-                }
+                Ok(MllpFrame::TooLarge) => self.refuse(
+                    Header::default(),
+                    Hl7Error::TooLarge {
+                        max: mllp::MAX_MESSAGE,
+                    },
+                ),
                 Err(e) => Received::Framing(e),
             });
         }
@@ -206,14 +210,6 @@ impl Hl7Session {
         self.unmatched
     }
 
-    /// The transport is up; HL7 monitors speak first, so nothing is queued.
-    pub fn handle_connected(&mut self, _now: Instant) {}
-
-    /// Bytes from the peer.
-    pub fn handle_input(&mut self, bytes: &[u8], _now: Instant) {
-        self.feed(bytes);
-    }
-
     /// Bytes from the peer (HL7 needs no time to read them).
     pub fn feed(&mut self, bytes: &[u8]) {
         let received = self.receiver.handle_input(bytes);
@@ -250,29 +246,45 @@ impl Hl7Session {
         }
     }
 
-    /// No timers: silence is the driver's concern.
-    pub fn handle_timeout(&mut self, _now: Instant) {}
-
-    /// The next ACK to write.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.receiver.poll_transmit()
-    }
-
-    /// No timers.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    /// The next observation or error.
-    pub fn poll_output(&mut self) -> Option<Decoded> {
-        self.outputs.pop_front()
-    }
-
     /// Ends the input: an unfinished frame becomes an error output.
     pub fn finish(&mut self) {
         if let Some(e) = self.receiver.finish() {
             self.outputs.push_back(Err(e));
         }
+    }
+}
+
+impl DeviceSession for Hl7Session {
+    /// The transport is up; HL7 monitors speak first, so nothing is queued.
+    fn handle_connected(&mut self, _now: Instant) {}
+
+    fn handle_input(&mut self, bytes: &[u8], _now: Instant) {
+        self.feed(bytes);
+    }
+
+    /// HL7 results only flow from the monitor: a cuff is started at the monitor.
+    fn handle_command(
+        &mut self,
+        _command: DeviceCommand,
+        _now: Instant,
+    ) -> Result<(), CommandRefusal> {
+        Err(CommandRefusal::NotSupported)
+    }
+
+    /// No timers: silence is the transport's concern.
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    /// The next ACK to write.
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.receiver.poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn poll_output(&mut self) -> Option<Decoded> {
+        self.outputs.pop_front()
     }
 }
 

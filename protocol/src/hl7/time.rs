@@ -123,15 +123,29 @@ mod tests {
 
     #[test]
     fn offsets_convert_to_utc_across_midnight_and_leap_days() {
-        assert_eq!(parse_ts("20240301003000+0100"), Some(t(2024, 2, 29, 23, 30, 0)));
-        assert_eq!(parse_ts("20231231233015.1234-0130"), Some(t(2024, 1, 1, 1, 0, 15)));
+        assert_eq!(
+            parse_ts("20240301003000+0100"),
+            Some(t(2024, 2, 29, 23, 30, 0))
+        );
+        assert_eq!(
+            parse_ts("20231231233015.1234-0130"),
+            Some(t(2024, 1, 1, 1, 0, 15))
+        );
         assert_eq!(parse_ts("202405201200"), Some(t(2024, 5, 20, 12, 0, 0)));
         assert_eq!(format_ts(&t(2024, 5, 20, 12, 0, 7)), "20240520120007+0000");
     }
 
     #[test]
     fn bad_timestamps_are_none() {
-        for bad in ["", "2024130100", "20240230", "abc", "2024010125", "20240101+99", "202"] {
+        for bad in [
+            "",
+            "2024130100",
+            "20240230",
+            "abc",
+            "2024010125",
+            "20240101+99",
+            "202",
+        ] {
             assert_eq!(parse_ts(bad), None, "{bad}");
         }
     }
