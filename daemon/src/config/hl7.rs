@@ -153,3 +153,154 @@ pub(super) fn shared_listen(
     }
     seen.push((*addr, matcher.clone(), name.to_string()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, TEST_USERS_AND_DEVICE};
+    use vigil_drivers::hl7::Endpoint;
+    use vigil_drivers::Transport;
+    use vigil_protocol::Vital;
+
+    fn parse(devices: &str, dir: &std::path::Path) -> Result<Config, Vec<String>> {
+        let text = format!(
+            "room = \"Room 2\"\n[storage]\npath = \"vigil.db\"\n{TEST_USERS_AND_DEVICE}\n{devices}"
+        );
+        Config::parse(&text, "vigil.toml", dir)
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    fn has(lines: &[String], location: &str, message: &str) {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("vigil.toml: {location}: ")) && l.contains(message)),
+            "no {location:?} with {message:?} in {lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_gateway_and_a_dialled_monitor_with_a_vendor_table_are_accepted() {
+        let dir = std::env::temp_dir().join(format!("vigil-hl7-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("acme.toml"),
+            "[[code]]\ncode = \"101\"\ncoding_system = \"ACME\"\nvital = \"etco2\"\nunit = \"kPa\"\nscale = 0.1\n",
+        )
+        .unwrap();
+        let config = parse(
+            r#"
+            [[device]]
+            id = "bed-1"
+            format = "hl7"
+            listen = "127.0.0.1:2575"
+            match = { equipment = "BED1" }
+            [[device]]
+            id = "bed-2"
+            format = "hl7"
+            listen = "127.0.0.1:2575"
+            match = { sending_facility = "WARD7" }
+            [[device]]
+            id = "mon-3"
+            format = "hl7"
+            connect = "monitor-3.local:2575"
+            codes = "acme.toml"
+            "#,
+            &dir,
+        )
+        .unwrap();
+        let Transport::Hl7(dialled) = &config.devices[3].transport else {
+            panic!()
+        };
+        assert_eq!(
+            dialled.endpoint,
+            Endpoint::Connect("monitor-3.local:2575".into())
+        );
+        assert_eq!(
+            dialled.table.lookup("101", "ACME").unwrap().vital,
+            Vital::Etco2
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hl7_mistakes_are_refused_with_file_and_key() {
+        let dir = std::env::temp_dir();
+        let lines = parse(
+            r#"
+            [[device]]
+            id = "a"
+            format = "hl7"
+            [[device]]
+            id = "b"
+            format = "hl7"
+            listen = "2575"
+            match = { equipment = "", colour = 1 }
+            [[device]]
+            id = "c"
+            format = "hl7"
+            listen = "127.0.0.1:2576"
+            port = "/dev/ttyUSB1"
+            [[device]]
+            id = "d"
+            format = "hl7"
+            listen = "127.0.0.1:2576"
+            [[device]]
+            id = "e"
+            format = "masimo"
+            port = "/dev/ttyUSB2"
+            listen = "127.0.0.1:2577"
+            [[device]]
+            id = "f"
+            format = "hl7"
+            connect = "monitor"
+            codes = "no-such-table.toml"
+            "#,
+            &dir,
+        )
+        .unwrap_err();
+        has(&lines, "device #2 \"a\".listen", "exactly one of listen");
+        has(&lines, "device #3 \"b\".listen", "must be ADDRESS:PORT");
+        has(&lines, "device #3 \"b\".match.colour", "unknown key");
+        has(&lines, "device #3 \"b\".match", "not empty");
+        has(
+            &lines,
+            "device #4 \"c\".port",
+            "does not apply to format hl7",
+        );
+        has(&lines, "device #7 \"f\".codes", "cannot read");
+        has(
+            &lines,
+            "device #5 \"d\".match",
+            "listens on 127.0.0.1:2576 too",
+        );
+        has(
+            &lines,
+            "device #6 \"e\".listen",
+            "applies only to format hl7",
+        );
+        has(&lines, "device #7 \"f\".connect", "must be HOST:PORT");
+    }
+
+    #[test]
+    fn a_bad_vendor_row_is_refused_with_its_row() {
+        let dir = std::env::temp_dir().join(format!("vigil-hl7-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("bad.toml"),
+            "[[code]]\ncode = \"7\"\ncoding_system = \"X\"\nvital = \"spo2\"\nunit = \"%\"\n\
+             [[code]]\ncode = \"8\"\ncoding_system = \"X\"\nvital = \"oxygen\"\nunit = \"%\"\n",
+        )
+        .unwrap();
+        let lines = parse(
+            "[[device]]\nid = \"m\"\nformat = \"hl7\"\nconnect = \"m:1\"\ncodes = \"bad.toml\"\n",
+            &dir,
+        )
+        .unwrap_err();
+        has(
+            &lines,
+            "device #2 \"m\".codes",
+            "row 2 (code \"8\"): unknown vital \"oxygen\"",
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
