@@ -236,6 +236,8 @@ struct Hl7Stream {
     session: Hl7Session,
     /// None until the first non-blank byte: MLLP (0x0B) or plain text.
     plain: Option<Option<PlainSplitter>>,
+    /// Blank bytes seen before that decision.
+    undecided: Vec<u8>,
 }
 
 impl Default for Hl7Stream {
@@ -243,20 +245,29 @@ impl Default for Hl7Stream {
         Hl7Stream {
             session: Hl7Session::new(CodeTable::default(), Match::default()),
             plain: None,
+            undecided: Vec::new(),
         }
     }
 }
 
 impl Hl7Stream {
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
-        if self.plain.is_none() {
-            match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        let held;
+        let bytes = if self.plain.is_none() {
+            // Blank bytes before the first message are kept until the first real byte decides.
+            self.undecided.extend_from_slice(bytes);
+            match self.undecided.iter().find(|b| !b.is_ascii_whitespace()) {
                 None => return,
                 Some(&b) => {
-                    self.plain = Some((b != crate::hl7::mllp::START).then(PlainSplitter::default))
+                    self.plain =
+                        Some((b != crate::hl7::mllp::START).then(PlainSplitter::default));
+                    held = std::mem::take(&mut self.undecided);
+                    &held[..]
                 }
             }
-        }
+        } else {
+            bytes
+        };
         match &mut self.plain {
             Some(Some(splitter)) => {
                 for message in splitter.push(bytes) {
@@ -272,6 +283,7 @@ impl Hl7Stream {
     }
 
     fn finish(&mut self, out: &mut Vec<Decoded>) {
+        self.undecided.clear();
         if let Some(Some(splitter)) = &mut self.plain {
             if let Some(m) = splitter.finish() {
                 self.session.handle_message(&m);
