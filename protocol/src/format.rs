@@ -259,8 +259,7 @@ impl Hl7Stream {
             match self.undecided.iter().find(|b| !b.is_ascii_whitespace()) {
                 None => return,
                 Some(&b) => {
-                    self.plain =
-                        Some((b != crate::hl7::mllp::START).then(PlainSplitter::default));
+                    self.plain = Some((b != crate::hl7::mllp::START).then(PlainSplitter::default));
                     held = std::mem::take(&mut self.undecided);
                     &held[..]
                 }

@@ -57,6 +57,20 @@ pub fn parse_ts(text: &str) -> Option<DeviceTime> {
     })
 }
 
+/// The UTC date and time `secs` seconds after 1970-01-01T00:00:00Z (for a sender's MSH-7).
+pub fn from_unix(secs: i64) -> DeviceTime {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let in_day = secs.rem_euclid(86_400);
+    DeviceTime {
+        year: u16::try_from(y).ok(),
+        month: Some(mo as u8),
+        day: Some(d as u8),
+        hour: (in_day / 3600) as u8,
+        minute: (in_day / 60 % 60) as u8,
+        second: (in_day % 60) as u8,
+    }
+}
+
 /// Formats a UTC [`DeviceTime`] as an HL7 timestamp with a `+0000` offset.
 pub fn format_ts(t: &DeviceTime) -> String {
     format!(
@@ -133,6 +147,7 @@ mod tests {
         );
         assert_eq!(parse_ts("202405201200"), Some(t(2024, 5, 20, 12, 0, 0)));
         assert_eq!(format_ts(&t(2024, 5, 20, 12, 0, 7)), "20240520120007+0000");
+        assert_eq!(from_unix(1_709_163_000), t(2024, 2, 28, 23, 30, 0));
     }
 
     #[test]
