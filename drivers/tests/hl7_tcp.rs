@@ -267,3 +267,25 @@ async fn slow_and_surplus_clients_do_not_block_the_monitor() {
     assert_eq!(n, 0);
     cancel.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_monitor_that_stops_sending_shows_no_data() {
+    let addr = free_addr();
+    let (mut rx, _h, cancel) = device("mon-5", Endpoint::Listen(addr), Match::default());
+    let mut monitor = dial(addr).await;
+    monitor.write_all(&oru("S1", "", 95)).await.unwrap();
+    assert!(read_ack(&mut monitor).await.contains("MSA|AA|S1\r"));
+    assert_eq!(expect(&mut rx, WAIT, spo2).await, 95.0);
+    // The connection stays open but nothing more comes: the silence limit passes.
+    let seconds = expect(&mut rx, Duration::from_secs(30), |k| match k {
+        DriverEventKind::Link(Link::NoData { seconds }) => Some(*seconds),
+        _ => None,
+    })
+    .await;
+    assert!(seconds >= 15, "{seconds}");
+    // A message again: connected again.
+    monitor.write_all(&oru("S2", "", 96)).await.unwrap();
+    read_ack(&mut monitor).await;
+    expect(&mut rx, WAIT, |k| matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())).await;
+    cancel.cancel();
+}
