@@ -286,6 +286,9 @@ async fn a_monitor_that_stops_sending_shows_no_data() {
     // A message again: connected again.
     monitor.write_all(&oru("S2", "", 96)).await.unwrap();
     read_ack(&mut monitor).await;
-    expect(&mut rx, WAIT, |k| matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())).await;
+    expect(&mut rx, WAIT, |k| {
+        matches!(k, DriverEventKind::Link(Link::Connected)).then_some(())
+    })
+    .await;
     cancel.cancel();
 }

@@ -123,10 +123,11 @@ pub(super) fn transport(
     }))
 }
 
-/// Devices sharing a `listen` address must each pick their messages with a distinct `match`;
-/// at most one may take the rest.
+/// Devices sharing a `listen` address must each pick their messages with a distinct `match`
+/// (at most one may take the rest), and read them with the same code table: one connection's
+/// messages are read before they are routed.
 pub(super) fn shared_listen(
-    seen: &mut Vec<(SocketAddr, Match, String)>,
+    seen: &mut Vec<(SocketAddr, Match, CodeTable, String)>,
     transport: &Transport,
     at: &str,
     name: &str,
@@ -135,12 +136,12 @@ pub(super) fn shared_listen(
     let Transport::Hl7(Hl7Spec {
         endpoint: Endpoint::Listen(addr),
         matcher,
-        ..
+        table,
     }) = transport
     else {
         return;
     };
-    if let Some((_, _, first)) = seen.iter().find(|(a, m, _)| a == addr && m == matcher) {
+    if let Some((_, _, _, first)) = seen.iter().find(|(a, m, _, _)| a == addr && m == matcher) {
         let what = if matcher.is_empty() {
             "takes every message"
         } else {
@@ -151,7 +152,13 @@ pub(super) fn shared_listen(
             format!("{first} listens on {addr} too and {what}: give each device on a shared listen address its own match"),
         );
     }
-    seen.push((*addr, matcher.clone(), name.to_string()));
+    if let Some((_, _, _, first)) = seen.iter().find(|(a, _, t, _)| a == addr && t != table) {
+        c.error(
+            format!("{at}codes"),
+            format!("{first} listens on {addr} too with other codes: devices on one listen address read with the same code table"),
+        );
+    }
+    seen.push((*addr, matcher.clone(), table.clone(), name.to_string()));
 }
 
 #[cfg(test)]
@@ -279,6 +286,27 @@ mod tests {
             "applies only to format hl7",
         );
         has(&lines, "device #7 \"f\".connect", "must be HOST:PORT");
+    }
+
+    #[test]
+    fn devices_on_one_listen_address_share_their_code_table() {
+        let dir = std::env::temp_dir().join(format!("vigil-hl7-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("acme.toml"),
+            "[[code]]\ncode = \"1\"\ncoding_system = \"ACME\"\nvital = \"spo2\"\nunit = \"%\"\n",
+        )
+        .unwrap();
+        let lines = parse(
+            "[[device]]\nid = \"b1\"\nformat = \"hl7\"\nlisten = \"127.0.0.1:2580\"\n\
+             match = { equipment = \"B1\" }\ncodes = \"acme.toml\"\n\
+             [[device]]\nid = \"b2\"\nformat = \"hl7\"\nlisten = \"127.0.0.1:2580\"\n\
+             match = { equipment = \"B2\" }\n",
+            &dir,
+        )
+        .unwrap_err();
+        has(&lines, "device #3 \"b2\".codes", "same code table");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
