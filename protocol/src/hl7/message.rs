@@ -48,9 +48,10 @@ pub enum Hl7Error {
     /// An ORU^R01 without any OBX.
     #[error("ORU^R01 without any OBX segment")]
     NoObservations,
-    /// A segment id that is not three letters or digits.
-    #[error("segment id {0:?} is not valid")]
-    BadSegmentId(String),
+    /// A segment whose id is not three letters or digits (its text is not repeated: a broken
+    /// line may hold patient data).
+    #[error("segment {0} does not start with a three-character segment id")]
+    BadSegmentId(usize),
 }
 
 impl Hl7Error {
@@ -151,7 +152,7 @@ impl Message {
             if segments.len() == MAX_SEGMENTS {
                 return Err(Hl7Error::TooManySegments { max: MAX_SEGMENTS });
             }
-            segments.push(parse_segment(line, field)?);
+            segments.push(parse_segment(line, field, segments.len() + 1)?);
         }
         Ok(Message {
             delimiters,
@@ -205,12 +206,11 @@ impl Segment {
     }
 }
 
-fn parse_segment(line: &str, field: char) -> Result<Segment, Hl7Error> {
+fn parse_segment(line: &str, field: char, number: usize) -> Result<Segment, Hl7Error> {
     let mut parts = line.split(field);
     let id = parts.next().unwrap_or("").to_string();
     if id.len() != 3 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        let shown: String = id.chars().take(8).collect();
-        return Err(Hl7Error::BadSegmentId(shown));
+        return Err(Hl7Error::BadSegmentId(number));
     }
     let mut fields = vec![String::new()];
     if id == "MSH" {
@@ -343,5 +343,9 @@ mod tests {
         assert_eq!(Message::parse(b"\x00\xff garbage"), Err(Hl7Error::NoMsh));
         assert_eq!(Message::parse(b"MSH|^^^^|"), Err(Hl7Error::BadDelimiters));
         assert_eq!(Message::parse(b"MSH"), Err(Hl7Error::BadDelimiters));
+        // A line broken inside a name: the error (and so the AE and the log) does not repeat it.
+        let broken = Message::parse(b"MSH|^~\\&|A\rPID|||1||Doe^Jane\rDoe Jr|x").unwrap_err();
+        assert_eq!(broken, Hl7Error::BadSegmentId(3));
+        assert!(!broken.to_string().contains("Doe"));
     }
 }

@@ -58,11 +58,11 @@ pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl
     let msh = msg.msh();
     let version = msg.component(msh, 12, 1);
     if !VERSIONS.contains(&version.as_str()) {
-        return Err(Hl7Error::UnsupportedVersion(version));
+        return Err(Hl7Error::UnsupportedVersion(shown(&version)));
     }
     let kind = format!("{}^{}", msg.component(msh, 9, 1), msg.component(msh, 9, 2));
     if kind != "ORU^R01" {
-        return Err(Hl7Error::UnsupportedMessageType(kind));
+        return Err(Hl7Error::UnsupportedMessageType(shown(&kind)));
     }
     if msg.all("OBX").next().is_none() {
         return Err(Hl7Error::NoObservations);
@@ -89,6 +89,11 @@ pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl
         }
     }
     Ok(out)
+}
+
+/// A header value as repeated in an AE and the log: at most 20 characters.
+fn shown(text: &str) -> String {
+    text.chars().take(20).collect()
 }
 
 fn read_obx(

@@ -13,9 +13,10 @@ use crate::stream::Deframer;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// Most ACKs waiting to be written before the receiver stops reading (a peer that sends and
-/// never reads cannot make the queue grow).
-pub const MAX_PENDING_ACKS: usize = 64;
+/// Most ACKs queued at once. The transport writes them after every read, and one 16 KiB read
+/// holds fewer messages than this, so none is lost; the bound keeps a peer that never reads
+/// from growing the queue.
+pub const MAX_PENDING_ACKS: usize = 2048;
 
 /// What one frame on a connection was.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,11 +104,6 @@ impl Hl7Receiver {
         if self.acks.len() < MAX_PENDING_ACKS {
             self.acks.push_back(mllp::frame(&message));
         }
-    }
-
-    /// Is the ACK queue full? The transport stops reading until it drains.
-    pub fn is_backlogged(&self) -> bool {
-        self.acks.len() >= MAX_PENDING_ACKS
     }
 
     /// The next MLLP-framed ACK to write.
