@@ -13,6 +13,7 @@ mod devices;
 mod effective;
 mod file;
 mod forward;
+pub mod hl7;
 mod refusals;
 mod spans;
 mod users;
@@ -298,7 +299,7 @@ fn validate(
     };
     let profile = load_profile(doc, base, &mut c);
     let users = users(doc, &mut c);
-    let devices = devices(doc, &mut c);
+    let devices = devices(doc, base, &mut c);
     if let Some(storage) = &storage_path {
         refusals::storage_folder(storage, &mut c);
     }

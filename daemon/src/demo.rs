@@ -1,4 +1,4 @@
-//! `vigil demo`: the daemon with one simulated device of each kind and the display, on one
+//! `vigil demo`: the daemon with one simulated device of each kind (and an HL7 monitor) and the display, on one
 //! command, with no hardware. Everything it shows is simulated data, never a patient.
 
 use crate::config::{ConfigFile, DeviceEntry, Role, StorageFile, UserEntry};
@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::memory::MemoryCentral;
 use vigil_protocol::display::ClientMessage;
 use vigil_protocol::Format;
+use vigil_simulator::hl7::{serve_hl7, Hl7Monitor, Hl7Style};
 use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
 use vigil_simulator::{Device, Scenario};
@@ -47,6 +48,9 @@ pub const DEVICES: [(&str, Format); 4] = [
     ("cuff-ble", Format::BleBloodPressure),
     ("hr-strap", Format::BleHeartRate),
 ];
+
+/// The demo room's HL7 monitor (format hl7, dialling the daemon).
+pub const HL7_MONITOR: &str = "hl7-monitor";
 
 /// Who marks the dose when the scenario gives it, if nobody has marked it by then.
 pub const SCRIPT: &str = "Demo script";
@@ -142,6 +146,25 @@ impl Demo {
                 });
             }
         }
+        // The room's multiparameter monitor: dials the daemon over MLLP on a free local port.
+        let hl7_addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("no free local port for the demo's HL7 monitor")?;
+        config
+            .devices
+            .push(DeviceEntry::hl7_listen(HL7_MONITOR, &hl7_addr.to_string()));
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let monitor = Hl7Monitor::new(scenario.clone(), args.seed, DEVICES.len() as u64, epoch);
+        tokio::spawn(serve_hl7(
+            monitor,
+            Hl7Style::Pcd01,
+            hl7_addr.to_string(),
+            clock,
+            f64::INFINITY,
+            sims.clone(),
+        ));
         let config = config
             .build("demo", &dir)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

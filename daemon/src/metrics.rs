@@ -169,6 +169,11 @@ impl Metrics {
             "# HELP vigil_display_sessions Open display sessions.\n# TYPE vigil_display_sessions gauge\nvigil_display_sessions {}",
             self.sessions.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP vigil_hl7_unmatched_messages_total HL7 messages acknowledged on a shared listen address that no device's match took.\n# TYPE vigil_hl7_unmatched_messages_total counter\nvigil_hl7_unmatched_messages_total {}",
+            vigil_drivers::hl7::unmatched_total()
+        );
         let summary = |out: &mut String, name: &str, help: &str, h: &Histogram<u64>, scale: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
             for q in [0.5, 0.9, 0.99, 0.999] {

@@ -334,6 +334,40 @@ mod tests {
         segment.split('|').collect()
     }
 
+    /// Round trip: Vigil's own PCD-01 export read back by the HL7 reader gives the same
+    /// readings (the PCD-04 alarm messages are refused as not ORU^R01, as they should be).
+    #[test]
+    fn hl7_export_reads_back_through_the_hl7_reader_to_the_same_readings() {
+        let (dir, conn, s) = db();
+        let mut out = Vec::new();
+        export_hl7(&conn, s, &mut out).unwrap();
+        let mut decoder = vigil_protocol::Format::Hl7.decoder();
+        let mut items = Vec::new();
+        decoder.feed(&out, &mut items);
+        decoder.finish(&mut items);
+        let back: Vec<(Vital, f64, Option<u32>)> = items
+            .iter()
+            .filter_map(|i| match i {
+                Ok(vigil_protocol::Observation::Reading(r)) => {
+                    Some((r.vital, r.value.number()?, r.mdc))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            back,
+            [
+                (Vital::Spo2, 97.0, Some(150_456)),
+                (Vital::Spo2, 86.0, Some(150_456)),
+                (Vital::NibpSystolic, 165.0, Some(150_021)),
+                (Vital::NibpDiastolic, 105.0, Some(150_022)),
+            ]
+        );
+        let refused = items.iter().filter(|i| i.is_err()).count();
+        assert_eq!(refused, 3, "the three ORU^R40 alarm messages: {items:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn hl7_export_parses_back_with_its_fields() {
         let (dir, conn, s) = db();

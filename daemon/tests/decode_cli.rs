@@ -117,3 +117,46 @@ fn unreadable_file_and_bad_hex_are_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("odd number of hex digits"));
 }
+
+#[test]
+fn an_hl7_capture_decodes_framed_or_plain_with_any_line_ending() {
+    let vector = include_bytes!("../../protocol/tests/data/hl7/pcd01_style.hl7");
+    let mut framed = vec![0x0B];
+    framed.extend_from_slice(vector);
+    framed.extend_from_slice(&[0x1C, 0x0D]);
+    let lf: Vec<u8> = vector
+        .iter()
+        .map(|b| if *b == b'\r' { b'\n' } else { *b })
+        .collect();
+    for capture in [framed.repeat(2), [lf.clone(), lf].concat()] {
+        let out = vigil(&["decode", "--format", "hl7", "-"], Some(&capture));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines = json_lines(&out);
+        let vitals: Vec<&str> = lines.iter().filter_map(|l| l["vital"].as_str()).collect();
+        assert_eq!(
+            vitals.iter().filter(|v| **v == "spo2").count(),
+            4,
+            "{lines:#?}"
+        );
+        assert_eq!(vitals.iter().filter(|v| **v == "etco2").count(), 2);
+        assert_eq!(
+            vitals.iter().filter(|v| **v == "respiratory_rate").count(),
+            2
+        );
+        let unknown: Vec<_> = lines
+            .iter()
+            .filter(|l| l["kind"] == "unknown_parameter")
+            .collect();
+        assert_eq!(unknown.len(), 2);
+        assert_eq!(unknown[0]["code"], "150033^MDC_PRESS_BLD_ART_ABP_SYS^MDC");
+        assert_eq!(unknown[0]["value"], 118.0);
+        assert_eq!(
+            lines[0]["device_time"]["hour"], 8,
+            "OBX-14 +0200 read as UTC"
+        );
+    }
+}

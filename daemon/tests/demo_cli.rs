@@ -49,6 +49,7 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     let mut saw_snapshot = false;
     let mut saw_reading = false;
+    let mut saw_hl7 = false;
     let mut devices = Vec::new();
     while started.elapsed() < Duration::from_secs(30) {
         let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
@@ -72,6 +73,11 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
         }
         if v["type"] == "reading" && v["device"] == "oximeter-1" {
             saw_reading = true;
+        }
+        if v["type"] == "reading" && v["device"] == "hl7-monitor" {
+            saw_hl7 = true;
+        }
+        if saw_reading && saw_hl7 {
             break;
         }
     }
@@ -80,9 +86,16 @@ async fn the_demo_serves_the_display_protocol_within_ten_seconds() {
         saw_reading,
         "the simulated oximeter's readings reach the display"
     );
+    assert!(saw_hl7, "the HL7 monitor's readings reach the display");
     assert_eq!(
         devices,
-        ["cuff-ble", "cuff-serial", "hr-strap", "oximeter-1"]
+        [
+            "cuff-ble",
+            "cuff-serial",
+            "hl7-monitor",
+            "hr-strap",
+            "oximeter-1"
+        ]
     );
     // Ctrl-C (SIGINT) stops it cleanly.
     let pid = child.id().unwrap();

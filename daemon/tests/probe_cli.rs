@@ -103,3 +103,59 @@ async fn probe_refuses_mismatched_transport_and_explains_missing_bluetooth() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no Bluetooth adapter"), "{err}");
 }
+
+#[tokio::test]
+async fn probe_listens_for_an_hl7_monitor_and_acknowledges_it() {
+    use tokio::io::AsyncReadExt;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "probe",
+            "--format",
+            "hl7",
+            "--listen",
+            &addr.to_string(),
+            "--duration",
+            "3",
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut monitor = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            monitor = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut monitor = monitor.expect("the probe listens");
+    let message = vigil_protocol::hl7::mllp::frame(
+        b"MSH|^~\\&|MON|WARD|||20240520101500+0000||ORU^R01|P1|P|2.6\r\
+          OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|96|262688^MDC_DIM_PERCENT^MDC|||||R\r",
+    );
+    monitor.write_all(&message).await.unwrap();
+    let mut ack = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), monitor.read(&mut ack))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ack[..n]).contains("MSA|AA|P1"));
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#""link":"connected""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""vital":"spo2","value":96.0"#),
+        "{stdout}"
+    );
+}

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod ble;
 mod events;
+pub mod hl7;
 mod report;
 pub mod serial;
 pub mod supervise;
@@ -37,6 +38,8 @@ pub enum Transport {
     Serial(SerialSpec),
     /// A Bluetooth LE peripheral.
     Ble(BleTarget),
+    /// HL7 over MLLP/TCP, listening or dialling.
+    Hl7(hl7::Hl7Spec),
 }
 
 /// Which serial port, and its line settings.
@@ -93,6 +96,7 @@ pub fn spawn(
                 Transport::Ble(_) => {
                     Box::pin(ble::run(spec, central.clone(), events, commands, cancel))
                 }
+                Transport::Hl7(_) => Box::pin(hl7::run(spec, events, commands, cancel)),
             }
         }
     };

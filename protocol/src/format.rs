@@ -8,6 +8,7 @@ use crate::ble::heart_rate::HeartRateMeasurement;
 use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
 use crate::device::{self, BlePlan, DeviceCommand, DeviceSession, DeviceTransport, FormatFacts};
 use crate::error::DecodeError;
+use crate::hl7::{CodeTable, Hl7Session, Match, PlainSplitter};
 use crate::model::Observation;
 use crate::serial::{contec, masimo, nonin, suntech, LineSettings};
 use crate::stream::{Deframer, FrameDecoder};
@@ -68,6 +69,8 @@ formats! {
     ContecLegacy => device::CONTEC_LEGACY,
     /// SunTech Advantage NIBP module responses.
     Suntech => device::SUNTECH,
+    /// HL7 v2 ORU^R01 from a multiparameter monitor or its gateway, over MLLP.
+    Hl7 => device::HL7,
 }
 
 impl Format {
@@ -85,7 +88,7 @@ impl Format {
     pub fn ble_plan(self) -> Option<BlePlan> {
         match self.facts().transport {
             DeviceTransport::Ble(plan) => Some(plan),
-            DeviceTransport::Serial(_) => None,
+            DeviceTransport::Serial(_) | DeviceTransport::Tcp => None,
         }
     }
 
@@ -105,7 +108,7 @@ impl Format {
     pub fn line_settings(self) -> Option<LineSettings> {
         match self.facts().transport {
             DeviceTransport::Serial(line) => Some(line),
-            DeviceTransport::Ble(_) => None,
+            DeviceTransport::Ble(_) | DeviceTransport::Tcp => None,
         }
     }
 
@@ -147,12 +150,8 @@ impl Format {
             Format::Contec => State::Contec(Deframer::new(contec::ContecDecoder)),
             Format::ContecLegacy => State::ContecLegacy(Deframer::new(contec::LegacyDecoder)),
             Format::Suntech => State::Suntech(Deframer::new(suntech::SuntechDecoder)),
-            Format::BleHeartRate
-            | Format::BleBloodPressure
-            | Format::BleCuffPressure
-            | Format::BlePlxSpot
-            | Format::BlePlxContinuous
-            | Format::BlePlxFeatures => State::Ble(self),
+            Format::Hl7 => State::Hl7(Box::default()),
+            ble => State::Ble(ble),
         };
         Decoder { state }
     }
@@ -232,6 +231,75 @@ enum State {
     Contec(Deframer<contec::ContecDecoder>),
     ContecLegacy(Deframer<contec::LegacyDecoder>),
     Suntech(Deframer<suntech::SuntechDecoder>),
+    Hl7(Box<Hl7Stream>),
+}
+
+/// `vigil decode --format hl7`: MLLP-framed or plain messages, told apart by the first byte.
+#[derive(Debug)]
+struct Hl7Stream {
+    session: Hl7Session,
+    /// None until the first non-blank byte: MLLP (0x0B) or plain text.
+    plain: Option<Option<PlainSplitter>>,
+    /// Blank bytes seen before that decision.
+    undecided: Vec<u8>,
+}
+
+impl Default for Hl7Stream {
+    fn default() -> Self {
+        Hl7Stream {
+            session: Hl7Session::new(CodeTable::default(), Match::default()),
+            plain: None,
+            undecided: Vec::new(),
+        }
+    }
+}
+
+impl Hl7Stream {
+    fn feed(&mut self, bytes: &[u8], out: &mut impl DecodedSink) {
+        let held;
+        let bytes = if self.plain.is_none() {
+            // Blank bytes before the first message are kept until the first real byte decides.
+            self.undecided.extend_from_slice(bytes);
+            match self.undecided.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => return,
+                Some(&b) => {
+                    self.plain = Some((b != crate::hl7::mllp::START).then(PlainSplitter::default));
+                    held = std::mem::take(&mut self.undecided);
+                    &held[..]
+                }
+            }
+        } else {
+            bytes
+        };
+        match &mut self.plain {
+            Some(Some(splitter)) => {
+                for message in splitter.push(bytes) {
+                    match message {
+                        Ok(m) => self.session.handle_message(&m),
+                        Err(e) => out.push_decoded(Err(e)),
+                    }
+                }
+            }
+            _ => self.session.feed(bytes),
+        }
+        self.drain(out);
+    }
+
+    fn finish(&mut self, out: &mut impl DecodedSink) {
+        self.undecided.clear();
+        if let Some(Some(splitter)) = &mut self.plain {
+            if let Some(m) = splitter.finish() {
+                self.session.handle_message(&m);
+            }
+        }
+        self.session.finish();
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut impl DecodedSink) {
+        while self.session.poll_transmit().is_some() {}
+        out.extend(std::iter::from_fn(|| self.session.poll_output()));
+    }
 }
 
 fn drain<D: FrameDecoder>(
@@ -288,6 +356,7 @@ impl Decoder {
             State::Contec(d) => drain(d, bytes, out, |f| f.observations()),
             State::ContecLegacy(d) => drain(d, bytes, out, |f| f.observations()),
             State::Suntech(d) => drain(d, bytes, out, |f| f.observations()),
+            State::Hl7(s) => s.feed(bytes, out),
         }
     }
 
@@ -308,6 +377,10 @@ impl Decoder {
             State::Contec(d) => d.finish(),
             State::ContecLegacy(d) => d.finish(),
             State::Suntech(d) => d.finish(),
+            State::Hl7(s) => {
+                s.finish(out);
+                None
+            }
         };
         out.extend(left.map(Err));
     }

@@ -9,6 +9,7 @@ pub mod device;
 pub mod display;
 pub mod error;
 pub mod format;
+pub mod hl7;
 pub mod intellivue;
 pub mod model;
 pub mod serial;

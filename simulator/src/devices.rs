@@ -296,8 +296,11 @@ impl Device {
                 out
             }
             Format::BleBloodPressure => self.ble_cuff(t),
-            // Not a format the simulator plays (`SIMULATED`): it sends nothing.
-            Format::BleCuffPressure | Format::BlePlxSpot | Format::BlePlxFeatures => vec![],
+            // Not a format this tick plays (`SIMULATED`): it sends nothing.
+            // The HL7 monitor is played by `hl7.rs`, over TCP, not by this tick.
+            Format::BleCuffPressure | Format::BlePlxSpot | Format::BlePlxFeatures | Format::Hl7 => {
+                vec![]
+            }
         }
     }
 

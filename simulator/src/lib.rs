@@ -3,6 +3,7 @@
 
 pub mod bluez;
 pub mod devices;
+pub mod hl7;
 pub mod patient;
 pub mod pty;
 pub mod run;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::Format;
+use vigil_simulator::hl7::{self, serve_hl7, Hl7Monitor, Hl7Style};
 use vigil_simulator::pty::PtyPort;
 use vigil_simulator::run::{serve_hex, serve_serial, SimClock};
 use vigil_simulator::{device_name, from_device_name, Device, Scenario, SIMULATED};
@@ -49,6 +50,13 @@ enum Command {
         /// (python3-dbusmock's bluez5 template) instead of printing hex lines.
         #[arg(long)]
         bluez: bool,
+        /// Where the `hl7-monitor` device dials Vigil (a device with format = "hl7" and
+        /// listen = this address).
+        #[arg(long, value_name = "HOST:PORT")]
+        hl7_connect: Option<String>,
+        /// How the `hl7-monitor` writes its messages.
+        #[arg(long, value_enum, default_value = "pcd01")]
+        hl7_style: Hl7Style,
     },
     /// Write the man page `vigil-sim.1` into DIR (for packaging).
     #[command(hide = true)]
@@ -86,6 +94,11 @@ fn run(cli: Cli) -> Result<()> {
                 println!("  {name:<18} {}", s.description);
             }
             println!("devices:");
+            println!(
+                "  {:<14} {:<20} MLLP/TCP, dials --hl7-connect",
+                hl7::NAME,
+                vigil_protocol::Format::Hl7.name()
+            );
             for k in SIMULATED {
                 let how = if k.is_ble() {
                     "BLE (hex lines on stdout; in-process for the demo)"
@@ -103,13 +116,22 @@ fn run(cli: Cli) -> Result<()> {
             speed,
             link_dir,
             bluez,
+            hl7_connect,
+            hl7_style,
         } => {
             if !(speed.is_finite() && speed > 0.0) {
                 bail!("--speed must be a positive number");
             }
             let scenario = Arc::new(Scenario::load(&scenario)?);
+            let hl7_monitors = devices.iter().filter(|d| *d == hl7::NAME).count();
+            let hl7 = match (hl7_monitors, hl7_connect) {
+                (0, _) => None,
+                (_, None) => bail!("--device hl7-monitor needs --hl7-connect HOST:PORT"),
+                (n, Some(peer)) => Some((n, peer, hl7_style)),
+            };
             let kinds = devices
                 .iter()
+                .filter(|d| *d != hl7::NAME)
                 .map(|d| {
                     from_device_name(d).with_context(|| {
                         format!("unknown device {d:?}; `vigil-sim list` shows them")
@@ -126,7 +148,7 @@ fn run(cli: Cli) -> Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?
-                .block_on(serve(scenario, kinds, seed, speed, dir, bluez))
+                .block_on(serve(scenario, kinds, hl7, seed, speed, dir, bluez))
         }
     }
 }
@@ -134,6 +156,7 @@ fn run(cli: Cli) -> Result<()> {
 async fn serve(
     scenario: Arc<Scenario>,
     kinds: Vec<Format>,
+    hl7: Option<(usize, String, Hl7Style)>,
     seed: u64,
     speed: f64,
     dir: PathBuf,
@@ -196,6 +219,22 @@ async fn serve(
                 serve_serial(device, port, clock, end, cancel)
                     .await
                     .map_err(anyhow::Error::from)
+            }));
+        }
+    }
+    if let Some((n, peer, style)) = hl7 {
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for i in 0..n {
+            let stream = (kinds.len() + i) as u64;
+            let monitor = Hl7Monitor::new(scenario.clone(), seed, stream, epoch);
+            writeln!(stdout, "hl7 {peer} equipment {}", monitor.equipment)?;
+            stdout.flush()?;
+            let (peer, cancel) = (peer.clone(), cancel.clone());
+            tasks.push(tokio::spawn(async move {
+                serve_hl7(monitor, style, peer, clock, end, cancel).await;
+                Ok(())
             }));
         }
     }

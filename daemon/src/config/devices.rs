@@ -7,7 +7,11 @@ use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
 use vigil_protocol::serial::LineSettings;
 use vigil_protocol::Format;
 
-pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
+pub(super) fn devices(
+    doc: &toml::Table,
+    base: &std::path::Path,
+    c: &mut Check<'_>,
+) -> Vec<DeviceSpec> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     let listed = tables(doc, "device", c);
@@ -20,6 +24,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
     }
     // Which device first took each port (or BLE address), to name it in a refusal.
     let mut ports: Vec<(Transport, String)> = Vec::new();
+    let mut listens = Vec::new();
     for (n, t) in listed {
         let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("");
         let at = if id.is_empty() {
@@ -28,21 +33,19 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
             format!("device #{n} \"{id}\".")
         };
         c.enter("device", n, &at);
-        c.unknown_keys(
-            t,
-            &[
-                "id",
-                "format",
-                "port",
-                "usb",
-                "ble",
-                "baud",
-                "data_bits",
-                "parity",
-                "stop_bits",
-            ],
-            &at,
-        );
+        let mut keys = vec![
+            "id",
+            "format",
+            "port",
+            "usb",
+            "ble",
+            "baud",
+            "data_bits",
+            "parity",
+            "stop_bits",
+        ];
+        keys.extend(super::hl7::KEYS);
+        c.unknown_keys(t, &keys, &at);
         if id.is_empty()
             || !id
                 .chars()
@@ -57,7 +60,29 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
         }
         let format = c.required_choice::<Format>(t, "format", &at, None);
         let Some(format) = format else { continue };
-        let transport = if format.is_ble() {
+        if format != Format::Hl7 {
+            for key in super::hl7::KEYS {
+                if t.contains_key(key) {
+                    c.error(
+                        format!("{at}{key}"),
+                        format!("applies only to format hl7, not {format}"),
+                    );
+                }
+            }
+        }
+        let transport = if format == Format::Hl7 {
+            let transport = super::hl7::transport(t, &at, base, c);
+            if let Some(tr) = &transport {
+                super::hl7::shared_listen(
+                    &mut listens,
+                    tr,
+                    &at,
+                    &format!("device #{n} \"{id}\""),
+                    c,
+                );
+            }
+            transport
+        } else if format.is_ble() {
             for key in ["port", "usb", "baud", "data_bits", "parity", "stop_bits"] {
                 if t.contains_key(key) {
                     c.error(
@@ -138,6 +163,7 @@ pub(super) fn devices(doc: &toml::Table, c: &mut Check<'_>) -> Vec<DeviceSpec> {
                         ..
                     }) => "usb",
                     Transport::Serial(_) => "port",
+                    Transport::Hl7(_) => "listen",
                 };
                 c.error(
                     format!("{at}{key}"),

@@ -149,6 +149,30 @@ pub struct DeviceEntry {
     /// `stop_bits` (default: the format's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_bits: Option<u8>,
+    /// `listen` (format hl7): `ADDR:PORT` the monitor or gateway dials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `connect` (format hl7): `HOST:PORT` of a monitor that serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<String>,
+    /// `match` (format hl7): which messages on a shared listener are this device's.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<MatchEntry>,
+    /// `codes` (format hl7): a vendor code table file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<PathBuf>,
+}
+
+/// An HL7 device's `match` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchEntry {
+    /// `equipment`: an OBX-18 equipment identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equipment: Option<String>,
+    /// `sending_facility`: the MSH-4 sending facility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending_facility: Option<String>,
 }
 
 impl DeviceEntry {
@@ -171,6 +195,14 @@ impl DeviceEntry {
         }
     }
 
+    /// An HL7 monitor that dials Vigil on `listen`.
+    pub fn hl7_listen(id: &str, listen: &str) -> Self {
+        DeviceEntry {
+            listen: Some(listen.into()),
+            ..DeviceEntry::bare(id, Format::Hl7)
+        }
+    }
+
     fn bare(id: &str, format: Format) -> Self {
         DeviceEntry {
             id: id.into(),
@@ -182,6 +214,10 @@ impl DeviceEntry {
             data_bits: None,
             parity: None,
             stop_bits: None,
+            listen: None,
+            connect: None,
+            matcher: None,
+            codes: None,
         }
     }
 }
@@ -367,6 +403,13 @@ mod tests {
                     data_bits: Some(8),
                     parity: Some(Parity::Odd),
                     stop_bits: Some(1),
+                    listen: Some("127.0.0.1:2575".into()),
+                    connect: Some("m:2575".into()),
+                    matcher: Some(MatchEntry {
+                        equipment: Some("BED1".into()),
+                        sending_facility: Some("WARD".into()),
+                    }),
+                    codes: Some("t.toml".into()),
                     ..DeviceEntry::serial("s", Format::Masimo, "/dev/x")
                 },
                 DeviceEntry {
@@ -409,6 +452,8 @@ mod tests {
             [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
             ble = { address = \"a\", name = \"n\", any = true }\n\
+            listen = \"l\"\nconnect = \"c\"\ncodes = \"t\"\n\
+            match = { equipment = \"e\", sending_facility = \"f\" }\n\
             [[device]]\nid = \"b\"\nformat = \"ble-heart-rate\"\n\
             ble = { address = \"a\", name = \"n\", any = true }\n";
         // An unknown key in every table: each refusal lists the keys that table accepts.

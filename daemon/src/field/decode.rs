@@ -13,7 +13,8 @@ use vigil_protocol::{Format, Observation};
 pub struct DecodeArgs {
     /// Wire format: ble-heart-rate, ble-blood-pressure, ble-cuff-pressure, ble-plx-spot,
     /// ble-plx-continuous, ble-plx-features, masimo, nonin-2, nonin-7, nonin-8, contec,
-    /// contec-legacy or suntech.
+    /// contec-legacy, suntech or hl7 (MLLP-framed or plain messages; segments end in CR, LF or
+    /// CRLF).
     #[arg(long, value_name = "FORMAT")]
     pub format: Format,
     /// Bytes in hex (spaces allowed inside). For a BLE format, each --hex is one characteristic

@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vigil_drivers::ble::bluez::BluezCentral;
 use vigil_drivers::ble::Central;
+use vigil_drivers::hl7::{Endpoint, Hl7Spec};
 use vigil_drivers::usb::UsbId;
 use vigil_drivers::{BleTarget, DeviceSpec, DriverEventKind, PortSelector, SerialSpec, Transport};
+use vigil_protocol::hl7::{CodeTable, Match};
 use vigil_protocol::{Format, Observation};
 
 /// Arguments of `vigil probe`.
@@ -32,6 +34,16 @@ pub struct ProbeArgs {
     /// Blood Pressure or Pulse Oximeter service.
     #[arg(long, value_name = "ADDRESS|NAME", num_args = 0..=1, default_missing_value = "")]
     pub ble: Option<String>,
+    /// For format hl7: accept MLLP connections from a monitor on ADDR:PORT, acknowledging
+    /// every message.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["port", "usb", "ble", "connect"])]
+    pub listen: Option<std::net::SocketAddr>,
+    /// For format hl7: dial a monitor that serves MLLP on HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["port", "usb", "ble"])]
+    pub connect: Option<String>,
+    /// For format hl7: a vendor code table (TOML) beside the built-in MDC codes.
+    #[arg(long, value_name = "FILE")]
+    pub codes: Option<PathBuf>,
     /// With --ble: list nearby peripherals and their services instead.
     #[arg(long, requires = "ble")]
     pub scan: bool,
@@ -59,7 +71,26 @@ pub fn ble_target(value: &str) -> BleTarget {
 }
 
 fn spec(args: &ProbeArgs, format: Format) -> Result<DeviceSpec> {
-    let transport = if let Some(ble) = &args.ble {
+    let transport = if format == Format::Hl7 {
+        let endpoint = match (&args.listen, &args.connect) {
+            (Some(addr), _) => Endpoint::Listen(*addr),
+            (None, Some(peer)) => Endpoint::Connect(peer.clone()),
+            (None, None) => {
+                bail!("say where the monitor is: --listen ADDR:PORT or --connect HOST:PORT")
+            }
+        };
+        let table = match &args.codes {
+            Some(path) => crate::config::hl7::load_code_table(path).map_err(anyhow::Error::msg)?,
+            None => CodeTable::default(),
+        };
+        Transport::Hl7(Hl7Spec {
+            endpoint,
+            matcher: Match::default(),
+            table,
+        })
+    } else if args.listen.is_some() || args.connect.is_some() {
+        bail!("--listen and --connect are for --format hl7");
+    } else if let Some(ble) = &args.ble {
         if !format.is_ble() {
             bail!("{format} is a serial format: use --port or --usb");
         }

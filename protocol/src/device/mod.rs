@@ -62,6 +62,7 @@ pub trait DeviceSession: Send + std::fmt::Debug {
 
 mod ble;
 mod contec;
+mod hl7;
 mod listen;
 mod masimo;
 mod nonin;
@@ -69,6 +70,7 @@ mod suntech;
 
 pub use ble::{BLOOD_PRESSURE, CUFF_PRESSURE, HEART_RATE, PLX_CONTINUOUS, PLX_FEATURES, PLX_SPOT};
 pub use contec::{CONTEC, CONTEC_LEGACY};
+pub use hl7::HL7;
 pub use listen::Listener;
 pub use masimo::MASIMO;
 pub use nonin::{NONIN_2, NONIN_7, NONIN_8};
@@ -113,6 +115,8 @@ pub enum DeviceTransport {
     Serial(LineSettings),
     /// A Bluetooth LE peripheral.
     Ble(BlePlan),
+    /// A TCP connection carrying MLLP-framed messages, accepted (`listen`) or dialled (`connect`).
+    Tcp,
 }
 
 /// What a BLE format decodes and what its driver subscribes to and reads after connecting.

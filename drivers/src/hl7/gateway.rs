@@ -1,0 +1,338 @@
+//! A shared `listen` address: one listener per address, however many devices use it. Each
+//! connection is its own task with a frame deadline, and the number of connections is capped,
+//! so a slow or hostile client cannot block the monitors. Each message goes to the first device
+//! whose `match` takes it; a message no device takes is acknowledged and counted.
+
+use super::{refuse, Hl7Spec, FRAME_DEADLINE, IDLE_LIMIT, IO_TIMEOUT, MAX_BACKOFF};
+use crate::backoff::Backoff;
+use crate::events::{Command, Link};
+use crate::report::{HubGone, Reporter};
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use vigil_protocol::format::Decoded;
+use vigil_protocol::hl7::{CodeTable, Hl7Receiver, Match, Received};
+use vigil_protocol::{DecodeError, Format};
+
+/// Most connections one listener holds at once; more are closed on arrival.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Messages queued for one device before further ones are dropped (and logged): a stalled
+/// device never stalls the listener.
+const DEVICE_QUEUE: usize = 64;
+
+static UNMATCHED: AtomicU64 = AtomicU64::new(0);
+
+/// Messages acknowledged on a shared listener that no device's `match` took (`/metrics`).
+pub fn unmatched_total() -> u64 {
+    UNMATCHED.load(Ordering::Relaxed)
+}
+
+/// What a connection hands a device.
+enum Routed {
+    /// Outputs of one message, from connection `conn`.
+    Decoded { conn: u64, items: Vec<Decoded> },
+    /// Connection `conn` ended.
+    Closed { conn: u64, reason: String },
+}
+
+struct Registration {
+    key: u64,
+    device: String,
+    matcher: Match,
+    tx: mpsc::Sender<Routed>,
+}
+
+/// One listening address and the devices on it.
+struct Gateway {
+    addr: SocketAddr,
+    devices: Mutex<Vec<Registration>>,
+    /// The first device's table reads every message (devices on one address share a vendor).
+    table: CodeTable,
+    connections: AtomicUsize,
+    stop: CancellationToken,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<SocketAddr, Weak<Gateway>>> {
+    static GATEWAYS: OnceLock<Mutex<HashMap<SocketAddr, Weak<Gateway>>>> = OnceLock::new();
+    GATEWAYS.get_or_init(Mutex::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The gateway on `addr`, bound now if no device holds it yet.
+async fn gateway(addr: SocketAddr, table: &CodeTable) -> Result<Arc<Gateway>, String> {
+    if let Some(g) = lock(registry()).get(&addr).and_then(Weak::upgrade) {
+        return Ok(g);
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let mut map = lock(registry());
+    // Another device may have bound it meanwhile (then this bind failed above, or won the race).
+    if let Some(g) = map.get(&addr).and_then(Weak::upgrade) {
+        return Ok(g);
+    }
+    let g = Arc::new(Gateway {
+        addr,
+        devices: Mutex::default(),
+        table: table.clone(),
+        connections: AtomicUsize::new(0),
+        stop: CancellationToken::new(),
+    });
+    map.insert(addr, Arc::downgrade(&g));
+    tracing::info!(%addr, "HL7 listener started");
+    tokio::spawn(accept(listener, Arc::downgrade(&g), g.stop.clone()));
+    Ok(g)
+}
+
+async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: CancellationToken) {
+    let mut next_conn = 0u64;
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "HL7 listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(g) = gateway.upgrade() else { return };
+        if g.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            g.connections.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, "HL7 listener: too many connections; closed the new one");
+            continue;
+        }
+        next_conn += 1;
+        let (conn, stop) = (next_conn, stop.clone());
+        tokio::spawn(async move {
+            tracing::info!(addr = %g.addr, %peer, "HL7 connection opened");
+            let reason = connection(stream, conn, &g, &stop).await;
+            tracing::info!(addr = %g.addr, %peer, %reason, "HL7 connection closed");
+            let devices: Vec<_> = lock(&g.devices).iter().map(|r| r.tx.clone()).collect();
+            for tx in devices {
+                let _ = tx.try_send(Routed::Closed {
+                    conn,
+                    reason: reason.clone(),
+                });
+            }
+            g.connections.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Serves one connection; returns why it ended.
+async fn connection(
+    mut stream: TcpStream,
+    conn: u64,
+    g: &Gateway,
+    stop: &CancellationToken,
+) -> String {
+    let mut receiver = Hl7Receiver::new(g.table.clone());
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut frame_started = Instant::now();
+    let mut last_bytes = Instant::now();
+    let mut tick = interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return "no device listens here any more".into(),
+            read = stream.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) => return "the monitor closed the connection".into(),
+                    Ok(n) => n,
+                    Err(e) => return format!("read failed: {e}"),
+                };
+                let now = Instant::now();
+                last_bytes = now;
+                if receiver.pending() == 0 {
+                    frame_started = now;
+                }
+                for received in receiver.handle_input(&buf[..n]) {
+                    route(g, conn, received);
+                }
+                while let Some(ack) = receiver.poll_transmit() {
+                    match timeout(IO_TIMEOUT, stream.write_all(&ack)).await {
+                        Ok(Ok(())) => {}
+                        _ => return "cannot write the ACK".into(),
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if receiver.pending() > 0 && frame_started.elapsed() >= FRAME_DEADLINE {
+                    return format!("a message did not complete within {}s", FRAME_DEADLINE.as_secs());
+                }
+                if last_bytes.elapsed() >= IDLE_LIMIT {
+                    return format!("nothing received for {}s", IDLE_LIMIT.as_secs());
+                }
+            }
+        }
+    }
+}
+
+fn route(g: &Gateway, conn: u64, received: Received) {
+    let (header, items): (_, Vec<Decoded>) = match received {
+        Received::Message {
+            header,
+            observations,
+        } => (header, observations.into_iter().map(Ok).collect()),
+        Received::Refused { header, error } => {
+            tracing::warn!(addr = %g.addr, control_id = %header.control_id, %error, "HL7 message refused (AE sent)");
+            let e = DecodeError::Malformed(format!("HL7 message refused (AE): {error}"));
+            (header, vec![Err(e)])
+        }
+        Received::Framing(e) => {
+            tracing::debug!(addr = %g.addr, error = %e, "HL7 framing error");
+            return;
+        }
+    };
+    let devices = lock(&g.devices);
+    let Some(device) = devices.iter().find(|r| r.matcher.matches(&header)) else {
+        if items.iter().any(Result::is_ok) {
+            UNMATCHED.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(addr = %g.addr, facility = %header.sending_facility, "HL7 message no device matches; acknowledged and counted");
+        }
+        return;
+    };
+    if device.tx.try_send(Routed::Decoded { conn, items }).is_err() {
+        tracing::warn!(device = %device.device, "HL7 device not keeping up; a message was dropped");
+    }
+}
+
+/// Removes a device's registration when its driver ends.
+struct Registered {
+    gateway: Arc<Gateway>,
+    key: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.gateway.devices).retain(|r| r.key != self.key);
+    }
+}
+
+fn register(
+    g: Arc<Gateway>,
+    device: &str,
+    matcher: &Match,
+) -> (Registered, mpsc::Receiver<Routed>) {
+    static KEYS: AtomicU64 = AtomicU64::new(0);
+    let key = KEYS.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(DEVICE_QUEUE);
+    let mut devices = lock(&g.devices);
+    // Devices with a match come first, so a match-all device only gets what no other takes.
+    let at = if matcher.is_empty() {
+        devices.len()
+    } else {
+        devices.iter().take_while(|r| !r.matcher.is_empty()).count()
+    };
+    devices.insert(
+        at,
+        Registration {
+            key,
+            device: device.to_string(),
+            matcher: matcher.clone(),
+            tx,
+        },
+    );
+    drop(devices);
+    (Registered { gateway: g, key }, rx)
+}
+
+/// Runs one device on a shared listener.
+pub(super) async fn run_device(
+    id: &str,
+    addr: SocketAddr,
+    spec: &Hl7Spec,
+    reporter: &mut Reporter,
+    commands: &mut mpsc::Receiver<Command>,
+    cancel: &CancellationToken,
+) -> Result<(), HubGone> {
+    let mut backoff = Backoff::new(MAX_BACKOFF);
+    while !cancel.is_cancelled() {
+        reporter.link(Link::Connecting).await?;
+        let g = match gateway(addr, &spec.table).await {
+            Ok(g) => g,
+            Err(reason) => {
+                reporter.link(Link::Disconnected { reason }).await?;
+                let delay = backoff.next_delay();
+                if crate::events::wait_refusing_commands(delay, commands, cancel)
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let (_registered, rx) = register(g, id, &spec.matcher);
+        return serve_device(rx, reporter, commands, cancel).await;
+    }
+    Ok(())
+}
+
+async fn serve_device(
+    mut rx: mpsc::Receiver<Routed>,
+    reporter: &mut Reporter,
+    commands: &mut mpsc::Receiver<Command>,
+    cancel: &CancellationToken,
+) -> Result<(), HubGone> {
+    let mut second = interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let silence = Format::Hl7.silence_limit();
+    let mut last_data = Instant::now();
+    // The connection this device's messages last came on, and whether the link shows it.
+    let mut current: Option<u64> = None;
+    let mut silent = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            Some(routed) = rx.recv() => match routed {
+                Routed::Decoded { conn, mut items } => {
+                    if items.iter().any(Result::is_ok) {
+                        last_data = Instant::now();
+                        if current != Some(conn) || silent {
+                            silent = false;
+                            reporter.link(Link::Connected).await?;
+                        }
+                        current = Some(conn);
+                    }
+                    reporter.decoded(&mut items).await?;
+                }
+                Routed::Closed { conn, reason } => {
+                    if current == Some(conn) {
+                        current = None;
+                        reporter.link(Link::Disconnected { reason }).await?;
+                    }
+                }
+            },
+            Some(command) = commands.recv() => refuse(command),
+            _ = second.tick() => {
+                reporter.flush_errors(true).await?;
+                let quiet = last_data.elapsed();
+                if current.is_some() && !silent && silence.is_some_and(|limit| quiet >= limit) {
+                    silent = true;
+                    reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
+                }
+            }
+        }
+    }
+}
