@@ -11,6 +11,7 @@ pub mod device_set;
 pub mod field;
 pub mod manpages;
 pub mod metrics;
+pub mod nats;
 pub mod net;
 pub mod numbers;
 pub mod page;

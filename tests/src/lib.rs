@@ -5,6 +5,7 @@
 
 pub mod attack;
 pub mod browser;
+pub mod nats;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
