@@ -248,6 +248,7 @@ async fn an_outage_of_nats_while_an_alarm_rises_loses_no_alarm_step_and_duplicat
     }
 
     server.kill();
+    let killed = tokio::time::Instant::now();
     until_noting(&mut display, &mut seen, |m| {
         m["type"] == "central" && m["link"] == "disconnected"
     })
@@ -266,8 +267,9 @@ async fn an_outage_of_nats_while_an_alarm_rises_loses_no_alarm_step_and_duplicat
         m["type"] == "alarm" && m["event"] == "acknowledged"
     })
     .await;
-    // Any further steps of these (for a second: heartbeats keep coming), then count what waits.
-    let drained = tokio::time::Instant::now() + Duration::from_secs(1);
+    // Any further steps of these, then count what waits. The outage outlasts a publication's
+    // timeout (5 s), so the publisher has given up on what it was sending and must keep it.
+    let drained = killed + Duration::from_secs(7);
     while tokio::time::Instant::now() < drained {
         let m = display.next().await;
         if m["type"] == "alarm" {
@@ -306,6 +308,16 @@ async fn an_outage_of_nats_while_an_alarm_rises_loses_no_alarm_step_and_duplicat
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(metric(&room, "vigil_central_pending"), 0.0);
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_room_without_central_runs_alone_and_its_display_shows_no_central_link() {
+    let room = Room::start("", Options::default()).await;
+    let (_display, snapshot) = Display::connect(&room, NURSE).await;
+    assert!(snapshot.get("central").is_none(), "{snapshot}");
+    assert_eq!(metric(&room, "vigil_central_connected"), 0.0);
     assert_eq!(metric(&room, "vigil_central_pending"), 0.0);
     room.daemon.shutdown().await;
 }
