@@ -211,22 +211,19 @@ impl Room {
         }
     }
 
-    /// The room's current state, without the trend chart.
-    async fn snapshot(&self) -> Option<String> {
+    /// The room's current state, without the trend chart: its `seq` and its JSON.
+    async fn snapshot(&self) -> Option<(u64, String)> {
         let user = UserInfo {
             name: "central".into(),
             role: "viewer".into(),
         };
         let snapshot = self.core.snapshot_without_trend(user).await?;
-        Some(ServerMessage::Snapshot(Box::new(snapshot)).to_json())
+        let seq = snapshot.seq;
+        Some((seq, ServerMessage::Snapshot(Box::new(snapshot)).to_json()))
     }
 
     async fn queue_snapshot(&self, shared: &Shared) {
-        if let Some(text) = self.snapshot().await {
-            let seq = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["seq"].as_u64())
-                .unwrap_or_default();
+        if let Some((seq, text)) = self.snapshot().await {
             shared.push(Item {
                 subject: Subject::Snapshot,
                 msg_id: snapshot_msg_id(&self.room_id, self.boot, seq),

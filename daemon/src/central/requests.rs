@@ -81,7 +81,7 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
                 act(&room, &message.payload).await
             } else {
                 match room.snapshot().await {
-                    Some(text) => text,
+                    Some((_, text)) => text,
                     None => error(None, "unavailable", "the daemon is shutting down"),
                 }
             };
