@@ -2,6 +2,7 @@
 //! behind the `vigil` binary.
 
 pub mod backup;
+pub mod central;
 pub mod clock;
 pub mod config;
 pub mod core;
@@ -12,6 +13,7 @@ pub mod field;
 pub mod forward;
 pub mod manpages;
 pub mod metrics;
+pub mod nats;
 pub mod net;
 pub mod numbers;
 pub mod page;

@@ -226,6 +226,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             .collect()
     };
     check(forwards(old) != forwards(new), "forward");
+    check(old.central != new.central, "central");
     changed
 }
 

@@ -221,6 +221,10 @@ pub struct Snapshot {
     /// nothing is forwarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<ForwardInfo>,
+    /// The room's link to the central station (`connected` or `disconnected`); absent when the
+    /// room has no `[central]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<String>,
 }
 
 /// One forward to the clinic's systems (HL7), as the display's status line shows it.
@@ -306,6 +310,13 @@ pub enum ServerMessage {
         /// Its state now.
         #[serde(flatten)]
         forward: ForwardInfo,
+    },
+    /// The room's link to the central station changed.
+    Central {
+        /// Broadcast sequence number.
+        seq: u64,
+        /// `connected` or `disconnected`.
+        link: String,
     },
     /// At least once a second: the daemon is alive.
     Heartbeat {

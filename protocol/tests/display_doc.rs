@@ -45,6 +45,7 @@ fn every_example_in_the_protocol_document_parses() {
         "session",
         "audio_pause",
         "forward",
+        "central",
         "heartbeat",
         "trend",
         "result",

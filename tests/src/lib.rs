@@ -6,6 +6,7 @@
 pub mod attack;
 pub mod browser;
 pub mod hl7_engine;
+pub mod nats;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;

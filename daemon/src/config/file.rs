@@ -58,6 +58,9 @@ pub struct ConfigFile {
     /// `allowed_origins`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// `[central]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<super::CentralFile>,
     /// `[[forward]]` tables: interface engines to forward to over HL7.
     #[serde(default, rename = "forward", skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<ForwardEntry>,
@@ -434,6 +437,22 @@ mod tests {
                     ca: "ca.pem".into(),
                 }),
             }],
+            central: Some(super::super::CentralFile {
+                connection: crate::nats::NatsSettings {
+                    token: Some("t".into()),
+                    user: Some("u".into()),
+                    password: Some("p".into()),
+                    creds: Some("c.creds".into()),
+                    tls: Some(crate::nats::NatsTls {
+                        ca: Some("a.pem".into()),
+                        cert: Some("c.pem".into()),
+                        key: Some("k.pem".into()),
+                    }),
+                    ..crate::nats::NatsSettings::url("nats://c:4222")
+                },
+                site: Some("s".into()),
+                room_id: Some("r".into()),
+            }),
         };
         let err = every.build("every", Path::new(".")).unwrap_err().0;
         let unknown: Vec<_> = err
@@ -448,6 +467,9 @@ mod tests {
             [storage]\npath = \"x\"\nretention_days = 1\n[tls]\ncert = \"c\"\nkey = \"k\"\n\
             [limits]\nmax_connections = 1\nmax_unauthenticated = 1\n\
             [[forward]]\nname = \"ris\"\nhl7 = \"h:1\"\ntls = { ca = \"ca.pem\" }\n\
+            [central]\nnats = \"n\"\ntoken = \"t\"\nuser = \"u\"\npassword = \"p\"\n\
+            creds = \"c\"\nsite = \"s\"\nroom_id = \"r\"\n\
+            tls = { ca = \"a\", cert = \"c\", key = \"k\" }\n\
             [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
             [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
@@ -462,6 +484,8 @@ mod tests {
             "[storage]\n",
             "[tls]\n",
             "[limits]\n",
+            "[central]\n",
+            "tls = { ",
             "[[user]]\n",
             "ble = { ",
             "[[forward]]\n",

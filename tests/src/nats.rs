@@ -1,0 +1,155 @@
+//! A real `nats-server -js` for the tests: on a free loopback port with a temporary store, that
+//! a test can kill and start again (same port, same store) to play an outage.
+//!
+//! Where `nats-server` is not installed the NATS tests cannot run. With `VIGIL_REQUIRE_NATS=1`
+//! (CI sets it after installing it) that is a failure; without it, they print NOT RUN and pass.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running (or, after [`NatsServer::kill`], stopped) `nats-server` with JetStream.
+pub struct NatsServer {
+    exe: PathBuf,
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+/// Where `nats-server` is: on PATH, or Debian's /usr/sbin (not on a user's PATH).
+pub fn find_nats_server() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|exe| exe.is_file())
+}
+
+impl NatsServer {
+    /// Starts a server, or explains why the NATS tests cannot run here (`None`: return early).
+    pub async fn start() -> Option<NatsServer> {
+        let Some(exe) = find_nats_server() else {
+            if std::env::var("VIGIL_REQUIRE_NATS").is_ok_and(|v| v == "1") {
+                panic!("nats-server is required for the NATS tests: apt-get install nats-server");
+            }
+            eprintln!("NOT RUN: nats-server not installed (apt-get install nats-server)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let store = std::env::temp_dir().join(format!(
+            "vigil-nats-{}-{}",
+            std::process::id(),
+            crate::fastrand_u64()
+        ));
+        std::fs::create_dir_all(&store).expect("store dir");
+        let mut server = NatsServer {
+            exe,
+            port,
+            store,
+            child: None,
+        };
+        server.restart().await;
+        Some(server)
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server at once (SIGKILL), as a crash or a cut cable would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same store, and waits until it takes
+    /// connections (at most 20 s).
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(&self.exe)
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nats-server did not take connections on port {}", self.port);
+    }
+
+    /// A plain client of this server (waits until connected).
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url()).await.expect("connect")
+    }
+
+    /// Every message the stream `stream` holds on `subject`, in order, as JSON.
+    pub async fn stored(&self, stream: &str, subject: &str) -> Vec<serde_json::Value> {
+        stored_messages(&self.client().await, stream, subject)
+            .await
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+/// Every message `stream` holds on `subject`, in order: its `Nats-Msg-Id` and its JSON.
+pub async fn stored_messages(
+    client: &async_nats::Client,
+    stream: &str,
+    subject: &str,
+) -> Vec<(String, serde_json::Value)> {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut stream = js.get_stream(stream).await.expect("stream exists");
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        let Ok(m) = stream.get_raw_message(seq).await else {
+            continue; // deleted or aged out
+        };
+        if m.subject.as_str() != subject {
+            continue;
+        }
+        let id = m
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        out.push((
+            id,
+            serde_json::from_slice(&m.payload).expect("JSON payload"),
+        ));
+    }
+    out
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
