@@ -1,9 +1,10 @@
 //! The HL7 monitor: a multiparameter monitor that dials Vigil over MLLP and sends an ORU^R01
 //! every scenario second in the IHE PCD-01 style (MDC codes and units, one OBX per value, each
-//! with its observation time): SpO2 and pulse every second, NIBP when a cuff cycle completes.
+//! with its observation time): SpO2, pulse, respiratory rate and EtCO2 every second, NIBP when a
+//! cuff cycle completes.
 //! It reads each ACK and reconnects when the connection drops.
 
-use crate::patient::{measured, Noise};
+use crate::patient::{measured, measured_breathing, Noise};
 use crate::run::SimClock;
 use crate::scenario::Scenario;
 use std::sync::Arc;
@@ -26,11 +27,16 @@ pub enum Hl7Style {
     Pcd01,
 }
 
+/// Offset of the breathing's noise stream from the monitor's own.
+const BREATHING_STREAM: u64 = 0x4252_4541_5448;
+
 /// The simulated monitor's state.
 #[derive(Debug)]
 pub struct Hl7Monitor {
     scenario: Arc<Scenario>,
     noise: Noise,
+    /// The breathing's own noise, so adding it left the other values' seeded course unchanged.
+    breathing_noise: Noise,
     nibp_times: Vec<f64>,
     /// Scenario second 0 as Unix seconds (the monitor's clock).
     epoch: i64,
@@ -46,6 +52,7 @@ impl Hl7Monitor {
             nibp_times: scenario.nibp_times(),
             scenario,
             noise: Noise::new(seed, stream),
+            breathing_noise: Noise::new(seed, stream + BREATHING_STREAM),
             epoch,
             sent: 0,
             equipment: format!("SIM-MON-{stream}"),
@@ -84,6 +91,21 @@ impl Hl7Monitor {
             "1.1.1.2",
             v.heart_rate,
             "264864^MDC_DIM_BEAT_PER_MIN",
+            &now,
+        );
+        let b = measured_breathing(&self.scenario, t, &mut self.breathing_noise);
+        obx(
+            "151562^MDC_RESP_RATE",
+            "1.2.1.1",
+            b.respiratory_rate,
+            "264928^MDC_DIM_RESP_PER_MIN",
+            &now,
+        );
+        obx(
+            "151708^MDC_AWAY_CO2_ET",
+            "1.2.1.2",
+            b.etco2,
+            "266016^MDC_DIM_MMHG",
             &now,
         );
         // A cuff cycle that completed in the last second: its values, with its own time.
@@ -192,10 +214,43 @@ mod tests {
             [
                 Vital::Spo2,
                 Vital::PulseRate,
+                Vital::RespiratoryRate,
+                Vital::Etco2,
                 Vital::NibpSystolic,
                 Vital::NibpDiastolic,
                 Vital::NibpMean
             ]
         );
+    }
+
+    /// The respiratory-depression scenario reaches Vigil over HL7: the rate it reads falls from
+    /// normal to none during the apnea, and EtCO2 rises past the 50 mmHg limit.
+    #[test]
+    fn the_monitors_breathing_follows_the_scenario() {
+        let scenario = Arc::new(Scenario::load("respiratory-depression").unwrap());
+        let mut m = Hl7Monitor::new(scenario, 1, 0, 1_700_000_000);
+        let mut read = |t: f64| {
+            let mut out = Vec::new();
+            let mut decoder = Format::Hl7.decoder();
+            decoder.feed(&frame(&m.message(t, Hl7Style::Pcd01)), &mut out);
+            let value = |vital| {
+                out.iter().find_map(|o| match o {
+                    Ok(Observation::Reading(r)) if r.vital == vital => r.value.number(),
+                    _ => None,
+                })
+            };
+            (
+                value(Vital::RespiratoryRate).unwrap(),
+                value(Vital::Etco2).unwrap(),
+            )
+        };
+        let (rate, etco2) = read(60.0);
+        assert!(
+            (12.0..=16.0).contains(&rate) && etco2 < 45.0,
+            "{rate} {etco2}"
+        );
+        let (rate, etco2) = read(860.0);
+        assert_eq!(rate, 0.0);
+        assert!(etco2 > 50.0, "{etco2}");
     }
 }
