@@ -8,6 +8,7 @@
 //! more to say have their own modules: `users` (and the one token check), `devices`, `limits`,
 //! `refusals`; the alarm profile's files are loaded here and validated by `vigil_alarm`.
 
+mod central;
 mod check;
 mod devices;
 mod effective;
@@ -16,6 +17,7 @@ mod refusals;
 mod spans;
 mod users;
 
+pub use central::{is_central, CentralConfig};
 pub use effective::effective_profile;
 pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
 pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
@@ -211,19 +213,7 @@ fn validate(
         ],
         "",
     );
-    let listen = match c.string(doc, "listen", "") {
-        None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
-        Some(s) => match s.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                c.error(
-                    "listen",
-                    format!("{s:?} is not an address like 127.0.0.1:8080"),
-                );
-                None
-            }
-        },
-    };
+    let listen = listen(doc, &mut c);
     let room = c.string(doc, "room", "").unwrap_or_default();
     if room.trim().is_empty() {
         c.error("room", "is required: the name shown on the display");
@@ -260,7 +250,57 @@ fn validate(
         }
     };
 
-    let tls = match doc.get("tls") {
+    let tls = display_tls(doc, base, &mut c);
+    let profile = load_profile(doc, base, &mut c);
+    let users = users(doc, &mut c);
+    let devices = devices(doc, &mut c);
+    if let Some(storage) = &storage_path {
+        refusals::storage_folder(storage, &mut c);
+    }
+    refusals::plaintext_listen(doc, listen, &mut c);
+    let network = limits::network(doc, &mut c);
+
+    match (listen, storage_path, profile) {
+        (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
+            listen,
+            room,
+            storage_path,
+            retention_days,
+            profile,
+            users,
+            devices,
+            log_format,
+            tls,
+            network,
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// `listen`: the display server's address (127.0.0.1:8080 when absent).
+fn listen(doc: &toml::Table, c: &mut Check<'_>) -> Option<SocketAddr> {
+    match c.string(doc, "listen", "") {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        Some(s) => match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.error(
+                    "listen",
+                    format!("{s:?} is not an address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `[tls]`: the certificate and key the display server (a room's or the central's) serves.
+fn display_tls(
+    doc: &toml::Table,
+    base: &Path,
+    c: &mut Check<'_>,
+) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    match doc.get("tls") {
         None => None,
         Some(toml::Value::Table(t)) => {
             c.unknown_keys(t, &["cert", "key"], "tls.");
@@ -286,30 +326,6 @@ fn validate(
             c.error("tls", "must be a table with cert and key");
             None
         }
-    };
-    let profile = load_profile(doc, base, &mut c);
-    let users = users(doc, &mut c);
-    let devices = devices(doc, &mut c);
-    if let Some(storage) = &storage_path {
-        refusals::storage_folder(storage, &mut c);
-    }
-    refusals::plaintext_listen(doc, listen, &mut c);
-    let network = limits::network(doc, &mut c);
-
-    match (listen, storage_path, profile) {
-        (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
-            listen,
-            room,
-            storage_path,
-            retention_days,
-            profile,
-            users,
-            devices,
-            log_format,
-            tls,
-            network,
-        }),
-        _ => Err(ConfigErrors(errors)),
     }
 }
 

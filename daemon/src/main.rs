@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vigil_daemon::config::{Config, LogFormat};
+use vigil_daemon::config::{CentralConfig, Config, LogFormat};
 use vigil_daemon::field;
 
 #[derive(Parser)]
@@ -24,6 +24,12 @@ enum Command {
     /// Run the daemon: devices, alarms, and the display at the configured address.
     Run {
         /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the central station: every room of a site on one page, read from NATS.
+    Central {
+        /// The central's configuration file (`listen`, `site`, `[nats]`, `[[user]]`, ...).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -68,7 +74,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         days: Option<u32>,
     },
-    /// Check a configuration file and list every problem with its location.
+    /// Check a configuration file and list every problem with its location. A file with a
+    /// top-level `[nats]` table is checked as a central's configuration, any other as a room's.
     CheckConfig {
         /// The configuration file.
         #[arg(value_name = "FILE")]
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
         Command::Run { config } => run(config),
+        Command::Central { config } => central(config),
         Command::Sessions { db } => sessions(db),
         Command::Export {
             db,
@@ -177,6 +185,18 @@ fn token() -> Result<()> {
 }
 
 fn check_config(file: &Path, profile: bool) -> Result<()> {
+    if std::fs::read_to_string(file).is_ok_and(|text| vigil_daemon::config::is_central(&text)) {
+        let config = CentralConfig::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{}: OK: central for site {:?}, durable consumer {:?}, {} NATS server(s), {} user(s)",
+            file.display(),
+            config.site,
+            config.consumer(),
+            config.nats.nats.urls().len(),
+            config.users.len()
+        );
+        return Ok(());
+    }
     let config = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "{}: OK: room {:?}, {} device(s), {} user(s), alarm profile {:?} with {} rule(s)",
@@ -298,6 +318,20 @@ fn run(path: &Path) -> Result<()> {
         vigil_daemon::supervise::notify_ready();
         // A dead core or record writer ends it with an error: a non-zero exit status.
         daemon.run_until(stop).await
+    })
+}
+
+fn central(path: &Path) -> Result<()> {
+    let config = CentralConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging(config.log_format);
+    log_panics();
+    runtime()?.block_on(async {
+        let stop = stop_signal()?;
+        let central = vigil_daemon::central::Central::start(config).await?;
+        println!("vigil central: overview at http://{}/", central.addr);
+        stop.await;
+        central.stop().await;
+        Ok(())
     })
 }
 

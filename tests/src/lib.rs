@@ -309,6 +309,15 @@ impl Display {
         (d, first)
     }
 
+    /// Connects to a WebSocket URL and returns the display and its first message, whatever it
+    /// is (a central's display starts with `rooms`).
+    pub async fn open(url: &str) -> (Display, Value) {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut d = Display { ws };
+        let first = d.next().await;
+        (d, first)
+    }
+
     /// Connects over a socket with a small receive buffer, like a slow tablet on poor Wi-Fi:
     /// when it stops reading, the daemon's writes to it block quickly.
     pub async fn connect_slow(room: &Room, token: &str) -> (Display, Value) {

@@ -1,0 +1,345 @@
+//! The central station with a real `nats-server`: fake rooms publish what the NATS contract
+//! says (stored messages with their `Nats-Msg-Id`, live heartbeats, answers to actions), and a
+//! display at the central's `/ws` sees them.
+//!
+//! Needs `nats-server` (Debian's package): without it these print NOT RUN and pass, unless
+//! `VIGIL_REQUIRE_NATS=1` (CI), which makes them fail.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use vigil_daemon::central::Central;
+use vigil_daemon::config::CentralConfig;
+use vigil_tests::nats::NatsServer;
+use vigil_tests::Display;
+
+const SITE: &str = "clinic";
+const PROVIDER: &str = "provider-token-0123456789";
+const VIEWER: &str = "viewer-token-0123456789ab";
+
+async fn central(url: &str) -> Central {
+    let text = format!(
+        r#"
+        listen = "127.0.0.1:0"
+        site = "{SITE}"
+        [nats]
+        nats = "{url}"
+        [[user]]
+        name = "Dr Lee"
+        role = "provider"
+        token = "{PROVIDER}"
+        [[user]]
+        name = "Visitor"
+        role = "viewer"
+        token = "{VIEWER}"
+        "#
+    );
+    let config = CentralConfig::parse(&text, "central.toml", std::path::Path::new(".")).unwrap();
+    Central::start(config).await.unwrap()
+}
+
+async fn display(central: &Central, token: &str) -> (Display, Value) {
+    let (d, first) = Display::open(&format!("ws://{}/ws?token={token}", central.addr)).await;
+    assert_eq!(first["type"], "rooms", "{first}");
+    (d, first)
+}
+
+/// A room as the central sees it over NATS: it publishes contract messages and answers actions
+/// with `result`, remembering each request.
+struct FakeRoom {
+    id: &'static str,
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    boot: u64,
+    seq: u64,
+    requests: Arc<Mutex<Vec<Value>>>,
+    beating: CancellationToken,
+}
+
+impl FakeRoom {
+    async fn start(url: &str, id: &'static str) -> FakeRoom {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        vigil_daemon::nats::ensure_stream(&js, SITE).await.unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let mut actions = client
+            .subscribe(format!("vigil-live.{SITE}.{id}.action"))
+            .await
+            .unwrap();
+        let (answer, seen) = (client.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Some(request) = actions.next().await {
+                let value: Value = serde_json::from_slice(&request.payload).unwrap();
+                let reply = json!({"v":1,"type":"result","request_id":value["request_id"],"action":value["type"]});
+                seen.lock().unwrap().push(value);
+                if let Some(to) = request.reply {
+                    answer.publish(to, reply.to_string().into()).await.unwrap();
+                }
+            }
+        });
+        let mut room = FakeRoom {
+            id,
+            client,
+            js,
+            boot: 1_795_000_000_000,
+            seq: 0,
+            requests,
+            beating: CancellationToken::new(),
+        };
+        room.beat();
+        room
+    }
+
+    /// Heartbeats every 200 ms until [`FakeRoom::silence`].
+    fn beat(&mut self) {
+        self.beating = CancellationToken::new();
+        let (client, id, boot, stop) = (
+            self.client.clone(),
+            self.id,
+            self.boot,
+            self.beating.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let beat = json!({"v":1,"type":"heartbeat","at":"2026-11-29T10:00:00.000Z","room":format!("Room {id}"),"room_id":id,"boot":boot,"seq":0});
+                let _ = client
+                    .publish(
+                        format!("vigil-live.{SITE}.{id}.heartbeat"),
+                        beat.to_string().into(),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    fn silence(&self) {
+        self.beating.cancel();
+    }
+
+    /// Publishes a stored message of `kind`, with the next `seq`, as the room would.
+    async fn publish(&mut self, kind: &str, mut message: Value) -> u64 {
+        self.seq += 1;
+        message["v"] = json!(1);
+        message["seq"] = json!(self.seq);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}.{}.{}", self.id, self.boot, self.seq).as_str(),
+        );
+        self.js
+            .publish_with_headers(
+                format!("vigil.{SITE}.{}.{kind}", self.id),
+                headers,
+                message.to_string().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        self.seq
+    }
+
+    async fn snapshot(&mut self) {
+        let name = format!("Room {}", self.id);
+        self.publish("snapshot", json!({"type":"snapshot","room":name,"user":{"name":"","role":""},
+            "server_time":"2026-11-29T10:00:00.000Z",
+            "session":{"phase":"pre_dose","dose_at":null,"dose_by":null,"minutes_since_dose":null,"baseline":null},
+            "devices":[{"device":"oximeter-1","format":"masimo","link":"connected"}],"vitals":[],"alarms":[],
+            "audio_pause_remaining_s":null,"trend":{"minutes":0,"resolution_s":0,"series":[]},"limits":[]}))
+            .await;
+    }
+
+    async fn reading(&mut self, vital: &str, value: f64) {
+        self.publish("reading", json!({"type":"reading","device":"oximeter-1","vital":vital,"value":value,
+            "unit":if vital == "spo2" { "%" } else { "bpm" },"mdc":null,"at":"2026-11-29T10:00:01.000Z","flags":[]}))
+            .await;
+    }
+
+    async fn alarm(&mut self, id: &str, since: &str) {
+        self.publish("alarm", json!({"type":"alarm","event":"raised","alarm":{"id":id,"rule":"spo2-low",
+            "kind":"physiological","vital":"spo2","device":"oximeter-1","priority":"high","message":"SpO2 low",
+            "state":"active","since":since,"acknowledged_by":null,"acknowledged_at":null,"latching":false,
+            "awaiting_confirmation":false,"value":85.0}}))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_and_alarms_of_two_rooms_reach_the_central_display() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut d, _) = display(&central, PROVIDER).await;
+    let mut one = FakeRoom::start(&nats.url(), "room-1").await;
+    let mut two = FakeRoom::start(&nats.url(), "room-2").await;
+    one.snapshot().await;
+    one.reading("spo2", 97.0).await;
+    two.snapshot().await;
+    two.alarm("spo2-low#1", "2026-11-29T09:59:30.000Z").await;
+    let reading = d
+        .until(|m| m["type"] == "reading" && m["room"] == "room-1")
+        .await;
+    assert_eq!(reading["value"], 97.0);
+    let alarm = d
+        .until(|m| m["type"] == "alarm" && m["room"] == "room-2")
+        .await;
+    assert_eq!(alarm["alarm"]["id"], "spo2-low#1");
+    assert_eq!(alarm["alarm"]["since"], "2026-11-29T09:59:30.000Z");
+    // A display connecting now gets both rooms' state in its `rooms` message.
+    let (_late, rooms) = display(&central, VIEWER).await;
+    let rooms = rooms["rooms"].as_array().unwrap();
+    let of = |id: &str| rooms.iter().find(|r| r["room"] == id).unwrap().clone();
+    assert_eq!(of("room-1")["name"], "Room room-1");
+    assert_eq!(of("room-1")["state"]["vitals"][0]["value"], 97.0);
+    assert_eq!(of("room-2")["state"]["alarms"][0]["id"], "spo2-low#1");
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_at_the_central_reaches_the_room_with_the_person_and_a_viewer_is_refused() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let room = FakeRoom::start(&nats.url(), "room-1").await;
+    let (mut viewer, _) = display(&central, VIEWER).await;
+    viewer
+        .send(json!({"type":"ack","room":"room-1","alarm_id":"spo2-low#1","request_id":"v1"}))
+        .await;
+    let refused = viewer.until(|m| m["request_id"] == "v1").await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(refused["room"], "room-1");
+
+    let (mut d, _) = display(&central, PROVIDER).await;
+    d.send(json!({"type":"ack","room":"room-1","alarm_id":"spo2-low#1","request_id":"r1"}))
+        .await;
+    let answer = d.until(|m| m["request_id"] == "r1").await;
+    assert_eq!(answer["type"], "result", "{answer}");
+    assert_eq!(answer["room"], "room-1");
+    let requests = room.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the provider's ack reached the room: {requests:?}"
+    );
+    assert_eq!(requests[0]["type"], "ack");
+    assert_eq!(requests[0]["alarm_id"], "spo2-low#1");
+    assert_eq!(requests[0]["user"], "Dr Lee");
+    assert_eq!(requests[0]["role"], "provider");
+    assert!(requests[0].get("room").is_none(), "{}", requests[0]);
+    // A room nobody answers for: the display is told to act at the room.
+    d.send(json!({"type":"ack","room":"room-9","alarm_id":"x#1","request_id":"r2"}))
+        .await;
+    let unanswered = d.until(|m| m["request_id"] == "r2").await;
+    assert_eq!(unanswered["code"], "unavailable", "{unanswered}");
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_room_raises_room_link_lost_latched_until_a_nurse_resets_it() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut d, _) = display(&central, PROVIDER).await;
+    let mut room = FakeRoom::start(&nats.url(), "room-1").await;
+    room.snapshot().await;
+    d.until(|m| m["type"] == "snapshot" && m["room"] == "room-1")
+        .await;
+    room.silence();
+    // Raised 5 s after the last heartbeat (the display's `until` waits up to 15 s).
+    let lost = d
+        .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "room-link-lost")
+        .await;
+    assert_eq!(lost["room"], "room-1");
+    assert_eq!(lost["alarm"]["state"], "active");
+    assert_eq!(lost["alarm"]["priority"], "high");
+    let id = lost["alarm"]["id"].as_str().unwrap().to_string();
+    // Not resettable while the room is silent; acknowledged at the central, not sent to the room.
+    d.send(json!({"type":"reset","room":"room-1","alarm_id":id,"request_id":"r1"}))
+        .await;
+    assert_eq!(
+        d.until(|m| m["request_id"] == "r1").await["code"],
+        "refused"
+    );
+    room.beat();
+    let back = d
+        .until(|m| m["type"] == "alarm" && m["alarm"]["id"] == id.as_str())
+        .await;
+    assert_eq!(back["alarm"]["state"], "latched", "{back}");
+    d.send(json!({"type":"reset","room":"room-1","alarm_id":id,"request_id":"r2"}))
+        .await;
+    let reset = d
+        .until(|m| m["type"] == "alarm" && m["event"] == "reset")
+        .await;
+    assert_eq!(reset["alarm"]["id"], id.as_str());
+    assert_eq!(d.until(|m| m["request_id"] == "r2").await["type"], "result");
+    assert!(room.requests.lock().unwrap().is_empty());
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_central_catches_up_from_its_durable_consumer_in_order() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let first = central(&nats.url()).await;
+    let mut room = FakeRoom::start(&nats.url(), "room-1").await;
+    room.snapshot().await;
+    room.alarm("spo2-low#1", "2026-11-29T10:00:01.000Z").await;
+    let (mut d, _) = display(&first, PROVIDER).await;
+    d.until(|m| m["type"] == "alarm" || m["rooms"][0]["state"]["alarms"][0]["id"] == "spo2-low#1")
+        .await;
+    first.stop().await;
+    // While the central is down the room raises two more.
+    room.alarm("spo2-low#2", "2026-11-29T10:00:02.000Z").await;
+    room.alarm("spo2-low#3", "2026-11-29T10:00:03.000Z").await;
+    let second = central(&nats.url()).await;
+    let (_d, _) = display(&second, PROVIDER).await;
+    // Everything missed is in the new central's state, in the order raised, with its time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let ids = loop {
+        let (_, rooms) = display(&second, PROVIDER).await;
+        let alarms = rooms["rooms"][0]["state"]["alarms"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ids: Vec<(String, String)> = alarms
+            .iter()
+            .map(|a| {
+                (
+                    a["id"].as_str().unwrap().to_string(),
+                    a["since"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if ids.len() == 3 || tokio::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        ids,
+        vec![
+            (
+                "spo2-low#1".to_string(),
+                "2026-11-29T10:00:01.000Z".to_string()
+            ),
+            (
+                "spo2-low#2".to_string(),
+                "2026-11-29T10:00:02.000Z".to_string()
+            ),
+            (
+                "spo2-low#3".to_string(),
+                "2026-11-29T10:00:03.000Z".to_string()
+            ),
+        ]
+    );
+    second.stop().await;
+}
