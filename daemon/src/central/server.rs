@@ -155,7 +155,20 @@ async fn session(socket: WebSocket, app: &CentralApp, user: &User) {
                 };
                 Message::Text(text.as_ref().into())
             }
-            Some(reply) = waiting.next(), if !waiting.is_empty() => reply,
+            Some(reply) = waiting.next(), if !waiting.is_empty() => {
+                // The changes an action caused go out before its answer.
+                loop {
+                    let frame = match rx.try_recv() {
+                        Ok(frame) => frame,
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => Frame::from(app.hub.rooms_message(&info)),
+                        Err(_) => break,
+                    };
+                    if sink.feed(Message::Text(frame.as_ref().into())).await.is_err() {
+                        return;
+                    }
+                }
+                reply
+            }
             incoming = stream.next() => match incoming {
                 None | Some(Ok(Message::Close(_))) => return,
                 Some(Err(e)) => {
