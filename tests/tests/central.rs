@@ -342,3 +342,56 @@ async fn a_restarted_central_catches_up_from_its_durable_consumer_in_order() {
     );
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_from_a_room_are_counted_and_the_central_goes_on() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut d, _) = display(&central, PROVIDER).await;
+    let mut room = FakeRoom::start(&nats.url(), "room-1").await;
+    let js = room.js.clone();
+    for (subject, payload) in [
+        ("vigil.clinic.room-1.alarm", &b"not json"[..]),
+        (
+            "vigil.clinic.room-1.reading",
+            br#"{"v":1,"type":"result","request_id":null,"action":"ack"}"#,
+        ),
+        ("vigil.clinic.room-1.device", b"\xff\xfe{"),
+    ] {
+        js.publish(subject, payload.to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    room.client
+        .publish("vigil-live.clinic.room-1.heartbeat", "{".into())
+        .await
+        .unwrap();
+    room.client
+        .publish(
+            "vigil-live.clinic.room-1.heartbeat",
+            json!({"room_id":"room-2","room":"Other"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    room.reading("spo2", 93.0).await;
+    let reading = d.until(|m| m["type"] == "reading").await;
+    assert_eq!(reading["value"], 93.0);
+    // The heartbeats come by another path than the stream: wait for their count too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let (status, health) = vigil_tests::http_get(central.addr, "/healthz").await;
+        assert_eq!(status, 200);
+        if health["malformed_from_rooms"] == 5 || tokio::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health["malformed_from_rooms"], 5, "{health}");
+    central.stop().await;
+}
