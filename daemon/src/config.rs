@@ -8,7 +8,7 @@
 //! more to say have their own modules: `users` (and the one token check), `devices`, `limits`,
 //! `refusals`; the alarm profile's files are loaded here and validated by `vigil_alarm`.
 
-mod central;
+mod station;
 mod check;
 mod devices;
 mod effective;
@@ -17,7 +17,7 @@ mod refusals;
 mod spans;
 mod users;
 
-pub use central::{is_central, CentralConfig};
+pub use station::{is_central, CentralConfig};
 pub use effective::effective_profile;
 pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
 pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
