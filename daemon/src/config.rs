@@ -8,6 +8,7 @@
 //! more to say have their own modules: `users` (and the one token check), `devices`, `limits`,
 //! `refusals`; the alarm profile's files are loaded here and validated by `vigil_alarm`.
 
+mod central;
 mod station;
 mod check;
 mod devices;
@@ -17,6 +18,7 @@ mod refusals;
 mod spans;
 mod users;
 
+pub use central::{slug_of, Central, CentralFile, DEFAULT_SITE};
 pub use station::{is_central, CentralConfig};
 pub use effective::effective_profile;
 pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
@@ -109,6 +111,8 @@ pub struct Config {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Connection limits, the metrics token, allowed origins.
     pub network: limits::Network,
+    /// `[central]`: where the room publishes to the central station; none runs alone.
+    pub central: Option<Central>,
 }
 
 /// One problem with its location.
@@ -210,6 +214,7 @@ fn validate(
             "limits",
             "metrics_token",
             "allowed_origins",
+            "central",
         ],
         "",
     );
@@ -259,6 +264,7 @@ fn validate(
     }
     refusals::plaintext_listen(doc, listen, &mut c);
     let network = limits::network(doc, &mut c);
+    let central = central::central(doc, &room, base, &mut c);
 
     match (listen, storage_path, profile) {
         (Some(listen), Some(storage_path), Some(profile)) if errors.is_empty() => Ok(Config {
@@ -272,6 +278,7 @@ fn validate(
             log_format,
             tls,
             network,
+            central,
         }),
         _ => Err(ConfigErrors(errors)),
     }
@@ -479,6 +486,62 @@ mod tests {
             "device #3 \"x\".format: unknown format \"philips\"",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn central_is_optional_and_defaults_its_site_and_room_id() {
+        let etc = std::env::temp_dir();
+        assert_eq!(
+            Config::parse(&good(), "vigil.toml", &etc).unwrap().central,
+            None
+        );
+        let text = format!("{}\n[central]\nnats = \"nats://central:4222\"\n", good());
+        let central = Config::parse(&text, "vigil.toml", &etc)
+            .unwrap()
+            .central
+            .unwrap();
+        assert_eq!(central.site, "clinic");
+        assert_eq!(central.room_id, "room-2");
+        assert_eq!(central.connection.nats.urls(), vec!["nats://central:4222"]);
+    }
+
+    #[test]
+    fn central_problems_are_listed_with_their_keys() {
+        let text = format!(
+            "{}\n[central]\nnats = 4\nsite = \"North Site\"\nroom_id = \"a.b\"\n\
+             token = \"t\"\nuser = \"u\"\ncreds = \"missing.creds\"\ncolour = 1\n\
+             tls = {{ cert = \"c.pem\" }}\n",
+            good()
+        );
+        let dir = std::env::temp_dir();
+        let err = Config::parse(&text, "vigil.toml", &dir)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "central.colour: unknown key",
+            "central.nats: must be a URL or a list of URLs, not integer",
+            "central.site: \"North Site\" is not a slug",
+            "central.room_id: \"a.b\" is not a slug",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        let text = format!(
+            "{}\n[central]\nnats = [\"nats://a:4222\", \"b:4222\"]\ntoken = \"t\"\n\
+             user = \"u\"\ncreds = \"missing.creds\"\ntls = {{ cert = \"c.pem\" }}\n",
+            good()
+        );
+        let err = Config::parse(&text, "vigil.toml", &dir)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "central.token: give one of token, user with password, or creds",
+            "central.user: user and password go together",
+            "central.tls: tls.cert and tls.key go together",
+            "central.creds: cannot read",
+            "central.tls.cert: cannot read",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }
     }
 

@@ -207,6 +207,15 @@ fn check_config(file: &Path, profile: bool) -> Result<()> {
         config.profile.name,
         config.profile.rules.len()
     );
+    match &config.central {
+        Some(c) => println!(
+            "  publishes to the central station: site {:?}, room_id {:?}, NATS {}",
+            c.site,
+            c.room_id,
+            c.connection.nats.urls().join(", ")
+        ),
+        None => println!("  no [central]: the room runs alone"),
+    }
     if profile {
         print!(
             "{}",

@@ -58,6 +58,9 @@ pub struct ConfigFile {
     /// `allowed_origins`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// `[central]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<super::CentralFile>,
 }
 
 /// `[storage]`.
@@ -358,6 +361,22 @@ mod tests {
             }),
             metrics_token: Some("scrape-token-0123456789".into()),
             allowed_origins: vec!["https://a.example".into()],
+            central: Some(super::super::CentralFile {
+                connection: crate::nats::NatsSettings {
+                    token: Some("t".into()),
+                    user: Some("u".into()),
+                    password: Some("p".into()),
+                    creds: Some("c.creds".into()),
+                    tls: Some(crate::nats::NatsTls {
+                        ca: Some("a.pem".into()),
+                        cert: Some("c.pem".into()),
+                        key: Some("k.pem".into()),
+                    }),
+                    ..crate::nats::NatsSettings::url("nats://c:4222")
+                },
+                site: Some("s".into()),
+                room_id: Some("r".into()),
+            }),
         };
         let err = every.build("every", Path::new(".")).unwrap_err().0;
         let unknown: Vec<_> = err
@@ -371,6 +390,9 @@ mod tests {
             allow_plaintext = true\nmetrics_token = \"t\"\nallowed_origins = []\n\
             [storage]\npath = \"x\"\nretention_days = 1\n[tls]\ncert = \"c\"\nkey = \"k\"\n\
             [limits]\nmax_connections = 1\nmax_unauthenticated = 1\n\
+            [central]\nnats = \"n\"\ntoken = \"t\"\nuser = \"u\"\npassword = \"p\"\n\
+            creds = \"c\"\nsite = \"s\"\nroom_id = \"r\"\n\
+            tls = { ca = \"a\", cert = \"c\", key = \"k\" }\n\
             [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
             [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
@@ -383,6 +405,8 @@ mod tests {
             "[storage]\n",
             "[tls]\n",
             "[limits]\n",
+            "[central]\n",
+            "tls = { ",
             "[[user]]\n",
             "ble = { ",
         ] {
@@ -400,7 +424,7 @@ mod tests {
             .iter()
             .filter_map(|e| e.message.strip_prefix("unknown key; expected one of "))
             .collect();
-        assert_eq!(lists.len(), 7, "{refusals:#?}");
+        assert_eq!(lists.len(), 9, "{refusals:#?}");
         for key in lists.iter().flat_map(|l| l.split(", ")) {
             assert!(
                 text.contains(&format!("\n{key} = "))
