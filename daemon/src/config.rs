@@ -9,19 +9,19 @@
 //! `refusals`; the alarm profile's files are loaded here and validated by `vigil_alarm`.
 
 mod central;
-mod station;
 mod check;
 mod devices;
 mod effective;
 mod file;
 mod refusals;
 mod spans;
+mod station;
 mod users;
 
 pub use central::{slug_of, Central, CentralFile, DEFAULT_SITE};
-pub use station::{is_central, CentralConfig};
 pub use effective::effective_profile;
 pub use file::{BleEntry, ConfigFile, DeviceEntry, LimitsFile, StorageFile, TlsFile, UserEntry};
+pub use station::{is_central, CentralConfig};
 pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
 
 use check::Check;

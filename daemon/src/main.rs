@@ -34,7 +34,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run a whole session with simulated devices and the display: no hardware needed.
-    Demo(vigil_daemon::demo::DemoArgs),
+    Demo(DemoCommand),
     /// List the sessions in a session record.
     Sessions {
         /// The database (the config's `[storage] path`).
@@ -118,6 +118,17 @@ enum Command {
     Probe(field::probe::ProbeArgs),
 }
 
+/// `vigil demo`: one room, or with `--rooms N` a whole site with its central.
+#[derive(clap::Args)]
+struct DemoCommand {
+    #[command(flatten)]
+    args: vigil_daemon::demo::DemoArgs,
+    /// Run N simulated rooms and the central station (at `--listen`), through a private
+    /// `nats-server -js` started from the PATH or /usr/sbin.
+    #[arg(long, value_name = "N")]
+    rooms: Option<usize>,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ExportFormat {
     Csv,
@@ -138,7 +149,11 @@ fn main() -> ExitCode {
         } => export(db, *session, *format),
         Command::Report { db, session } => report(db, *session),
         Command::Prune { config, db, days } => prune(config.as_deref(), db.as_deref(), *days),
-        Command::Demo(args) => demo(args),
+        Command::Demo(DemoCommand {
+            args,
+            rooms: Some(rooms),
+        }) => site_demo(args, *rooms),
+        Command::Demo(DemoCommand { args, rooms: None }) => demo(args),
         Command::CheckConfig { file, profile } => check_config(file, *profile),
         Command::Token => token(),
         Command::Backup { db, to } => vigil_daemon::backup::backup(db, to)
@@ -392,6 +407,43 @@ fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
         let _ = io::stdout().flush();
         stop.await;
         demo.stop().await;
+        Ok(())
+    })
+}
+
+fn site_demo(args: &vigil_daemon::demo::DemoArgs, rooms: usize) -> Result<()> {
+    init_logging(LogFormat::Human);
+    runtime()?.block_on(async {
+        let stop = stop_signal()?;
+        let site = vigil_daemon::central::demo::SiteDemo::start(args, rooms).await?;
+        let t = &site.tokens;
+        println!("Vigil demo: {rooms} rooms and the central, SIMULATED DATA, never a patient");
+        println!(
+            "  central (provider): http://{}/?token={}",
+            site.central.addr, t.provider
+        );
+        println!(
+            "  central (viewer):   http://{}/?token={}",
+            site.central.addr, t.viewer
+        );
+        for (n, room) in site.rooms.iter().enumerate() {
+            println!(
+                "  room {} (nurse):    http://{}/?token={}",
+                n + 1,
+                room.daemon.addr,
+                t.nurse
+            );
+        }
+        println!(
+            "  nats-server: {} (site {:?})",
+            site.nats_url,
+            vigil_daemon::central::demo::SITE
+        );
+        println!("  Ctrl-C stops");
+        use std::io::Write as _;
+        let _ = io::stdout().flush();
+        stop.await;
+        site.stop().await;
         Ok(())
     })
 }

@@ -9,6 +9,7 @@
 //! - [`server`]: HTTP and WebSocket;
 //! - this module: start and stop, and [`Forward`] (NATS out: actions).
 
+pub mod demo;
 pub mod feed;
 pub mod hub;
 pub mod natsd;
