@@ -193,7 +193,10 @@ async fn readings_and_alarms_of_two_rooms_reach_the_central_display() {
     assert_eq!(alarm["alarm"]["since"], "2026-11-29T09:59:30.000Z");
     // The central's own heartbeat, for the page's CONNECTION LOST watch.
     let beat = d.until(|m| m["type"] == "heartbeat").await;
-    assert!(beat["at"].is_string() && beat.get("room").is_none(), "{beat}");
+    assert!(
+        beat["at"].is_string() && beat.get("room").is_none(),
+        "{beat}"
+    );
     // A display connecting now gets both rooms' state in its `rooms` message.
     let (_late, rooms) = display(&central, VIEWER).await;
     let rooms = rooms["rooms"].as_array().unwrap();

@@ -1,0 +1,111 @@
+//! `vigil check-config` on a central's configuration, and `vigil demo --rooms N`.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use futures_util::StreamExt;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn check_config(text: &str, name: &str) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("vigil-central-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_knows_a_central_configuration_and_lists_its_problems() {
+    let good = "site = \"north\"\n[nats]\nnats = \"nats://127.0.0.1:4222\"\n\
+        [[user]]\nname = \"Dr Lee\"\nrole = \"provider\"\ntoken = \"provider-token-0123456789\"\n";
+    let out = check_config(good, "central.toml");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("OK: central for site \"north\", durable consumer \"vigil-central-central\""),
+        "{stdout}"
+    );
+    let bad = "site = \"North\"\nroom = \"Room 1\"\n[nats]\nnats = \"nats://127.0.0.1:4222\"\ncreds = \"x\"\ntoken = \"y\"\n";
+    let out = check_config(bad, "bad-central.toml");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for needle in [
+        "bad-central.toml: site: \"North\" is not a slug",
+        "bad-central.toml: room: unknown key",
+        "bad-central.toml: nats.token: give one of token",
+        "bad-central.toml: user: at least one [[user]] is required",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_site_demo_starts_nats_rooms_and_the_central_and_prints_their_urls() {
+    if vigil_daemon::central::natsd::find().is_none() {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_NATS").as_deref() != Ok("1"),
+            "VIGIL_REQUIRE_NATS=1 but nats-server is not installed"
+        );
+        println!("NOT RUN: nats-server not installed (apt-get install nats-server)");
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["demo", "--rooms", "2", "--listen", "127.0.0.1:0"])
+        .env("VIGIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut central, mut rooms, mut nats) = (None, 0, false);
+    while central.is_none() || rooms < 2 || !nats {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the demo prints its URLs within 20 s")
+            .unwrap()
+            .expect("the demo is running");
+        let line = line.trim();
+        if let Some(url) = line.strip_prefix("central (provider):") {
+            central = Some(url.trim().to_string());
+        }
+        rooms += usize::from(line.starts_with("room ") && line.contains("http://127.0.0.1:"));
+        nats |= line.starts_with("nats-server: nats://127.0.0.1:");
+    }
+    let ws = central
+        .unwrap()
+        .replacen("http://", "ws://", 1)
+        .replacen("/?token=", "/ws?token=", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(first["type"], "rooms", "{first}");
+    assert_eq!(first["user"]["role"], "provider");
+    // SIGTERM, as Ctrl-C: the demo stops its nats-server (SIGKILL would leave it running).
+    let pid = child.id().unwrap().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the demo stops within 10 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
