@@ -5,6 +5,7 @@
 
 pub mod attack;
 pub mod browser;
+pub mod fake_room;
 pub mod nats;
 
 use futures_util::{SinkExt, StreamExt};
