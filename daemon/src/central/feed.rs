@@ -227,9 +227,10 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
             };
             hub.heartbeat(room_id, &beat.room);
             let now = Instant::now();
-            let due = asked.get(room_id).is_none_or(|at| {
-                hub.needs_snapshot(room_id) && now.saturating_duration_since(*at) >= ASK_AGAIN
-            });
+            let due = hub.knows(room_id)
+                && asked.get(room_id).is_none_or(|at| {
+                    hub.needs_snapshot(room_id) && now.saturating_duration_since(*at) >= ASK_AGAIN
+                });
             if due {
                 asked.insert(room_id.to_string(), now);
                 let boot = beat.boot.map(|b| match b {

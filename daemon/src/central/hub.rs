@@ -87,9 +87,19 @@ impl Hub {
     /// A room's heartbeat.
     pub fn heartbeat(&self, room_id: &str, name: &str) {
         let mut rooms = self.lock();
-        if let Some(frame) = rooms.heartbeat(room_id, name, Instant::now()) {
-            self.send(frame);
+        match rooms.heartbeat(room_id, name, Instant::now()) {
+            Ok(Some(frame)) => self.send(frame),
+            Ok(None) => {}
+            Err(e) => {
+                drop(rooms);
+                self.malformed(room_id, &e);
+            }
         }
+    }
+
+    /// Whether the central keeps `room_id` (a room it refused is not asked anything).
+    pub fn knows(&self, room_id: &str) -> bool {
+        self.lock().get(room_id).is_some()
     }
 
     /// Whether the central should ask `room_id` for its state (it has none yet).

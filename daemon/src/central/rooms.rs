@@ -11,6 +11,9 @@ use vigil_protocol::display::{AlarmInfo, ServerMessage, SessionInfo, Snapshot, T
 
 /// No heartbeat from a room for this long raises "room link lost" for it.
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rooms a central keeps at most: whoever can publish on the site's subjects cannot make it
+/// grow without bound.
+pub const MAX_ROOMS: usize = 256;
 /// The rule id of the central's own alarm; its alarm ids start with it.
 pub const LINK_RULE: &str = "room-link-lost";
 
@@ -23,6 +26,9 @@ pub enum Malformed {
     /// A display message that rooms do not publish to the central.
     #[error("a {0} message is not one a room publishes")]
     Unexpected(&'static str),
+    /// A room id that is not a slug, or a new room beyond [`MAX_ROOMS`].
+    #[error("room {0:?} refused: not a room id, or more than 256 rooms")]
+    Room(String),
 }
 
 /// Whether the central hears a room.
@@ -154,11 +160,17 @@ impl Room {
 }
 
 impl Rooms {
-    /// The room, created on first mention.
-    fn room(&mut self, id: &str, now: Instant) -> &mut Room {
-        self.rooms
+    /// The room, created on first mention (a slug, within [`MAX_ROOMS`]).
+    fn room(&mut self, id: &str, now: Instant) -> Result<&mut Room, Malformed> {
+        if !self.rooms.contains_key(id)
+            && (self.rooms.len() >= MAX_ROOMS || !crate::nats::valid_slug(id))
+        {
+            return Err(Malformed::Room(id.chars().take(64).collect()));
+        }
+        Ok(self
+            .rooms
             .entry(id.to_string())
-            .or_insert_with(|| Room::new(id, now))
+            .or_insert_with(|| Room::new(id, now)))
     }
 
     /// The rooms, by id.
@@ -195,7 +207,7 @@ impl Rooms {
             ServerMessage::Result { .. } => return Err(Malformed::Unexpected("result")),
             ServerMessage::Error { .. } => return Err(Malformed::Unexpected("error")),
         };
-        let room = self.room(room_id, now);
+        let room = self.room(room_id, now)?;
         // A room that restarted numbers its messages from the start again.
         let restarted = boot.is_some() && room.boot.is_some() && room.boot.as_deref() != boot;
         // A replay of what is already applied (or in the snapshot applied) changes nothing.
@@ -271,21 +283,31 @@ impl Rooms {
 
     /// A room's heartbeat arrived: its link is up. Returns the frame for the displays when that
     /// ends a "room link lost" (the alarm then holds, latched, until reset).
-    pub fn heartbeat(&mut self, room_id: &str, name: &str, now: Instant) -> Option<String> {
-        let room = self.room(room_id, now);
+    pub fn heartbeat(
+        &mut self,
+        room_id: &str,
+        name: &str,
+        now: Instant,
+    ) -> Result<Option<String>, Malformed> {
+        let room = self.room(room_id, now)?;
         room.last_heartbeat = now;
         if !room.has_snapshot && !name.is_empty() {
             room.name = name.to_string();
         }
         if room.link == Link::Up {
-            return None;
+            return Ok(None);
         }
         room.link = Link::Up;
         tracing::info!(room = %room_id, "room link back");
-        let alarm = room.link_alarm.as_mut()?;
+        let Some(alarm) = room.link_alarm.as_mut() else {
+            return Ok(None);
+        };
         alarm.state = "latched".into();
         let alarm = alarm.clone();
-        Some(with_room(&room.alarm_message("cleared", alarm), room_id))
+        Ok(Some(with_room(
+            &room.alarm_message("cleared", alarm),
+            room_id,
+        )))
     }
 
     /// Checks every room's heartbeat age at `now` (`utc` is now as RFC 3339): the frames of the

@@ -91,7 +91,7 @@ fn a_silent_room_raises_link_lost_after_5_s_latched_until_reset() {
     let start = Instant::now();
     let utc = "2026-11-29T10:00:00.000Z";
     let mut rooms = Rooms::default();
-    rooms.heartbeat("room-1", "Room 1", start);
+    rooms.heartbeat("room-1", "Room 1", start).expect("a room");
     assert!(rooms
         .tick(start + LINK_TIMEOUT - Duration::from_millis(1), utc)
         .is_empty());
@@ -119,6 +119,7 @@ fn a_silent_room_raises_link_lost_after_5_s_latched_until_reset() {
     // The room is heard again: the alarm holds, latched, until reset.
     let back = rooms
         .heartbeat("room-1", "Room 1", start + LINK_TIMEOUT * 4)
+        .expect("a room")
         .expect("a frame");
     assert_eq!(frame(&back)["alarm"]["state"], "latched");
     let state = rooms.get("room-1").expect("room").display_state();
@@ -142,7 +143,7 @@ fn a_silent_room_raises_link_lost_after_5_s_latched_until_reset() {
 fn the_rooms_message_lists_every_room_with_its_link_and_state() {
     let now = Instant::now();
     let mut rooms = Rooms::default();
-    rooms.heartbeat("room-1", "Room 1", now);
+    rooms.heartbeat("room-1", "Room 1", now).expect("a room");
     rooms
         .apply("room-2", None, &alarm(1, "spo2-low#1", "active", "t"), now)
         .expect("applies");
@@ -227,4 +228,25 @@ fn the_protocol_document_shows_every_message_and_each_example_parses() {
     }
     assert_eq!(sent, SENT.iter().map(|s| s.to_string()).collect());
     assert_eq!(taken, TAKEN.iter().map(|s| s.to_string()).collect());
+}
+
+#[test]
+fn room_ids_must_be_slugs_and_rooms_are_bounded() {
+    let now = Instant::now();
+    let mut rooms = Rooms::default();
+    for bad in ["Room 1", "", "a.b", "*"] {
+        assert!(rooms.heartbeat(bad, "x", now).is_err(), "{bad:?}");
+    }
+    for n in 0..super::rooms::MAX_ROOMS {
+        rooms
+            .heartbeat(&format!("room-{n}"), "x", now)
+            .expect("within the bound");
+    }
+    assert!(rooms.heartbeat("one-too-many", "x", now).is_err());
+    assert!(rooms
+        .apply("one-too-many", None, &alarm(1, "a#1", "active", "t"), now)
+        .is_err());
+    // Rooms already known go on.
+    assert!(rooms.heartbeat("room-0", "x", now).is_ok());
+    assert_eq!(rooms.iter().count(), super::rooms::MAX_ROOMS);
 }
