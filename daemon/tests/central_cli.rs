@@ -109,3 +109,56 @@ async fn the_site_demo_starts_nats_rooms_and_the_central_and_prints_their_urls()
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn the_nats_server_configurations_in_the_docs_are_valid() {
+    let Some(nats) = vigil_daemon::central::natsd::find() else {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_NATS").as_deref() != Ok("1"),
+            "VIGIL_REQUIRE_NATS=1 but nats-server is not installed"
+        );
+        println!("NOT RUN: nats-server not installed (apt-get install nats-server)");
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fixtures = root.join("tests/fixtures/tls");
+    let dir = std::env::temp_dir().join(format!("vigil-nats-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in [
+        "single.conf",
+        "cluster-node.conf",
+        "leaf-site.conf",
+        "hub.conf",
+    ] {
+        let text = std::fs::read_to_string(root.join("docs/nats-server").join(name)).unwrap();
+        // The files name the clinic's paths; the test's certificate and a scratch store stand in.
+        let text = text
+            .replace("/var/lib/nats", &dir.join("store").display().to_string())
+            .replace("/etc/nats-server/leaf-north.creds", "/dev/null");
+        let text = ["server", "hub"].iter().fold(text, |t, n| {
+            t.replace(
+                &format!("/etc/nats-server/{n}.pem"),
+                &fixtures.join("cert.pem").display().to_string(),
+            )
+            .replace(
+                &format!("/etc/nats-server/{n}.key"),
+                &fixtures.join("key.pem").display().to_string(),
+            )
+        });
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(&nats)
+            .arg("-c")
+            .arg(&file)
+            .arg("-t")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
