@@ -252,3 +252,62 @@ async fn malformed_messages_from_a_room_are_counted_and_the_central_goes_on() {
     assert_eq!(health["malformed_from_rooms"], 5, "{health}");
     central.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_raises_room_link_lost_and_what_rooms_publish_after_reaches_the_central_in_order()
+{
+    let Some(mut nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut d, _) = display(&central, PROVIDER).await;
+    let mut one = FakeRoom::start(&nats.url(), "room-1").await;
+    let mut two = FakeRoom::start(&nats.url(), "room-2").await;
+    one.snapshot().await;
+    two.snapshot().await;
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 2 {
+        let m = d.until(|m| m["type"] == "snapshot").await;
+        seen.insert(m["room"].as_str().unwrap().to_string());
+    }
+    nats.kill();
+    // Both rooms are lost to the central (5 s without a heartbeat; `until` waits up to 15 s).
+    let mut lost = std::collections::BTreeSet::new();
+    while lost.len() < 2 {
+        let m = d
+            .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "room-link-lost")
+            .await;
+        assert_eq!(m["alarm"]["state"], "active");
+        lost.insert(m["room"].as_str().unwrap().to_string());
+    }
+    nats.restart().await;
+    for room in [&one, &two] {
+        while room.client.connection_state() != async_nats::connection::State::Connected {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // What room 2 raised meanwhile, published on reconnect as a room does, arrives in order with
+    // its original times.
+    two.alarm("spo2-low#1", "2026-11-29T10:00:05.000Z").await;
+    two.alarm("spo2-low#2", "2026-11-29T10:00:06.000Z").await;
+    let first = d
+        .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "spo2-low")
+        .await;
+    let second = d
+        .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "spo2-low")
+        .await;
+    assert_eq!(
+        (&first["alarm"]["id"], &first["alarm"]["since"]),
+        (&json!("spo2-low#1"), &json!("2026-11-29T10:00:05.000Z"))
+    );
+    assert_eq!(
+        (&second["alarm"]["id"], &second["alarm"]["since"]),
+        (&json!("spo2-low#2"), &json!("2026-11-29T10:00:06.000Z"))
+    );
+    // The heartbeats are back: the link alarms hold, latched, until someone resets them.
+    let latched = d
+        .until(|m| m["alarm"]["rule"] == "room-link-lost" && m["alarm"]["state"] == "latched")
+        .await;
+    assert!(latched["room"] == "room-1" || latched["room"] == "room-2");
+    central.stop().await;
+}
