@@ -71,9 +71,13 @@ pub async fn run(
 
 async fn stream(client: async_nats::Client, site: &str, name: &str, hub: &Hub) {
     let js = async_nats::jetstream::new(client);
+    // While NATS is down this fails every second: logged at once, then once a minute.
+    let mut failures = crate::net::Tally::default();
     loop {
         if let Err(e) = consume(&js, site, name, hub).await {
-            tracing::warn!(error = %e, "reading the site's stream failed; trying again");
+            if let Some(count) = failures.note(Instant::now()) {
+                tracing::warn!(error = %e, count, "reading the site's stream failed; trying again every second");
+            }
         }
         tokio::time::sleep(RETRY).await;
     }
@@ -207,6 +211,7 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
                 continue;
             }
         };
+        let subscribed = Instant::now();
         while let Some(message) = beats.next().await {
             let Some((_, room_id, _)) = Subjects::parse(message.subject.as_str()) else {
                 continue;
@@ -246,6 +251,8 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
                 ));
             }
         }
+        // The subscription ended (the client closed): not again at once.
+        tokio::time::sleep(RETRY.saturating_sub(subscribed.elapsed())).await;
     }
 }
 
