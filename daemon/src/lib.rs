@@ -2,7 +2,6 @@
 //! behind the `vigil` binary.
 
 pub mod backup;
-pub mod central;
 pub mod clock;
 pub mod config;
 pub mod core;
@@ -20,6 +19,7 @@ pub mod reload;
 pub mod review;
 pub mod room_state;
 pub mod server;
+pub mod station;
 pub mod storage;
 pub mod supervise;
 pub mod tls;

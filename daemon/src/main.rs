@@ -351,7 +351,7 @@ fn central(path: &Path) -> Result<()> {
     log_panics();
     runtime()?.block_on(async {
         let stop = stop_signal()?;
-        let central = vigil_daemon::central::Central::start(config).await?;
+        let central = vigil_daemon::station::Central::start(config).await?;
         println!("vigil central: overview at http://{}/", central.addr);
         stop.await;
         central.stop().await;
@@ -415,7 +415,7 @@ fn site_demo(args: &vigil_daemon::demo::DemoArgs, rooms: usize) -> Result<()> {
     init_logging(LogFormat::Human);
     runtime()?.block_on(async {
         let stop = stop_signal()?;
-        let site = vigil_daemon::central::demo::SiteDemo::start(args, rooms).await?;
+        let site = vigil_daemon::station::demo::SiteDemo::start(args, rooms).await?;
         let t = &site.tokens;
         println!("Vigil demo: {rooms} rooms and the central, SIMULATED DATA, never a patient");
         println!(
@@ -437,7 +437,7 @@ fn site_demo(args: &vigil_daemon::demo::DemoArgs, rooms: usize) -> Result<()> {
         println!(
             "  nats-server: {} (site {:?})",
             site.nats_url,
-            vigil_daemon::central::demo::SITE
+            vigil_daemon::station::demo::SITE
         );
         println!("  Ctrl-C stops");
         use std::io::Write as _;

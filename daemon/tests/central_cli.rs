@@ -52,7 +52,7 @@ fn check_config_knows_a_central_configuration_and_lists_its_problems() {
 
 #[tokio::test]
 async fn the_site_demo_starts_nats_rooms_and_the_central_and_prints_their_urls() {
-    if vigil_daemon::central::natsd::find().is_none() {
+    if vigil_daemon::station::natsd::find().is_none() {
         assert!(
             std::env::var("VIGIL_REQUIRE_NATS").as_deref() != Ok("1"),
             "VIGIL_REQUIRE_NATS=1 but nats-server is not installed"
@@ -112,7 +112,7 @@ async fn the_site_demo_starts_nats_rooms_and_the_central_and_prints_their_urls()
 
 #[test]
 fn the_nats_server_configurations_in_the_docs_are_valid() {
-    let Some(nats) = vigil_daemon::central::natsd::find() else {
+    let Some(nats) = vigil_daemon::station::natsd::find() else {
         assert!(
             std::env::var("VIGIL_REQUIRE_NATS").as_deref() != Ok("1"),
             "VIGIL_REQUIRE_NATS=1 but nats-server is not installed"

@@ -17,7 +17,7 @@ pub const VIEWER: &str = "viewer-token-0123456789ab";
 
 /// A central for [`SITE`] on a free port, reading NATS at `url`, with [`PROVIDER`] and
 /// [`VIEWER`] as its people.
-pub async fn central(url: &str) -> vigil_daemon::central::Central {
+pub async fn central(url: &str) -> vigil_daemon::station::Central {
     let text = format!(
         r#"
         listen = "127.0.0.1:0"
@@ -40,7 +40,7 @@ pub async fn central(url: &str) -> vigil_daemon::central::Central {
         std::path::Path::new("."),
     )
     .unwrap();
-    vigil_daemon::central::Central::start(config).await.unwrap()
+    vigil_daemon::station::Central::start(config).await.unwrap()
 }
 
 /// A room as the central sees it over NATS: it publishes contract messages and answers actions

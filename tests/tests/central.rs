@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use vigil_daemon::central::Central;
+use vigil_daemon::station::Central;
 use vigil_tests::fake_room::{central, FakeRoom, PROVIDER, VIEWER};
 use vigil_tests::nats::NatsServer;
 use vigil_tests::Display;
