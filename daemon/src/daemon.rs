@@ -118,6 +118,8 @@ pub struct Daemon {
     fatal: Fatal,
     server: JoinHandle<()>,
     users: crate::reload::Users,
+    /// The publisher to the central station (none without `[central]`).
+    central: TaskTracker,
 }
 
 impl Daemon {
@@ -206,10 +208,34 @@ impl Daemon {
             );
             core.restore(r);
         }
+        // `[central]`: the core feeds the publisher, which never holds the core up.
+        let central_feed = config.central.as_ref().map(|_| {
+            let (feed, receiver) = crate::central::feed(metrics.clone());
+            core.feed_central(feed);
+            receiver
+        });
         let trends = crate::trend::TrendService::new(core.trends(), clock);
         let pulse = core.pulse();
         let (core_handle, core) = core.start(driver_rx, cancel.child_token());
         let core = watch_core(core, fatal.clone());
+        let central = match (&config.central, central_feed) {
+            (Some(central), Some(feed)) => {
+                crate::central::start(
+                    central,
+                    &config.room,
+                    core_handle.clone(),
+                    metrics.clone(),
+                    feed,
+                    cancel.child_token(),
+                )
+                .await
+            }
+            _ => {
+                let none = TaskTracker::new();
+                none.close();
+                none
+            }
+        };
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -267,6 +293,7 @@ impl Daemon {
             fatal,
             server,
             users,
+            central,
         })
     }
 
@@ -328,6 +355,7 @@ impl Daemon {
             self.drivers.wait().await;
             let _ = self.core.await;
             let _ = self.server.await;
+            self.central.wait().await;
             // The core has queued the session's end; the writer finishes once every sender of
             // its queue (the core, the sessions) is gone.
             let writer = self.writer;

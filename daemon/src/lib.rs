@@ -2,6 +2,7 @@
 //! behind the `vigil` binary.
 
 pub mod backup;
+pub mod central;
 pub mod clock;
 pub mod config;
 pub mod core;

@@ -25,6 +25,12 @@ pub struct Metrics {
     reading_to_frame: Mutex<Histogram<u64>>,
     /// Nanoseconds per engine evaluation of one chunk of readings.
     engine_eval: Mutex<Histogram<u64>>,
+    /// Messages waiting to be published to the central station.
+    central_pending: AtomicI64,
+    /// 1 while NATS is connected.
+    central_connected: AtomicI64,
+    /// Messages for the central station dropped because their queue was full.
+    central_dropped: AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -43,11 +49,30 @@ impl Default for Metrics {
             sessions: AtomicI64::new(0),
             reading_to_frame: Mutex::new(histogram()),
             engine_eval: Mutex::new(histogram()),
+            central_pending: AtomicI64::new(0),
+            central_connected: AtomicI64::new(0),
+            central_dropped: AtomicI64::new(0),
         }
     }
 }
 
 impl Metrics {
+    /// Sets how many messages wait for the central station.
+    pub fn set_central_pending(&self, n: usize) {
+        self.central_pending.store(n as i64, Ordering::Relaxed);
+    }
+
+    /// Sets whether NATS is connected.
+    pub fn set_central_connected(&self, connected: bool) {
+        self.central_connected
+            .store(i64::from(connected), Ordering::Relaxed);
+    }
+
+    /// Counts messages for the central station dropped from a full queue.
+    pub fn central_dropped(&self, n: u64) {
+        self.central_dropped.fetch_add(n as i64, Ordering::Relaxed);
+    }
+
     /// Counts readings from a device.
     pub fn readings(&self, device: &str, n: u64) {
         lock(&self.devices)
@@ -155,6 +180,15 @@ impl Metrics {
             out,
             "# HELP vigil_display_sessions Open display sessions.\n# TYPE vigil_display_sessions gauge\nvigil_display_sessions {}",
             self.sessions.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP vigil_central_pending Messages waiting to be published to the central station.\n# TYPE vigil_central_pending gauge\nvigil_central_pending {}\n\
+             # HELP vigil_central_connected 1 while the room is connected to NATS (0 without [central]).\n# TYPE vigil_central_connected gauge\nvigil_central_connected {}\n\
+             # HELP vigil_central_dropped_total Messages for the central station dropped from a full queue.\n# TYPE vigil_central_dropped_total counter\nvigil_central_dropped_total {}",
+            self.central_pending.load(Ordering::Relaxed),
+            self.central_connected.load(Ordering::Relaxed),
+            self.central_dropped.load(Ordering::Relaxed)
         );
         let summary = |out: &mut String, name: &str, help: &str, h: &Histogram<u64>, scale: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");

@@ -219,6 +219,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.retention_days != new.retention_days, "retention_days");
     check(old.log_format != new.log_format, "log_format");
     check(old.tls.is_some() != new.tls.is_some(), "tls");
+    check(old.central != new.central, "central");
     changed
 }
 

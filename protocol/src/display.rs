@@ -213,6 +213,10 @@ pub struct Snapshot {
     /// The alarm limits in force, for the trend chart.
     #[serde(default)]
     pub limits: Vec<LimitLine>,
+    /// The room's link to the central station (`connected` or `disconnected`); absent when the
+    /// room has no `[central]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<String>,
 }
 
 /// A message from the daemon to a display.
@@ -279,6 +283,13 @@ pub enum ServerMessage {
         /// Why it ended: `expired` or `new_condition`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// The room's link to the central station changed.
+    Central {
+        /// Broadcast sequence number.
+        seq: u64,
+        /// `connected` or `disconnected`.
+        link: String,
     },
     /// At least once a second: the daemon is alive.
     Heartbeat {

@@ -44,6 +44,7 @@ fn every_example_in_the_protocol_document_parses() {
         "device",
         "session",
         "audio_pause",
+        "central",
         "heartbeat",
         "trend",
         "result",

@@ -5,6 +5,15 @@ use super::*;
 use vigil_protocol::display::ReadingInfo;
 use vigil_protocol::Reading;
 
+/// The wire name of the central station's link.
+fn central_link_name(connected: bool) -> &'static str {
+    if connected {
+        "connected"
+    } else {
+        "disconnected"
+    }
+}
+
 impl Core {
     /// The display's message for a room event.
     pub(super) fn message(&mut self, seq: u64, event: RoomEvent) -> ServerMessage {
@@ -66,6 +75,10 @@ impl Core {
                 session: self.session_info(),
                 by: None,
                 message: Some(format!("Repeat the NIBP now to confirm ({rule})")),
+            },
+            RoomEvent::CentralLink { connected } => ServerMessage::Central {
+                seq,
+                link: central_link_name(connected).into(),
             },
             RoomEvent::Heartbeat { at } => ServerMessage::Heartbeat {
                 seq,
@@ -142,6 +155,7 @@ impl Core {
                 series: Vec::new(),
             },
             limits: self.limits(),
+            central: self.central_link.map(|c| central_link_name(c).into()),
         }
     }
 

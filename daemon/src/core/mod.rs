@@ -10,6 +10,7 @@ mod reconfigure;
 mod requests;
 mod restore;
 
+use crate::central::Feed;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 pub use crate::numbers::check_numbers;
@@ -84,6 +85,7 @@ enum Request {
         change: Reconfigure,
         applied: oneshot::Sender<()>,
     },
+    CentralLink(bool),
 }
 
 /// The sessions' handle on the core.
@@ -136,6 +138,21 @@ impl CoreHandle {
         self.requests.send(request).await.is_ok() && done.await.is_ok()
     }
 
+    /// Tells the room (and so its displays) whether NATS is connected.
+    pub async fn central_link(&self, connected: bool) {
+        let _ = self.requests.send(Request::CentralLink(connected)).await;
+    }
+
+    /// A snapshot without its trend chart, for the central station (kept small for NATS).
+    pub async fn snapshot_without_trend(&self, user: UserInfo) -> Option<Snapshot> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Snapshot { user, reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
     /// Carries out a person's action, once its numbers are checked.
     pub async fn act(&self, person: &str, message: ClientMessage) -> Result<(), Refusal> {
         check_numbers(&message)?;
@@ -170,6 +187,10 @@ pub struct Core {
     trends: watch::Sender<Arc<Trends>>,
     pulse: Arc<Pulse>,
     watchdog: Watchdog,
+    /// The feed to the central station's publisher, when the room has `[central]`.
+    central: Option<Feed>,
+    /// The central station's link as the displays show it (none without `[central]`).
+    central_link: Option<bool>,
 }
 
 impl Core {
@@ -211,7 +232,16 @@ impl Core {
             trends: watch::channel(Arc::default()).0,
             pulse: Arc::new(Pulse::new()),
             watchdog: Watchdog::from_env(),
+            central: None,
+            central_link: None,
         }
+    }
+
+    /// Hands every room event the central station takes to `feed` (`[central]`); the room's
+    /// displays then show the link, disconnected until the publisher says otherwise.
+    pub fn feed_central(&mut self, feed: Feed) {
+        self.central = Some(feed);
+        self.central_link = Some(false);
     }
 
     /// The trends the core publishes, for answering trend requests off it.

@@ -2,6 +2,7 @@
 //! their two adapters side by side, the display encoder (`encode.rs`) and the record.
 
 use super::*;
+use crate::central::Kind;
 use crate::storage::{Record, StoredAlarm};
 use vigil_alarm::{AlarmChange, Bp, PauseEnd};
 use vigil_protocol::Reading;
@@ -76,6 +77,11 @@ pub(super) enum RoomEvent {
         /// Now.
         at: Instant,
     },
+    /// The room's link to the central station changed.
+    CentralLink {
+        /// Whether NATS is connected now.
+        connected: bool,
+    },
 }
 
 impl Core {
@@ -86,7 +92,11 @@ impl Core {
             self.storage.record(record);
         }
         self.seq += 1;
+        let central = self.central.as_ref().and_then(|_| central_kind(&event));
         let text = self.message(self.seq, event).to_json();
+        if let (Some(feed), Some(kind)) = (&self.central, central) {
+            feed.offer(kind, self.seq, &text);
+        }
         self.pending.push(Outgoing {
             seq: self.seq,
             text: text.into(),
@@ -149,7 +159,28 @@ impl Core {
             RoomEvent::AudioPaused { .. }
             | RoomEvent::AudioPauseEnded { .. }
             | RoomEvent::NibpRequested { .. }
-            | RoomEvent::Heartbeat { .. } => return None,
+            | RoomEvent::Heartbeat { .. }
+            | RoomEvent::CentralLink { .. } => return None,
         })
     }
+}
+
+/// The central station's adapter: what a room event is on NATS (none: not published there).
+fn central_kind(event: &RoomEvent) -> Option<Kind> {
+    Some(match event {
+        RoomEvent::Alarm { .. } => Kind::Alarm,
+        RoomEvent::Link { .. } => Kind::Device,
+        RoomEvent::DoseMarked { .. }
+        | RoomEvent::BaselineSet { .. }
+        | RoomEvent::NibpRequested { .. } => Kind::Session,
+        RoomEvent::Reading {
+            device, reading, ..
+        } => Kind::Reading {
+            key: format!("{device}/{:?}", reading.vital),
+        },
+        RoomEvent::Heartbeat { .. } => Kind::Heartbeat,
+        RoomEvent::AudioPaused { .. }
+        | RoomEvent::AudioPauseEnded { .. }
+        | RoomEvent::CentralLink { .. } => return None,
+    })
 }

@@ -123,6 +123,9 @@ impl Core {
             received: None,
             snapshot_due: true,
         });
+        if let Some(feed) = &self.central {
+            feed.snapshot_due();
+        }
         self.publish_engine_events();
     }
 }

@@ -31,6 +31,12 @@ impl Core {
                     }
                 }
             },
+            Request::CentralLink(connected) => {
+                if self.central_link != Some(connected) {
+                    self.central_link = Some(connected);
+                    self.emit(RoomEvent::CentralLink { connected }, None);
+                }
+            }
             Request::Reconfigure { change, applied } => {
                 self.reconfigure(change);
                 let _ = applied.send(());

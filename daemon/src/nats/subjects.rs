@@ -33,6 +33,12 @@ pub fn msg_id(room_id: &str, boot: u64, seq: u64) -> String {
     format!("{room_id}.{boot}.{seq}")
 }
 
+/// A snapshot's `Nats-Msg-Id`: `<room_id>.<boot>.<seq>.snapshot`, `seq` being the last message
+/// it includes (whose own id it must not take).
+pub fn snapshot_msg_id(room_id: &str, boot: u64, seq: u64) -> String {
+    format!("{}.snapshot", msg_id(room_id, boot, seq))
+}
+
 /// One room's subjects. `Subjects::new(site, "*")` gives the wildcards over every room of a site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {

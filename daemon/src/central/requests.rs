@@ -1,0 +1,217 @@
+//! The central station's requests, answered through the core exactly as a local display's:
+//! `action` (the person recorded as `NAME (central)`, a viewer `forbidden`, the core's own
+//! refusals) and `snapshot`. Bounded: a few in flight at once, and the display's flood limit
+//! over all of them. A request that is not understood gets an `error` reply and a log line.
+
+use super::Room;
+use crate::config::Role;
+use crate::net::flood::{Flood, Verdict};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vigil_protocol::display::{ClientMessage, ServerMessage};
+
+/// Requests answered at once; more are refused with `rate_limited` until one is done.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// The longest person's name a request may carry.
+const MAX_NAME: usize = 100;
+
+fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> String {
+    ServerMessage::Error {
+        request_id,
+        code: code.into(),
+        reason: reason.into(),
+    }
+    .to_json()
+}
+
+/// Subscribes to the room's request subjects and answers until `cancel`.
+pub(super) async fn answer(room: Room, cancel: CancellationToken) {
+    let (actions, snapshots) = match (
+        room.client.subscribe(room.subjects.action()).await,
+        room.client
+            .subscribe(room.subjects.snapshot_request())
+            .await,
+    ) {
+        (Ok(a), Ok(s)) => (a, s),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot take requests from the central station");
+            return;
+        }
+    };
+    let mut requests =
+        futures_util::stream::select(actions.map(|m| (true, m)), snapshots.map(|m| (false, m)));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut flood = Flood::new(Instant::now());
+    loop {
+        let (is_action, message) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            next = requests.next() => match next {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let Some(reply_to) = message.reply.clone() else {
+            tracing::warn!(subject = %message.subject, "a request from the central station without a reply subject; ignored");
+            continue;
+        };
+        let refused = match flood.frame(Instant::now()) {
+            Verdict::Allow => None,
+            Verdict::Refuse | Verdict::Close => Some("too many requests; slow down"),
+        };
+        let permit = match refused {
+            Some(_) => None,
+            None => in_flight.clone().try_acquire_owned().ok(),
+        };
+        let Some(permit) = permit else {
+            tracing::warn!("refusing a request from the central station: too many");
+            let text = error(
+                None,
+                "rate_limited",
+                refused.unwrap_or("too many requests at once"),
+            );
+            let _ = room.client.publish(reply_to, text.into()).await;
+            continue;
+        };
+        let room = room.clone();
+        tokio::spawn(async move {
+            let text = if is_action {
+                act(&room, &message.payload).await
+            } else {
+                match room.snapshot().await {
+                    Some((_, text)) => text,
+                    None => error(None, "unavailable", "the daemon is shutting down"),
+                }
+            };
+            if let Err(e) = room.client.publish(reply_to, text.into()).await {
+                tracing::warn!(error = %e, "cannot answer the central station");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// An `action` request: a display action plus `user` and `role`.
+pub(super) async fn act(room: &Room, payload: &[u8]) -> String {
+    match action(payload) {
+        Err((request_id, reason)) => {
+            tracing::warn!(%reason, "a request from the central station not understood");
+            error(request_id, "bad_message", reason)
+        }
+        Ok((user, role, message)) => {
+            let request_id = message.request_id().map(str::to_string);
+            let action = message.action();
+            if !role.may_act() {
+                return error(
+                    request_id,
+                    "forbidden",
+                    format!("{user} is signed in as a viewer and cannot {action}"),
+                );
+            }
+            match room.core.act(&format!("{user} (central)"), message).await {
+                Ok(()) => ServerMessage::Result {
+                    request_id,
+                    action: action.into(),
+                }
+                .to_json(),
+                Err(refusal) => error(request_id, refusal.code, refusal.reason),
+            }
+        }
+    }
+}
+
+/// Reads an action request; the error carries its `request_id` when one could be read.
+fn action(payload: &[u8]) -> Result<(String, Role, ClientMessage), (Option<String>, String)> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| (None, format!("not understood: {e}")))?;
+    let request_id = value
+        .get("request_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let bad = |reason: String| (request_id.clone(), reason);
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| bad("not understood: not a JSON object".into()))?;
+    let user = match fields.remove("user") {
+        Some(serde_json::Value::String(u))
+            if !u.trim().is_empty()
+                && u.chars().count() <= MAX_NAME
+                && !u.chars().any(char::is_control) =>
+        {
+            u
+        }
+        _ => {
+            return Err(bad(format!(
+                "user: a person's name (1 to {MAX_NAME} characters) is required"
+            )))
+        }
+    };
+    let role: Role = fields
+        .remove("role")
+        .and_then(|r| serde_json::from_value(r).ok())
+        .ok_or_else(|| bad("role: viewer, nurse or provider is required".into()))?;
+    let message: ClientMessage =
+        serde_json::from_value(value).map_err(|e| bad(format!("not understood: {e}")))?;
+    match message {
+        ClientMessage::Ack { .. }
+        | ClientMessage::Reset { .. }
+        | ClientMessage::PauseAudio { .. }
+        | ClientMessage::StartNibp { .. }
+        | ClientMessage::MarkDose { .. } => Ok((user, role, message)),
+        other => Err(bad(format!(
+            "{} is not an action the central station may request",
+            other.action()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_requests_are_refused_with_a_reason_never_a_panic() {
+        let cases: [(&[u8], Option<&str>, &str); 7] = [
+            (b"\xff\xfe", None, "not understood"),
+            (b"[1,2]", None, "not a JSON object"),
+            (
+                br#"{"type":"ack","alarm_id":"a","request_id":"r1","role":"nurse"}"#,
+                Some("r1"),
+                "user:",
+            ),
+            (
+                br#"{"type":"ack","alarm_id":"a","user":"A","role":"janitor"}"#,
+                None,
+                "role:",
+            ),
+            (
+                br#"{"type":"ack","user":"A","role":"nurse","request_id":"r2"}"#,
+                Some("r2"),
+                "not understood",
+            ),
+            (
+                br#"{"type":"trend","minutes":60,"user":"A","role":"nurse"}"#,
+                None,
+                "not an action",
+            ),
+            (
+                br#"{"type":"ack","alarm_id":"a","user":"A\u0007","role":"nurse"}"#,
+                None,
+                "user:",
+            ),
+        ];
+        for (payload, request_id, reason) in cases {
+            let (id, why) = action(payload).map(|_| ()).unwrap_err();
+            assert_eq!(id.as_deref(), request_id, "{why}");
+            assert!(why.contains(reason), "{why}");
+        }
+        let (user, role, message) = action(
+            br#"{"type":"ack","alarm_id":"a","request_id":"r","user":"Dr Ames","role":"provider"}"#,
+        )
+        .unwrap();
+        assert_eq!((user.as_str(), role), ("Dr Ames", Role::Provider));
+        assert_eq!(message.action(), "ack");
+    }
+}
