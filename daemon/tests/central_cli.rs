@@ -96,6 +96,29 @@ async fn the_site_demo_starts_nats_rooms_and_the_central_and_prints_their_urls()
     let first: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
     assert_eq!(first["type"], "rooms", "{first}");
     assert_eq!(first["user"]["role"], "provider");
+    // The simulated rooms publish through nats-server: both rooms' readings reach the central.
+    let mut heard = std::collections::BTreeSet::new();
+    for room in first["rooms"].as_array().unwrap() {
+        if room["state"]["vitals"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty())
+        {
+            heard.insert(room["room"].as_str().unwrap().to_string());
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while heard.len() < 2 {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("readings of both rooms within 30 s; heard {heard:?}"))
+            .unwrap()
+            .unwrap();
+        let frame: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+        if frame["type"] == "reading" {
+            heard.insert(frame["room"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(heard, ["room-1", "room-2"].map(String::from).into());
     // SIGTERM, as Ctrl-C: the demo stops its nats-server (SIGKILL would leave it running).
     let pid = child.id().unwrap().to_string();
     let term = std::process::Command::new("kill")
@@ -124,26 +147,17 @@ fn the_nats_server_configurations_in_the_docs_are_valid() {
     let fixtures = root.join("tests/fixtures/tls");
     let dir = std::env::temp_dir().join(format!("vigil-nats-conf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for name in [
-        "single.conf",
-        "cluster-node.conf",
-        "leaf-site.conf",
-        "hub.conf",
-    ] {
-        let text = std::fs::read_to_string(root.join("docs/nats-server").join(name)).unwrap();
+    for name in ["single.conf", "cluster-node.conf", "leaf-site.conf"] {
+        let text = std::fs::read_to_string(root.join("docs/nats").join(name)).unwrap();
         // The files name the clinic's paths; the test's certificate and a scratch store stand in.
-        let text = text
-            .replace("/var/lib/nats", &dir.join("store").display().to_string())
-            .replace("/etc/nats-server/leaf-north.creds", "/dev/null");
-        let text = ["server", "hub"].iter().fold(text, |t, n| {
-            t.replace(
-                &format!("/etc/nats-server/{n}.pem"),
-                &fixtures.join("cert.pem").display().to_string(),
-            )
-            .replace(
-                &format!("/etc/nats-server/{n}.key"),
-                &fixtures.join("key.pem").display().to_string(),
-            )
+        let text = text.replace("/var/lib/nats", &dir.join("store").display().to_string());
+        let text = pem_paths(&text).iter().fold(text.clone(), |t, path| {
+            let fixture = if path.contains("key") {
+                "key.pem"
+            } else {
+                "cert.pem"
+            };
+            t.replace(path.as_str(), &fixtures.join(fixture).display().to_string())
         });
         let file = dir.join(name);
         std::fs::write(&file, text).unwrap();
@@ -161,4 +175,18 @@ fn the_nats_server_configurations_in_the_docs_are_valid() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every `/etc/...pem` path in a configuration's text.
+fn pem_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (start, _) in text.match_indices("/etc/") {
+        let rest = &text[start..];
+        if let Some(end) = rest.find(".pem").map(|e| e + 4) {
+            if !rest[..end].contains([' ', ',', '\n', '}']) {
+                out.push(rest[..end].to_string());
+            }
+        }
+    }
+    out
 }

@@ -107,6 +107,7 @@ fn empty_state(name: &str) -> Snapshot {
             series: Vec::new(),
         },
         limits: Vec::new(),
+        central: None,
     }
 }
 
@@ -206,6 +207,7 @@ impl Rooms {
             ServerMessage::Trend { .. } => return Err(Malformed::Unexpected("trend")),
             ServerMessage::Result { .. } => return Err(Malformed::Unexpected("result")),
             ServerMessage::Error { .. } => return Err(Malformed::Unexpected("error")),
+            ServerMessage::Central { .. } => return Err(Malformed::Unexpected("central")),
         };
         let room = self.room(room_id, now)?;
         // A room that restarted numbers its messages from the start again.
