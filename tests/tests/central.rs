@@ -311,3 +311,47 @@ async fn nats_down_raises_room_link_lost_and_what_rooms_publish_after_reaches_th
     assert!(latched["room"] == "room-1" || latched["room"] == "room-2");
     central.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_rooms_alarm_acknowledged_at_the_central_shows_on_the_rooms_display_with_the_person()
+{
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut at_central, _) = display(&central, PROVIDER).await;
+    let room = vigil_tests::Room::start(
+        &format!("[central]\nnats = \"{}\"\n", nats.url()),
+        vigil_daemon::daemon::Options::default(),
+    )
+    .await;
+    room.devices_ready().await;
+    let (mut at_room, _) = Display::connect(&room, vigil_tests::NURSE).await;
+    // The room's own snapshot reaches the central once the room is connected to NATS.
+    let snapshot = at_central.until(|m| m["type"] == "snapshot").await;
+    let room_id = snapshot["room"].as_str().unwrap().to_string();
+    room.bp(205, 100);
+    let raised = at_central
+        .until(|m| m["type"] == "alarm" && m["event"] == "raised" && m["room"] == room_id.as_str())
+        .await;
+    let id = raised["alarm"]["id"].as_str().unwrap().to_string();
+    at_central
+        .send(json!({"type":"ack","room":room_id,"alarm_id":id,"request_id":"r1"}))
+        .await;
+    let answer = at_central.until(|m| m["request_id"] == "r1").await;
+    assert_eq!(answer["type"], "result", "{answer}");
+    let acked = at_room
+        .until(|m| m["type"] == "alarm" && m["event"] == "acknowledged")
+        .await;
+    assert_eq!(acked["alarm"]["id"], id.as_str());
+    assert_eq!(acked["alarm"]["acknowledged_by"], "Dr Lee (central)");
+    // And the central shows it acknowledged too, from the room's own publication.
+    let at_central_acked = at_central
+        .until(|m| m["type"] == "alarm" && m["event"] == "acknowledged")
+        .await;
+    assert_eq!(
+        at_central_acked["alarm"]["acknowledged_by"],
+        "Dr Lee (central)"
+    );
+    central.stop().await;
+}
