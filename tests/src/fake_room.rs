@@ -70,6 +70,8 @@ impl FakeRoom {
             .subscribe(format!("vigil-live.{SITE}.{id}.action"))
             .await
             .unwrap();
+        // The server has the subscription before anyone sends the room a request.
+        client.flush().await.unwrap();
         let (answer, seen) = (client.clone(), requests.clone());
         tokio::spawn(async move {
             while let Some(request) = actions.next().await {
