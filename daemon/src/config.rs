@@ -17,6 +17,7 @@ mod forward;
 pub mod hl7;
 mod refusals;
 mod spans;
+mod station;
 mod users;
 
 pub use central::{slug_of, Central, CentralFile, DEFAULT_SITE};
@@ -25,6 +26,7 @@ pub use file::{
     BleEntry, ConfigFile, DeviceEntry, ForwardEntry, ForwardTlsEntry, LimitsFile, StorageFile,
     TlsFile, UserEntry,
 };
+pub use station::{is_central, CentralConfig};
 pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};
 
 use check::Check;
@@ -226,19 +228,7 @@ fn validate(
         ],
         "",
     );
-    let listen = match c.string(doc, "listen", "") {
-        None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
-        Some(s) => match s.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                c.error(
-                    "listen",
-                    format!("{s:?} is not an address like 127.0.0.1:8080"),
-                );
-                None
-            }
-        },
-    };
+    let listen = listen(doc, &mut c);
     let room = c.string(doc, "room", "").unwrap_or_default();
     if room.trim().is_empty() {
         c.error("room", "is required: the name shown on the display");
@@ -275,33 +265,7 @@ fn validate(
         }
     };
 
-    let tls = match doc.get("tls") {
-        None => None,
-        Some(toml::Value::Table(t)) => {
-            c.unknown_keys(t, &["cert", "key"], "tls.");
-            let cert = c.string(t, "cert", "tls.");
-            let key = c.string(t, "key", "tls.");
-            match (cert, key) {
-                (Some(cert), Some(key)) => {
-                    match crate::tls::load(&base.join(cert), &base.join(key)) {
-                        Ok(config) => Some(config),
-                        Err(e) => {
-                            c.error("tls", e);
-                            None
-                        }
-                    }
-                }
-                _ => {
-                    c.error("tls", "needs both cert and key (PEM files)");
-                    None
-                }
-            }
-        }
-        Some(_) => {
-            c.error("tls", "must be a table with cert and key");
-            None
-        }
-    };
+    let tls = display_tls(doc, base, &mut c);
     let profile = load_profile(doc, base, &mut c);
     let users = users(doc, &mut c);
     let devices = devices(doc, base, &mut c);
@@ -329,6 +293,58 @@ fn validate(
             central,
         }),
         _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// `listen`: the display server's address (127.0.0.1:8080 when absent).
+fn listen(doc: &toml::Table, c: &mut Check<'_>) -> Option<SocketAddr> {
+    match c.string(doc, "listen", "") {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        Some(s) => match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.error(
+                    "listen",
+                    format!("{s:?} is not an address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `[tls]`: the certificate and key the display server (a room's or the central's) serves.
+fn display_tls(
+    doc: &toml::Table,
+    base: &Path,
+    c: &mut Check<'_>,
+) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    match doc.get("tls") {
+        None => None,
+        Some(toml::Value::Table(t)) => {
+            c.unknown_keys(t, &["cert", "key"], "tls.");
+            let cert = c.string(t, "cert", "tls.");
+            let key = c.string(t, "key", "tls.");
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    match crate::tls::load(&base.join(cert), &base.join(key)) {
+                        Ok(config) => Some(config),
+                        Err(e) => {
+                            c.error("tls", e);
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    c.error("tls", "needs both cert and key (PEM files)");
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            c.error("tls", "must be a table with cert and key");
+            None
+        }
     }
 }
 

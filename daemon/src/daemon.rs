@@ -51,7 +51,7 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Small kernel send buffers bound what a stalled display can hold (it falls behind and gets a
 /// snapshot instead), and no Nagle delay on the frames that carry alarms.
-fn tune(tcp: &tokio::net::TcpStream) {
+pub(crate) fn tune(tcp: &tokio::net::TcpStream) {
     let _ = tcp.set_nodelay(true);
     let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER);
 }

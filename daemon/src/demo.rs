@@ -19,7 +19,7 @@ use vigil_simulator::run::{serve_ble, serve_serial, SimClock};
 use vigil_simulator::{Device, Scenario};
 
 /// Arguments of `vigil demo`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// Scenario: a built-in name (`vigil-sim list`) or a scenario file. The default, `demo`,
     /// raises and clears real alarms within its first few minutes.
@@ -62,6 +62,31 @@ fn demo_dir() -> PathBuf {
     std::env::temp_dir().join(format!("vigil-demo-{}-{n}", std::process::id()))
 }
 
+/// The people of a demo, one token each (the same in every room of `--rooms` and at the
+/// central).
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Demo nurse.
+    pub nurse: String,
+    /// Demo viewer.
+    pub viewer: String,
+    /// Demo provider.
+    pub provider: String,
+}
+
+/// What sets one demo room apart from another.
+#[derive(Debug, Clone)]
+pub struct DemoRoom {
+    /// Its name on the display.
+    pub name: String,
+    /// Where its display is served.
+    pub listen: SocketAddr,
+    /// Its devices' noise seed.
+    pub seed: u64,
+    /// Its `[central]`, when it publishes to a central.
+    pub central: Option<crate::config::CentralFile>,
+}
+
 /// A running demo.
 pub struct Demo {
     /// The daemon.
@@ -81,6 +106,23 @@ pub struct Demo {
 impl Demo {
     /// Starts simulated devices and the daemon.
     pub async fn start(args: &DemoArgs) -> Result<Demo> {
+        let token = || crate::config::new_token().context("no random source for the demo's tokens");
+        let tokens = Tokens {
+            nurse: token()?,
+            viewer: token()?,
+            provider: token()?,
+        };
+        let room = DemoRoom {
+            name: "Demo room (simulated)".into(),
+            listen: args.listen,
+            seed: args.seed,
+            central: None,
+        };
+        Demo::start_room(args, room, tokens).await
+    }
+
+    /// Starts one simulated room: its devices and its daemon, for `room` and `tokens`.
+    pub async fn start_room(args: &DemoArgs, room: DemoRoom, tokens: Tokens) -> Result<Demo> {
         if !(args.speed.is_finite() && args.speed > 0.0) {
             anyhow::bail!("--speed must be a positive number");
         }
@@ -91,8 +133,11 @@ impl Demo {
         let central = MemoryCentral::new();
         let clock = SimClock::start(args.speed);
         let sims = CancellationToken::new();
-        let token = || crate::config::new_token().context("no random source for the demo's tokens");
-        let (nurse_token, viewer_token, provider_token) = (token()?, token()?, token()?);
+        let Tokens {
+            nurse: nurse_token,
+            viewer: viewer_token,
+            provider: provider_token,
+        } = tokens;
         let db = match &args.db {
             Some(path) => std::path::absolute(path)
                 .with_context(|| format!("cannot resolve {}", path.display()))?,
@@ -104,8 +149,9 @@ impl Demo {
             token: token.into(),
         };
         let mut config = ConfigFile {
-            listen: Some(args.listen),
-            room: "Demo room (simulated)".into(),
+            listen: Some(room.listen),
+            room: room.name,
+            central: room.central,
             storage: Some(StorageFile {
                 path: db.clone(),
                 retention_days: None,
@@ -120,7 +166,7 @@ impl Demo {
             ..ConfigFile::default()
         };
         for (i, (id, kind)) in DEVICES.iter().enumerate() {
-            let device = Device::new(*kind, scenario.clone(), args.seed, i as u64);
+            let device = Device::new(*kind, scenario.clone(), room.seed, i as u64);
             // The demo keeps going after the scenario's end, holding its last values.
             let end = f64::INFINITY;
             if kind.is_ble() {

@@ -22,6 +22,7 @@ pub mod reload;
 pub mod review;
 pub mod room_state;
 pub mod server;
+pub mod station;
 pub mod storage;
 pub mod supervise;
 pub mod tls;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vigil_daemon::config::{Config, LogFormat};
+use vigil_daemon::config::{CentralConfig, Config, LogFormat};
 use vigil_daemon::field;
 
 #[derive(Parser)]
@@ -27,8 +27,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run the central station: every room of a site on one page, read from NATS.
+    Central {
+        /// The central's configuration file (`listen`, `site`, `[nats]`, `[[user]]`, ...).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Run a whole session with simulated devices and the display: no hardware needed.
-    Demo(vigil_daemon::demo::DemoArgs),
+    Demo(DemoCommand),
     /// List the sessions in a session record.
     Sessions {
         /// The database (the config's `[storage] path`).
@@ -68,7 +74,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         days: Option<u32>,
     },
-    /// Check a configuration file and list every problem with its location.
+    /// Check a configuration file and list every problem with its location. A file with a
+    /// top-level `[nats]` table is checked as a central's configuration, any other as a room's.
     CheckConfig {
         /// The configuration file.
         #[arg(value_name = "FILE")]
@@ -111,6 +118,17 @@ enum Command {
     Probe(field::probe::ProbeArgs),
 }
 
+/// `vigil demo`: one room, or with `--rooms N` a whole site with its central.
+#[derive(clap::Args)]
+struct DemoCommand {
+    #[command(flatten)]
+    args: vigil_daemon::demo::DemoArgs,
+    /// Run N simulated rooms and the central station (at `--listen`), through a private
+    /// `nats-server -js` started from the PATH or /usr/sbin.
+    #[arg(long, value_name = "N")]
+    rooms: Option<usize>,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ExportFormat {
     Csv,
@@ -122,6 +140,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
         Command::Run { config } => run(config),
+        Command::Central { config } => central(config),
         Command::Sessions { db } => sessions(db),
         Command::Export {
             db,
@@ -130,7 +149,11 @@ fn main() -> ExitCode {
         } => export(db, *session, *format),
         Command::Report { db, session } => report(db, *session),
         Command::Prune { config, db, days } => prune(config.as_deref(), db.as_deref(), *days),
-        Command::Demo(args) => demo(args),
+        Command::Demo(DemoCommand {
+            args,
+            rooms: Some(rooms),
+        }) => site_demo(args, *rooms),
+        Command::Demo(DemoCommand { args, rooms: None }) => demo(args),
         Command::CheckConfig { file, profile } => check_config(file, *profile),
         Command::Token => token(),
         Command::Backup { db, to } => vigil_daemon::backup::backup(db, to)
@@ -177,6 +200,18 @@ fn token() -> Result<()> {
 }
 
 fn check_config(file: &Path, profile: bool) -> Result<()> {
+    if std::fs::read_to_string(file).is_ok_and(|text| vigil_daemon::config::is_central(&text)) {
+        let config = CentralConfig::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{}: OK: central for site {:?}, durable consumer {:?}, {} NATS server(s), {} user(s)",
+            file.display(),
+            config.site,
+            config.consumer(),
+            config.nats.nats.urls().len(),
+            config.users.len()
+        );
+        return Ok(());
+    }
     let config = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "{}: OK: room {:?}, {} device(s), {} user(s), alarm profile {:?} with {} rule(s)",
@@ -310,6 +345,20 @@ fn run(path: &Path) -> Result<()> {
     })
 }
 
+fn central(path: &Path) -> Result<()> {
+    let config = CentralConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging(config.log_format);
+    log_panics();
+    runtime()?.block_on(async {
+        let stop = stop_signal()?;
+        let central = vigil_daemon::station::Central::start(config).await?;
+        println!("vigil central: overview at http://{}/", central.addr);
+        stop.await;
+        central.stop().await;
+        Ok(())
+    })
+}
+
 /// Panics are logged like any other failure (then handled where they happen: fatal for the
 /// core and the record writer, a restart for a driver).
 fn log_panics() {
@@ -358,6 +407,43 @@ fn demo(args: &vigil_daemon::demo::DemoArgs) -> Result<()> {
         let _ = io::stdout().flush();
         stop.await;
         demo.stop().await;
+        Ok(())
+    })
+}
+
+fn site_demo(args: &vigil_daemon::demo::DemoArgs, rooms: usize) -> Result<()> {
+    init_logging(LogFormat::Human);
+    runtime()?.block_on(async {
+        let stop = stop_signal()?;
+        let site = vigil_daemon::station::demo::SiteDemo::start(args, rooms).await?;
+        let t = &site.tokens;
+        println!("Vigil demo: {rooms} rooms and the central, SIMULATED DATA, never a patient");
+        println!(
+            "  central (provider): http://{}/?token={}",
+            site.central.addr, t.provider
+        );
+        println!(
+            "  central (viewer):   http://{}/?token={}",
+            site.central.addr, t.viewer
+        );
+        for (n, room) in site.rooms.iter().enumerate() {
+            println!(
+                "  room {} (nurse):    http://{}/?token={}",
+                n + 1,
+                room.daemon.addr,
+                t.nurse
+            );
+        }
+        println!(
+            "  nats-server: {} (site {:?})",
+            site.nats_url,
+            vigil_daemon::station::demo::SITE
+        );
+        println!("  Ctrl-C stops");
+        use std::io::Write as _;
+        let _ = io::stdout().flush();
+        stop.await;
+        site.stop().await;
         Ok(())
     })
 }

@@ -120,7 +120,7 @@ async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     )
 }
 
-fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+pub(crate) fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -173,7 +173,7 @@ async fn ws(
         })
 }
 
-fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> Message {
+pub(crate) fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> Message {
     Message::Text(
         ServerMessage::Error {
             request_id,
@@ -185,7 +185,7 @@ fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> M
     )
 }
 
-fn close(code: u16, reason: &'static str) -> Message {
+pub(crate) fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -312,7 +312,7 @@ async fn run_display_session(socket: WebSocket, app: &App, user: &User) {
 }
 
 /// The close code and reason for a frame the WebSocket layer refused.
-fn close_for(e: axum::Error) -> (u16, &'static str) {
+pub(crate) fn close_for(e: axum::Error) -> (u16, &'static str) {
     use tungstenite::error::{CapacityError, Error};
     match e.into_inner().downcast_ref::<Error>() {
         Some(Error::Utf8(_)) => (1007, "text frame is not valid UTF-8"),
@@ -324,7 +324,7 @@ fn close_for(e: axum::Error) -> (u16, &'static str) {
 /// After the daemon's close frame: reads and drops what the display still sends until its
 /// closing reply (at most 2 s). Closing the socket with unread data would make the kernel reset
 /// the connection, and the display might never read why it was closed.
-async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+pub(crate) async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(frame)) = stream.next().await {
             if matches!(frame, Message::Close(_)) {

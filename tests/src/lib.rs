@@ -5,6 +5,7 @@
 
 pub mod attack;
 pub mod browser;
+pub mod fake_room;
 pub mod hl7_engine;
 pub mod nats;
 
@@ -307,6 +308,15 @@ impl Display {
         let mut d = Display { ws };
         let first = d.next().await;
         assert_eq!(first["type"], "snapshot", "{first}");
+        (d, first)
+    }
+
+    /// Connects to a WebSocket URL and returns the display and its first message, whatever it
+    /// is (a central's display starts with `rooms`).
+    pub async fn open(url: &str) -> (Display, Value) {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut d = Display { ws };
+        let first = d.next().await;
         (d, first)
     }
 

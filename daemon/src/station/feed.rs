@@ -1,0 +1,273 @@
+//! NATS in: the site's stream read with the central's durable consumer, the rooms' live
+//! heartbeats, and a live snapshot asked of each room the first time this central process hears
+//! it (its state may have moved on while the central was down).
+//!
+//! At start, each room's last stored `snapshot` seeds its state (an ephemeral consumer over
+//! `vigil.<site>.*.snapshot`, last per subject). The durable consumer `vigil-central-<name>` is
+//! created, the first time, at the oldest of those snapshots, and from then on resumes where
+//! this central left it: what a room published while the central was down (or the room was cut
+//! off and later replayed) arrives in order. What it had delivered before a restart is read
+//! again from the oldest snapshot (the restarted process has no memory of it). Messages
+//! already applied are skipped by `seq`.
+
+use super::hub::Hub;
+use super::rooms::Malformed;
+use crate::nats::{ensure_stream, Subjects};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Wait before trying the stream again after a failure.
+const RETRY: Duration = Duration::from_secs(1);
+/// Messages the durable consumer may have delivered and not yet acknowledged.
+const MAX_ACK_PENDING: i64 = 4096;
+/// The live snapshot request is repeated this often while a room has not answered it.
+const ASK_AGAIN: Duration = Duration::from_secs(5);
+
+/// The boot of a stored message: the middle part of its `Nats-Msg-Id`,
+/// `<room_id>.<boot>.<seq>`.
+fn boot_of(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
+    let id = headers?.get("Nats-Msg-Id")?.as_str();
+    let mut parts = id.split('.');
+    let (_room, boot, _seq) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(boot.to_string())
+}
+
+/// Applies one stored message (`vigil.<site>.<room_id>.<kind>`).
+fn apply(hub: &Hub, site: &str, message: &async_nats::Message) {
+    match Subjects::parse(message.subject.as_str()) {
+        Some((s, room_id, _kind)) if s == site => hub.apply(
+            room_id,
+            boot_of(message.headers.as_ref()).as_deref(),
+            &message.payload,
+        ),
+        _ => hub.malformed(
+            "?",
+            &Malformed::NotJson(format!("unexpected subject {}", message.subject)),
+        ),
+    }
+}
+
+/// Runs until `cancel`: the stream (seeding, then the durable consumer) and the heartbeats.
+pub async fn run(
+    client: async_nats::Client,
+    site: String,
+    consumer: String,
+    hub: Arc<Hub>,
+    cancel: CancellationToken,
+) {
+    let stored = stream(client.clone(), &site, &consumer, &hub);
+    let live = heartbeats(client, &site, &hub);
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = stored => {}
+        _ = live => {}
+    }
+}
+
+async fn stream(client: async_nats::Client, site: &str, name: &str, hub: &Hub) {
+    let js = async_nats::jetstream::new(client);
+    // While NATS is down this fails every second: logged at once, then once a minute.
+    let mut failures = crate::net::Tally::default();
+    loop {
+        if let Err(e) = consume(&js, site, name, hub).await {
+            if let Some(count) = failures.note(Instant::now()) {
+                tracing::warn!(error = %e, count, "reading the site's stream failed; trying again every second");
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Seeds from the last snapshots, then reads the durable consumer until it fails.
+async fn consume(
+    js: &async_nats::jetstream::Context,
+    site: &str,
+    name: &str,
+    hub: &Hub,
+) -> anyhow::Result<()> {
+    let stream = ensure_stream(js, site).await?;
+    let seed = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            filter_subject: format!("vigil.{site}.*.snapshot"),
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await?;
+    let mut oldest: Option<u64> = None;
+    let mut snapshots = seed.fetch().max_messages(10_000).messages().await?;
+    while let Some(message) = snapshots.next().await {
+        let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Ok(info) = message.info() {
+            oldest = Some(oldest.map_or(info.stream_sequence, |o| o.min(info.stream_sequence)));
+        }
+        apply(hub, site, &message);
+    }
+    let deliver_policy = match oldest {
+        Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+        None => DeliverPolicy::All,
+    };
+    // Created once with this start; later starts resume where it left off.
+    let durable = stream
+        .get_or_create_consumer(
+            name,
+            pull::Config {
+                durable_name: Some(name.to_string()),
+                deliver_policy,
+                ack_policy: AckPolicy::Explicit,
+                max_ack_pending: MAX_ACK_PENDING,
+                ..Default::default()
+            },
+        )
+        .await?;
+    // What the durable consumer delivered before this process started is not in this
+    // process's memory: read it again, from the oldest snapshot up to where the durable
+    // consumer stands (already applied messages are skipped by `seq`).
+    let delivered = durable.get_info().await?.delivered.stream_sequence;
+    if let Some(start_sequence) = oldest.filter(|o| *o <= delivered) {
+        rebuild(&stream, site, start_sequence, delivered, hub).await?;
+    }
+    tracing::info!(consumer = %name, "reading the site's stream");
+    let mut messages = durable.messages().await?;
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(message) => {
+                apply(hub, site, &message);
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(error = %e, "cannot acknowledge a stream message");
+                }
+            }
+            // Missed heartbeats of the pull and the like: the stream goes on.
+            Err(e) => tracing::warn!(error = %e, "the site's stream"),
+        }
+    }
+    Ok(())
+}
+
+/// Applies the stored messages from `from` to `to` (stream sequences) with an ephemeral
+/// consumer.
+async fn rebuild(
+    stream: &async_nats::jetstream::stream::Stream,
+    site: &str,
+    from: u64,
+    to: u64,
+    hub: &Hub,
+) -> anyhow::Result<()> {
+    let replay = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await?;
+    loop {
+        let mut batch = replay.fetch().max_messages(1000).messages().await?;
+        let mut got = 0;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let at = message
+                .info()
+                .map(|i| i.stream_sequence)
+                .unwrap_or(u64::MAX);
+            if at > to {
+                return Ok(());
+            }
+            apply(hub, site, &message);
+            got += 1;
+        }
+        if got == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// The rooms' heartbeats; asks a room heard for the first time for its current snapshot.
+async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
+    #[derive(serde::Deserialize)]
+    struct Beat {
+        #[serde(default)]
+        room: String,
+        room_id: String,
+        #[serde(default)]
+        boot: Option<serde_json::Value>,
+    }
+    let subject = format!("vigil-live.{site}.*.heartbeat");
+    let mut asked: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let mut beats = match client.subscribe(subject.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to the rooms' heartbeats");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let subscribed = Instant::now();
+        while let Some(message) = beats.next().await {
+            let Some((_, room_id, _)) = Subjects::parse(message.subject.as_str()) else {
+                continue;
+            };
+            let beat = match serde_json::from_slice::<Beat>(&message.payload) {
+                Ok(beat) if beat.room_id == room_id => beat,
+                Ok(_) => {
+                    hub.malformed(
+                        room_id,
+                        &Malformed::NotJson("a heartbeat names another room".into()),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    hub.malformed(room_id, &Malformed::NotJson(e.to_string()));
+                    continue;
+                }
+            };
+            hub.heartbeat(room_id, &beat.room);
+            let now = Instant::now();
+            let due = hub.knows(room_id)
+                && asked.get(room_id).is_none_or(|at| {
+                    hub.needs_snapshot(room_id) && now.saturating_duration_since(*at) >= ASK_AGAIN
+                });
+            if due {
+                asked.insert(room_id.to_string(), now);
+                let boot = beat.boot.map(|b| match b {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                });
+                tokio::spawn(ask_snapshot(
+                    client.clone(),
+                    Subjects::new(site, room_id).snapshot_request(),
+                    room_id.to_string(),
+                    boot,
+                    hub.clone(),
+                ));
+            }
+        }
+        // The subscription ended (the client closed): not again at once.
+        tokio::time::sleep(RETRY.saturating_sub(subscribed.elapsed())).await;
+    }
+}
+
+/// Asks a room for its current snapshot and applies the answer.
+async fn ask_snapshot(
+    client: async_nats::Client,
+    subject: String,
+    room_id: String,
+    boot: Option<String>,
+    hub: Arc<Hub>,
+) {
+    match client.request(subject, "".into()).await {
+        Ok(reply) => hub.apply(&room_id, boot.as_deref(), &reply.payload),
+        Err(e) => {
+            tracing::info!(room = %room_id, error = %e, "a room did not answer the snapshot request")
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The central's picture of the site, sans-IO: each room's state (its last `snapshot`, then the
+//! changes it published, by `seq`) and the central's own alarm per room, "room link lost". The
+//! caller gives the time (monotonic `Instant` for the heartbeat timeout, UTC text for
+//! timestamps) and sends what each call returns to the displays.
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+use vigil_protocol::display::{AlarmInfo, ServerMessage, SessionInfo, Snapshot, Trend, UserInfo};
+
+/// No heartbeat from a room for this long raises "room link lost" for it.
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rooms a central keeps at most: whoever can publish on the site's subjects cannot make it
+/// grow without bound.
+pub const MAX_ROOMS: usize = 256;
+/// The rule id of the central's own alarm; its alarm ids start with it.
+pub const LINK_RULE: &str = "room-link-lost";
+
+/// Why a room's message was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Not a display message at all.
+    #[error("not a display protocol message: {0}")]
+    NotJson(String),
+    /// A display message that rooms do not publish to the central.
+    #[error("a {0} message is not one a room publishes")]
+    Unexpected(&'static str),
+    /// A room id that is not a slug, or a new room beyond [`MAX_ROOMS`].
+    #[error("room {0:?} refused: not a room id, or more than 256 rooms")]
+    Room(String),
+}
+
+/// Whether the central hears a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// Heartbeats arrive.
+    Up,
+    /// No heartbeat for [`LINK_TIMEOUT`].
+    Lost,
+}
+
+/// One room as the central knows it.
+#[derive(Debug, Clone)]
+pub struct Room {
+    /// The room's display name (from its snapshot or heartbeat).
+    pub name: String,
+    /// The room process's start (from the message ids), to tell a restart from a replay.
+    boot: Option<String>,
+    /// The last `seq` applied for `boot`.
+    seq: u64,
+    /// Whether any message was applied (`seq` means something).
+    applied: bool,
+    /// The room's state; an empty one until its first snapshot.
+    state: Snapshot,
+    /// Whether a snapshot has arrived (the central asks for one until it has).
+    pub has_snapshot: bool,
+    last_heartbeat: Instant,
+    /// The heartbeat link.
+    pub link: Link,
+    link_alarm: Option<AlarmInfo>,
+    link_alarms_raised: u64,
+}
+
+/// Every room of the site.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    rooms: BTreeMap<String, Room>,
+}
+
+/// What a display action on the central's own alarm came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkAction {
+    /// Done; send this to the displays.
+    Done(String),
+    /// Refused with this code and reason.
+    Refused(&'static str, String),
+}
+
+fn empty_state(name: &str) -> Snapshot {
+    Snapshot {
+        room: name.to_string(),
+        user: UserInfo {
+            name: String::new(),
+            role: String::new(),
+        },
+        server_time: String::new(),
+        seq: 0,
+        session: SessionInfo {
+            phase: "pre_dose".into(),
+            dose_at: None,
+            dose_by: None,
+            minutes_since_dose: None,
+            baseline: None,
+            baseline_taken_at: None,
+            baseline_set_by: None,
+            baseline_missing: None,
+        },
+        devices: Vec::new(),
+        vitals: Vec::new(),
+        alarms: Vec::new(),
+        audio_pause_remaining_s: None,
+        trend: Trend {
+            minutes: 0,
+            resolution_s: 0,
+            series: Vec::new(),
+        },
+        limits: Vec::new(),
+        forwards: Vec::new(),
+        central: None,
+    }
+}
+
+/// `message`'s JSON with `"room": room_id` added: the central's frame for the displays. A
+/// snapshot's own `room` (the room's display name) moves to `room_name`.
+pub fn with_room(message: &ServerMessage, room_id: &str) -> String {
+    let mut value = serde_json::from_str::<Value>(&message.to_json()).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        if let Some(name) = map.insert("room".into(), Value::String(room_id.to_string())) {
+            map.insert("room_name".into(), name);
+        }
+    }
+    value.to_string()
+}
+
+impl Room {
+    fn new(id: &str, now: Instant) -> Room {
+        Room {
+            name: id.to_string(),
+            boot: None,
+            seq: 0,
+            applied: false,
+            state: empty_state(id),
+            has_snapshot: false,
+            // A room first heard of now gets the full timeout to send its heartbeat.
+            last_heartbeat: now,
+            link: Link::Up,
+            link_alarm: None,
+            link_alarms_raised: 0,
+        }
+    }
+
+    /// The room's state as the displays get it: the room's snapshot with the central's own
+    /// alarm first, while there is one.
+    pub fn display_state(&self) -> Snapshot {
+        let mut state = self.state.clone();
+        if let Some(alarm) = &self.link_alarm {
+            state.alarms.insert(0, alarm.clone());
+        }
+        state
+    }
+
+    /// The room's own seq, for the central's alarm messages about it.
+    fn alarm_message(&self, event: &str, alarm: AlarmInfo) -> ServerMessage {
+        ServerMessage::Alarm {
+            seq: self.seq,
+            event: event.into(),
+            alarm,
+        }
+    }
+}
+
+impl Rooms {
+    /// The room, created on first mention (a slug, within [`MAX_ROOMS`]).
+    fn room(&mut self, id: &str, now: Instant) -> Result<&mut Room, Malformed> {
+        if !self.rooms.contains_key(id)
+            && (self.rooms.len() >= MAX_ROOMS || !crate::nats::valid_slug(id))
+        {
+            return Err(Malformed::Room(id.chars().take(64).collect()));
+        }
+        Ok(self
+            .rooms
+            .entry(id.to_string())
+            .or_insert_with(|| Room::new(id, now)))
+    }
+
+    /// The rooms, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Room)> {
+        self.rooms.iter()
+    }
+
+    /// A room by id.
+    pub fn get(&self, id: &str) -> Option<&Room> {
+        self.rooms.get(id)
+    }
+
+    /// Applies one message a room published (`payload`, the display JSON), with the `boot` its
+    /// message id names when it has one. `Ok(Some(frame))`: the frame for the displays;
+    /// `Ok(None)`: already applied (a replay or a duplicate).
+    pub fn apply(
+        &mut self,
+        room_id: &str,
+        boot: Option<&str>,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<Option<String>, Malformed> {
+        let message: ServerMessage =
+            serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))?;
+        let seq = match &message {
+            ServerMessage::Snapshot(s) => s.seq,
+            ServerMessage::Reading { seq, .. }
+            | ServerMessage::Alarm { seq, .. }
+            | ServerMessage::Device { seq, .. }
+            | ServerMessage::Session { seq, .. }
+            | ServerMessage::AudioPause { seq, .. } => *seq,
+            ServerMessage::Heartbeat { .. } => return Err(Malformed::Unexpected("heartbeat")),
+            ServerMessage::Trend { .. } => return Err(Malformed::Unexpected("trend")),
+            ServerMessage::Result { .. } => return Err(Malformed::Unexpected("result")),
+            ServerMessage::Error { .. } => return Err(Malformed::Unexpected("error")),
+            ServerMessage::Central { .. } => return Err(Malformed::Unexpected("central")),
+            ServerMessage::Forward { .. } => return Err(Malformed::Unexpected("forward")),
+        };
+        let room = self.room(room_id, now)?;
+        // A room that restarted numbers its messages from the start again.
+        let restarted = boot.is_some() && room.boot.is_some() && room.boot.as_deref() != boot;
+        // A replay of what is already applied (or in the snapshot applied) changes nothing.
+        if room.applied && !restarted && seq <= room.seq {
+            return Ok(None);
+        }
+        room.applied = true;
+        if let Some(boot) = boot {
+            room.boot = Some(boot.to_string());
+        }
+        room.seq = seq;
+        match &message {
+            ServerMessage::Snapshot(s) => {
+                room.name = s.room.clone();
+                room.state = (**s).clone();
+                room.has_snapshot = true;
+                // The central's alarm goes with the room's state to the displays.
+                let state = room.display_state();
+                return Ok(Some(with_room(
+                    &ServerMessage::Snapshot(Box::new(state)),
+                    room_id,
+                )));
+            }
+            ServerMessage::Reading { reading, .. } => {
+                let vitals = &mut room.state.vitals;
+                let latest = vigil_protocol::display::LatestVital {
+                    reading: reading.clone(),
+                    age_s: 0.0,
+                };
+                match vitals.iter_mut().find(|v| {
+                    v.reading.device == reading.device && v.reading.vital == reading.vital
+                }) {
+                    Some(v) => *v = latest,
+                    None => vitals.push(latest),
+                }
+            }
+            ServerMessage::Alarm { alarm, .. } => {
+                let alarms = &mut room.state.alarms;
+                alarms.retain(|a| a.id != alarm.id);
+                if alarm.state != "cleared" {
+                    alarms.push(alarm.clone());
+                }
+            }
+            ServerMessage::Device {
+                device,
+                link,
+                reason,
+                ..
+            } => match room.state.devices.iter_mut().find(|d| &d.device == device) {
+                Some(d) => {
+                    d.link = *link;
+                    d.reason = reason.clone();
+                }
+                None => room
+                    .state
+                    .devices
+                    .push(vigil_protocol::display::DeviceInfo {
+                        device: device.clone(),
+                        format: String::new(),
+                        link: *link,
+                        reason: reason.clone(),
+                        battery: None,
+                        commands: Vec::new(),
+                    }),
+            },
+            ServerMessage::Session { session, .. } => room.state.session = session.clone(),
+            ServerMessage::AudioPause { remaining_s, .. } => {
+                room.state.audio_pause_remaining_s = *remaining_s
+            }
+            _ => {}
+        }
+        Ok(Some(with_room(&message, room_id)))
+    }
+
+    /// A room's heartbeat arrived: its link is up. Returns the frame for the displays when that
+    /// ends a "room link lost" (the alarm then holds, latched, until reset).
+    pub fn heartbeat(
+        &mut self,
+        room_id: &str,
+        name: &str,
+        now: Instant,
+    ) -> Result<Option<String>, Malformed> {
+        let room = self.room(room_id, now)?;
+        room.last_heartbeat = now;
+        if !room.has_snapshot && !name.is_empty() {
+            room.name = name.to_string();
+        }
+        if room.link == Link::Up {
+            return Ok(None);
+        }
+        room.link = Link::Up;
+        tracing::info!(room = %room_id, "room link back");
+        let Some(alarm) = room.link_alarm.as_mut() else {
+            return Ok(None);
+        };
+        alarm.state = "latched".into();
+        let alarm = alarm.clone();
+        Ok(Some(with_room(
+            &room.alarm_message("cleared", alarm),
+            room_id,
+        )))
+    }
+
+    /// Checks every room's heartbeat age at `now` (`utc` is now as RFC 3339): the frames of the
+    /// "room link lost" alarms this raises.
+    pub fn tick(&mut self, now: Instant, utc: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, room) in &mut self.rooms {
+            if room.link == Link::Lost
+                || now.saturating_duration_since(room.last_heartbeat) < LINK_TIMEOUT
+            {
+                continue;
+            }
+            room.link = Link::Lost;
+            tracing::warn!(room = %id, "room link lost: no heartbeat for 5 s");
+            let alarm = match room.link_alarm.take() {
+                // Not yet reset from the last outage: it sounds again.
+                Some(mut alarm) => {
+                    alarm.state = "active".into();
+                    alarm.acknowledged_by = None;
+                    alarm.acknowledged_at = None;
+                    alarm
+                }
+                None => {
+                    room.link_alarms_raised += 1;
+                    AlarmInfo {
+                        id: format!("{LINK_RULE}#{}", room.link_alarms_raised),
+                        rule: LINK_RULE.into(),
+                        kind: "technical".into(),
+                        vital: None,
+                        device: None,
+                        priority: "high".into(),
+                        message: format!(
+                            "Link to {} lost: the central hears nothing from the room; watch it there",
+                            room.name
+                        ),
+                        state: "active".into(),
+                        since: utc.to_string(),
+                        acknowledged_by: None,
+                        acknowledged_at: None,
+                        latching: true,
+                        awaiting_confirmation: false,
+                        value: None,
+                    }
+                }
+            };
+            room.link_alarm = Some(alarm.clone());
+            out.push(with_room(&room.alarm_message("raised", alarm), id));
+        }
+        out
+    }
+
+    /// Is `alarm_id` the central's own alarm (handled here, not sent to the room)?
+    pub fn is_link_alarm(alarm_id: &str) -> bool {
+        alarm_id
+            .strip_prefix(LINK_RULE)
+            .is_some_and(|rest| rest.starts_with('#'))
+    }
+
+    /// `ack` of the central's own alarm by `person`.
+    pub fn ack_link(
+        &mut self,
+        room_id: &str,
+        alarm_id: &str,
+        person: &str,
+        utc: &str,
+    ) -> LinkAction {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return LinkAction::Refused(
+                "unknown_room",
+                format!("no room {room_id:?} at this central"),
+            );
+        };
+        let Some(alarm) = room.link_alarm.as_mut().filter(|a| a.id == alarm_id) else {
+            return LinkAction::Refused(
+                "unknown_alarm",
+                format!("no alarm {alarm_id:?} in room {room_id:?}"),
+            );
+        };
+        if alarm.state != "active" {
+            return LinkAction::Refused(
+                "refused",
+                "only an active alarm can be acknowledged".into(),
+            );
+        }
+        alarm.state = "acknowledged".into();
+        alarm.acknowledged_by = Some(person.to_string());
+        alarm.acknowledged_at = Some(utc.to_string());
+        let alarm = alarm.clone();
+        tracing::info!(room = %room_id, alarm = %alarm_id, %person, "room link lost acknowledged");
+        LinkAction::Done(with_room(
+            &room.alarm_message("acknowledged", alarm),
+            room_id,
+        ))
+    }
+
+    /// `reset` of the central's own alarm by `person`: only once the link is back.
+    pub fn reset_link(&mut self, room_id: &str, alarm_id: &str, person: &str) -> LinkAction {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return LinkAction::Refused(
+                "unknown_room",
+                format!("no room {room_id:?} at this central"),
+            );
+        };
+        if room.link_alarm.as_ref().is_none_or(|a| a.id != alarm_id) {
+            return LinkAction::Refused(
+                "unknown_alarm",
+                format!("no alarm {alarm_id:?} in room {room_id:?}"),
+            );
+        }
+        if room.link == Link::Lost {
+            return LinkAction::Refused(
+                "refused",
+                format!(
+                    "the link to {} is still lost: it can be reset once the room is heard again",
+                    room.name
+                ),
+            );
+        }
+        let Some(mut alarm) = room.link_alarm.take() else {
+            return LinkAction::Refused("unknown_alarm", format!("no alarm {alarm_id:?}"));
+        };
+        alarm.state = "cleared".into();
+        tracing::info!(room = %room_id, alarm = %alarm_id, %person, "room link lost reset");
+        LinkAction::Done(with_room(&room.alarm_message("reset", alarm), room_id))
+    }
+
+    /// The `rooms` message a display starts from: every room with its link and state.
+    pub fn rooms_message(&self, user: &UserInfo, utc: &str) -> String {
+        let rooms: Vec<Value> = self
+            .rooms
+            .iter()
+            .map(|(id, room)| {
+                let mut entry = Map::new();
+                entry.insert("room".into(), Value::String(id.clone()));
+                entry.insert("name".into(), Value::String(room.name.clone()));
+                entry.insert(
+                    "link".into(),
+                    serde_json::to_value(room.link).unwrap_or(Value::Null),
+                );
+                entry.insert(
+                    "state".into(),
+                    serde_json::to_value(room.display_state()).unwrap_or(Value::Null),
+                );
+                Value::Object(entry)
+            })
+            .collect();
+        serde_json::json!({
+            "v": vigil_protocol::display::VERSION,
+            "type": "rooms",
+            "user": user,
+            "server_time": utc,
+            "rooms": rooms,
+        })
+        .to_string()
+    }
+}
