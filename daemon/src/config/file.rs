@@ -489,7 +489,6 @@ mod tests {
             "[[user]]\n",
             "ble = { ",
             "[[forward]]\n",
-            "tls = { ",
         ] {
             let marked = if table.ends_with('\n') {
                 format!("{table}colour = 1\n")
@@ -505,7 +504,7 @@ mod tests {
             .iter()
             .filter_map(|e| e.message.strip_prefix("unknown key; expected one of "))
             .collect();
-        assert_eq!(lists.len(), 9, "{refusals:#?}");
+        assert_eq!(lists.len(), 11, "{refusals:#?}");
         for key in lists.iter().flat_map(|l| l.split(", ")) {
             assert!(
                 text.contains(&format!("\n{key} = "))
