@@ -3,21 +3,24 @@
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
-use crate::report::{now, report, HubGone, Reporter};
+use crate::report::{now, HubGone, Reporter};
 use crate::{usb, DeviceSpec, PortSelector, SerialSpec, Transport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{interval, sleep_until, timeout, Instant, MissedTickBehavior};
 use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 use tokio_util::sync::CancellationToken;
+use vigil_protocol::format::Decoded;
 use vigil_protocol::serial::LineSettings;
-use vigil_protocol::{DeviceSession, Format};
+use vigil_protocol::{DeviceEvent, DeviceSession, Format, Observation};
 
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long the goodbye on shutdown may take to write.
+const SHUTDOWN_WRITE: Duration = Duration::from_millis(500);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 
@@ -142,6 +145,17 @@ impl From<HubGone> for Ended {
     }
 }
 
+/// What the pump last showed of a connected port's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// Connected, data flowing.
+    Connected,
+    /// Silent for longer than the format's limit.
+    NoData,
+    /// The device session reported the device not responding (shown disconnected).
+    NotResponding,
+}
+
 struct Session<'a> {
     format: Format,
     port: SerialStream,
@@ -169,6 +183,33 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Hands what the device session produced to the hub, and shows what it says of the link:
+    /// a session that reports the device not responding shows it disconnected with the reason,
+    /// until readings flow again.
+    async fn report(
+        &mut self,
+        device: &mut dyn DeviceSession,
+        decoded: &mut Vec<Decoded>,
+        shown: &mut Shown,
+    ) -> Result<(), Ended> {
+        decoded.extend(std::iter::from_fn(|| device.poll_output()));
+        let readings = decoded
+            .iter()
+            .any(|d| matches!(d, Ok(Observation::Reading(_))));
+        if readings && *shown == Shown::NotResponding {
+            // Connected first, so the core takes the readings from a connected device.
+            *shown = Shown::Connected;
+            self.reporter.link(Link::Connected).await?;
+        }
+        for event in self.reporter.decoded(decoded).await? {
+            if let DeviceEvent::NotResponding { reason } = event {
+                *shown = Shown::NotResponding;
+                self.reporter.link(Link::Disconnected { reason }).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The pump: bytes read go to the device session, its bytes are written, its timer is
     /// kept, commands are handed to it; silence and decoding errors are watched here.
     async fn serve(&mut self) -> Result<(), Ended> {
@@ -181,11 +222,17 @@ impl Session<'_> {
         second.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let silence = self.format.silence_limit();
         let mut last_data = Instant::now();
-        let mut silent = false;
+        let mut shown = Shown::Connected;
         loop {
             let timer = device.poll_timeout().map(Instant::from_std);
             tokio::select! {
-                _ = self.cancel.cancelled() => return Ok(()),
+                _ = self.cancel.cancelled() => {
+                    // Say goodbye (an IntelliVue release), but never let a stuck port hold up
+                    // the shutdown.
+                    device.handle_shutdown(now());
+                    let _ = timeout(SHUTDOWN_WRITE, self.transmit(device.as_mut())).await;
+                    return Ok(());
+                }
                 read = self.port.read(&mut buf) => {
                     let n = match read {
                         // An unplugged USB-serial port or a closed pty reads end-of-file.
@@ -194,16 +241,16 @@ impl Session<'_> {
                         Err(e) => return Err(Ended::Lost(format!("read failed: {e}"))),
                     };
                     last_data = Instant::now();
-                    if silent {
-                        silent = false;
+                    if shown == Shown::NoData {
+                        shown = Shown::Connected;
                         self.reporter.link(Link::Connected).await?;
                     }
                     device.handle_input(&buf[..n], now());
-                    report(device.as_mut(), self.reporter, &mut decoded).await?;
+                    self.report(device.as_mut(), &mut decoded, &mut shown).await?;
                 }
                 _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                     device.handle_timeout(now());
-                    report(device.as_mut(), self.reporter, &mut decoded).await?;
+                    self.report(device.as_mut(), &mut decoded, &mut shown).await?;
                 }
                 Some(command) = self.commands.recv() => {
                     let (command, reply) = command.into_parts();
@@ -216,8 +263,10 @@ impl Session<'_> {
                     self.reporter.flush_errors(true).await?;
                     let quiet = last_data.elapsed();
                     if let Some(limit) = silence {
-                        if quiet >= limit && !silent {
-                            silent = true;
+                        // A session that already said why the device is not answering keeps
+                        // its reason on the display.
+                        if quiet >= limit && shown == Shown::Connected {
+                            shown = Shown::NoData;
                             self.reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
                         }
                     }

@@ -8,6 +8,7 @@ use crate::ble::heart_rate::HeartRateMeasurement;
 use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
 use crate::device::{self, BlePlan, DeviceCommand, DeviceSession, DeviceTransport, FormatFacts};
 use crate::error::DecodeError;
+use crate::intellivue;
 use crate::model::Observation;
 use crate::serial::{contec, masimo, nonin, suntech, LineSettings};
 use crate::stream::{Deframer, FrameDecoder};
@@ -68,6 +69,8 @@ formats! {
     ContecLegacy => device::CONTEC_LEGACY,
     /// SunTech Advantage NIBP module responses.
     Suntech => device::SUNTECH,
+    /// Philips IntelliVue data export (MIB/RS232).
+    Intellivue => device::INTELLIVUE,
 }
 
 impl Format {
@@ -147,6 +150,7 @@ impl Format {
             Format::Contec => State::Contec(Deframer::new(contec::ContecDecoder)),
             Format::ContecLegacy => State::ContecLegacy(Deframer::new(contec::LegacyDecoder)),
             Format::Suntech => State::Suntech(Deframer::new(suntech::SuntechDecoder)),
+            Format::Intellivue => State::Intellivue(intellivue::StreamDecoder::default()),
             Format::BleHeartRate
             | Format::BleBloodPressure
             | Format::BleCuffPressure
@@ -232,6 +236,7 @@ enum State {
     Contec(Deframer<contec::ContecDecoder>),
     ContecLegacy(Deframer<contec::LegacyDecoder>),
     Suntech(Deframer<suntech::SuntechDecoder>),
+    Intellivue(intellivue::StreamDecoder),
 }
 
 fn drain<D: FrameDecoder>(
@@ -288,6 +293,7 @@ impl Decoder {
             State::Contec(d) => drain(d, bytes, out, |f| f.observations()),
             State::ContecLegacy(d) => drain(d, bytes, out, |f| f.observations()),
             State::Suntech(d) => drain(d, bytes, out, |f| f.observations()),
+            State::Intellivue(d) => d.feed_into(bytes, out),
         }
     }
 
@@ -308,6 +314,7 @@ impl Decoder {
             State::Contec(d) => d.finish(),
             State::ContecLegacy(d) => d.finish(),
             State::Suntech(d) => d.finish(),
+            State::Intellivue(d) => d.finish_error(),
         };
         out.extend(left.map(Err));
     }

@@ -231,7 +231,7 @@ impl Device {
                 };
                 vec![Output::Serial(p.encode().to_vec())]
             }
-            Format::Suntech => vec![],
+            Format::Suntech | Format::Intellivue => vec![],
             Format::BleHeartRate => {
                 let hr = v.heart_rate.clamp(0.0, 255.0) as u16;
                 let m = HeartRateMeasurement {

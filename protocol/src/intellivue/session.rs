@@ -269,6 +269,10 @@ impl DeviceSession for IntelliVueSession {
         }
     }
 
+    fn handle_shutdown(&mut self, _now: Instant) {
+        self.release();
+    }
+
     fn handle_command(
         &mut self,
         _command: DeviceCommand,
