@@ -3,6 +3,7 @@
 
 pub mod bluez;
 pub mod devices;
+pub mod intellivue;
 pub mod patient;
 pub mod pty;
 pub mod run;
