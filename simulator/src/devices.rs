@@ -503,8 +503,8 @@ impl Device {
                 // keeps its NIBP numeric until the next one.
                 let taken = self.nibp_times.iter().rev().find(|at| **at <= t).copied();
                 if taken.is_some() && taken != self.intellivue_nibp.map(|(at, _)| at) {
-                    self.intellivue_nibp = taken
-                        .map(|at| (at, measured(&self.scenario, at, &mut self.noise, false)));
+                    self.intellivue_nibp =
+                        taken.map(|at| (at, measured(&self.scenario, at, &mut self.noise, false)));
                 }
                 let (scenario, noise, nibp) =
                     (&self.scenario, &mut self.noise, self.intellivue_nibp);

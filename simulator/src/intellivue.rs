@@ -119,7 +119,11 @@ impl SimIntelliVue {
         let oximeter = |v: f64| (!m.probe_off).then_some(v);
         let mut numerics = vec![
             (
-                numeric(physio::PULS_OXIM_SAT_O2, unit::PERCENT, oximeter(m.vitals.spo2)),
+                numeric(
+                    physio::PULS_OXIM_SAT_O2,
+                    unit::PERCENT,
+                    oximeter(m.vitals.spo2),
+                ),
                 None,
             ),
             (
@@ -231,7 +235,10 @@ mod tests {
         // kap-typical's first cuff reading is at the start: the monitor reports it.
         assert!(!values(&out, Vital::NibpSystolic).is_empty());
         let errors = out.iter().filter(|o| o.is_err()).count();
-        assert_eq!(errors as u64, spo2.len() as u64 / (super::BAD_FCS_EVERY - 1));
+        assert_eq!(
+            errors as u64,
+            spo2.len() as u64 / (super::BAD_FCS_EVERY - 1)
+        );
         assert!(out
             .iter()
             .all(|o| !matches!(o, Ok(Observation::Event(DeviceEvent::NotResponding { .. })))));
@@ -239,9 +246,10 @@ mod tests {
 
     #[test]
     fn during_an_association_refused_fault_vigil_reports_the_refusal_then_recovers() {
-        let text = std::fs::read_to_string(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/kap-typical.toml"),
-        )
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/kap-typical.toml"
+        ))
         .unwrap();
         let text = format!(
             "{text}\n[[fault]]\nkind = \"association_refused\"\nat = \"0s\"\nfor = \"2s\"\n"
@@ -258,6 +266,9 @@ mod tests {
             .collect();
         assert!(!reasons.is_empty());
         assert!(reasons.iter().all(|r| r.contains("refused")), "{reasons:?}");
-        assert!(!values(&out, Vital::Spo2).is_empty(), "readings after the fault");
+        assert!(
+            !values(&out, Vital::Spo2).is_empty(),
+            "readings after the fault"
+        );
     }
 }
