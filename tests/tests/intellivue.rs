@@ -93,3 +93,62 @@ async fn a_refusing_intellivue_shows_disconnected_with_the_reason_then_its_readi
     sim.cancel();
     room.daemon.shutdown().await;
 }
+
+/// A room whose only cuff is the simulated IntelliVue (no BLE devices), playing `scenario`.
+async fn intellivue_only_room(
+    scenario: Scenario,
+) -> (vigil_daemon::daemon::Daemon, CancellationToken) {
+    let db = vigil_tests::temp_db("intellivue-only");
+    let link = std::path::Path::new(&db).with_file_name("intellivue");
+    let port = PtyPort::open(&link).unwrap();
+    let monitor = Device::new(Format::Intellivue, Arc::new(scenario), 5, 0);
+    let cancel = CancellationToken::new();
+    tokio::spawn(serve_serial(
+        monitor,
+        port,
+        SimClock::start(1.0),
+        f64::INFINITY,
+        cancel.clone(),
+    ));
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nroom = \"IntelliVue room\"\n[storage]\npath = \"{db}\"\n{}\n\
+         [[device]]\nid = \"monitor-1\"\nformat = \"intellivue\"\nport = \"{}\"\n",
+        vigil_tests::USERS,
+        link.display()
+    );
+    let config =
+        vigil_daemon::config::Config::parse(&text, "test.toml", std::path::Path::new(".")).unwrap();
+    let central = Arc::new(vigil_drivers::ble::memory::MemoryCentral::new());
+    let daemon = vigil_daemon::daemon::Daemon::start_with(config, central, Options::default())
+        .await
+        .unwrap();
+    (daemon, cancel)
+}
+
+/// bp-severe asks for a repeat reading; Vigil cannot start the IntelliVue's cuff, so the nurse
+/// is prompted to take it at the monitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_nibp_request_with_only_an_intellivue_prompts_the_nurse() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../simulator/scenarios/kap-typical.toml"
+    ))
+    .unwrap();
+    // The first determination, 3 s in (the display is connected by then), is at or above
+    // 180/110.
+    let text = text
+        .replacen("systolic = 120", "systolic = 195", 1)
+        .replacen("diastolic = 78", "diastolic = 120", 1)
+        .replacen("[nibp]\n", "[nibp]\nfirst_at = \"3s\"\n", 1);
+    let (daemon, sim) = intellivue_only_room(Scenario::parse("severe", &text).unwrap()).await;
+    let url = format!("ws://{}/ws?token={NURSE}", daemon.addr);
+    let (mut nurse, _) = Display::connect_url(&url).await;
+    let prompt = nurse
+        .until(|m| m["type"] == "session" && m["event"] == "nibp_requested")
+        .await;
+    let message = prompt["message"].as_str().unwrap();
+    assert!(message.contains("bp-severe"), "{message}");
+    assert!(message.contains("take it at the monitor"), "{message}");
+    sim.cancel();
+    daemon.shutdown().await;
+}
