@@ -11,6 +11,7 @@ mod events;
 mod report;
 pub mod serial;
 pub mod supervise;
+pub mod udp;
 pub mod usb;
 
 pub use events::{Command, CommandError, DeviceHandle, DriverEvent, DriverEventKind, Link};
@@ -37,6 +38,8 @@ pub enum Transport {
     Serial(SerialSpec),
     /// A Bluetooth LE peripheral.
     Ble(BleTarget),
+    /// A monitor on the LAN, one message per datagram (IntelliVue data export).
+    Udp(udp::UdpSpec),
 }
 
 /// Which serial port, and its line settings.
@@ -93,6 +96,7 @@ pub fn spawn(
                 Transport::Ble(_) => {
                     Box::pin(ble::run(spec, central.clone(), events, commands, cancel))
                 }
+                Transport::Udp(_) => Box::pin(udp::run(spec, events, commands, cancel)),
             }
         }
     };

@@ -69,12 +69,12 @@ pub async fn run(
                 let started = Instant::now();
                 let session = Session {
                     format: spec.format,
-                    port,
+                    port: Io::Serial(port),
                     reporter: &mut reporter,
                     commands: &mut commands,
                     cancel: &cancel,
                 };
-                let ended = session.run().await;
+                let ended = session.run(spec.format.session()).await;
                 if started.elapsed() >= STABLE {
                     backoff.reset();
                 }
@@ -133,7 +133,7 @@ pub fn open_path(path: &Path, line: LineSettings) -> Result<SerialStream, String
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-enum Ended {
+pub(crate) enum Ended {
     Cancelled,
     HubGone,
     Lost(String),
@@ -156,17 +156,49 @@ enum Shown {
     NotResponding,
 }
 
-struct Session<'a> {
-    format: Format,
-    port: SerialStream,
-    reporter: &'a mut Reporter,
-    commands: &'a mut mpsc::Receiver<Command>,
-    cancel: &'a CancellationToken,
+/// What a session's bytes travel over: a serial stream (any split), or UDP datagrams (one
+/// message each, the IntelliVue LAN variant).
+pub(crate) enum Io {
+    Serial(SerialStream),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Io {
+    /// The next chunk (serial) or datagram (UDP); 0 only at a serial end-of-file.
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Serial(port) => port.read(buf).await,
+            Io::Udp(socket) => loop {
+                // An empty datagram carries nothing; it is not an end of file.
+                let n = socket.recv(buf).await?;
+                if n > 0 {
+                    return Ok(n);
+                }
+            },
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Io::Serial(port) => port.write_all(bytes).await,
+            Io::Udp(socket) => socket.send(bytes).await.map(drop),
+        }
+    }
+}
+
+/// One connection's pump; the UDP driver uses it too.
+pub(crate) struct Session<'a> {
+    pub(crate) format: Format,
+    pub(crate) port: Io,
+    pub(crate) reporter: &'a mut Reporter,
+    pub(crate) commands: &'a mut mpsc::Receiver<Command>,
+    pub(crate) cancel: &'a CancellationToken,
 }
 
 impl Session<'_> {
-    async fn run(mut self) -> Ended {
-        match self.serve().await {
+    /// Pumps `device` until the connection is lost or cancelled.
+    pub(crate) async fn run(mut self, device: Box<dyn DeviceSession>) -> Ended {
+        match self.serve(device).await {
             Ok(()) => Ended::Cancelled,
             Err(e) => e,
         }
@@ -176,7 +208,7 @@ impl Session<'_> {
     async fn transmit(&mut self, device: &mut dyn DeviceSession) -> Result<(), Ended> {
         while let Some(bytes) = device.poll_transmit() {
             self.port
-                .write_all(&bytes)
+                .write(&bytes)
                 .await
                 .map_err(|e| Ended::Lost(format!("write failed: {e}")))?;
         }
@@ -212,8 +244,7 @@ impl Session<'_> {
 
     /// The pump: bytes read go to the device session, its bytes are written, its timer is
     /// kept, commands are handed to it; silence and decoding errors are watched here.
-    async fn serve(&mut self) -> Result<(), Ended> {
-        let mut device = self.format.session();
+    async fn serve(&mut self, mut device: Box<dyn DeviceSession>) -> Result<(), Ended> {
         device.handle_connected(now());
         self.transmit(device.as_mut()).await?;
         let mut decoded = Vec::new();

@@ -134,6 +134,17 @@ impl Format {
         (self.facts().session)()
     }
 
+    /// A fresh session over UDP, one message per datagram, for the formats that also run on
+    /// the LAN (IntelliVue data export, port [`intellivue::session::UDP_DATA_EXPORT_PORT`]).
+    pub fn udp_session(self) -> Option<fn() -> Box<dyn DeviceSession>> {
+        match self {
+            Format::Intellivue => {
+                Some(|| Box::new(intellivue::IntelliVueSession::over(intellivue::Link::Udp)))
+            }
+            _ => None,
+        }
+    }
+
     /// A fresh decoder for this format.
     pub fn decoder(self) -> Decoder {
         let state = match self {
