@@ -119,8 +119,8 @@ pub struct UserEntry {
     pub token: String,
 }
 
-/// One `[[device]]`: `port` or `usb` (and line settings) for a serial format, `ble` for a BLE
-/// format.
+/// One `[[device]]`: `port` or `usb` (and line settings) for a serial format, `udp` for a
+/// monitor on the LAN, `ble` for a BLE format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceEntry {
@@ -134,6 +134,9 @@ pub struct DeviceEntry {
     /// `usb`: `VID:PID` or `VID:PID:SERIAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usb: Option<String>,
+    /// `udp`: the host of a monitor on the LAN (IntelliVue data export, port 24105).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<String>,
     /// `ble`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ble: Option<BleEntry>,
@@ -177,6 +180,7 @@ impl DeviceEntry {
             format,
             port: None,
             usb: None,
+            udp: None,
             ble: None,
             baud: None,
             data_bits: None,
@@ -406,7 +410,7 @@ mod tests {
             [limits]\nmax_connections = 1\nmax_unauthenticated = 1\n\
             [[forward]]\nname = \"ris\"\nhl7 = \"h:1\"\ntls = { ca = \"ca.pem\" }\n\
             [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
-            [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
+            [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nudp = \"h\"\nbaud = 1\n\
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
             ble = { address = \"a\", name = \"n\", any = true }\n\
             [[device]]\nid = \"b\"\nformat = \"ble-heart-rate\"\n\
