@@ -461,6 +461,39 @@ mod tests {
     }
 
     #[test]
+    fn an_intellivue_on_the_lan_is_reached_by_udp_on_its_data_export_port() {
+        let etc = std::env::temp_dir();
+        let lan = format!(
+            "{}[[device]]\nid = \"monitor-1\"\nformat = \"intellivue\"\nudp = \"10.0.0.7\"\n",
+            good()
+        );
+        let c = Config::parse(&lan, "vigil.toml", &etc).unwrap();
+        let monitor = c.devices.iter().find(|d| d.id == "monitor-1").unwrap();
+        assert_eq!(
+            monitor.transport,
+            vigil_drivers::Transport::Udp(vigil_drivers::udp::UdpSpec {
+                host: "10.0.0.7".into(),
+                port: 24105
+            })
+        );
+        // Only a format with a LAN variant takes `udp`, and never beside a port.
+        let bad = format!(
+            "{}[[device]]\nid = \"ox-2\"\nformat = \"masimo\"\nudp = \"10.0.0.8\"\n\
+             [[device]]\nid = \"m-2\"\nformat = \"intellivue\"\nudp = \"h\"\nport = \"/dev/ttyS4\"\n",
+            good()
+        );
+        let text = Config::parse(&bad, "vigil.toml", &etc)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "device #3 \"ox-2\".udp: does not apply to masimo: it has no LAN variant",
+            "device #4 \"m-2\".port: give exactly one of port = \"/dev/…\", usb = \"VID:PID\" or udp = \"HOST\"",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_listed_with_its_location() {
         let bad = r#"
             listen = "localhost"

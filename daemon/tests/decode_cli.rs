@@ -160,3 +160,74 @@ fn an_hl7_capture_decodes_framed_or_plain_with_any_line_ending() {
         );
     }
 }
+
+/// Space-separated hex, as `--hex` takes it.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn intellivue_bytes_from_the_monitor_decode_split_anywhere() {
+    use vigil_protocol::intellivue::frame::encode;
+    use vigil_protocol::intellivue::message::{mds_create_event, spdu, PollReply};
+    use vigil_protocol::intellivue::numeric::{physio, unit, NuObsValue};
+    let nu = |physio_id, unit_code, value| {
+        let nu = NuObsValue {
+            physio_id,
+            state: 0,
+            unit_code,
+            value,
+        };
+        (nu, None)
+    };
+    let reply = encode(
+        &PollReply {
+            invoke_id: 1,
+            time: None,
+            numerics: vec![
+                nu(physio::PULS_OXIM_SAT_O2, unit::PERCENT, 95),
+                nu(physio::AWAY_CO2_ET, unit::MMHG, 38),
+            ],
+        }
+        .encode(),
+    );
+    // Association accept and MDS create (no readings), a poll reply, then the same reply with
+    // a corrupted FCS: an error line, never a reading.
+    let mut stream = encode(&[spdu::AC, 0x00]);
+    stream.extend(encode(&mds_create_event(1, None)));
+    stream.extend(&reply);
+    let mut bad = reply.clone();
+    let fcs_at = bad.len() - 2;
+    bad[fcs_at] ^= 0x01;
+    stream.extend(&bad);
+    let cut = stream.len() - reply.len() - bad.len() / 2 - 3; // inside the good reply
+    let (a, b) = stream.split_at(cut);
+    let out = vigil(
+        &[
+            "decode",
+            "--format",
+            "intellivue",
+            "--hex",
+            &hex(a),
+            "--hex",
+            &hex(b),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["vital"], "spo2");
+    assert_eq!(lines[0]["value"], 95.0);
+    assert_eq!(lines[1]["vital"], "etco2");
+    assert_eq!(lines[1]["value"], 38.0);
+    assert!(lines[2].get("error").is_some(), "{:?}", lines[2]);
+}

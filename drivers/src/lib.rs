@@ -12,6 +12,7 @@ pub mod hl7;
 mod report;
 pub mod serial;
 pub mod supervise;
+pub mod udp;
 pub mod usb;
 
 pub use events::{Command, CommandError, DeviceHandle, DriverEvent, DriverEventKind, Link};
@@ -40,6 +41,8 @@ pub enum Transport {
     Ble(BleTarget),
     /// HL7 over MLLP/TCP, listening or dialling.
     Hl7(hl7::Hl7Spec),
+    /// A monitor on the LAN, one message per datagram (IntelliVue data export).
+    Udp(udp::UdpSpec),
 }
 
 /// Which serial port, and its line settings.
@@ -97,6 +100,7 @@ pub fn spawn(
                     Box::pin(ble::run(spec, central.clone(), events, commands, cancel))
                 }
                 Transport::Hl7(_) => Box::pin(hl7::run(spec, events, commands, cancel)),
+                Transport::Udp(_) => Box::pin(udp::run(spec, events, commands, cancel)),
             }
         }
     };

@@ -3,21 +3,24 @@
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
-use crate::report::{now, report, HubGone, Reporter};
+use crate::report::{now, HubGone, Reporter};
 use crate::{usb, DeviceSpec, PortSelector, SerialSpec, Transport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{interval, sleep_until, timeout, Instant, MissedTickBehavior};
 use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 use tokio_util::sync::CancellationToken;
+use vigil_protocol::format::Decoded;
 use vigil_protocol::serial::LineSettings;
-use vigil_protocol::{DeviceSession, Format};
+use vigil_protocol::{DeviceEvent, DeviceSession, Format, Observation};
 
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long the goodbye on shutdown may take to write.
+const SHUTDOWN_WRITE: Duration = Duration::from_millis(500);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 
@@ -66,12 +69,12 @@ pub async fn run(
                 let started = Instant::now();
                 let session = Session {
                     format: spec.format,
-                    port,
+                    port: Io::Serial(port),
                     reporter: &mut reporter,
                     commands: &mut commands,
                     cancel: &cancel,
                 };
-                let ended = session.run().await;
+                let ended = session.run(spec.format.session()).await;
                 if started.elapsed() >= STABLE {
                     backoff.reset();
                 }
@@ -130,7 +133,7 @@ pub fn open_path(path: &Path, line: LineSettings) -> Result<SerialStream, String
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-enum Ended {
+pub(crate) enum Ended {
     Cancelled,
     HubGone,
     Lost(String),
@@ -142,17 +145,60 @@ impl From<HubGone> for Ended {
     }
 }
 
-struct Session<'a> {
-    format: Format,
-    port: SerialStream,
-    reporter: &'a mut Reporter,
-    commands: &'a mut mpsc::Receiver<Command>,
-    cancel: &'a CancellationToken,
+/// What the pump last showed of a connected port's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// Connected, data flowing.
+    Connected,
+    /// Silent for longer than the format's limit.
+    NoData,
+    /// The device session reported the device not responding (shown disconnected).
+    NotResponding,
+}
+
+/// What a session's bytes travel over: a serial stream (any split), or UDP datagrams (one
+/// message each, the IntelliVue LAN variant).
+pub(crate) enum Io {
+    Serial(SerialStream),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Io {
+    /// The next chunk (serial) or datagram (UDP); 0 only at a serial end-of-file.
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Serial(port) => port.read(buf).await,
+            Io::Udp(socket) => loop {
+                // An empty datagram carries nothing; it is not an end of file.
+                let n = socket.recv(buf).await?;
+                if n > 0 {
+                    return Ok(n);
+                }
+            },
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Io::Serial(port) => port.write_all(bytes).await,
+            Io::Udp(socket) => socket.send(bytes).await.map(drop),
+        }
+    }
+}
+
+/// One connection's pump; the UDP driver uses it too.
+pub(crate) struct Session<'a> {
+    pub(crate) format: Format,
+    pub(crate) port: Io,
+    pub(crate) reporter: &'a mut Reporter,
+    pub(crate) commands: &'a mut mpsc::Receiver<Command>,
+    pub(crate) cancel: &'a CancellationToken,
 }
 
 impl Session<'_> {
-    async fn run(mut self) -> Ended {
-        match self.serve().await {
+    /// Pumps `device` until the connection is lost or cancelled.
+    pub(crate) async fn run(mut self, device: Box<dyn DeviceSession>) -> Ended {
+        match self.serve(device).await {
             Ok(()) => Ended::Cancelled,
             Err(e) => e,
         }
@@ -162,17 +208,43 @@ impl Session<'_> {
     async fn transmit(&mut self, device: &mut dyn DeviceSession) -> Result<(), Ended> {
         while let Some(bytes) = device.poll_transmit() {
             self.port
-                .write_all(&bytes)
+                .write(&bytes)
                 .await
                 .map_err(|e| Ended::Lost(format!("write failed: {e}")))?;
         }
         Ok(())
     }
 
+    /// Hands what the device session produced to the hub, and shows what it says of the link:
+    /// a session that reports the device not responding shows it disconnected with the reason,
+    /// until readings flow again.
+    async fn report(
+        &mut self,
+        device: &mut dyn DeviceSession,
+        decoded: &mut Vec<Decoded>,
+        shown: &mut Shown,
+    ) -> Result<(), Ended> {
+        decoded.extend(std::iter::from_fn(|| device.poll_output()));
+        let readings = decoded
+            .iter()
+            .any(|d| matches!(d, Ok(Observation::Reading(_))));
+        if readings && *shown == Shown::NotResponding {
+            // Connected first, so the core takes the readings from a connected device.
+            *shown = Shown::Connected;
+            self.reporter.link(Link::Connected).await?;
+        }
+        for event in self.reporter.decoded(decoded).await? {
+            if let DeviceEvent::NotResponding { reason } = event {
+                *shown = Shown::NotResponding;
+                self.reporter.link(Link::Disconnected { reason }).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The pump: bytes read go to the device session, its bytes are written, its timer is
     /// kept, commands are handed to it; silence and decoding errors are watched here.
-    async fn serve(&mut self) -> Result<(), Ended> {
-        let mut device = self.format.session();
+    async fn serve(&mut self, mut device: Box<dyn DeviceSession>) -> Result<(), Ended> {
         device.handle_connected(now());
         self.transmit(device.as_mut()).await?;
         let mut decoded = Vec::new();
@@ -181,11 +253,17 @@ impl Session<'_> {
         second.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let silence = self.format.silence_limit();
         let mut last_data = Instant::now();
-        let mut silent = false;
+        let mut shown = Shown::Connected;
         loop {
             let timer = device.poll_timeout().map(Instant::from_std);
             tokio::select! {
-                _ = self.cancel.cancelled() => return Ok(()),
+                _ = self.cancel.cancelled() => {
+                    // Say goodbye (an IntelliVue release), but never let a stuck port hold up
+                    // the shutdown.
+                    device.handle_shutdown(now());
+                    let _ = timeout(SHUTDOWN_WRITE, self.transmit(device.as_mut())).await;
+                    return Ok(());
+                }
                 read = self.port.read(&mut buf) => {
                     let n = match read {
                         // An unplugged USB-serial port or a closed pty reads end-of-file.
@@ -194,16 +272,16 @@ impl Session<'_> {
                         Err(e) => return Err(Ended::Lost(format!("read failed: {e}"))),
                     };
                     last_data = Instant::now();
-                    if silent {
-                        silent = false;
+                    if shown == Shown::NoData {
+                        shown = Shown::Connected;
                         self.reporter.link(Link::Connected).await?;
                     }
                     device.handle_input(&buf[..n], now());
-                    report(device.as_mut(), self.reporter, &mut decoded).await?;
+                    self.report(device.as_mut(), &mut decoded, &mut shown).await?;
                 }
                 _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                     device.handle_timeout(now());
-                    report(device.as_mut(), self.reporter, &mut decoded).await?;
+                    self.report(device.as_mut(), &mut decoded, &mut shown).await?;
                 }
                 Some(command) = self.commands.recv() => {
                     let (command, reply) = command.into_parts();
@@ -216,8 +294,10 @@ impl Session<'_> {
                     self.reporter.flush_errors(true).await?;
                     let quiet = last_data.elapsed();
                     if let Some(limit) = silence {
-                        if quiet >= limit && !silent {
-                            silent = true;
+                        // A session that already said why the device is not answering keeps
+                        // its reason on the display.
+                        if quiet >= limit && shown == Shown::Connected {
+                            shown = Shown::NoData;
                             self.reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
                         }
                     }

@@ -9,6 +9,7 @@ use crate::ble::plx::{PlxContinuous, PlxFeatures, PlxSpotCheck};
 use crate::device::{self, BlePlan, DeviceCommand, DeviceSession, DeviceTransport, FormatFacts};
 use crate::error::DecodeError;
 use crate::hl7::{CodeTable, Hl7Session, Match, PlainSplitter};
+use crate::intellivue;
 use crate::model::Observation;
 use crate::serial::{contec, masimo, nonin, suntech, LineSettings};
 use crate::stream::{Deframer, FrameDecoder};
@@ -71,6 +72,8 @@ formats! {
     Suntech => device::SUNTECH,
     /// HL7 v2 ORU^R01 from a multiparameter monitor or its gateway, over MLLP.
     Hl7 => device::HL7,
+    /// Philips IntelliVue data export (MIB/RS232).
+    Intellivue => device::INTELLIVUE,
 }
 
 impl Format {
@@ -134,6 +137,17 @@ impl Format {
         (self.facts().session)()
     }
 
+    /// A fresh session over UDP, one message per datagram, for the formats that also run on
+    /// the LAN (IntelliVue data export, port [`intellivue::session::UDP_DATA_EXPORT_PORT`]).
+    pub fn udp_session(self) -> Option<fn() -> Box<dyn DeviceSession>> {
+        match self {
+            Format::Intellivue => {
+                Some(|| Box::new(intellivue::IntelliVueSession::over(intellivue::Link::Udp)))
+            }
+            _ => None,
+        }
+    }
+
     /// A fresh decoder for this format.
     pub fn decoder(self) -> Decoder {
         let state = match self {
@@ -151,6 +165,7 @@ impl Format {
             Format::ContecLegacy => State::ContecLegacy(Deframer::new(contec::LegacyDecoder)),
             Format::Suntech => State::Suntech(Deframer::new(suntech::SuntechDecoder)),
             Format::Hl7 => State::Hl7(Box::default()),
+            Format::Intellivue => State::Intellivue(intellivue::StreamDecoder::default()),
             ble => State::Ble(ble),
         };
         Decoder { state }
@@ -232,6 +247,7 @@ enum State {
     ContecLegacy(Deframer<contec::LegacyDecoder>),
     Suntech(Deframer<suntech::SuntechDecoder>),
     Hl7(Box<Hl7Stream>),
+    Intellivue(intellivue::StreamDecoder),
 }
 
 /// `vigil decode --format hl7`: MLLP-framed or plain messages, told apart by the first byte.
@@ -357,6 +373,7 @@ impl Decoder {
             State::ContecLegacy(d) => drain(d, bytes, out, |f| f.observations()),
             State::Suntech(d) => drain(d, bytes, out, |f| f.observations()),
             State::Hl7(s) => s.feed(bytes, out),
+            State::Intellivue(d) => d.feed_into(bytes, out),
         }
     }
 
@@ -381,6 +398,7 @@ impl Decoder {
                 s.finish(out);
                 None
             }
+            State::Intellivue(d) => d.finish_error(),
         };
         out.extend(left.map(Err));
     }

@@ -2,7 +2,8 @@
 //! protocol crate's encoders) and answers the commands the real device answers. Sans-IO: time
 //! in, bytes out; `run` moves the bytes.
 
-use crate::patient::{measured, Noise, Vitals};
+use crate::intellivue::{Measurement, SimIntelliVue};
+use crate::patient::{measured, measured_breathing, Noise, Vitals};
 use crate::scenario::{FaultKind, Role, Scenario};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use vigil_protocol::{DeviceTime, Format, Unavailable, Value};
 
 /// The formats the simulator plays, in `vigil-sim --device` order: a subset of the one format
 /// list ([`Format::ALL`]), so a simulated device is always a format the daemon reads.
-pub const SIMULATED: [Format; 10] = [
+pub const SIMULATED: [Format; 11] = [
     Format::Masimo,
     Format::Nonin2,
     Format::Nonin7,
@@ -27,6 +28,7 @@ pub const SIMULATED: [Format; 10] = [
     Format::Contec,
     Format::ContecLegacy,
     Format::Suntech,
+    Format::Intellivue,
     Format::BleHeartRate,
     Format::BleBloodPressure,
     Format::BlePlxContinuous,
@@ -105,6 +107,10 @@ pub struct Device {
     result: Option<suntech::BpRecord>,
     nibp_times: Vec<f64>,
     next_nibp: usize,
+    /// IntelliVue: the monitor's side of the conversation.
+    intellivue: SimIntelliVue,
+    /// IntelliVue: the last NIBP determination (when, values), kept as the monitor keeps it.
+    intellivue_nibp: Option<(f64, Vitals)>,
     battery_low: bool,
     last_battery_note: f64,
     ticks: u64,
@@ -133,6 +139,8 @@ impl Device {
             measuring_since: None,
             result: None,
             next_nibp: 0,
+            intellivue: SimIntelliVue::default(),
+            intellivue_nibp: None,
             battery_low: false,
             last_battery_note: f64::NEG_INFINITY,
             ticks: 0,
@@ -148,7 +156,7 @@ impl Device {
         self.fault(FaultKind::Unplug, t)
     }
 
-    fn device_time(t: f64) -> DeviceTime {
+    pub(crate) fn device_time(t: f64) -> DeviceTime {
         let secs = t as u64;
         DeviceTime {
             year: Some(2026),
@@ -231,7 +239,7 @@ impl Device {
                 };
                 vec![Output::Serial(p.encode().to_vec())]
             }
-            Format::Suntech => vec![],
+            Format::Suntech | Format::Intellivue => vec![],
             Format::BleHeartRate => {
                 let hr = v.heart_rate.clamp(0.0, 255.0) as u16;
                 let m = HeartRateMeasurement {
@@ -490,6 +498,32 @@ impl Device {
                 }
                 out
             }
+            Format::Intellivue => {
+                let refuse = self.fault(FaultKind::AssociationRefused, t);
+                let probe_off = self.fault(FaultKind::ProbeOff, t);
+                let motion = self.fault(FaultKind::Motion, t);
+                // The newest determination is measured once and then kept, as the monitor
+                // keeps its NIBP numeric until the next one.
+                let taken = self.nibp_times.iter().rev().find(|at| **at <= t).copied();
+                if taken.is_some() && taken != self.intellivue_nibp.map(|(at, _)| at) {
+                    self.intellivue_nibp =
+                        taken.map(|at| (at, measured(&self.scenario, at, &mut self.noise, false)));
+                }
+                let (scenario, noise, nibp) =
+                    (&self.scenario, &mut self.noise, self.intellivue_nibp);
+                let bytes = self.intellivue.host_bytes(bytes, refuse, || Measurement {
+                    vitals: measured(scenario, t, noise, motion),
+                    breathing: measured_breathing(scenario, t, noise),
+                    probe_off,
+                    clock: Device::device_time(t),
+                    nibp: nibp.map(|(at, v)| (v, Device::device_time(at))),
+                });
+                if bytes.is_empty() {
+                    vec![]
+                } else {
+                    vec![Output::Serial(bytes)]
+                }
+            }
             _ => vec![],
         }
     }
@@ -629,7 +663,8 @@ mod tests {
     fn every_serial_kind_decodes_with_its_format() {
         for kind in SIMULATED
             .into_iter()
-            .filter(|k| !k.is_ble() && *k != Format::Suntech)
+            // The SunTech and the IntelliVue speak only when polled (their own tests).
+            .filter(|k| !k.is_ble() && !matches!(k, Format::Suntech | Format::Intellivue))
         {
             let bytes: Vec<u8> = run(kind, 1, 3.0)
                 .into_iter()

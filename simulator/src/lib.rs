@@ -4,6 +4,7 @@
 pub mod bluez;
 pub mod devices;
 pub mod hl7;
+pub mod intellivue;
 pub mod patient;
 pub mod pty;
 pub mod run;

@@ -151,6 +151,8 @@ pub enum FaultKind {
     Implausible,
     /// The cuff's measurement arrives without its diastolic.
     PartialBp,
+    /// A multiparameter monitor (IntelliVue) refuses the host's association requests.
+    AssociationRefused,
 }
 
 /// A fault and when it lasts.

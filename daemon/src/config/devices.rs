@@ -2,8 +2,10 @@
 
 use super::check::{tables, Check};
 use std::collections::HashSet;
+use vigil_drivers::udp::UdpSpec;
 use vigil_drivers::usb::UsbId;
 use vigil_drivers::{BleTarget, DeviceSpec, PortSelector, SerialSpec, Transport};
+use vigil_protocol::intellivue::session::UDP_DATA_EXPORT_PORT;
 use vigil_protocol::serial::LineSettings;
 use vigil_protocol::Format;
 
@@ -38,6 +40,7 @@ pub(super) fn devices(
             "format",
             "port",
             "usb",
+            "udp",
             "ble",
             "baud",
             "data_bits",
@@ -83,7 +86,15 @@ pub(super) fn devices(
             }
             transport
         } else if format.is_ble() {
-            for key in ["port", "usb", "baud", "data_bits", "parity", "stop_bits"] {
+            for key in [
+                "port",
+                "usb",
+                "udp",
+                "baud",
+                "data_bits",
+                "parity",
+                "stop_bits",
+            ] {
                 if t.contains_key(key) {
                     c.error(
                         format!("{at}{key}"),
@@ -122,15 +133,39 @@ pub(super) fn devices(
                     format!("does not apply to the serial format {format}"),
                 );
             }
-            let port = match (c.string(t, "port", &at), c.string(t, "usb", &at)) {
-                (Some(p), None) => Some(PortSelector::Path(p.into())),
-                (None, Some(u)) => match u.parse::<UsbId>() {
-                    Ok(id) => Some(PortSelector::Usb(id)),
+            // Only a format with a LAN variant (IntelliVue) may give `udp`.
+            let lan = format.udp_session().is_some();
+            let udp = if lan {
+                c.string(t, "udp", &at)
+            } else {
+                if t.contains_key("udp") {
+                    c.error(
+                        format!("{at}udp"),
+                        format!("does not apply to {format}: it has no LAN variant"),
+                    );
+                }
+                None
+            };
+            let port = match (c.string(t, "port", &at), c.string(t, "usb", &at), udp) {
+                (Some(p), None, None) => Some(Reach::Port(PortSelector::Path(p.into()))),
+                (None, Some(u), None) => match u.parse::<UsbId>() {
+                    Ok(id) => Some(Reach::Port(PortSelector::Usb(id))),
                     Err(e) => {
                         c.error(format!("{at}usb"), e.to_string());
                         None
                     }
                 },
+                (None, None, Some(host)) if !host.trim().is_empty() => Some(Reach::Lan(UdpSpec {
+                    host: host.trim().to_string(),
+                    port: UDP_DATA_EXPORT_PORT,
+                })),
+                _ if lan => {
+                    c.error(
+                        format!("{at}port"),
+                        "give exactly one of port = \"/dev/…\", usb = \"VID:PID\" or udp = \"HOST\"",
+                    );
+                    None
+                }
                 _ => {
                     c.error(
                         format!("{at}port"),
@@ -152,12 +187,16 @@ pub(super) fn devices(
             if let Some(parity) = c.choice(t, "parity", &at, Some("none, odd, even")) {
                 line.parity = parity;
             }
-            port.map(|port| Transport::Serial(SerialSpec { port, line }))
+            port.map(|port| match port {
+                Reach::Port(port) => Transport::Serial(SerialSpec { port, line }),
+                Reach::Lan(lan) => Transport::Udp(lan),
+            })
         };
         if let Some(transport) = transport {
             if let Some(first) = shared_port(&ports, &transport) {
                 let key = match &transport {
                     Transport::Ble(_) => "ble",
+                    Transport::Udp(_) => "udp",
                     Transport::Serial(SerialSpec {
                         port: PortSelector::Usb(_),
                         ..
@@ -183,12 +222,19 @@ pub(super) fn devices(
     out
 }
 
+/// Where a non-BLE device is: a serial port, or a monitor on the LAN.
+enum Reach {
+    Port(PortSelector),
+    Lan(UdpSpec),
+}
+
 /// The device already on the port (or BLE address) `transport` would use.
 fn shared_port<'a>(ports: &'a [(Transport, String)], transport: &Transport) -> Option<&'a str> {
     ports
         .iter()
         .find(|(other, _)| match (other, transport) {
             (Transport::Serial(a), Transport::Serial(b)) => a.port == b.port,
+            (Transport::Udp(a), Transport::Udp(b)) => a.host.eq_ignore_ascii_case(&b.host),
             (Transport::Ble(BleTarget::Address(a)), Transport::Ble(BleTarget::Address(b))) => {
                 a.eq_ignore_ascii_case(b)
             }

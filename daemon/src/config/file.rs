@@ -122,8 +122,8 @@ pub struct UserEntry {
     pub token: String,
 }
 
-/// One `[[device]]`: `port` or `usb` (and line settings) for a serial format, `ble` for a BLE
-/// format.
+/// One `[[device]]`: `port` or `usb` (and line settings) for a serial format, `udp` for a
+/// monitor on the LAN, `ble` for a BLE format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceEntry {
@@ -137,6 +137,9 @@ pub struct DeviceEntry {
     /// `usb`: `VID:PID` or `VID:PID:SERIAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usb: Option<String>,
+    /// `udp`: the host of a monitor on the LAN (IntelliVue data export, port 24105).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<String>,
     /// `ble`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ble: Option<BleEntry>,
@@ -212,6 +215,7 @@ impl DeviceEntry {
             format,
             port: None,
             usb: None,
+            udp: None,
             ble: None,
             baud: None,
             data_bits: None,
@@ -471,7 +475,7 @@ mod tests {
             creds = \"c\"\nsite = \"s\"\nroom_id = \"r\"\n\
             tls = { ca = \"a\", cert = \"c\", key = \"k\" }\n\
             [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
-            [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nbaud = 1\n\
+            [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nudp = \"h\"\nbaud = 1\n\
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
             ble = { address = \"a\", name = \"n\", any = true }\n\
             listen = \"l\"\nconnect = \"c\"\ncodes = \"t\"\n\

@@ -30,6 +30,7 @@ pub(super) fn transport(
     for key in [
         "port",
         "usb",
+        "udp",
         "ble",
         "baud",
         "data_bits",

@@ -69,12 +69,12 @@ impl Core {
                 by: Some(by),
                 message: None,
             },
-            RoomEvent::NibpRequested { rule } => ServerMessage::Session {
+            RoomEvent::NibpRequested { rule, started } => ServerMessage::Session {
                 seq,
                 event: "nibp_requested".into(),
                 session: self.session_info(),
                 by: None,
-                message: Some(format!("Repeat the NIBP now to confirm ({rule})")),
+                message: Some(nibp_prompt(&rule, &started)),
             },
             RoomEvent::Forward(forward) => ServerMessage::Forward { seq, forward },
             RoomEvent::CentralLink { connected } => ServerMessage::Central {
@@ -214,5 +214,21 @@ pub fn reading_info(clock: &Clock, device: &str, reading: &Reading, at: Instant)
         mdc: reading.mdc,
         at: clock.rfc3339(at),
         flags: reading.flags,
+    }
+}
+
+/// The prompt of a repeat NIBP request: which cuffs Vigil is starting, or, when none here can
+/// be started (read-only monitors such as IntelliVue, BLE cuffs), that the nurse must take it.
+fn nibp_prompt(rule: &str, started: &[String]) -> String {
+    if started.is_empty() {
+        format!(
+            "Repeat the NIBP now to confirm ({rule}): take it at the monitor, Vigil cannot \
+             start a cuff in this room"
+        )
+    } else {
+        format!(
+            "Repeat the NIBP now to confirm ({rule}): starting {}",
+            started.join(", ")
+        )
     }
 }

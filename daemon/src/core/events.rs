@@ -158,10 +158,12 @@ impl Core {
                     self.emit(event, None);
                 }
                 EngineEvent::NibpRequested { rule, .. } => {
-                    self.emit(RoomEvent::NibpRequested { rule }, None);
-                    // Cuffs the daemon can start are started; others rely on the nurse.
+                    // Cuffs the daemon can start are started; otherwise the prompt asks the
+                    // nurse to take it.
+                    let mut started = Vec::new();
                     for (id, (handle, format)) in &self.devices {
                         if format.accepts(DeviceCommand::StartNibp) {
+                            started.push(id.to_string());
                             let handle = handle.clone();
                             let id = id.clone();
                             tokio::spawn(async move {
@@ -171,6 +173,8 @@ impl Core {
                             });
                         }
                     }
+                    started.sort();
+                    self.emit(RoomEvent::NibpRequested { rule, started }, None);
                 }
             }
         }

@@ -71,6 +71,9 @@ pub(super) enum RoomEvent {
     NibpRequested {
         /// The rule asking.
         rule: String,
+        /// The cuffs Vigil is starting; empty when none here can be started (IntelliVue, BLE
+        /// cuffs), so the nurse must take it at the monitor.
+        started: Vec<String>,
     },
     /// A forward's pending count or connection changed.
     Forward(vigil_protocol::display::ForwardInfo),

@@ -43,6 +43,9 @@ pub trait DeviceSession: Send + std::fmt::Debug {
     fn handle_connected(&mut self, now: Instant);
     /// Bytes from the device: any split of a serial/TCP stream, or one BLE characteristic value.
     fn handle_input(&mut self, bytes: &[u8], now: Instant);
+    /// Vigil is shutting down: queue what the device must hear before the port closes (an
+    /// IntelliVue association release). Most devices need nothing.
+    fn handle_shutdown(&mut self, _now: Instant) {}
     /// A command from the room. Ok means accepted (bytes may now be queued for transmit).
     fn handle_command(
         &mut self,
@@ -63,6 +66,7 @@ pub trait DeviceSession: Send + std::fmt::Debug {
 mod ble;
 mod contec;
 mod hl7;
+mod intellivue;
 mod listen;
 mod masimo;
 mod nonin;
@@ -71,6 +75,7 @@ mod suntech;
 pub use ble::{BLOOD_PRESSURE, CUFF_PRESSURE, HEART_RATE, PLX_CONTINUOUS, PLX_FEATURES, PLX_SPOT};
 pub use contec::{CONTEC, CONTEC_LEGACY};
 pub use hl7::HL7;
+pub use intellivue::INTELLIVUE;
 pub use listen::Listener;
 pub use masimo::MASIMO;
 pub use nonin::{NONIN_2, NONIN_7, NONIN_8};

@@ -8,7 +8,7 @@ pub mod numeric;
 pub mod session;
 
 use crate::device::{DeviceCommand, DeviceSession};
-use crate::format::Decoded;
+use crate::format::{Decoded, DecodedSink};
 use crate::model::Vital;
 use crate::serial::LineSettings;
 use crate::stream::Deframer;
@@ -52,6 +52,11 @@ impl Default for StreamDecoder {
 impl StreamDecoder {
     /// Feeds the next chunk; appends what it decodes to, in order.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
+        self.feed_into(bytes, out);
+    }
+
+    /// As [`StreamDecoder::feed`], into any sink (the format table's [`crate::Decoder`]).
+    pub(crate) fn feed_into(&mut self, bytes: &[u8], out: &mut impl DecodedSink) {
         self.deframer.push(bytes);
         while let Some(frame) = self.deframer.next_frame() {
             match frame.and_then(|data| Message::decode(&data)) {
@@ -59,14 +64,19 @@ impl StreamDecoder {
                     out.extend(reply.observations().into_iter().map(Ok))
                 }
                 Ok(_) => {}
-                Err(e) => out.push(Err(e)),
+                Err(e) => out.push_decoded(Err(e)),
             }
         }
     }
 
     /// Ends the input: reports a frame left unfinished.
     pub fn finish(&mut self, out: &mut Vec<Decoded>) {
-        out.extend(self.deframer.finish().map(Err));
+        out.extend(self.finish_error().map(Err));
+    }
+
+    /// The error of a frame left unfinished, if any.
+    pub(crate) fn finish_error(&mut self) -> Option<crate::error::DecodeError> {
+        self.deframer.finish()
     }
 }
 

@@ -4,10 +4,11 @@
 
 use super::frame::{self, FrameReader};
 use super::message::{self, Message, ASSOCIATION_REQUEST, RELEASE_REQUEST, RELEASE_RESULT};
+use super::numeric::NuObsValue;
 use crate::device::{CommandRefusal, DeviceCommand, DeviceSession};
 use crate::error::DecodeError;
 use crate::format::Decoded;
-use crate::model::DeviceEvent;
+use crate::model::{DeviceEvent, DeviceTime};
 use crate::stream::Deframer;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -71,6 +72,50 @@ pub struct IntelliVueSession {
     output: VecDeque<Decoded>,
     backoff: Duration,
     invoke_id: u16,
+    nibp: NibpEchoes,
+}
+
+/// The monitor keeps its last NIBP determination in every poll reply until the next one. Vigil
+/// must see each determination once: an echo would confirm a high BP that was never repeated
+/// and keep an old BP looking current. A value is new when its time stamp, state or value
+/// differs from the last one of its id; without a time stamp, two determinations in a row
+/// with identical values arrive as one (the repeat then counts as not taken, which alarms).
+#[derive(Debug, Default)]
+struct NibpEchoes {
+    last: Vec<(NuObsValue, Option<DeviceTime>)>,
+}
+
+impl NibpEchoes {
+    /// Is `nu` an NIBP value already delivered? Remembers it if not.
+    fn is_echo(&mut self, nu: &NuObsValue, stamp: Option<DeviceTime>) -> bool {
+        use super::numeric::physio::*;
+        if !matches!(
+            nu.physio_id,
+            PRESS_BLD_NONINV
+                | PRESS_BLD_NONINV_SYS
+                | PRESS_BLD_NONINV_DIA
+                | PRESS_BLD_NONINV_MEAN
+                | PRESS_BLD_NONINV_PULS_RATE
+        ) {
+            return false;
+        }
+        match self
+            .last
+            .iter_mut()
+            .find(|(l, _)| l.physio_id == nu.physio_id)
+        {
+            Some(last) if *last == (*nu, stamp) => true,
+            Some(last) => {
+                *last = (*nu, stamp);
+                false
+            }
+            // At most the five NIBP ids above.
+            None => {
+                self.last.push((*nu, stamp));
+                false
+            }
+        }
+    }
 }
 
 impl Default for IntelliVueSession {
@@ -95,6 +140,7 @@ impl IntelliVueSession {
             output: VecDeque::new(),
             backoff: FIRST_BACKOFF,
             invoke_id: 0,
+            nibp: NibpEchoes::default(),
         }
     }
 
@@ -186,8 +232,11 @@ impl IntelliVueSession {
                 if let State::Polling { last_heard, .. } = &mut self.state {
                     *last_heard = now;
                 }
-                for o in reply.observations() {
-                    self.emit(Ok(o));
+                for (nu, stamp) in &reply.numerics {
+                    if self.nibp.is_echo(nu, *stamp) {
+                        continue;
+                    }
+                    self.emit(Ok(nu.observation(stamp.or(reply.time))));
                 }
             }
             (Message::ReleaseRequest, _) => {
@@ -267,6 +316,10 @@ impl DeviceSession for IntelliVueSession {
                 Err(e) => self.emit(Err(e)),
             }
         }
+    }
+
+    fn handle_shutdown(&mut self, _now: Instant) {
+        self.release();
     }
 
     fn handle_command(

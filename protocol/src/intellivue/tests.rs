@@ -550,3 +550,46 @@ fn format_facts_agree_with_the_session() {
     assert_eq!(LINE.baud, 115_200);
     assert_eq!(NAME, "intellivue");
 }
+
+/// The monitor repeats its last NIBP in every reply: each determination reaches Vigil once, or
+/// its own echo would confirm a high BP and keep an old BP looking current.
+#[test]
+fn each_nibp_determination_is_delivered_once_not_with_every_poll() {
+    let t0 = Instant::now();
+    let mut s = associated(t0);
+    frames(&mut s);
+    let taken = |minute| DeviceTime { minute, ..clock() };
+    let with_nibp = |id, minute, systolic| PollReply {
+        invoke_id: id,
+        time: Some(clock()),
+        numerics: vec![
+            (nu(physio::PULS_OXIM_SAT_O2, unit::PERCENT, 97), None),
+            (
+                nu(physio::PRESS_BLD_NONINV_SYS, unit::MMHG, systolic),
+                Some(taken(minute)),
+            ),
+            (
+                nu(physio::PRESS_BLD_NONINV_DIA, unit::MMHG, 112),
+                Some(taken(minute)),
+            ),
+        ],
+    };
+    let vitals = |s: &mut IntelliVueSession| -> Vec<Vital> {
+        outputs(s)
+            .into_iter()
+            .filter_map(|o| match o {
+                Ok(Observation::Reading(r)) => Some(r.vital),
+                _ => None,
+            })
+            .collect()
+    };
+    // The determination of minute 10, then its echo: SpO2 each time, the BP once.
+    monitor_says(&mut s, &with_nibp(1, 10, 185).encode(), t0);
+    let both = [Vital::Spo2, Vital::NibpSystolic, Vital::NibpDiastolic];
+    assert_eq!(vitals(&mut s), both);
+    monitor_says(&mut s, &with_nibp(2, 10, 185).encode(), t0);
+    assert_eq!(vitals(&mut s), [Vital::Spo2]);
+    // A new determination, even with the same values, is delivered.
+    monitor_says(&mut s, &with_nibp(3, 14, 185).encode(), t0);
+    assert_eq!(vitals(&mut s), both);
+}
