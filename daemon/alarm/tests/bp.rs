@@ -236,3 +236,56 @@ fn set_baseline_refuses_the_stale_pre_dose_reading_the_age_rule_refused() {
         Err(vigil_alarm::ActionError::NoSuchReading)
     );
 }
+
+/// G12: a monitor that sends its last determination again (an IntelliVue after a replug, a BLE
+/// cuff replaying its stored records) sends no new measurement: the same device time does not
+/// confirm `bp-severe` and is not the requested repeat; a new determination is.
+#[test]
+fn the_same_determination_sent_again_is_not_the_repeat_measurement() {
+    use vigil_protocol::{DeviceTime, Reading, Unit, Vital};
+    let at = |minute| {
+        Some(DeviceTime {
+            year: Some(2026),
+            month: Some(11),
+            day: Some(29),
+            hour: 10,
+            minute,
+            second: 0,
+        })
+    };
+    let frame = |h: &mut Harness, secs: f64, time, systolic: f64| {
+        h.frame(
+            secs,
+            support::CUFF,
+            &[
+                Reading::number(Vital::NibpSystolic, systolic, Unit::MmHg).with_device_time(time),
+                Reading::number(Vital::NibpDiastolic, 100.0, Unit::MmHg).with_device_time(time),
+            ],
+        );
+    };
+    let mut h = Harness::cuff_only();
+    frame(&mut h, 0.0, at(0), 182.0);
+    let first = h.alarm(0.0, "bp-severe").unwrap();
+    assert!(first.awaiting_confirmation);
+    // The same determination again, 5 min 5 s later: nothing new was measured.
+    frame(&mut h, 305.0, at(0), 182.0);
+    let still = h.alarm(305.0, "bp-severe").unwrap();
+    assert_eq!(
+        (still.id.as_str(), still.awaiting_confirmation),
+        (first.id.as_str(), true),
+        "a repeated determination confirmed bp-severe"
+    );
+    assert!(
+        h.raised()
+            .iter()
+            .any(|(_, rule, _)| rule == "nibp-repeat-overdue"),
+        "a repeated determination counted as the requested repeat"
+    );
+    // A new determination (a later device time) confirms.
+    frame(&mut h, 320.0, at(5), 184.0);
+    let confirmed = h.alarm(320.0, "bp-severe").unwrap();
+    assert_eq!(
+        (confirmed.id.as_str(), confirmed.awaiting_confirmation),
+        (first.id.as_str(), false)
+    );
+}

@@ -12,6 +12,19 @@ impl Engine {
     pub fn handle_readings(&mut self, now: Instant, device: &str, readings: &[Reading]) {
         let now = self.advance(now);
         let d = self.device_or_add(now, device);
+        let repeated;
+        let readings = if self.repeats_last_determination(d, readings) {
+            // The same cuff determination again: shown, but no new measurement, so it neither
+            // confirms, nor counts as the requested repeat, nor ends a BP condition.
+            repeated = readings
+                .iter()
+                .filter(|r| !is_nibp(r.vital))
+                .cloned()
+                .collect::<Vec<_>>();
+            &repeated[..]
+        } else {
+            readings
+        };
         let evidence_of = |vital: Vital| {
             readings
                 .iter()
@@ -63,6 +76,25 @@ impl Engine {
         if bp.0.is_some() || bp.1.is_some() {
             self.handle_bp(now, bp.0, bp.1);
         }
+    }
+
+    /// Does this frame hold the cuff determination device `d` last sent (the same device
+    /// time)? Notes the determination's time when it is new. Frames without a device time
+    /// cannot be told apart and count as new.
+    fn repeats_last_determination(&mut self, d: usize, readings: &[Reading]) -> bool {
+        let Some(time) = readings
+            .iter()
+            .find(|r| is_nibp(r.vital))
+            .and_then(|r| r.device_time)
+        else {
+            return false;
+        };
+        let last = &mut self.devices[d].last_nibp_time;
+        if *last == Some(time) {
+            return true;
+        }
+        *last = Some(time);
+        false
     }
 
     /// A reading of `vital` from device `d` that is not evidence: the limit conditions on it
@@ -119,4 +151,12 @@ impl Engine {
         let now = self.advance(now);
         self.signal_existing(now, None, &Signal::Recording { failing });
     }
+}
+
+/// A vital of a cuff determination.
+fn is_nibp(vital: Vital) -> bool {
+    matches!(
+        vital,
+        Vital::NibpSystolic | Vital::NibpDiastolic | Vital::NibpMean
+    )
 }

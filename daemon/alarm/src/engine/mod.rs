@@ -70,6 +70,10 @@ struct Device {
     /// watching began).
     last_valid: Vec<(Vital, Instant)>,
     low_battery_at: Option<Instant>,
+    /// The device time of the last cuff determination it sent, when it carries one: a
+    /// monitor that sends its last determination again (every poll, or after a reconnect)
+    /// sends no new measurement (hazard G12).
+    last_nibp_time: Option<vigil_protocol::DeviceTime>,
 }
 
 /// What the engine asks of a rule on every call, read from its kind once (a running engine's
@@ -193,6 +197,7 @@ impl Engine {
             id: id.to_string(),
             last_valid: continuous.iter().map(|v| (*v, now)).collect(),
             low_battery_at: None,
+            last_nibp_time: None,
         });
         let d = self.devices.len() - 1;
         for rule in 0..self.profile.rules.len() {

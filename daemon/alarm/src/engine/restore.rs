@@ -75,6 +75,7 @@ impl Engine {
                         id: id.clone(),
                         last_valid: Vec::new(),
                         low_battery_at: None,
+                        last_nibp_time: None,
                     });
                     self.devices.len() - 1
                 })
