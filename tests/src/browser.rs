@@ -104,6 +104,31 @@ impl Browser {
     }
 
     async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        // An evaluation that meets the page while it replaces its own URL (the token taken out
+        // of the address bar) is refused as "navigated"; it is asked again on the settled page.
+        let mut attempts = 0;
+        loop {
+            match self.call_once(session, method, params.clone()).await {
+                Ok(result) => return result,
+                Err(e)
+                    if method == "Runtime.evaluate"
+                        && attempts < 20
+                        && e.to_string().contains("navigated or closed") =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{method} failed: {e}"),
+            }
+        }
+    }
+
+    async fn call_once(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -124,9 +149,9 @@ impl Browser {
             let v: Value = serde_json::from_str(&t).unwrap();
             if v["id"] == id {
                 if let Some(e) = v.get("error") {
-                    panic!("{method} failed: {e}");
+                    return Err(e.clone());
                 }
-                return v["result"].clone();
+                return Ok(v["result"].clone());
             }
         }
     }
