@@ -1,7 +1,7 @@
 //! The session of a device that only talks: bytes in, observations out, nothing to send, no
 //! timers, no commands. The other sessions build on it for their decoding and queues.
 
-use super::{CommandRefusal, DeviceCommand, DeviceSession};
+use super::DeviceSession;
 use crate::format::{Decoded, Decoder, Format};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -47,28 +47,12 @@ impl Listener {
 }
 
 impl DeviceSession for Listener {
-    fn handle_connected(&mut self, _now: Instant) {}
-
     fn handle_input(&mut self, bytes: &[u8], _now: Instant) {
         self.decode(bytes);
     }
 
-    fn handle_command(
-        &mut self,
-        _command: DeviceCommand,
-        _now: Instant,
-    ) -> Result<(), CommandRefusal> {
-        Err(CommandRefusal::NotSupported)
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) {}
-
     fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmit.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
     }
 
     fn poll_output(&mut self) -> Option<Decoded> {

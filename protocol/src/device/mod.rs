@@ -40,24 +40,29 @@ pub enum CommandRefusal {
 pub trait DeviceSession: Send + std::fmt::Debug {
     /// The transport is up: queue what the device must hear first (Contec start, Nonin format
     /// select, an association request, a first poll, ...).
-    fn handle_connected(&mut self, now: Instant);
+    fn handle_connected(&mut self, _now: Instant) {}
     /// Bytes from the device: any split of a serial/TCP stream, or one BLE characteristic value.
     fn handle_input(&mut self, bytes: &[u8], now: Instant);
     /// Vigil is shutting down: queue what the device must hear before the port closes (an
     /// IntelliVue association release). Most devices need nothing.
     fn handle_shutdown(&mut self, _now: Instant) {}
     /// A command from the room. Ok means accepted (bytes may now be queued for transmit).
+    /// The default refuses every command: most devices only talk.
     fn handle_command(
         &mut self,
-        command: DeviceCommand,
-        now: Instant,
-    ) -> Result<(), CommandRefusal>;
+        _command: DeviceCommand,
+        _now: Instant,
+    ) -> Result<(), CommandRefusal> {
+        Err(CommandRefusal::NotSupported)
+    }
     /// Called at or after the instant `poll_timeout` returned.
-    fn handle_timeout(&mut self, now: Instant);
+    fn handle_timeout(&mut self, _now: Instant) {}
     /// The next bytes to write to the device.
     fn poll_transmit(&mut self) -> Option<Vec<u8>>;
     /// When `handle_timeout` must next be called (None: no timer).
-    fn poll_timeout(&self) -> Option<Instant>;
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
     /// The next output: an observation (reading or device event) or a decode error,
     /// i.e. the existing `vigil_protocol::Decoded` (= Result<Observation, DecodeError>).
     fn poll_output(&mut self) -> Option<Decoded>;

@@ -5,7 +5,7 @@ use super::codes::CodeTable;
 use super::message::{Hl7Error, Message};
 use super::mllp::{self, MllpDecoder, MllpFrame};
 use super::oru::{read_oru, Header};
-use crate::device::{CommandRefusal, DeviceCommand, DeviceSession};
+use crate::device::DeviceSession;
 use crate::error::DecodeError;
 use crate::format::Decoded;
 use crate::model::Observation;
@@ -251,32 +251,13 @@ impl Hl7Session {
 }
 
 impl DeviceSession for Hl7Session {
-    /// The transport is up; HL7 monitors speak first, so nothing is queued.
-    fn handle_connected(&mut self, _now: Instant) {}
-
     fn handle_input(&mut self, bytes: &[u8], _now: Instant) {
         self.feed(bytes);
     }
 
-    /// HL7 results only flow from the monitor: a cuff is started at the monitor.
-    fn handle_command(
-        &mut self,
-        _command: DeviceCommand,
-        _now: Instant,
-    ) -> Result<(), CommandRefusal> {
-        Err(CommandRefusal::NotSupported)
-    }
-
-    /// No timers: silence is the transport's concern.
-    fn handle_timeout(&mut self, _now: Instant) {}
-
     /// The next ACK to write.
     fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.receiver.poll_transmit()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
     }
 
     fn poll_output(&mut self) -> Option<Decoded> {
