@@ -44,11 +44,24 @@ async fn next_path(lines: &mut Lines<BufReader<ChildStdout>>) -> PathBuf {
     PathBuf::from(line.trim())
 }
 
-/// Opens a port as Vigil's serial driver does.
+/// Opens a port as Vigil's serial driver does. The driver takes an exclusive `flock`, and a
+/// sibling test that spawns a process at that moment holds a copy of the descriptor (and so the
+/// lock) until its child execs: a port just closed may be busy for a few milliseconds, and is
+/// asked again (at most 5 s), as the driver's reconnect does.
 fn open(path: &Path) -> SerialStream {
-    tokio_serial::new(path.to_string_lossy(), 9600)
-        .open_native_async()
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio_serial::new(path.to_string_lossy(), 9600).open_native_async() {
+            Ok(port) => return port,
+            Err(e)
+                if e.kind == tokio_serial::ErrorKind::NoDevice
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    }
 }
 
 /// Reads until `want` bytes came (at most 10 s).
