@@ -28,6 +28,17 @@ pub fn find_nats_server() -> Option<PathBuf> {
         .find(|exe| exe.is_file())
 }
 
+/// A loopback port that is free now, outside the kernel's ephemeral range (32768-60999), so that
+/// no client socket of any test takes it while a server is down for an outage.
+fn free_port() -> u16 {
+    loop {
+        let port = 20_000 + (crate::fastrand_u64() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl NatsServer {
     /// Starts a server, or explains why the NATS tests cannot run here (`None`: return early).
     pub async fn start() -> Option<NatsServer> {
@@ -38,10 +49,6 @@ impl NatsServer {
             eprintln!("NOT RUN: nats-server not installed (apt-get install nats-server)");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let store = std::env::temp_dir().join(format!(
             "vigil-nats-{}-{}",
             std::process::id(),
@@ -50,12 +57,18 @@ impl NatsServer {
         std::fs::create_dir_all(&store).expect("store dir");
         let mut server = NatsServer {
             exe,
-            port,
+            port: 0,
             store,
             child: None,
         };
-        server.restart().await;
-        Some(server)
+        // A port another test's server took meanwhile makes ours exit at once: try another.
+        for _ in 0..20 {
+            server.port = free_port();
+            if server.try_start().await {
+                return Some(server);
+            }
+        }
+        panic!("nats-server did not start on any of 20 ports");
     }
 
     /// The client URL.
@@ -74,9 +87,22 @@ impl NatsServer {
     /// Starts the server again on the same port with the same store, and waits until it takes
     /// connections (at most 20 s).
     pub async fn restart(&mut self) {
+        assert!(
+            self.try_start().await,
+            "nats-server could not start again on port {}: another program took it",
+            self.port
+        );
+    }
+
+    /// Starts the server on `self.port`; false if it exited (the port is taken) or another
+    /// server answers there. Every test's server has its own name, which the check reads back, so
+    /// a test never talks to another test's server by mistake.
+    async fn try_start(&mut self) -> bool {
         self.kill();
-        let child = Command::new(&self.exe)
-            .args(["-js", "-a", "127.0.0.1", "-p"])
+        let mut child = Command::new(&self.exe)
+            .args(["-js", "-a", "127.0.0.1", "-n"])
+            .arg(self.name())
+            .arg("-p")
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(&self.store)
@@ -84,17 +110,33 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
-        self.child = Some(child);
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if let Ok(Ok(client)) =
+                tokio::time::timeout(Duration::from_secs(2), async_nats::connect(self.url())).await
             {
-                return;
+                let ours = client.server_info().server_name == self.name();
+                if ours {
+                    self.child = Some(child);
+                    return true;
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("nats-server did not take connections on port {}", self.port);
+    }
+
+    /// This server's name: its store's folder name, unique per test.
+    fn name(&self) -> String {
+        self.store
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// A plain client of this server (waits until connected).
