@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// A complete configuration: the test users and device, and a BLE cuff.
