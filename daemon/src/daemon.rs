@@ -77,7 +77,7 @@ where
 
 /// Kernel send buffer per display connection (Linux doubles it): about 4 s of a busy room's
 /// messages. A display that stops reading stops costing the daemon anything once it is full;
-/// what does not fit waits in the session's own bounded buffer.
+/// what does not fit waits in the display connection's own bounded buffer.
 const SEND_BUFFER: usize = 64 * 1024;
 
 /// Tuning that only tests and benchmarks change, and what `vigil demo` tells the daemon.
@@ -116,7 +116,7 @@ pub struct Daemon {
     writer: std::thread::JoinHandle<()>,
     drivers: TaskTracker,
     device_set: Arc<Mutex<DeviceSet>>,
-    display_sessions: TaskTracker,
+    display_connections: TaskTracker,
     core: JoinHandle<()>,
     fatal: Fatal,
     server: JoinHandle<()>,
@@ -265,7 +265,7 @@ impl Daemon {
         if !addr.ip().is_loopback() && config.tls.is_none() {
             tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; configure [tls] or put a TLS proxy in front");
         }
-        let display_sessions = TaskTracker::new();
+        let display_connections = TaskTracker::new();
         let net = Net::new(&config.network);
         let users = crate::reload::Users::new(config.users.clone());
         let app = Arc::new(App {
@@ -274,7 +274,7 @@ impl Daemon {
             out: out.clone(),
             metrics: metrics.clone(),
             shutdown: cancel.clone(),
-            display_sessions: display_sessions.clone(),
+            display_connections: display_connections.clone(),
             started: tokio::time::Instant::now(),
             net: net.clone(),
             trends,
@@ -309,7 +309,7 @@ impl Daemon {
             writer,
             drivers: device_set.tasks(),
             device_set: Arc::new(Mutex::new(device_set)),
-            display_sessions,
+            display_connections,
             core,
             fatal,
             server,
@@ -364,21 +364,21 @@ impl Daemon {
         }
     }
 
-    /// Stops drivers, lets the core publish its final state, closes display sessions with a
+    /// Stops drivers, lets the core publish its final state, closes display connections with a
     /// close frame, and waits (at most [`SHUTDOWN_DEADLINE`]).
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         self.cancel.cancel();
         let wait = async {
-            self.display_sessions.close();
-            self.display_sessions.wait().await;
+            self.display_connections.close();
+            self.display_connections.wait().await;
             self.drivers.close();
             self.drivers.wait().await;
             let _ = self.core.await;
             let _ = self.server.await;
             self.central.wait().await;
             // The core has queued the session's end; the writer finishes once every sender of
-            // its queue (the core, the sessions) is gone.
+            // its queue (the core, the display connections) is gone.
             let writer = self.writer;
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         };

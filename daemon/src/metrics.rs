@@ -20,7 +20,7 @@ struct DeviceCounters {
 pub struct Metrics {
     devices: Mutex<BTreeMap<String, DeviceCounters>>,
     alarms: Mutex<BTreeMap<(String, String), u64>>,
-    sessions: AtomicI64,
+    displays: AtomicI64,
     /// Microseconds from a reading's arrival to its frame written to a display.
     reading_to_frame: Mutex<Histogram<u64>>,
     /// Nanoseconds per engine evaluation of one chunk of readings.
@@ -48,7 +48,7 @@ impl Default for Metrics {
         Metrics {
             devices: Mutex::default(),
             alarms: Mutex::default(),
-            sessions: AtomicI64::new(0),
+            displays: AtomicI64::new(0),
             reading_to_frame: Mutex::new(histogram()),
             engine_eval: Mutex::new(histogram()),
             forwards: Mutex::default(),
@@ -116,9 +116,9 @@ impl Metrics {
         *lock(&self.alarms) = counts;
     }
 
-    /// A display session opened (+1) or closed (-1).
-    pub fn sessions(&self, delta: i64) {
-        self.sessions.fetch_add(delta, Ordering::Relaxed);
+    /// A display connection opened (+1) or closed (-1).
+    pub fn displays(&self, delta: i64) {
+        self.displays.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Records reading-to-frame latency.
@@ -192,7 +192,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP vigil_display_sessions Open display sessions.\n# TYPE vigil_display_sessions gauge\nvigil_display_sessions {}",
-            self.sessions.load(Ordering::Relaxed)
+            self.displays.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -27,12 +27,12 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// The read buffer per display. Displays send a few small commands; tungstenite's default
 /// (128 KiB) is zero-filled on every read, which profiling showed as 5 % of the daemon's CPU.
 const READ_BUFFER: usize = 4 * 1024;
-/// Bytes a stalled display may have queued before its session is dropped.
+/// Bytes a stalled display may have queued before its connection is dropped.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 /// Batches already published that go out to a display in one write.
 const WRITE_BATCH: usize = 64;
-/// Requests (actions, trends) a session may have waiting for their answers at once; the
-/// session goes on forwarding while they wait.
+/// Requests (actions, trends) a display connection may have waiting for their answers at once; the
+/// connection goes on forwarding while they wait.
 const IN_FLIGHT: usize = 4;
 
 /// What every request handler shares.
@@ -41,14 +41,14 @@ pub struct App {
     pub users: crate::reload::Users,
     /// The core.
     pub core: CoreHandle,
-    /// The broadcast every session subscribes to.
+    /// The broadcast every display connection subscribes to.
     pub out: broadcast::Sender<Published>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Fires at shutdown.
     pub shutdown: CancellationToken,
-    /// Open sessions, so that shutdown can wait for their close frames.
-    pub display_sessions: TaskTracker,
+    /// Open display connections, so that shutdown can wait for their close frames.
+    pub display_connections: TaskTracker,
     /// When the daemon started.
     pub started: Instant,
     /// Connection limits, failed-authentication throttle, origins, metrics token.
@@ -168,8 +168,8 @@ async fn ws(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
-            let tracker = app.display_sessions.clone();
-            tracker.track_future(display_session(socket, app, user))
+            let tracker = app.display_connections.clone();
+            tracker.track_future(display_connection(socket, app, user))
         })
 }
 
@@ -192,15 +192,17 @@ pub(crate) fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-async fn display_session(socket: WebSocket, app: Arc<App>, user: User) {
-    app.metrics.sessions(1);
+/// One display's WebSocket connection, counted in the metrics while it is open.
+async fn display_connection(socket: WebSocket, app: Arc<App>, user: User) {
+    app.metrics.displays(1);
     tracing::info!(person = %user.name, role = user.role.name(), "display connected");
-    run_display_session(socket, &app, &user).await;
-    app.metrics.sessions(-1);
+    serve_display(socket, &app, &user).await;
+    app.metrics.displays(-1);
     tracing::info!(person = %user.name, "display disconnected");
 }
 
-async fn run_display_session(socket: WebSocket, app: &App, user: &User) {
+/// Serves one display: its snapshot, then what the core publishes, and its requests.
+async fn serve_display(socket: WebSocket, app: &App, user: &User) {
     let (sink, mut stream) = socket.split();
     let info = UserInfo {
         name: user.name.clone(),
@@ -226,7 +228,7 @@ async fn run_display_session(socket: WebSocket, app: &App, user: &User) {
         return;
     }
     let mut flood = Flood::new(Instant::now());
-    // Answers still being worked out: the session forwards while they wait (for the record, a
+    // Answers still being worked out: the connection forwards while they wait (for the record, a
     // trend slot, a cuff).
     let mut waiting = futures_util::stream::FuturesUnordered::new();
     let mut reloaded = app.users.changes();
@@ -337,7 +339,7 @@ pub(crate) async fn linger(stream: &mut futures_util::stream::SplitStream<WebSoc
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-/// What the core published and a session has not yet taken, without waiting.
+/// What the core published and a display connection has not yet taken, without waiting.
 fn try_recv(
     rx: &mut broadcast::Receiver<Published>,
 ) -> Option<Result<Published, broadcast::error::RecvError>> {
@@ -363,8 +365,8 @@ struct Outbox<'a> {
 }
 
 impl Outbox<'_> {
-    /// Queues what the core published, or a fresh snapshot if the session fell behind. `Err`
-    /// ends the session.
+    /// Queues what the core published, or a fresh snapshot if the display fell behind. `Err`
+    /// ends the connection.
     async fn queue(
         &mut self,
         published: Result<Published, broadcast::error::RecvError>,

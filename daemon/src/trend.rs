@@ -3,7 +3,7 @@
 //! The core owns the series and, every heartbeat, publishes a copy that costs next to nothing
 //! (sealed chunks are shared, only the open chunk is copied). Trend requests, up to 8 hours,
 //! are answered from that copy on the blocking pool, a few at a time daemon-wide, so that no
-//! number of displays asking for long trends can delay the core or the display sessions.
+//! number of displays asking for long trends can delay the core or the display connections.
 
 use crate::clock::Clock;
 use std::collections::{BTreeMap, VecDeque};
@@ -16,7 +16,7 @@ use vigil_protocol::Vital;
 pub const TREND_POINTS: usize = 7_800;
 /// Points per sealed chunk (5 minutes): what a publication copies at most per series.
 const CHUNK: usize = 300;
-/// Trend requests answered at once, daemon-wide; the rest wait their turn (each session has at
+/// Trend requests answered at once, daemon-wide; the rest wait their turn (each display has at
 /// most a few requests waiting, see the server).
 pub const TREND_CONCURRENCY: usize = 2;
 /// The longest trend a display may ask for, in minutes.

@@ -1,4 +1,4 @@
-//! What drivers tell the hub, and what the hub may ask of a driver.
+//! What drivers tell the room core, and what the core may ask of a driver.
 
 use serde::Serialize;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Vigil's device drivers: the only crate that touches hardware.
 //!
 //! A driver owns one device. It opens the transport (a serial port or a BLE peripheral), feeds
-//! the bytes to the format's decoder, sends readings, device events and link events to the hub,
+//! the bytes to the format's decoder, sends readings, device events and link events to the core,
 //! speaks to the device where the format needs it (start commands, keep-alives, NIBP cycles),
 //! and reconnects with capped, jittered backoff until it is cancelled.
 

@@ -9,9 +9,9 @@ use tokio::time::Instant;
 use vigil_protocol::format::Decoded;
 use vigil_protocol::{DeviceEvent, Observation};
 
-/// The hub has gone: the driver should stop.
+/// The room core has gone (its channel is closed): the driver should stop.
 #[derive(Debug)]
-pub(crate) struct HubGone;
+pub(crate) struct CoreGone;
 
 const REPEAT_EVERY: Duration = Duration::from_secs(1);
 const ERRORS_EVERY: Duration = Duration::from_secs(1);
@@ -42,7 +42,7 @@ impl Reporter {
         }
     }
 
-    async fn send(&self, kind: DriverEventKind) -> Result<(), HubGone> {
+    async fn send(&self, kind: DriverEventKind) -> Result<(), CoreGone> {
         self.tx
             .send(DriverEvent {
                 device: self.device.clone(),
@@ -50,10 +50,10 @@ impl Reporter {
                 kind,
             })
             .await
-            .map_err(|_| HubGone)
+            .map_err(|_| CoreGone)
     }
 
-    pub(crate) async fn link(&mut self, link: Link) -> Result<(), HubGone> {
+    pub(crate) async fn link(&mut self, link: Link) -> Result<(), CoreGone> {
         match &link {
             Link::Disconnected { reason } => {
                 tracing::warn!(device = %self.device, %reason, "device disconnected")
@@ -63,7 +63,7 @@ impl Reporter {
         self.send(DriverEventKind::Link(link)).await
     }
 
-    pub(crate) async fn event(&mut self, event: DeviceEvent) -> Result<(), HubGone> {
+    pub(crate) async fn event(&mut self, event: DeviceEvent) -> Result<(), CoreGone> {
         self.send(DriverEventKind::Device(event)).await
     }
 
@@ -71,7 +71,7 @@ impl Reporter {
     pub(crate) async fn decoded(
         &mut self,
         items: &mut Vec<Decoded>,
-    ) -> Result<Vec<DeviceEvent>, HubGone> {
+    ) -> Result<Vec<DeviceEvent>, CoreGone> {
         let now = Instant::now();
         let mut readings = Vec::new();
         let mut events = Vec::new();
@@ -119,7 +119,7 @@ impl Reporter {
     }
 
     /// Reports counted decoding errors (at most once a second unless `force`).
-    pub(crate) async fn flush_errors(&mut self, force: bool) -> Result<(), HubGone> {
+    pub(crate) async fn flush_errors(&mut self, force: bool) -> Result<(), CoreGone> {
         if self.errors == 0 {
             return Ok(());
         }
@@ -156,12 +156,12 @@ pub(crate) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// Hands what the device session produced to the hub.
+/// Hands what the device session produced to the core.
 pub(crate) async fn report(
     device: &mut dyn vigil_protocol::DeviceSession,
     reporter: &mut Reporter,
     decoded: &mut Vec<vigil_protocol::format::Decoded>,
-) -> Result<(), HubGone> {
+) -> Result<(), CoreGone> {
     decoded.extend(std::iter::from_fn(|| device.poll_output()));
     reporter.decoded(decoded).await.map(drop)
 }

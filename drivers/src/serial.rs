@@ -3,7 +3,7 @@
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
-use crate::report::{now, HubGone, Reporter};
+use crate::report::{now, CoreGone, Reporter};
 use crate::{usb, DeviceSpec, PortSelector, SerialSpec, Transport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ impl Default for SystemPaths {
     }
 }
 
-/// Runs a serial device until `cancel` fires or the hub goes away.
+/// Runs a serial device until `cancel` fires or the core goes away.
 pub async fn run(
     spec: DeviceSpec,
     events: mpsc::Sender<DriverEvent>,
@@ -67,19 +67,19 @@ pub async fn run(
                     return;
                 }
                 let started = Instant::now();
-                let session = Session {
+                let pump = Pump {
                     format: spec.format,
                     port: Io::Serial(port),
                     reporter: &mut reporter,
                     commands: &mut commands,
                     cancel: &cancel,
                 };
-                let ended = session.run(spec.format.session()).await;
+                let ended = pump.run(spec.format.session()).await;
                 if started.elapsed() >= STABLE {
                     backoff.reset();
                 }
                 match ended {
-                    Ended::Cancelled | Ended::HubGone => return,
+                    Ended::Cancelled | Ended::CoreGone => return,
                     Ended::Lost(reason) => format!("{}: {reason}", path.display()),
                 }
             }
@@ -135,13 +135,13 @@ pub fn open_path(path: &Path, line: LineSettings) -> Result<SerialStream, String
 
 pub(crate) enum Ended {
     Cancelled,
-    HubGone,
+    CoreGone,
     Lost(String),
 }
 
-impl From<HubGone> for Ended {
-    fn from(_: HubGone) -> Self {
-        Ended::HubGone
+impl From<CoreGone> for Ended {
+    fn from(_: CoreGone) -> Self {
+        Ended::CoreGone
     }
 }
 
@@ -156,7 +156,7 @@ enum Shown {
     NotResponding,
 }
 
-/// What a session's bytes travel over: a serial stream (any split), or UDP datagrams (one
+/// What a pump's bytes travel over: a serial stream (any split), or UDP datagrams (one
 /// message each, the IntelliVue LAN variant).
 pub(crate) enum Io {
     Serial(SerialStream),
@@ -187,7 +187,7 @@ impl Io {
 }
 
 /// One connection's pump; the UDP driver uses it too.
-pub(crate) struct Session<'a> {
+pub(crate) struct Pump<'a> {
     pub(crate) format: Format,
     pub(crate) port: Io,
     pub(crate) reporter: &'a mut Reporter,
@@ -195,7 +195,7 @@ pub(crate) struct Session<'a> {
     pub(crate) cancel: &'a CancellationToken,
 }
 
-impl Session<'_> {
+impl Pump<'_> {
     /// Pumps `device` until the connection is lost or cancelled.
     pub(crate) async fn run(mut self, device: Box<dyn DeviceSession>) -> Ended {
         match self.serve(device).await {
@@ -215,8 +215,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Hands what the device session produced to the hub, and shows what it says of the link:
-    /// a session that reports the device not responding shows it disconnected with the reason,
+    /// Hands what the device session produced to the core, and shows what it says of the link:
+    /// a device session that reports the device not responding shows it disconnected with the reason,
     /// until readings flow again.
     async fn report(
         &mut self,
@@ -294,7 +294,7 @@ impl Session<'_> {
                     self.reporter.flush_errors(true).await?;
                     let quiet = last_data.elapsed();
                     if let Some(limit) = silence {
-                        // A session that already said why the device is not answering keeps
+                        // A device session that already said why the device is not answering keeps
                         // its reason on the display.
                         if quiet >= limit && shown == Shown::Connected {
                             shown = Shown::NoData;

@@ -1,11 +1,11 @@
 //! The UDP driver, for monitors whose data export runs over the LAN (IntelliVue, port 24105):
-//! each datagram is one message. It resolves the host, pumps the format's UDP session through
+//! each datagram is one message. It resolves the host, pumps the format's UDP device session through
 //! the same pump as a serial port, and reconnects with backoff when the monitor is unreachable.
 
 use crate::backoff::Backoff;
 use crate::events::{Command, DriverEvent, Link};
 use crate::report::Reporter;
-use crate::serial::{Ended, Io, Session};
+use crate::serial::{Ended, Io, Pump};
 use crate::{DeviceSpec, Transport};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ async fn open(spec: &UdpSpec) -> Result<UdpSocket, String> {
     Ok(socket)
 }
 
-/// Runs a LAN device until `cancel` fires or the hub goes away.
+/// Runs a LAN device until `cancel` fires or the core goes away.
 pub async fn run(
     spec: DeviceSpec,
     events: mpsc::Sender<DriverEvent>,
@@ -78,19 +78,19 @@ pub async fn run(
                     return;
                 }
                 let started = Instant::now();
-                let session = Session {
+                let pump = Pump {
                     format: spec.format,
                     port: Io::Udp(socket),
                     reporter: &mut reporter,
                     commands: &mut commands,
                     cancel: &cancel,
                 };
-                let ended = session.run(make_session()).await;
+                let ended = pump.run(make_session()).await;
                 if started.elapsed() >= STABLE {
                     backoff.reset();
                 }
                 match ended {
-                    Ended::Cancelled | Ended::HubGone => return,
+                    Ended::Cancelled | Ended::CoreGone => return,
                     Ended::Lost(reason) => format!("{}:{}: {reason}", udp.host, udp.port),
                 }
             }

@@ -11,7 +11,7 @@ pub struct Limits {
     /// oldest unauthenticated one; when every held connection is an authenticated display, the
     /// new one is refused.
     pub max_connections: usize,
-    /// Connections held at once that have not (yet) opened a display session with a valid
+    /// Connections held at once that have not (yet) opened a display WebSocket with a valid
     /// token: page loads, scrapes, handshakes in progress, idle sockets. A new one beyond it
     /// closes the oldest of the address that holds the most.
     pub max_unauthenticated: usize,

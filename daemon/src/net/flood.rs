@@ -1,4 +1,4 @@
-//! The flood limit of one display session: every frame it sends (text, binary, ping, pong)
+//! The flood limit of one display connection: every frame it sends (text, binary, ping, pong)
 //! takes a token from a bucket (a burst of 20, refilled at 10 a second); a frame without one is
 //! refused with `rate_limited`. Refusals add up and are forgiven slowly, so a display that
 //! keeps sending faster than the limit is closed (1008) even when some of its frames get

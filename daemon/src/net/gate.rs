@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How long a connection may take from accept to an authenticated display session: its TLS
+/// How long a connection may take from accept to an authenticated display connection: its TLS
 /// handshake and its HTTP upgrade. Page loads and scrapes are closed then too (browsers and
 /// scrapers open a new connection when they need one).
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -228,7 +228,7 @@ impl Slot {
         self.address
     }
 
-    /// Promotes the connection to an authenticated display session: it no longer counts against
+    /// Promotes the connection to an authenticated display connection: it no longer counts against
     /// the unauthenticated cap, nor has a deadline, nor can be evicted. False if it was already
     /// closed (evicted or past its deadline).
     pub fn authenticate(&self) -> bool {

@@ -4,7 +4,7 @@
 //!
 //! - [`gate`]: caps on connections held (authenticated or not) and the 10 s handshake deadline;
 //! - [`throttle`]: failed authentication slowed per address, then refused with 429;
-//! - [`flood`]: a display session's frame rate;
+//! - [`flood`]: a display connection's frame rate;
 //! - [`listener`]: the plain TCP accept loop through the gate, and the connection info handlers
 //!   see;
 //! - this module: the `Origin` check, the metrics token, the open-files limit, and the counters

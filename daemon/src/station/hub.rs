@@ -1,4 +1,4 @@
-//! The central's rooms behind one lock, and the broadcast every display session subscribes to.
+//! The central's rooms behind one lock, and the broadcast every central display subscribes to.
 //! A change and its frame go out under the lock, so a display that subscribes and takes the
 //! `rooms` message under the same lock misses nothing and sees nothing twice.
 

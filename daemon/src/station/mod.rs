@@ -106,7 +106,7 @@ pub struct Central {
     pub hub: Arc<Hub>,
     cancel: CancellationToken,
     tasks: TaskTracker,
-    sessions: TaskTracker,
+    display_connections: TaskTracker,
 }
 
 impl Central {
@@ -136,7 +136,7 @@ impl Central {
             tracing::warn!(%addr, "listening beyond this machine without TLS: tokens and patient data travel in clear text; configure [tls] or put a TLS proxy in front");
         }
         let net = Net::new(&config.network);
-        let sessions = TaskTracker::new();
+        let display_connections = TaskTracker::new();
         let app = Arc::new(CentralApp {
             users: crate::reload::Users::new(config.users.clone()),
             hub: hub.clone(),
@@ -146,7 +146,7 @@ impl Central {
             },
             net: net.clone(),
             shutdown: cancel.clone(),
-            sessions: sessions.clone(),
+            display_connections: display_connections.clone(),
         });
         match &config.tls {
             Some(tls) => {
@@ -171,17 +171,17 @@ impl Central {
             hub,
             cancel,
             tasks,
-            sessions,
+            display_connections,
         })
     }
 
     /// Stops: closes the displays, ends the NATS tasks.
     pub async fn stop(self) {
         self.cancel.cancel();
-        self.sessions.close();
+        self.display_connections.close();
         self.tasks.close();
         let _ = tokio::time::timeout(crate::daemon::SHUTDOWN_DEADLINE, async {
-            self.sessions.wait().await;
+            self.display_connections.wait().await;
             self.tasks.wait().await;
         })
         .await;

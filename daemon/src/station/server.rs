@@ -28,9 +28,9 @@ use vigil_protocol::display::{ClientMessage, UserInfo};
 const PAGE: &str = include_str!("../../web/central.html");
 /// The read buffer per display (they send a few small commands).
 const READ_BUFFER: usize = 4 * 1024;
-/// Bytes a stalled display may have queued before its session is dropped.
+/// Bytes a stalled display may have queued before its connection is dropped.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
-/// Requests a session may have waiting for a room's answer at once.
+/// Requests a display connection may have waiting for a room's answer at once.
 const IN_FLIGHT: usize = 4;
 
 /// What every request handler shares.
@@ -45,8 +45,8 @@ pub struct CentralApp {
     pub net: Arc<Net>,
     /// Fires at shutdown.
     pub shutdown: CancellationToken,
-    /// Open sessions.
-    pub sessions: TaskTracker,
+    /// Open display connections.
+    pub display_connections: TaskTracker,
 }
 
 /// The routes.
@@ -116,16 +116,18 @@ async fn ws(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
-            let tracker = app.sessions.clone();
+            let tracker = app.display_connections.clone();
             tracker.track_future(async move {
                 tracing::info!(person = %user.name, role = user.role.name(), "central display connected");
-                session(socket, &app, &user).await;
+                display_connection(socket, &app, &user).await;
                 tracing::info!(person = %user.name, "central display disconnected");
             })
         })
 }
 
-async fn session(socket: WebSocket, app: &CentralApp, user: &User) {
+/// One central display's WebSocket connection: the `rooms` message, then the broadcast, and its
+/// requests.
+async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
     let (mut sink, mut stream) = socket.split();
     let info = UserInfo {
         name: user.name.clone(),

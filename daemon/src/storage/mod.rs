@@ -26,7 +26,7 @@ mod summary;
 mod writer;
 
 pub use alarms::StoredAlarm;
-pub use resume::{end_session, resume_or_start, RestoredTrend, Resumed};
+pub use resume::{end_session, resume_or_start, Resumed};
 pub use schema::{open, open_read_only};
 pub use summary::{prune, rfc3339, sessions, SessionSummary};
 pub use writer::{start, Writer, REPLACED_ALARM_HOLD};

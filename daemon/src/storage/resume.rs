@@ -4,6 +4,7 @@ use super::alarms::{next_alarm_seq, StoredAlarm};
 use super::now_ms;
 use super::restore::{bp_measurements, session_row};
 use rusqlite::{params, Connection, OptionalExtension};
+use vigil_protocol::display::TrendSeries;
 
 /// The session a daemon resumes or starts.
 #[derive(Debug, Clone, Default)]
@@ -32,20 +33,10 @@ pub struct Resumed {
     /// When the last reading was recorded (unix ms).
     pub last_reading_at: Option<i64>,
     /// The last value of each second for every (device, vital), over the trend window before
-    /// the last reading: the provider's trend chart survives the restart.
-    pub trend: Vec<RestoredTrend>,
-}
-
-/// One restored trend series.
-#[derive(Debug, Clone)]
-pub struct RestoredTrend {
-    /// The device id.
-    pub device: String,
-    /// The vital.
-    pub vital: vigil_protocol::Vital,
-    /// (receive time in unix ms, value in the vital's canonical unit), oldest first; only values
-    /// an alarm could act on, as the live trend keeps.
-    pub points: Vec<(i64, f64)>,
+    /// the last reading: the provider's trend chart survives the restart. Points are (receive
+    /// time in unix ms, value in the vital's canonical unit), only values an alarm could act on,
+    /// as the live trend keeps.
+    pub trend: Vec<TrendSeries>,
 }
 
 /// Resumes the room's open session (left by a crash) or starts a new one.
@@ -127,7 +118,7 @@ fn trend_before(
     session: i64,
     last: i64,
     unreadable: &mut Vec<String>,
-) -> rusqlite::Result<Vec<RestoredTrend>> {
+) -> rusqlite::Result<Vec<TrendSeries>> {
     let since = last - crate::trend::TREND_POINTS as i64 * 1000;
     let mut stmt = conn.prepare(
         "SELECT device, vital, value, unit, flags, received_at, rowid FROM readings
@@ -137,7 +128,7 @@ fn trend_before(
          ORDER BY received_at",
     )?;
     let mut rows = stmt.query(params![session, since])?;
-    let mut series: Vec<RestoredTrend> = Vec::new();
+    let mut series: Vec<TrendSeries> = Vec::new();
     while let Some(row) = rows.next()? {
         let read = || -> rusqlite::Result<_> {
             let (Some(vital), Some(unit), Ok(flags)) = (
@@ -166,7 +157,7 @@ fn trend_before(
             .find(|s| s.vital == vital && s.device == device)
         {
             Some(s) => s.points.push((at_ms, value)),
-            None => series.push(RestoredTrend {
+            None => series.push(TrendSeries {
                 device: device.to_string(),
                 vital,
                 points: vec![(at_ms, value)],

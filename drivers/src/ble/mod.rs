@@ -155,7 +155,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Retry less often when there is no adapter at all.
 const NO_ADAPTER_RETRY: Duration = Duration::from_secs(30);
 
-/// Runs a BLE device until `cancel` fires or the hub goes away.
+/// Runs a BLE device until `cancel` fires or the core goes away.
 pub async fn run(
     spec: DeviceSpec,
     central: Arc<dyn Central>,
@@ -185,7 +185,7 @@ pub async fn run(
                     return;
                 }
                 backoff.reset();
-                let ended = session(
+                let ended = pump(
                     spec.format,
                     peripheral.as_mut(),
                     &mut reporter,
@@ -214,7 +214,7 @@ pub async fn run(
     }
 }
 
-/// Cancelled, or the hub is gone.
+/// Cancelled, or the core is gone.
 struct Stop;
 
 /// Reports a Battery Level value, and a low battery at or below [`LOW_BATTERY_PERCENT`].
@@ -236,8 +236,8 @@ async fn battery(reporter: &mut Reporter, value: &[u8]) -> Result<(), Stop> {
     Ok(())
 }
 
-/// One connection: subscribe, read, decode until the link drops. Returns why it dropped.
-async fn session(
+/// One connection's pump: subscribe, read, decode until the link drops. Returns why it dropped.
+async fn pump(
     format: Format,
     p: &mut dyn Peripheral,
     reporter: &mut Reporter,
@@ -250,7 +250,7 @@ async fn session(
     };
     // One device session per characteristic decoded: each decodes its own values.
     let mut sessions: HashMap<u16, Box<dyn DeviceSession>> = HashMap::new();
-    // The format's own session answers the room's commands.
+    // The format's own device session answers the room's commands.
     let mut device = format.session();
     device.handle_connected(now());
     // Battery Level, where the peripheral notifies it, keeps the battery state current.

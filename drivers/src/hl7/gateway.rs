@@ -6,7 +6,7 @@
 use super::{refuse, Hl7Spec, FRAME_DEADLINE, IDLE_LIMIT, IO_TIMEOUT, MAX_BACKOFF};
 use crate::backoff::Backoff;
 use crate::events::{Command, Link};
-use crate::report::{HubGone, Reporter};
+use crate::report::{CoreGone as HubGone, Reporter};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ pub use gateway::{unmatched_total, MAX_CONNECTIONS};
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
-use crate::report::{HubGone, Reporter};
+use crate::report::{CoreGone as HubGone, Reporter};
 use crate::{DeviceSpec, Transport};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -206,7 +206,7 @@ impl Engine {
             for v in spec.kind().watched_vitals(spec, continuous, rules) {
                 self.condition(rule, Some(d), Some(v));
             }
-            let session = self.session_view();
+            let session = self.session_facts();
             self.signal_rule(now, rule, d, None, &Signal::DeviceAdded, &session);
         }
     }

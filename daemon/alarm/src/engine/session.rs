@@ -22,9 +22,9 @@ pub(super) struct Session {
 pub(super) const BP_HISTORY: usize = 64;
 
 impl Engine {
-    /// The kinds' view of the session.
-    pub(super) fn session_view(&self) -> crate::rules::Session {
-        crate::rules::Session {
+    /// What the kinds may read of the session when they decide.
+    pub(super) fn session_facts(&self) -> crate::rules::SessionFacts {
+        crate::rules::SessionFacts {
             now: self.now,
             dose: self.session.dose.as_ref().map(|a| a.at),
             baseline: self.session.baseline,

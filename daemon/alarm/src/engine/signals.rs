@@ -13,7 +13,7 @@ impl Engine {
         vital: Option<Vital>,
         signal: &Signal,
     ) {
-        let session = self.session_view();
+        let session = self.session_facts();
         // Only the rules of that scope: per device and vital, or per device.
         let count = if vital.is_some() {
             self.vital_rules.len()
@@ -44,7 +44,7 @@ impl Engine {
         d: usize,
         vital: Option<Vital>,
         signal: &Signal,
-        session: &crate::rules::Session,
+        session: &crate::rules::SessionFacts,
     ) {
         let spec = &self.profile.rules[rule].spec;
         if let Some(verdict) = self.facts[rule].kind.on(spec, signal, session) {
@@ -60,7 +60,7 @@ impl Engine {
         on: Option<(usize, Vital)>,
         signal: &Signal,
     ) {
-        let session = self.session_view();
+        let session = self.session_facts();
         for c in 0..self.conditions.len() {
             let cond = &self.conditions[c];
             if on.is_some_and(|(d, v)| cond.device != Some(d) || cond.vital != Some(v)) {

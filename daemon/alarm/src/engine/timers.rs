@@ -57,7 +57,7 @@ impl Engine {
         if let Some(until) = self.audio_paused_until {
             offer(until, Deadline::PauseEnds);
         }
-        let session = self.session_view();
+        let session = self.session_facts();
         for (c, cond) in self.conditions.iter().enumerate() {
             let rule = &self.profile.rules[cond.rule];
             let facts = &self.facts[cond.rule];
@@ -120,7 +120,7 @@ impl Engine {
     pub(super) fn idle_deadline(
         &self,
         cond: &Condition,
-        session: &crate::rules::Session,
+        session: &crate::rules::SessionFacts,
     ) -> Option<Instant> {
         let spec = &self.profile.rules[cond.rule].spec;
         // Looked up only by the kinds that ask.
@@ -162,7 +162,7 @@ impl Engine {
                 // Not ready at that time: re-evaluated at each later BP measurement.
                 if self.facts[self.conditions[c].rule]
                     .kind
-                    .holds_at_deadline(spec, &self.session_view())
+                    .holds_at_deadline(spec, &self.session_facts())
                 {
                     self.update(c, Truth::Violating, at, None);
                 }

@@ -50,7 +50,7 @@ impl Kind for Apnea {
 
     /// The apnea event or a rate of 0 meets it; a rate above 0 is a breath, and only breaths
     /// for `clear_after` without a gap end it (an apnea event in between starts that over).
-    fn on(&self, spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         if !matches!(spec, RuleSpec::Apnea { .. }) {
             return None;
         }

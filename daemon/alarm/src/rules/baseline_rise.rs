@@ -33,7 +33,7 @@ impl Kind for BaselineRise {
         true
     }
 
-    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &Session) -> Option<Verdict> {
+    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &SessionFacts) -> Option<Verdict> {
         let (
             RuleSpec::BaselineRise {
                 systolic_rise,

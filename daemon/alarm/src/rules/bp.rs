@@ -80,7 +80,7 @@ impl Kind for Bp {
         true
     }
 
-    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &Session) -> Option<Verdict> {
+    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &SessionFacts) -> Option<Verdict> {
         let RuleSpec::Bp {
             phase,
             compare,

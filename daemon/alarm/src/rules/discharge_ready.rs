@@ -30,7 +30,7 @@ impl Kind for DischargeReady {
     }
 
     /// Re-evaluated at each complete BP measurement.
-    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &Session) -> Option<Verdict> {
+    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &SessionFacts) -> Option<Verdict> {
         signal
             .complete_bp_systolic()
             .map(|_| Verdict::Truth(truth(ready(spec, session)), None))
@@ -39,7 +39,7 @@ impl Kind for DischargeReady {
     fn idle_deadline(
         &self,
         spec: &RuleSpec,
-        session: &Session,
+        session: &SessionFacts,
         _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         let RuleSpec::DischargeReady { after, .. } = spec else {
@@ -50,7 +50,7 @@ impl Kind for DischargeReady {
     }
 
     /// Not ready at that time: re-evaluated at each later BP measurement.
-    fn holds_at_deadline(&self, spec: &RuleSpec, session: &Session) -> bool {
+    fn holds_at_deadline(&self, spec: &RuleSpec, session: &SessionFacts) -> bool {
         ready(spec, session)
     }
 }
@@ -63,7 +63,7 @@ fn truth(ready: bool) -> crate::engine::Truth {
     }
 }
 
-fn ready(spec: &RuleSpec, session: &Session) -> bool {
+fn ready(spec: &RuleSpec, session: &SessionFacts) -> bool {
     let RuleSpec::DischargeReady {
         after,
         systolic_margin,

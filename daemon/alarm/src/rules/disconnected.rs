@@ -41,7 +41,7 @@ impl Kind for Disconnected {
     /// A device's link starts down: if it does not connect within the delay, it alarms. Back
     /// up, the condition (pending or raised) ends only once the link has stayed up for the
     /// clearing time: a brief reconnect neither ends it nor restarts its delay (F11).
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         match *signal {
             Signal::DeviceAdded | Signal::Link { up: false } => {
                 Some(Verdict::Truth(Truth::Violating, None))

@@ -100,7 +100,7 @@ impl Kind for Limit {
         matches!(spec, RuleSpec::Limit { vitals, .. } if vitals.contains(&vital))
     }
 
-    fn on(&self, spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         let RuleSpec::Limit {
             vitals,
             bound,

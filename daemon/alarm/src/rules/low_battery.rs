@@ -26,7 +26,7 @@ impl Kind for LowBattery {
         Scope::Device
     }
 
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         matches!(signal, Signal::LowBattery).then_some(Verdict::Truth(Truth::Violating, None))
     }
 

@@ -182,9 +182,10 @@ pub(crate) enum Verdict {
     Measured(bool, Option<f64>),
 }
 
-/// The session as the kinds see it when they decide.
+/// What a kind may read of the dose session when it decides (a copy; the engine keeps the
+/// session itself in `engine/session.rs`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Session {
+pub(crate) struct SessionFacts {
     /// The engine's time (none before its first input).
     pub now: Option<Instant>,
     /// When the dose was marked.
@@ -260,7 +261,7 @@ pub(crate) trait Kind: Sync {
     }
 
     /// What the signal means for this rule's condition, if anything.
-    fn on(&self, _spec: &RuleSpec, _signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, _signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         None
     }
 
@@ -290,14 +291,14 @@ pub(crate) trait Kind: Sync {
     fn idle_deadline(
         &self,
         _spec: &RuleSpec,
-        _session: &Session,
+        _session: &SessionFacts,
         _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         None
     }
 
     /// At its idle deadline: does it hold? (Most do by construction.)
-    fn holds_at_deadline(&self, _spec: &RuleSpec, _session: &Session) -> bool {
+    fn holds_at_deadline(&self, _spec: &RuleSpec, _session: &SessionFacts) -> bool {
         true
     }
 
@@ -408,7 +409,7 @@ impl Kind for AnyKind {
         self.with(|k| k.watched_vitals(spec, continuous, rules))
     }
     #[inline]
-    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &Session) -> Option<Verdict> {
+    fn on(&self, spec: &RuleSpec, signal: &Signal, session: &SessionFacts) -> Option<Verdict> {
         self.with(|k| k.on(spec, signal, session))
     }
     #[inline]
@@ -431,13 +432,13 @@ impl Kind for AnyKind {
     fn idle_deadline(
         &self,
         spec: &RuleSpec,
-        session: &Session,
+        session: &SessionFacts,
         last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         self.with(|k| k.idle_deadline(spec, session, last_valid))
     }
     #[inline]
-    fn holds_at_deadline(&self, spec: &RuleSpec, session: &Session) -> bool {
+    fn holds_at_deadline(&self, spec: &RuleSpec, session: &SessionFacts) -> bool {
         self.with(|k| k.holds_at_deadline(spec, session))
     }
     #[inline]

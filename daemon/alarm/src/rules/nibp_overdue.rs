@@ -48,7 +48,7 @@ impl Kind for NibpOverdue {
     }
 
     /// A complete measurement is the scheduled reading.
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         signal
             .complete_bp_systolic()
             .map(|s| Verdict::Truth(Truth::ClearNow, Some(s)))
@@ -57,7 +57,7 @@ impl Kind for NibpOverdue {
     fn idle_deadline(
         &self,
         spec: &RuleSpec,
-        session: &Session,
+        session: &SessionFacts,
         _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         let RuleSpec::NibpOverdue {

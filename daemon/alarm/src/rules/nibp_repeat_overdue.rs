@@ -23,7 +23,7 @@ impl Kind for NibpRepeatOverdue {
     }
 
     /// A complete measurement is the repeat.
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         signal
             .complete_bp_systolic()
             .map(|s| Verdict::Truth(Truth::ClearNow, Some(s)))
@@ -32,7 +32,7 @@ impl Kind for NibpRepeatOverdue {
     fn idle_deadline(
         &self,
         _spec: &RuleSpec,
-        session: &Session,
+        session: &SessionFacts,
         _last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         session.repeat_due

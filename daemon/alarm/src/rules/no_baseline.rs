@@ -26,7 +26,7 @@ impl Kind for NoBaseline {
         false
     }
 
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         match *signal {
             Signal::Dose { baseline: false } => Some(Verdict::Truth(Truth::Violating, None)),
             Signal::BaselineSet => Some(Verdict::Truth(Truth::ClearNow, None)),

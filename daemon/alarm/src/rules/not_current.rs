@@ -45,7 +45,7 @@ impl Kind for NotCurrent {
             .collect()
     }
 
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         match *signal {
             Signal::Current { value } => Some(Verdict::Truth(Truth::ClearNow, Some(value))),
             _ => None,
@@ -55,7 +55,7 @@ impl Kind for NotCurrent {
     fn idle_deadline(
         &self,
         spec: &RuleSpec,
-        _session: &Session,
+        _session: &SessionFacts,
         last_valid: &dyn Fn() -> Option<Instant>,
     ) -> Option<Instant> {
         match spec {

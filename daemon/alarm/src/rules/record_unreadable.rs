@@ -26,7 +26,7 @@ impl Kind for RecordUnreadable {
     }
 
     /// Nothing will end it but a person: it latches until reset.
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         matches!(signal, Signal::Unreadable).then_some(Verdict::Latch)
     }
 

@@ -26,7 +26,7 @@ impl Kind for RecordingFailed {
         false
     }
 
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         match *signal {
             Signal::Recording { failing: true } => Some(Verdict::Truth(Truth::Violating, None)),
             Signal::Recording { failing: false } => Some(Verdict::Truth(Truth::ClearNow, None)),

@@ -36,7 +36,7 @@ impl Kind for SensorOff {
     }
 
     /// Off is reported; a valid sample shows it on.
-    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &Session) -> Option<Verdict> {
+    fn on(&self, _spec: &RuleSpec, signal: &Signal, _session: &SessionFacts) -> Option<Verdict> {
         match *signal {
             Signal::SensorOff(true) => Some(Verdict::Truth(Truth::Violating, None)),
             Signal::SensorOff(false) => Some(Verdict::Truth(Truth::ClearNow, None)),

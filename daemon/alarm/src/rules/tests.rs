@@ -70,12 +70,12 @@ fn each_default_rule_belongs_to_the_kind_its_type_names() {
     }
 }
 
-fn busy_session(now: Instant) -> Session {
+fn busy_session(now: Instant) -> SessionFacts {
     let bp = Pressure {
         systolic: 120.0,
         diastolic: 80.0,
     };
-    Session {
+    SessionFacts {
         now: Some(now + 24 * HOUR),
         dose: Some(now),
         baseline: Some(bp),
