@@ -7,14 +7,50 @@ use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
+use vigil_alarm::{AlarmChange, AlarmState};
 use vigil_protocol::display::AlarmInfo;
 use vigil_protocol::{Unit, Vital};
 
+use crate::core::wire_name;
 use crate::pcd;
 
-pub use crate::storage::query::{alarm_events, readings, StoredReading};
-use crate::storage::query::{session_profile, session_room, timeline_rows};
-use crate::storage::rfc3339;
+use crate::storage::query::{alarm_steps, session_profile, session_room, timeline_rows};
+pub use crate::storage::query::{readings, AlarmStep, StoredReading};
+use crate::storage::{rfc3339, RecordedAlarm};
+
+/// The session's alarm steps in order; a step that cannot be read back stops the review with
+/// an error naming it (a summary or an export never leaves a step out unsaid).
+pub fn alarm_events(conn: &Connection, session: i64) -> anyhow::Result<Vec<AlarmStep>> {
+    alarm_steps(conn, session)?
+        .into_iter()
+        .map(|step| {
+            step.map_err(|e| {
+                tracing::error!(session, error = %e, "stored alarm step could not be read back");
+                anyhow::Error::new(e)
+            })
+        })
+        .collect()
+}
+
+/// An alarm in the export's JSON: the shape the display protocol gives it (`AlarmInfo`).
+fn exported(a: &RecordedAlarm) -> AlarmInfo {
+    AlarmInfo {
+        id: a.id.clone(),
+        rule: a.rule.clone(),
+        kind: wire_name(&a.kind),
+        vital: a.vital,
+        device: a.device.clone(),
+        priority: wire_name(&a.priority),
+        message: a.message.clone(),
+        state: wire_name(&a.state),
+        since: rfc3339(a.since),
+        acknowledged_by: a.acknowledged_by.clone(),
+        acknowledged_at: a.acknowledged_at.map(rfc3339),
+        latching: a.latching,
+        awaiting_confirmation: a.awaiting_confirmation,
+        value: a.value,
+    }
+}
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -64,10 +100,11 @@ pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> any
         v["flags"] = serde_json::from_str(&r.flags).unwrap_or_default();
         lines.push((r.received_at, v));
     }
-    for (event, alarm, at) in alarm_events(conn, session)? {
+    for step in alarm_events(conn, session)? {
         lines.push((
-            at,
-            serde_json::json!({"kind": "alarm", "event": event, "alarm": alarm, "at": rfc3339(at)}),
+            step.at,
+            serde_json::json!({"kind": "alarm", "event": step.change, "alarm": exported(&step.alarm),
+                "at": rfc3339(step.at)}),
         ));
     }
     for (kind, table, [name, value, detail]) in [
@@ -103,14 +140,10 @@ pub fn export_hl7(conn: &Connection, session: i64, out: &mut dyn Write) -> anyho
             write!(out, "{message}\r\n")?;
         }
     }
-    for (event, a, at) in alarm_events(conn, session)? {
+    for step in alarm_events(conn, session)? {
         n += 1;
         let control = format!("{session}-{n}");
-        write!(
-            out,
-            "{}\r\n",
-            pcd::pcd04(&room, session, &control, &event, &a, at)
-        )?;
+        write!(out, "{}\r\n", pcd::pcd04(&room, &control, &step))?;
     }
     Ok(())
 }
@@ -214,28 +247,34 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
     }
     let events = alarm_events(conn, session)?;
     // Per alarm id: (latest state, raised at, ended at, first acknowledgement (who, when)).
-    type AlarmHistory = (AlarmInfo, i64, Option<i64>, Option<(String, i64)>);
+    type AlarmHistory = (RecordedAlarm, i64, Option<i64>, Option<(String, i64)>);
     let mut alarms: BTreeMap<String, AlarmHistory> = BTreeMap::new();
-    for (event, a, at) in &events {
+    for AlarmStep {
+        change,
+        alarm: a,
+        at,
+        ..
+    } in &events
+    {
         let entry = alarms
             .entry(a.id.clone())
             .or_insert_with(|| (a.clone(), *at, None, None));
-        entry.0.priority = a.priority.clone();
-        match event.as_str() {
-            "acknowledged" => {
+        entry.0.priority = a.priority;
+        match change {
+            AlarmChange::Acknowledged => {
                 if let Some(by) = &a.acknowledged_by {
                     entry.3.get_or_insert((by.clone(), *at));
                 }
             }
-            "cleared" if a.state == "cleared" => entry.2 = Some(*at),
-            "reset" => entry.2 = Some(*at),
+            AlarmChange::Cleared if a.state == AlarmState::Cleared => entry.2 = Some(*at),
+            AlarmChange::Reset => entry.2 = Some(*at),
             _ => {}
         }
     }
     let _ = writeln!(out, "\nAlarms ({}):", alarms.len());
     let mut time_in: BTreeMap<String, i64> = BTreeMap::new();
     for (a, raised, ended, ack) in alarms.values() {
-        let end = ended.unwrap_or_else(|| events.last().map(|e| e.2).unwrap_or(*raised));
+        let end = ended.unwrap_or_else(|| events.last().map(|e| e.at).unwrap_or(*raised));
         *time_in.entry(a.rule.clone()).or_default() += end - raised;
         let ack_text = match ack {
             Some((by, at)) => format!("acknowledged by {by} after {} s", (at - raised) / 1000),
@@ -245,7 +284,7 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
             out,
             "  {} {:<7} {} (raised {}, {}{})",
             a.id,
-            a.priority,
+            wire_name(&a.priority),
             a.message,
             rfc3339(*raised),
             ack_text,

@@ -190,15 +190,6 @@ impl Core {
     }
 }
 
-/// The name a unit-like enum has on the wire (`high`, `acknowledged`, `sensor_off`): its serde
-/// name. The display and the record spell states alike because both take them from here.
-pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
-}
-
 /// A reading as the display shows it.
 pub fn reading_info(clock: &Clock, device: &str, reading: &Reading, at: Instant) -> ReadingInfo {
     let (value, unavailable) = match reading.value {
