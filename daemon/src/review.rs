@@ -305,6 +305,12 @@ mod tests {
     use rusqlite::params;
 
     fn db() -> (std::path::PathBuf, Connection, i64) {
+        db_with(false)
+    }
+
+    /// The fixture session; its alarm steps in typed columns with no display JSON (`typed`),
+    /// or only as display JSON (as rows recorded before migration 5).
+    fn db_with(typed: bool) -> (std::path::PathBuf, Connection, i64) {
         let dir = std::env::temp_dir().join(format!(
             "vigil-review-{}-{}",
             std::process::id(),
@@ -360,12 +366,39 @@ mod tests {
                 1795400135000,
             ),
         ] {
-            conn.execute(
-                "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![s, a.id, event, a.state, a.priority, serde_json::to_string(&a).unwrap(), at],
-            )
-            .unwrap();
+            if typed {
+                conn.execute(
+                    "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+                         rule, seq, device, vital, since_at, acknowledged_by, acknowledged_at,
+                         value, awaiting_confirmation, kind, message, latching)
+                     VALUES (?1, ?2, ?3, ?4, ?5, '{}', ?6, 'spo2-low', 3, 'ox-1', 'spo2',
+                         1795400075000, ?7, ?8, 86, 0, 'physiological', ?9, 0)",
+                    params![
+                        s,
+                        a.id,
+                        event,
+                        a.state,
+                        a.priority,
+                        at,
+                        a.acknowledged_by,
+                        a.acknowledged_by.as_ref().map(|_| 1795400090000i64),
+                        a.message
+                    ],
+                )
+                .unwrap();
+            } else {
+                conn.execute(
+                    "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![s, a.id, event, a.state, a.priority, serde_json::to_string(&a).unwrap(), at],
+                )
+                .unwrap();
+            }
         }
+        conn.execute(
+            "UPDATE sessions SET started_at = 1795399900000 WHERE id = ?1",
+            params![s],
+        )
+        .unwrap();
         (dir, conn, s)
     }
 
@@ -527,6 +560,44 @@ mod tests {
         assert_eq!(kinds.iter().filter(|k| *k == "reading").count(), 5);
         assert_eq!(kinds.iter().filter(|k| *k == "alarm").count(), 3);
         assert_eq!(kinds[0], "session");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Alarm steps read from their typed columns export and summarise byte for byte as the
+    /// same steps read from display JSON did (the JSON beside a typed row is not read).
+    #[test]
+    fn typed_alarm_steps_export_and_report_exactly_as_display_json_did() {
+        let outputs = |typed| {
+            let (dir, conn, s) = db_with(typed);
+            let mut out = Vec::new();
+            export_jsonl(&conn, s, &mut out).unwrap();
+            export_hl7(&conn, s, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap() + &report(&conn, s).unwrap();
+            std::fs::remove_dir_all(dir).unwrap();
+            text
+        };
+        let (json, typed) = (outputs(false), outputs(true));
+        assert!(json.contains(r#""kind":"alarm""#), "{json}");
+        assert_eq!(typed, json);
+    }
+
+    /// A step whose stored name is none of the engine's stops the review with an error naming
+    /// the step and the name; it is never shown as another priority.
+    #[test]
+    fn a_step_with_an_unknown_priority_is_named_not_summarised_as_another() {
+        let (dir, conn, s) = db_with(true);
+        conn.execute(
+            "UPDATE alarm_events SET priority = 'urgent' WHERE event = 'acknowledged'",
+            [],
+        )
+        .unwrap();
+        let e = report(&conn, s).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "alarm event 2 (spo2-low#3) cannot be read back: unknown priority `urgent`"
+        );
+        assert!(export_jsonl(&conn, s, &mut Vec::new()).is_err());
+        assert!(export_hl7(&conn, s, &mut Vec::new()).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -110,3 +110,40 @@ fn a_new_forward_starts_at_the_end_of_the_record() {
     assert_eq!(q.next(START + 3_600_000).unwrap().0, None);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An alarm step the record cannot give back (a priority none of the engine's) is not sent
+/// made up, and does not hold up the queue: it is skipped (and logged) and the next step goes
+/// out, read from its typed columns alone.
+#[test]
+fn an_alarm_step_the_record_cannot_give_back_is_skipped_and_the_next_goes_out() {
+    let (dir, conn) = record(0, 0);
+    conn.execute(
+        "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after) VALUES ('ris', 0, 0, 0)",
+        [],
+    )
+    .unwrap();
+    for (priority, at) in [("urgent", START), ("high", START + 1000)] {
+        conn.execute(
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+                 rule, seq, device, vital, since_at, awaiting_confirmation, kind, message, latching)
+             VALUES (1, 'spo2-low#1', 'raised', 'active', ?1, '{}', ?2, 'spo2-low', 1, 'ox-1',
+                 'spo2', ?2, 0, 'physiological', 'SpO2 below 90%', 1)",
+            params![priority, at],
+        )
+        .unwrap();
+    }
+    let mut q = Queue::open(
+        storage::open(&dir.join("v.db")).unwrap(),
+        "ris",
+        "Room 2",
+        100,
+    )
+    .unwrap();
+    let item = q.next(START + 60_000).unwrap().0.expect("the readable step");
+    assert_eq!(item.control, "A2");
+    assert!(item.message.contains("|L~PH~SP|"), "{}", item.message);
+    q.done(&item).unwrap();
+    assert_eq!(q.pending().unwrap(), 0);
+    assert_eq!(q.next(START + 60_000).unwrap().0, None);
+    std::fs::remove_dir_all(dir).unwrap();
+}

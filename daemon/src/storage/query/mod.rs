@@ -155,3 +155,6 @@ pub fn timeline_rows(
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+#[cfg(test)]
+mod tests;
