@@ -147,3 +147,51 @@ fn an_alarm_step_the_record_cannot_give_back_is_skipped_and_the_next_goes_out() 
     assert_eq!(q.next(START + 60_000).unwrap().0, None);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Pruning every session the record held (a room unused past its retention) does not make the
+/// forward take the next session's readings and alarm steps for sent ones: SQLite numbers the
+/// new rows from 1 again, below the position the forward remembered.
+#[test]
+fn after_pruning_the_whole_record_the_next_sessions_steps_are_still_forwarded() {
+    let (dir, conn) = record(30, 10);
+    conn.execute(
+        "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after)
+         VALUES ('ris', (SELECT max(rowid) FROM readings), 0, (SELECT max(rowid) FROM alarm_events))",
+        [],
+    )
+    .unwrap();
+    conn.execute("UPDATE sessions SET ended_at = 1", []).unwrap();
+    assert_eq!(storage::prune(&conn, 30).unwrap(), 1);
+    let s = storage::resume_or_start(&conn, "Room 2", "{}")
+        .unwrap()
+        .session;
+    conn.execute(
+        "INSERT INTO readings (session, device, vital, value, unit, mdc, flags, received_at)
+         VALUES (?1, 'ox-1', 'spo2', 88, '%', 150456, '[]', ?2)",
+        params![s, START],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+             rule, seq, device, vital, since_at, awaiting_confirmation, kind, message, latching)
+         VALUES (?1, 'spo2-low#1', 'raised', 'active', 'medium', '{}', ?2, 'spo2-low', 1, 'ox-1',
+             'spo2', ?2, 0, 'physiological', 'SpO2 below 90%', 0)",
+        params![s, START + 500],
+    )
+    .unwrap();
+    let mut q = Queue::open(
+        storage::open(&dir.join("v.db")).unwrap(),
+        "ris",
+        "Room 2",
+        100,
+    )
+    .unwrap();
+    assert_eq!(q.pending().unwrap(), 2);
+    let mut controls = Vec::new();
+    while let Some(item) = q.next(START + 60_000).unwrap().0 {
+        controls.push(item.control.clone());
+        q.done(&item).unwrap();
+    }
+    assert_eq!(controls, ["R1", "A1"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
