@@ -139,7 +139,11 @@ fn an_alarm_step_the_record_cannot_give_back_is_skipped_and_the_next_goes_out() 
         100,
     )
     .unwrap();
-    let item = q.next(START + 60_000).unwrap().0.expect("the readable step");
+    let item = q
+        .next(START + 60_000)
+        .unwrap()
+        .0
+        .expect("the readable step");
     assert_eq!(item.control, "A2");
     assert!(item.message.contains("|L~PH~SP|"), "{}", item.message);
     q.done(&item).unwrap();
@@ -160,7 +164,8 @@ fn after_pruning_the_whole_record_the_next_sessions_steps_are_still_forwarded() 
         [],
     )
     .unwrap();
-    conn.execute("UPDATE sessions SET ended_at = 1", []).unwrap();
+    conn.execute("UPDATE sessions SET ended_at = 1", [])
+        .unwrap();
     assert_eq!(storage::prune(&conn, 30).unwrap(), 1);
     let s = storage::resume_or_start(&conn, "Room 2", "{}")
         .unwrap()

@@ -162,10 +162,15 @@ pub(super) fn open_alarms(
          FROM alarm_events e
          JOIN (SELECT alarm_id, MAX(rowid) AS last FROM alarm_events WHERE session = ?1 GROUP BY alarm_id) l
            ON e.rowid = l.last
-         WHERE e.state IN ('active', 'acknowledged', 'latched')",
+         WHERE e.state IN (?2, ?3, ?4)",
     )?;
     let mut alarms = Vec::new();
-    let mut rows = stmt.query(params![session])?;
+    let mut rows = stmt.query(params![
+        session,
+        wire_name(&AlarmState::Active),
+        wire_name(&AlarmState::Acknowledged),
+        wire_name(&AlarmState::Latched)
+    ])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0).unwrap_or_else(|_| "(unknown id)".into());
         let vital: Result<Option<String>, _> = r.get(4);

@@ -37,10 +37,11 @@ pub fn sessions(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
     let mut stmt = conn.prepare(
         "SELECT s.id, s.room, s.started_at, s.dose_at, s.ended_at,
                 (SELECT COUNT(*) FROM readings r WHERE r.session = s.id),
-                (SELECT COUNT(DISTINCT alarm_id) FROM alarm_events a WHERE a.session = s.id AND a.event = 'raised')
+                (SELECT COUNT(DISTINCT alarm_id) FROM alarm_events a WHERE a.session = s.id AND a.event = ?1)
          FROM sessions s ORDER BY s.id DESC",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let raised = crate::core::wire_name(&vigil_alarm::AlarmChange::Raised);
+    let rows = stmt.query_map(params![raised], |r| {
         Ok(SessionSummary {
             id: r.get(0)?,
             room: r.get(1)?,

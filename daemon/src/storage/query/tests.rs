@@ -124,7 +124,10 @@ fn an_unknown_stored_name_is_an_error_naming_the_step_and_the_name() {
     conn.execute(
         "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
          VALUES (?1, 'spo2-low#3', 'acknowledged', 'acknowledged', 'medium', ?2, 3000)",
-        params![s, SPO2_LOW_JSON.replace("\"physiological\"", "\"clinical\"")],
+        params![
+            s,
+            SPO2_LOW_JSON.replace("\"physiological\"", "\"clinical\"")
+        ],
     )
     .unwrap();
     let steps = alarm_steps(&conn, s).unwrap();
@@ -171,7 +174,10 @@ fn reading_on_by_position_gives_everything_once_in_order_in_bounded_batches() {
         .unwrap()
         .session;
     assert_ne!(first, second);
-    for (i, session) in [first, first, second, first, second].into_iter().enumerate() {
+    for (i, session) in [first, first, second, first, second]
+        .into_iter()
+        .enumerate()
+    {
         conn.execute(
             "INSERT INTO readings (session, device, vital, value, unit, mdc, flags, received_at)
              VALUES (?1, 'ox-1', 'spo2', ?2, '%', 150456, '[]', ?3)",
