@@ -54,8 +54,7 @@ pub struct UnreadableStep {
     pub position: i64,
     /// Its alarm's id, as far as it can be read.
     pub alarm_id: String,
-    /// What cannot be read.
-    #[source]
+    /// What cannot be read (said in this error's message, so not its source too).
     pub error: StepError,
 }
 
