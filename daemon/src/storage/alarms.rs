@@ -107,9 +107,10 @@ impl RecordedAlarm {
     }
 }
 
-/// Writes one alarm step in typed columns, and the alarm as the display received it in `alarm`
-/// (a column that cannot be NULL in files made before migration 5; nothing reads it for these
-/// rows: see `docs/architecture.md`).
+/// Writes one alarm step in typed columns, and the alarm as the display received it in `alarm`.
+/// Nothing reads that JSON for these rows; it is written because the column cannot be NULL
+/// (migration 1 made it so, and only a table rebuild could change that) and an older daemon
+/// rolled back to reads it: see `docs/architecture.md`.
 pub(super) fn write(
     conn: &Connection,
     session: i64,

@@ -60,8 +60,8 @@ pub enum Record {
         change: vigil_alarm::AlarmChange,
         /// The alarm after the change, typed (what review, export and a restart read).
         alarm: Box<RecordedAlarm>,
-        /// The alarm after the change as the display received it: written only because the
-        /// column cannot be NULL (see `alarms::write`).
+        /// The alarm after the change as the display received it: written, never read back
+        /// (see `alarms::write`).
         display: Box<AlarmInfo>,
         /// Unix ms.
         at: i64,
