@@ -115,11 +115,7 @@ impl Core {
     pub(super) fn session_info(&self) -> SessionInfo {
         let s = self.engine.snapshot(self.clock.now().into_std()).session;
         SessionInfo {
-            phase: match s.phase {
-                SessionPhase::PreDose => "pre_dose",
-                SessionPhase::PostDose { .. } => "post_dose",
-            }
-            .into(),
+            phase: wire_tag(&s.phase, "phase"),
             minutes_since_dose: match s.phase {
                 SessionPhase::PostDose { minutes_since_dose } => Some(minutes_since_dose),
                 SessionPhase::PreDose => None,

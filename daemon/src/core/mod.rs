@@ -36,7 +36,7 @@ use vigil_protocol::display::{
     AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,
 };
 use vigil_protocol::{DeviceCommand, DeviceEvent, Format, Unavailable, Value};
-pub use wire::{from_wire_name, wire_name, UnknownName};
+pub use wire::{from_wire_name, wire_name, wire_tag, UnknownName};
 
 /// How often the core says it is alive. The display raises loss of communication after 3 s.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);

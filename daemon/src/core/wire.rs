@@ -1,6 +1,6 @@
-//! Wire names: the one way the daemon spells the engine's and the protocol's unit enums
-//! (priority, state, change, kind, link state, unavailable reason, ...) as text, and reads them
-//! back. The name is the enum's serde name (`#[serde(rename_all = "snake_case")]`), so the
+//! Wire names: the one way the daemon spells the engine's and the protocol's enums (priority,
+//! state, change, kind, link state, unavailable reason, session phase, ...) as text, and reads
+//! them back. The name is the enum's serde name (`#[serde(rename_all = "snake_case")]`), so the
 //! display encoder, the record writer and the record's readers can never spell one differently.
 
 use serde::de::IntoDeserializer;
@@ -20,6 +20,18 @@ pub struct UnknownName {
 pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// The name an internally tagged enum (`#[serde(tag = "...")]`) writes in its `tag` field:
+/// `post_dose` for `SessionPhase::PostDose { .. }`.
+pub fn wire_tag<T: serde::Serialize>(value: &T, tag: &str) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(mut fields)) => match fields.remove(tag) {
+            Some(serde_json::Value::String(name)) => name,
+            _ => String::new(),
+        },
         _ => String::new(),
     }
 }
@@ -101,6 +113,17 @@ mod tests {
             &[Unavailable::NotANumber, Unavailable::FlaggedInvalid],
             &["not_a_number", "flagged_invalid"],
         );
+    }
+
+    /// A tagged enum is named by its tag, whatever else its variant carries.
+    #[test]
+    fn a_session_phase_is_named_by_its_tag() {
+        use vigil_alarm::SessionPhase;
+        assert_eq!(wire_tag(&SessionPhase::PreDose, "phase"), "pre_dose");
+        let after = SessionPhase::PostDose {
+            minutes_since_dose: 12,
+        };
+        assert_eq!(wire_tag(&after, "phase"), "post_dose");
     }
 
     /// A stored name that is none of the enum's is an error naming it: an unknown priority is
