@@ -6,9 +6,9 @@
 //! Segments are separated by CR; a message has no trailing separator (the export adds CR LF
 //! between messages, the forwarder frames each in MLLP).
 
-use crate::storage::query::StoredReading;
+use crate::storage::query::{AlarmStep, StoredReading};
 use crate::storage::rfc3339;
-use vigil_protocol::display::AlarmInfo;
+use vigil_alarm::{AlarmChange, AlarmKind, AlarmState, Priority};
 use vigil_protocol::model::mdc;
 use vigil_protocol::Unit;
 
@@ -93,31 +93,23 @@ pub fn pcd01(
     Some(segments.join("\r"))
 }
 
-/// ACM event phase (OBX facet `MDC_ATTR_EVENT_PHASE`) of an alarm event as the record names
-/// it: `raised` starts, `escalated` escalates, `acknowledged` inactivates (the alert is
-/// acknowledged), `cleared` ends (or, latched, updates: the alarm still holds), `reset` resets.
-pub fn event_phase(event: &str, alarm_state: &str) -> &'static str {
-    match (event, alarm_state) {
-        ("raised", _) => "start",
-        ("escalated", _) => "escalate",
-        ("acknowledged", _) => "inactivate",
-        ("cleared", "latched") => "update",
-        ("cleared", _) => "end",
-        ("reset", _) => "reset",
-        _ => "update",
+/// ACM event phase (OBX facet `MDC_ATTR_EVENT_PHASE`) of an alarm step: raised starts,
+/// escalated escalates, acknowledged inactivates (the alert is acknowledged), cleared ends (or,
+/// latched, updates: the alarm still holds), reset resets.
+pub fn event_phase(change: AlarmChange, alarm_state: AlarmState) -> &'static str {
+    match (change, alarm_state) {
+        (AlarmChange::Raised, _) => "start",
+        (AlarmChange::Escalated, _) => "escalate",
+        (AlarmChange::Acknowledged, _) => "inactivate",
+        (AlarmChange::Cleared, AlarmState::Latched) => "update",
+        (AlarmChange::Cleared, _) => "end",
+        (AlarmChange::Reset, _) => "reset",
     }
 }
 
-/// A PCD-04 ORU^R40 for one alarm step (`event` as the record names it: raised, escalated,
-/// acknowledged, cleared, reset) at unix ms `at`.
-pub fn pcd04(
-    room: &str,
-    session: i64,
-    control: &str,
-    event: &str,
-    a: &AlarmInfo,
-    at: i64,
-) -> String {
+/// A PCD-04 ORU^R40 for one alarm step; `control` is MSH-10.
+pub fn pcd04(room: &str, control: &str, step: &AlarmStep) -> String {
+    let (a, at) = (&step.alarm, step.at);
     let t = hl7_time(at);
     let code = match (
         a.vital.is_some(),
@@ -136,19 +128,22 @@ pub fn pcd04(
     } else {
         ""
     };
-    let priority = match a.priority.as_str() {
-        "high" => "PH",
-        "medium" => "PM",
-        "low" => "PL",
-        _ => "PN",
+    let priority = match a.priority {
+        Priority::High => "PH",
+        Priority::Medium => "PM",
+        Priority::Low => "PL",
+        Priority::Info => "PN",
     };
-    let source = if a.kind == "technical" { "ST" } else { "SP" };
-    let phase = event_phase(event, &a.state);
+    let source = match a.kind {
+        AlarmKind::Technical => "ST",
+        AlarmKind::Physiological => "SP",
+    };
+    let phase = event_phase(step.change, a.state);
     // ACM alarm states: inactive, active, latched.
-    let state = match a.state.as_str() {
-        "latched" => "latched",
-        "cleared" => "inactive",
-        _ => "active",
+    let state = match a.state {
+        AlarmState::Latched => "latched",
+        AlarmState::Cleared => "inactive",
+        AlarmState::Pending | AlarmState::Active | AlarmState::Acknowledged => "active",
     };
     // ACM inactivation states: `alert-acknowledged` once a person acknowledged, else `enabled`.
     let inactivation = if a.acknowledged_by.is_some() {
@@ -159,7 +154,7 @@ pub fn pcd04(
     let name = mdc::name(code).unwrap_or("");
     [
         msh(room, at, "ORU^R40^ORU_R40", control, PCD04_PROFILE),
-        pid(session),
+        pid(step.session),
         format!("OBR|1|{}^VIGIL||{code}^{name}^MDC|||{t}", hl7_text(&a.id)),
         format!(
             "OBX|1|ST|{code}^{name}^MDC|1.0.0.0.1|{}|||{}|||F|||{t}||||{}",

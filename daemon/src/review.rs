@@ -7,14 +7,50 @@ use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
+use vigil_alarm::{AlarmChange, AlarmState};
 use vigil_protocol::display::AlarmInfo;
 use vigil_protocol::{Unit, Vital};
 
+use crate::core::wire_name;
 use crate::pcd;
 
-pub use crate::storage::query::{alarm_events, readings, StoredReading};
-use crate::storage::query::{session_profile, session_room, timeline_rows};
-use crate::storage::rfc3339;
+use crate::storage::query::{alarm_steps, session_profile, session_room, timeline_rows};
+pub use crate::storage::query::{readings, AlarmStep, StoredReading};
+use crate::storage::{rfc3339, RecordedAlarm};
+
+/// The session's alarm steps in order; a step that cannot be read back stops the review with
+/// an error naming it (a summary or an export never leaves a step out unsaid).
+pub fn alarm_events(conn: &Connection, session: i64) -> anyhow::Result<Vec<AlarmStep>> {
+    alarm_steps(conn, session)?
+        .into_iter()
+        .map(|step| {
+            step.map_err(|e| {
+                tracing::error!(session, error = %e, "stored alarm step could not be read back");
+                anyhow::Error::new(e)
+            })
+        })
+        .collect()
+}
+
+/// An alarm in the export's JSON: the shape the display protocol gives it (`AlarmInfo`).
+fn exported(a: &RecordedAlarm) -> AlarmInfo {
+    AlarmInfo {
+        id: a.id.clone(),
+        rule: a.rule.clone(),
+        kind: wire_name(&a.kind),
+        vital: a.vital,
+        device: a.device.clone(),
+        priority: wire_name(&a.priority),
+        message: a.message.clone(),
+        state: wire_name(&a.state),
+        since: rfc3339(a.since),
+        acknowledged_by: a.acknowledged_by.clone(),
+        acknowledged_at: a.acknowledged_at.map(rfc3339),
+        latching: a.latching,
+        awaiting_confirmation: a.awaiting_confirmation,
+        value: a.value,
+    }
+}
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -64,10 +100,11 @@ pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> any
         v["flags"] = serde_json::from_str(&r.flags).unwrap_or_default();
         lines.push((r.received_at, v));
     }
-    for (event, alarm, at) in alarm_events(conn, session)? {
+    for step in alarm_events(conn, session)? {
         lines.push((
-            at,
-            serde_json::json!({"kind": "alarm", "event": event, "alarm": alarm, "at": rfc3339(at)}),
+            step.at,
+            serde_json::json!({"kind": "alarm", "event": step.change, "alarm": exported(&step.alarm),
+                "at": rfc3339(step.at)}),
         ));
     }
     for (kind, table, [name, value, detail]) in [
@@ -103,14 +140,10 @@ pub fn export_hl7(conn: &Connection, session: i64, out: &mut dyn Write) -> anyho
             write!(out, "{message}\r\n")?;
         }
     }
-    for (event, a, at) in alarm_events(conn, session)? {
+    for step in alarm_events(conn, session)? {
         n += 1;
         let control = format!("{session}-{n}");
-        write!(
-            out,
-            "{}\r\n",
-            pcd::pcd04(&room, session, &control, &event, &a, at)
-        )?;
+        write!(out, "{}\r\n", pcd::pcd04(&room, &control, &step))?;
     }
     Ok(())
 }
@@ -214,28 +247,34 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
     }
     let events = alarm_events(conn, session)?;
     // Per alarm id: (latest state, raised at, ended at, first acknowledgement (who, when)).
-    type AlarmHistory = (AlarmInfo, i64, Option<i64>, Option<(String, i64)>);
+    type AlarmHistory = (RecordedAlarm, i64, Option<i64>, Option<(String, i64)>);
     let mut alarms: BTreeMap<String, AlarmHistory> = BTreeMap::new();
-    for (event, a, at) in &events {
+    for AlarmStep {
+        change,
+        alarm: a,
+        at,
+        ..
+    } in &events
+    {
         let entry = alarms
             .entry(a.id.clone())
             .or_insert_with(|| (a.clone(), *at, None, None));
-        entry.0.priority = a.priority.clone();
-        match event.as_str() {
-            "acknowledged" => {
+        entry.0.priority = a.priority;
+        match change {
+            AlarmChange::Acknowledged => {
                 if let Some(by) = &a.acknowledged_by {
                     entry.3.get_or_insert((by.clone(), *at));
                 }
             }
-            "cleared" if a.state == "cleared" => entry.2 = Some(*at),
-            "reset" => entry.2 = Some(*at),
+            AlarmChange::Cleared if a.state == AlarmState::Cleared => entry.2 = Some(*at),
+            AlarmChange::Reset => entry.2 = Some(*at),
             _ => {}
         }
     }
     let _ = writeln!(out, "\nAlarms ({}):", alarms.len());
     let mut time_in: BTreeMap<String, i64> = BTreeMap::new();
     for (a, raised, ended, ack) in alarms.values() {
-        let end = ended.unwrap_or_else(|| events.last().map(|e| e.2).unwrap_or(*raised));
+        let end = ended.unwrap_or_else(|| events.last().map(|e| e.at).unwrap_or(*raised));
         *time_in.entry(a.rule.clone()).or_default() += end - raised;
         let ack_text = match ack {
             Some((by, at)) => format!("acknowledged by {by} after {} s", (at - raised) / 1000),
@@ -245,7 +284,7 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
             out,
             "  {} {:<7} {} (raised {}, {}{})",
             a.id,
-            a.priority,
+            wire_name(&a.priority),
             a.message,
             rfc3339(*raised),
             ack_text,
@@ -266,6 +305,12 @@ mod tests {
     use rusqlite::params;
 
     fn db() -> (std::path::PathBuf, Connection, i64) {
+        db_with(false)
+    }
+
+    /// The fixture session; its alarm steps in typed columns with no display JSON (`typed`),
+    /// or only as display JSON (as rows recorded before migration 5).
+    fn db_with(typed: bool) -> (std::path::PathBuf, Connection, i64) {
         let dir = std::env::temp_dir().join(format!(
             "vigil-review-{}-{}",
             std::process::id(),
@@ -321,12 +366,39 @@ mod tests {
                 1795400135000,
             ),
         ] {
-            conn.execute(
-                "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![s, a.id, event, a.state, a.priority, serde_json::to_string(&a).unwrap(), at],
-            )
-            .unwrap();
+            if typed {
+                conn.execute(
+                    "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+                         rule, seq, device, vital, since_at, acknowledged_by, acknowledged_at,
+                         value, awaiting_confirmation, kind, message, latching)
+                     VALUES (?1, ?2, ?3, ?4, ?5, '{}', ?6, 'spo2-low', 3, 'ox-1', 'spo2',
+                         1795400075000, ?7, ?8, 86, 0, 'physiological', ?9, 0)",
+                    params![
+                        s,
+                        a.id,
+                        event,
+                        a.state,
+                        a.priority,
+                        at,
+                        a.acknowledged_by,
+                        a.acknowledged_by.as_ref().map(|_| 1795400090000i64),
+                        a.message
+                    ],
+                )
+                .unwrap();
+            } else {
+                conn.execute(
+                    "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![s, a.id, event, a.state, a.priority, serde_json::to_string(&a).unwrap(), at],
+                )
+                .unwrap();
+            }
         }
+        conn.execute(
+            "UPDATE sessions SET started_at = 1795399900000 WHERE id = ?1",
+            params![s],
+        )
+        .unwrap();
         (dir, conn, s)
     }
 
@@ -488,6 +560,44 @@ mod tests {
         assert_eq!(kinds.iter().filter(|k| *k == "reading").count(), 5);
         assert_eq!(kinds.iter().filter(|k| *k == "alarm").count(), 3);
         assert_eq!(kinds[0], "session");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Alarm steps read from their typed columns export and summarise byte for byte as the
+    /// same steps read from display JSON did (the JSON beside a typed row is not read).
+    #[test]
+    fn typed_alarm_steps_export_and_report_exactly_as_display_json_did() {
+        let outputs = |typed| {
+            let (dir, conn, s) = db_with(typed);
+            let mut out = Vec::new();
+            export_jsonl(&conn, s, &mut out).unwrap();
+            export_hl7(&conn, s, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap() + &report(&conn, s).unwrap();
+            std::fs::remove_dir_all(dir).unwrap();
+            text
+        };
+        let (json, typed) = (outputs(false), outputs(true));
+        assert!(json.contains(r#""kind":"alarm""#), "{json}");
+        assert_eq!(typed, json);
+    }
+
+    /// A step whose stored name is none of the engine's stops the review with an error naming
+    /// the step and the name; it is never shown as another priority.
+    #[test]
+    fn a_step_with_an_unknown_priority_is_named_not_summarised_as_another() {
+        let (dir, conn, s) = db_with(true);
+        conn.execute(
+            "UPDATE alarm_events SET priority = 'urgent' WHERE event = 'acknowledged'",
+            [],
+        )
+        .unwrap();
+        let e = report(&conn, s).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "alarm event 2 (spo2-low#3) cannot be read back: unknown priority `urgent`"
+        );
+        assert!(export_jsonl(&conn, s, &mut Vec::new()).is_err());
+        assert!(export_hl7(&conn, s, &mut Vec::new()).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -115,11 +115,7 @@ impl Core {
     pub(super) fn session_info(&self) -> SessionInfo {
         let s = self.engine.snapshot(self.clock.now().into_std()).session;
         SessionInfo {
-            phase: match s.phase {
-                SessionPhase::PreDose => "pre_dose",
-                SessionPhase::PostDose { .. } => "post_dose",
-            }
-            .into(),
+            phase: wire_tag(&s.phase, "phase"),
             minutes_since_dose: match s.phase {
                 SessionPhase::PostDose { minutes_since_dose } => Some(minutes_since_dose),
                 SessionPhase::PreDose => None,
@@ -187,15 +183,6 @@ impl Core {
                 })
             })
             .collect()
-    }
-}
-
-/// The name a unit-like enum has on the wire (`high`, `acknowledged`, `sensor_off`): its serde
-/// name. The display and the record spell states alike because both take them from here.
-pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
     }
 }
 

@@ -9,6 +9,7 @@ mod publish;
 mod reconfigure;
 mod requests;
 mod restore;
+mod wire;
 
 use crate::central::Feed;
 use crate::clock::Clock;
@@ -20,7 +21,7 @@ pub use crate::supervise::Fault;
 use crate::supervise::{Pulse, Watchdog};
 use crate::trend::Trends;
 use axum::extract::ws::Utf8Bytes;
-pub use encode::{reading_info, wire_name};
+pub use encode::reading_info;
 use publish::RoomEvent;
 pub use reconfigure::Reconfigure;
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,7 @@ use vigil_protocol::display::{
     AlarmInfo, BpInfo, ClientMessage, LinkState, ServerMessage, SessionInfo, Snapshot, UserInfo,
 };
 use vigil_protocol::{DeviceCommand, DeviceEvent, Format, Unavailable, Value};
+pub use wire::{from_wire_name, wire_name, wire_tag, UnknownName};
 
 /// How often the core says it is alive. The display raises loss of communication after 3 s.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::central::Kind;
-use crate::storage::{Record, StoredAlarm};
+use crate::storage::{Record, RecordedAlarm};
 use vigil_alarm::{AlarmChange, Bp, PauseEnd};
 use vigil_protocol::Reading;
 
@@ -165,8 +165,7 @@ impl Core {
             },
             RoomEvent::Alarm { change, alarm } => Record::Alarm {
                 change: *change,
-                state: alarm.state,
-                alarm: Box::new(StoredAlarm::of(alarm, clock)),
+                alarm: Box::new(RecordedAlarm::of(alarm, clock)),
                 display: Box::new(self.alarm_info(alarm)),
                 at: clock.unix_ms(clock.now()),
             },

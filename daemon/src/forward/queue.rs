@@ -9,10 +9,12 @@
 //! same MSH-10, after the restart.
 
 use crate::pcd;
-use crate::storage::query::StoredReading;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::storage::query::{
+    alarm_steps_after, last_alarm_step_position, last_reading_position, readings_after,
+    PositionedReading, StoredReading,
+};
+use rusqlite::{params, Connection};
 use std::collections::HashMap;
-use vigil_protocol::display::AlarmInfo;
 
 /// Most readings read for one second's batches.
 const BLOCK_MAX: usize = 500;
@@ -76,20 +78,15 @@ pub struct Queue {
 pub fn register(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after)
-         VALUES (?1, (SELECT coalesce(max(rowid), 0) FROM readings), 0,
-                 (SELECT coalesce(max(rowid), 0) FROM alarm_events))
+         VALUES (?1, ?2, 0, ?3)
          ON CONFLICT(forward) DO NOTHING",
-        params![name],
+        params![
+            name,
+            last_reading_position(conn)?,
+            last_alarm_step_position(conn)?
+        ],
     )?;
     Ok(())
-}
-
-fn max_rowid(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
-        &format!("SELECT coalesce(max(rowid), 0) FROM {table}"),
-        [],
-        |r| r.get(0),
-    )
 }
 
 impl Queue {
@@ -139,11 +136,11 @@ impl Queue {
     }
 
     fn pending_readings(&self, p: Progress) -> rusqlite::Result<u64> {
-        Ok((max_rowid(&self.conn, "readings")? - p.reading_after).max(0) as u64)
+        Ok((last_reading_position(&self.conn)? - p.reading_after).max(0) as u64)
     }
 
     fn pending_alarms(&self, p: Progress) -> rusqlite::Result<u64> {
-        Ok((max_rowid(&self.conn, "alarm_events")? - p.alarm_after).max(0) as u64)
+        Ok((last_alarm_step_position(&self.conn)? - p.alarm_after).max(0) as u64)
     }
 
     /// The next message to send (the oldest of the next alarm step and the next complete
@@ -154,7 +151,7 @@ impl Queue {
             let mut p = self.progress()?;
             let readings = self.pending_readings(p)?;
             backlog.pending = readings + self.pending_alarms(p)?;
-            let alarm = self.next_alarm(p)?;
+            let alarm = self.next_alarm(&mut p)?;
             let thinning = readings > self.max_pending_readings;
             if !thinning {
                 self.last_sent.clear();
@@ -163,7 +160,7 @@ impl Queue {
             let Some((rows, end)) = block else {
                 return Ok((alarm.map(|a| a.item), backlog));
             };
-            let first_at = rows.first().map(|r| r.1.received_at).unwrap_or(now);
+            let first_at = rows.first().map(|r| r.reading.received_at).unwrap_or(now);
             if let Some(a) = alarm {
                 if a.at_ms < first_at {
                     return Ok((Some(a.item), backlog));
@@ -172,11 +169,19 @@ impl Queue {
             // The block's batches: one per device, in the order of their first reading.
             let mut groups: Vec<(i64, Vec<StoredReading>)> = Vec::new();
             let mut sessions: Vec<i64> = Vec::new();
-            for (rowid, r, session) in rows {
-                match groups.iter().position(|(_, g)| g[0].device == r.device) {
-                    Some(i) => groups[i].1.push(r),
+            for PositionedReading {
+                position,
+                session,
+                reading,
+            } in rows
+            {
+                match groups
+                    .iter()
+                    .position(|(_, g)| g[0].device == reading.device)
+                {
+                    Some(i) => groups[i].1.push(reading),
                     None => {
-                        groups.push((rowid, vec![r]));
+                        groups.push((position, vec![reading]));
                         sessions.push(session);
                     }
                 }
@@ -263,109 +268,59 @@ impl Queue {
         }
     }
 
-    fn next_alarm(&self, p: Progress) -> rusqlite::Result<Option<NextAlarm>> {
-        let row: Option<(i64, i64, String, String, i64)> = self
-            .conn
-            .query_row(
-                "SELECT rowid, session, event, alarm, at FROM alarm_events WHERE rowid > ?1 ORDER BY rowid LIMIT 1",
-                params![p.alarm_after],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?;
-        let Some((rowid, session, event, json, at)) = row else {
-            return Ok(None);
-        };
-        let control = format!("A{rowid}");
-        let message = match serde_json::from_str::<AlarmInfo>(&json) {
-            Ok(alarm) => pcd::pcd04(&self.room, session, &control, &event, &alarm, at),
-            Err(e) => {
-                // A damaged row is still an alarm step: sent with what the typed columns hold.
-                tracing::warn!(forward = %self.name, rowid, error = %e, "alarm event not readable in full; forwarding its columns");
-                let alarm = self.alarm_from_columns(rowid)?;
-                pcd::pcd04(&self.room, session, &control, &event, &alarm, at)
-            }
-        };
-        Ok(Some(NextAlarm {
-            at_ms: at,
-            item: Item {
-                control,
-                message,
-                alarm: true,
-                done: Done::Alarm(rowid),
-            },
-        }))
+    /// The next alarm step after `p`. A step the record cannot give back is not made up: it is
+    /// skipped (`p` moves past it), logged with its position and why.
+    fn next_alarm(&self, p: &mut Progress) -> rusqlite::Result<Option<NextAlarm>> {
+        loop {
+            let Some(step) = alarm_steps_after(&self.conn, p.alarm_after, 1)?.pop() else {
+                return Ok(None);
+            };
+            let step = match step {
+                Ok(step) => step,
+                Err(unreadable) => {
+                    tracing::error!(forward = %self.name, error = %unreadable, "alarm step skipped: the record cannot give it back");
+                    p.alarm_after = unreadable.position;
+                    self.save(*p)?;
+                    continue;
+                }
+            };
+            let control = format!("A{}", step.position);
+            return Ok(Some(NextAlarm {
+                at_ms: step.at,
+                item: Item {
+                    message: pcd::pcd04(&self.room, &control, &step),
+                    control,
+                    alarm: true,
+                    done: Done::Alarm(step.position),
+                },
+            }));
+        }
     }
 
-    fn alarm_from_columns(&self, rowid: i64) -> rusqlite::Result<AlarmInfo> {
-        self.conn.query_row(
-            "SELECT alarm_id, coalesce(rule, ''), priority, state, device FROM alarm_events WHERE rowid = ?1",
-            params![rowid],
-            |r| {
-                Ok(AlarmInfo {
-                    id: r.get(0)?,
-                    rule: r.get(1)?,
-                    kind: String::new(),
-                    vital: None,
-                    device: r.get(4)?,
-                    priority: r.get(2)?,
-                    message: String::new(),
-                    state: r.get(3)?,
-                    since: String::new(),
-                    acknowledged_by: None,
-                    acknowledged_at: None,
-                    latching: false,
-                    awaiting_confirmation: false,
-                    value: None,
-                })
-            },
-        )
-    }
-
-    /// The readings of the next complete second after `p` (rowid, reading, session), and the
-    /// rowid that ends it; `None` while that second may still be filling.
-    #[allow(clippy::type_complexity)]
+    /// The readings of the next complete second after `p`, and the position that ends it;
+    /// `None` while that second may still be filling.
     fn block(
         &self,
         p: Progress,
         now: i64,
-    ) -> rusqlite::Result<Option<(Vec<(i64, StoredReading, i64)>, i64)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT rowid, session, device, vital, value, unavailable, unit, mdc, flags, received_at
-             FROM readings WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![p.reading_after, BLOCK_MAX as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                StoredReading {
-                    device: r.get(2)?,
-                    vital: r.get(3)?,
-                    value: r.get(4)?,
-                    unavailable: r.get(5)?,
-                    unit: r.get(6)?,
-                    mdc: r.get(7)?,
-                    flags: r.get(8)?,
-                    received_at: r.get(9)?,
-                },
-                r.get::<_, i64>(1)?,
-            ))
-        })?;
-        let rows: Vec<(i64, StoredReading, i64)> = rows.collect::<rusqlite::Result<_>>()?;
+    ) -> rusqlite::Result<Option<(Vec<PositionedReading>, i64)>> {
+        let mut rows = readings_after(&self.conn, p.reading_after, BLOCK_MAX)?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let second = first.1.received_at.div_euclid(1000);
+        let second = first.reading.received_at.div_euclid(1000);
+        let session = first.session;
         let full = rows.len() == BLOCK_MAX;
         let len = rows
             .iter()
-            .position(|r| r.1.received_at.div_euclid(1000) != second || r.2 != first.2)
+            .position(|r| r.reading.received_at.div_euclid(1000) != second || r.session != session)
             .unwrap_or(rows.len());
         let complete = len < rows.len() || full || now >= (second + 1) * 1000 + SETTLE_MS;
         if !complete {
             return Ok(None);
         }
-        let mut rows = rows;
         rows.truncate(len);
-        let end = rows.last().map(|r| r.0).unwrap_or(p.reading_after);
+        let end = rows.last().map(|r| r.position).unwrap_or(p.reading_after);
         Ok(Some((rows, end)))
     }
 }

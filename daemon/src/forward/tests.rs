@@ -110,3 +110,93 @@ fn a_new_forward_starts_at_the_end_of_the_record() {
     assert_eq!(q.next(START + 3_600_000).unwrap().0, None);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An alarm step the record cannot give back (a priority none of the engine's) is not sent
+/// made up, and does not hold up the queue: it is skipped (and logged) and the next step goes
+/// out, read from its typed columns alone.
+#[test]
+fn an_alarm_step_the_record_cannot_give_back_is_skipped_and_the_next_goes_out() {
+    let (dir, conn) = record(0, 0);
+    conn.execute(
+        "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after) VALUES ('ris', 0, 0, 0)",
+        [],
+    )
+    .unwrap();
+    for (priority, at) in [("urgent", START), ("high", START + 1000)] {
+        conn.execute(
+            "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+                 rule, seq, device, vital, since_at, awaiting_confirmation, kind, message, latching)
+             VALUES (1, 'spo2-low#1', 'raised', 'active', ?1, '{}', ?2, 'spo2-low', 1, 'ox-1',
+                 'spo2', ?2, 0, 'physiological', 'SpO2 below 90%', 1)",
+            params![priority, at],
+        )
+        .unwrap();
+    }
+    let mut q = Queue::open(
+        storage::open(&dir.join("v.db")).unwrap(),
+        "ris",
+        "Room 2",
+        100,
+    )
+    .unwrap();
+    let item = q
+        .next(START + 60_000)
+        .unwrap()
+        .0
+        .expect("the readable step");
+    assert_eq!(item.control, "A2");
+    assert!(item.message.contains("|L~PH~SP|"), "{}", item.message);
+    q.done(&item).unwrap();
+    assert_eq!(q.pending().unwrap(), 0);
+    assert_eq!(q.next(START + 60_000).unwrap().0, None);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Pruning every session the record held (a room unused past its retention) does not make the
+/// forward take the next session's readings and alarm steps for sent ones: SQLite numbers the
+/// new rows from 1 again, below the position the forward remembered.
+#[test]
+fn after_pruning_the_whole_record_the_next_sessions_steps_are_still_forwarded() {
+    let (dir, conn) = record(30, 10);
+    conn.execute(
+        "INSERT INTO forward_progress (forward, reading_after, block_done, alarm_after)
+         VALUES ('ris', (SELECT max(rowid) FROM readings), 0, (SELECT max(rowid) FROM alarm_events))",
+        [],
+    )
+    .unwrap();
+    conn.execute("UPDATE sessions SET ended_at = 1", [])
+        .unwrap();
+    assert_eq!(storage::prune(&conn, 30).unwrap(), 1);
+    let s = storage::resume_or_start(&conn, "Room 2", "{}")
+        .unwrap()
+        .session;
+    conn.execute(
+        "INSERT INTO readings (session, device, vital, value, unit, mdc, flags, received_at)
+         VALUES (?1, 'ox-1', 'spo2', 88, '%', 150456, '[]', ?2)",
+        params![s, START],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
+             rule, seq, device, vital, since_at, awaiting_confirmation, kind, message, latching)
+         VALUES (?1, 'spo2-low#1', 'raised', 'active', 'medium', '{}', ?2, 'spo2-low', 1, 'ox-1',
+             'spo2', ?2, 0, 'physiological', 'SpO2 below 90%', 0)",
+        params![s, START + 500],
+    )
+    .unwrap();
+    let mut q = Queue::open(
+        storage::open(&dir.join("v.db")).unwrap(),
+        "ris",
+        "Room 2",
+        100,
+    )
+    .unwrap();
+    assert_eq!(q.pending().unwrap(), 2);
+    let mut controls = Vec::new();
+    while let Some(item) = q.next(START + 60_000).unwrap().0 {
+        controls.push(item.control.clone());
+        q.done(&item).unwrap();
+    }
+    assert_eq!(controls, ["R1", "A1"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,15 +1,20 @@
 //! Alarms in the record: typed columns written from the engine's view of an alarm, and read
-//! back after a crash as the engine's own restore types.
+//! back after a crash as the engine's own restore types (review, export and the forwarder read
+//! them through `query.rs`).
 
 use super::resume::Resumed;
 use crate::clock::Clock;
-use crate::core::wire_name;
+use crate::core::{from_wire_name, wire_name};
 use rusqlite::{params, Connection};
-use vigil_alarm::{Act, AlarmState, AlarmView, Bp, Priority, RestoredAlarm, RestoredSession};
+use vigil_alarm::{
+    Act, AlarmChange, AlarmKind, AlarmState, AlarmView, Bp, Priority, RestoredAlarm,
+    RestoredSession,
+};
 use vigil_protocol::Vital;
 
-/// An alarm as the record's typed columns hold it. Fields are optional where a row written
-/// by an older version, or damaged, may lack them: what cannot be read is named, never guessed.
+/// An open alarm as a restart reads it back from the typed columns. Fields are optional where a
+/// row written by an older version, or damaged, may lack them: what cannot be read is named,
+/// never guessed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAlarm {
     /// `<rule id>#<number>`, as the display knows it.
@@ -36,68 +41,111 @@ pub struct StoredAlarm {
     pub awaiting_confirmation: bool,
 }
 
-impl StoredAlarm {
+/// An alarm at one step of its life, as the record writes it and review, export and the
+/// forwarder read it back: the engine's own enums, times in unix ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedAlarm {
+    /// `<rule id>#<number>`, as the display knows it.
+    pub id: String,
+    /// The rule that raised it.
+    pub rule: String,
+    /// Physiological or technical.
+    pub kind: AlarmKind,
+    /// The vital concerned.
+    pub vital: Option<Vital>,
+    /// The device concerned.
+    pub device: Option<String>,
+    /// Its priority.
+    pub priority: Priority,
+    /// What the display said.
+    pub message: String,
+    /// Where it was in its life after the step.
+    pub state: AlarmState,
+    /// When it was declared (unix ms).
+    pub since: i64,
+    /// Who acknowledged this occurrence.
+    pub acknowledged_by: Option<String>,
+    /// When (unix ms), when that can be read.
+    pub acknowledged_at: Option<i64>,
+    /// It holds after its condition ends, until reset.
+    pub latching: bool,
+    /// A BP reading waits for a confirming repeat.
+    pub awaiting_confirmation: bool,
+    /// The latest value that bore on it.
+    pub value: Option<f64>,
+}
+
+impl RecordedAlarm {
     /// The engine's view of an alarm in the record's terms (times in unix ms).
-    pub fn of(alarm: &AlarmView, clock: &Clock) -> StoredAlarm {
+    pub fn of(alarm: &AlarmView, clock: &Clock) -> RecordedAlarm {
         let unix_ms = |at| clock.unix_ms(tokio::time::Instant::from_std(at));
-        StoredAlarm {
+        RecordedAlarm {
             id: alarm.id.clone(),
-            rule: Some(alarm.rule.clone()),
-            // The engine names an occurrence `<rule id>#<number>`.
-            seq: alarm
-                .id
-                .strip_prefix(alarm.rule.as_str())
-                .and_then(|n| n.strip_prefix('#'))
-                .and_then(|n| n.parse().ok()),
-            device: alarm.device.clone(),
+            rule: alarm.rule.clone(),
+            kind: alarm.kind,
             vital: alarm.vital,
-            priority: Some(alarm.priority),
-            latched: alarm.state == AlarmState::Latched,
-            since: Some(unix_ms(alarm.since)),
-            acknowledged: alarm
-                .acknowledged
-                .as_ref()
-                .map(|a| (a.by.clone(), Some(unix_ms(a.at)))),
-            value: alarm.value,
+            device: alarm.device.clone(),
+            priority: alarm.priority,
+            message: alarm.message.clone(),
+            state: alarm.state,
+            since: unix_ms(alarm.since),
+            acknowledged_by: alarm.acknowledged.as_ref().map(|a| a.by.clone()),
+            acknowledged_at: alarm.acknowledged.as_ref().map(|a| unix_ms(a.at)),
+            latching: alarm.latching,
             awaiting_confirmation: alarm.awaiting_confirmation,
+            value: alarm.value,
         }
+    }
+
+    /// Its occurrence number within the session: the engine names an occurrence
+    /// `<rule id>#<number>`.
+    pub fn seq(&self) -> Option<u64> {
+        self.id
+            .strip_prefix(self.rule.as_str())
+            .and_then(|n| n.strip_prefix('#'))
+            .and_then(|n| n.parse().ok())
     }
 }
 
-/// Writes one alarm event: the typed columns, and the alarm as the display received it (what
-/// review and export show).
+/// Writes one alarm step in typed columns, and the alarm as the display received it in `alarm`.
+/// Nothing reads that JSON for these rows; it is written because the column cannot be NULL
+/// (migration 1 made it so, and only a table rebuild could change that) and an older daemon
+/// rolled back to reads it: see `docs/architecture.md`.
 pub(super) fn write(
     conn: &Connection,
     session: i64,
-    event: &str,
-    state: &str,
-    alarm: &StoredAlarm,
+    change: AlarmChange,
+    alarm: &RecordedAlarm,
     display: &vigil_protocol::display::AlarmInfo,
     at: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at,
              rule, seq, device, vital, since_at, acknowledged_by, acknowledged_at, value,
-             awaiting_confirmation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             awaiting_confirmation, kind, message, latching)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19)",
     )?
     .execute(params![
         session,
         alarm.id,
-        event,
-        state,
-        alarm.priority.as_ref().map(wire_name),
+        wire_name(&change),
+        wire_name(&alarm.state),
+        wire_name(&alarm.priority),
         serde_json::to_string(display).unwrap_or_default(),
         at,
         alarm.rule,
-        alarm.seq.map(|s| s as i64),
+        alarm.seq().map(|s| s as i64),
         alarm.device,
         alarm.vital.map(Vital::name),
         alarm.since,
-        alarm.acknowledged.as_ref().map(|a| &a.0),
-        alarm.acknowledged.as_ref().and_then(|a| a.1),
+        alarm.acknowledged_by,
+        alarm.acknowledged_at,
         alarm.value,
         alarm.awaiting_confirmation,
+        wire_name(&alarm.kind),
+        alarm.message,
+        alarm.latching,
     ])?;
     Ok(())
 }
@@ -115,10 +163,15 @@ pub(super) fn open_alarms(
          FROM alarm_events e
          JOIN (SELECT alarm_id, MAX(rowid) AS last FROM alarm_events WHERE session = ?1 GROUP BY alarm_id) l
            ON e.rowid = l.last
-         WHERE e.state IN ('active', 'acknowledged', 'latched')",
+         WHERE e.state IN (?2, ?3, ?4)",
     )?;
     let mut alarms = Vec::new();
-    let mut rows = stmt.query(params![session])?;
+    let mut rows = stmt.query(params![
+        session,
+        wire_name(&AlarmState::Active),
+        wire_name(&AlarmState::Acknowledged),
+        wire_name(&AlarmState::Latched)
+    ])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0).unwrap_or_else(|_| "(unknown id)".into());
         let vital: Result<Option<String>, _> = r.get(4);
@@ -134,17 +187,26 @@ pub(super) fn open_alarms(
                 return Ok(None);
             };
             let Ok(vital) = vital else { return Ok(None) };
-            let priority: Option<String> = r.get(5).ok().flatten();
-            let state: String = r.get(6)?;
+            // An unknown priority is named, and the alarm comes back at High (see
+            // `engine_session`); an unknown state is no alarm that can be restored.
+            let priority = match r.get::<_, Option<String>>(5).ok().flatten() {
+                Some(name) => from_wire_name::<Priority>("priority", &name)
+                    .inspect_err(|e| tracing::error!(alarm = %id, session, error = %e, "stored alarm priority could not be read back"))
+                    .ok(),
+                None => None,
+            };
+            let Ok(state) = from_wire_name::<AlarmState>("alarm state", &r.get::<_, String>(6)?)
+            else {
+                return Ok(None);
+            };
             Ok(Some(StoredAlarm {
                 id: id.clone(),
                 rule: Some(rule),
                 seq: u64::try_from(seq).ok(),
                 device: r.get(3)?,
                 vital,
-                priority: priority
-                    .and_then(|p| serde_json::from_value(serde_json::Value::String(p)).ok()),
-                latched: state == wire_name(&AlarmState::Latched),
+                priority,
+                latched: state == AlarmState::Latched,
                 since: r.get(7).ok().flatten(),
                 acknowledged: r
                     .get::<_, Option<String>>(8)?

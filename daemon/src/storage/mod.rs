@@ -25,7 +25,7 @@ mod schema;
 mod summary;
 mod writer;
 
-pub use alarms::StoredAlarm;
+pub use alarms::{RecordedAlarm, StoredAlarm};
 pub use resume::{end_session, resume_or_start, Resumed};
 pub use schema::{open, open_read_only};
 pub use summary::{prune, rfc3339, sessions, SessionSummary};
@@ -58,11 +58,10 @@ pub enum Record {
     Alarm {
         /// What happened to it.
         change: vigil_alarm::AlarmChange,
-        /// Where it is in its life now.
-        state: vigil_alarm::AlarmState,
-        /// The alarm after the change, typed.
-        alarm: Box<StoredAlarm>,
-        /// The alarm after the change as the display received it, for review and export.
+        /// The alarm after the change, typed (what review, export and a restart read).
+        alarm: Box<RecordedAlarm>,
+        /// The alarm after the change as the display received it: written, never read back
+        /// (see `alarms::write`).
         display: Box<AlarmInfo>,
         /// Unix ms.
         at: i64,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
-pub(super) const MIGRATIONS: [&str; 4] = [
+pub(super) const MIGRATIONS: [&str; 5] = [
     r#"
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -99,6 +99,15 @@ CREATE TABLE forward_progress (
     block_done INTEGER NOT NULL,
     alarm_after INTEGER NOT NULL
 );
+"#,
+    // The rest of an alarm in typed columns: its kind, message and whether it latches. Every
+    // row written since has them, and review, export and the forwarder read the typed columns
+    // only; a row without `kind` (recorded before this migration) is read from its display
+    // JSON in `alarm` (`storage/query.rs`, the one place that still parses it).
+    r#"
+ALTER TABLE alarm_events ADD COLUMN kind TEXT;
+ALTER TABLE alarm_events ADD COLUMN message TEXT;
+ALTER TABLE alarm_events ADD COLUMN latching INTEGER;
 "#,
 ];
 

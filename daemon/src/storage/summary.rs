@@ -37,10 +37,11 @@ pub fn sessions(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
     let mut stmt = conn.prepare(
         "SELECT s.id, s.room, s.started_at, s.dose_at, s.ended_at,
                 (SELECT COUNT(*) FROM readings r WHERE r.session = s.id),
-                (SELECT COUNT(DISTINCT alarm_id) FROM alarm_events a WHERE a.session = s.id AND a.event = 'raised')
+                (SELECT COUNT(DISTINCT alarm_id) FROM alarm_events a WHERE a.session = s.id AND a.event = ?1)
          FROM sessions s ORDER BY s.id DESC",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let raised = crate::core::wire_name(&vigil_alarm::AlarmChange::Raised);
+    let rows = stmt.query_map(params![raised], |r| {
         Ok(SessionSummary {
             id: r.get(0)?,
             room: r.get(1)?,
@@ -71,6 +72,18 @@ pub fn prune(conn: &Connection, days: u32) -> rusqlite::Result<usize> {
         }
         tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
     }
+    // Row ids are positions that readers by position (the forwarders) remember. SQLite gives a
+    // new row the highest id left plus one, so once the newest rows are gone, new ones get ids
+    // at or below a remembered position and would be taken as already sent: bring every
+    // remembered position down to the last row left.
+    tx.execute(
+        "UPDATE forward_progress SET
+             block_done = CASE WHEN reading_after > (SELECT coalesce(max(rowid), 0) FROM readings)
+                          THEN 0 ELSE block_done END,
+             reading_after = min(reading_after, (SELECT coalesce(max(rowid), 0) FROM readings)),
+             alarm_after = min(alarm_after, (SELECT coalesce(max(rowid), 0) FROM alarm_events))",
+        [],
+    )?;
     tx.commit()?;
     Ok(ids.len())
 }

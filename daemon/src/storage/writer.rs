@@ -42,19 +42,10 @@ fn write(conn: &Connection, session: i64, r: &Record) -> rusqlite::Result<()> {
         }
         Record::Alarm {
             change,
-            state,
             alarm,
             display,
             at,
-        } => alarms::write(
-            conn,
-            session,
-            &wire_name(change),
-            &wire_name(state),
-            alarm,
-            display,
-            *at,
-        )?,
+        } => alarms::write(conn, session, *change, alarm, display, *at)?,
         Record::Dose {
             at,
             by,

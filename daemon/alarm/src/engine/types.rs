@@ -1,12 +1,12 @@
 //! The engine's public vocabulary: alarms, events, actions and the session as others see them.
 
 use crate::profile::Priority;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use vigil_protocol::Vital;
 
 /// Physiological (about the patient) or technical (about the equipment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmKind {
     /// About the patient.
@@ -16,7 +16,7 @@ pub enum AlarmKind {
 }
 
 /// Where an alarm is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmState {
     /// The condition holds but its delay has not passed: not annunciated.
@@ -83,7 +83,7 @@ pub struct AlarmView {
 }
 
 /// What happened to an alarm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmChange {
     /// Declared after its delay.
@@ -99,7 +99,7 @@ pub enum AlarmChange {
 }
 
 /// Why an audio pause ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseEnd {
     /// Its time ran out.

@@ -1,8 +1,15 @@
-//! The record's query module: what review and export read, and how. The SQL that reads a
-//! finished session lives here, beside the schema, not in the commands that print it.
+//! The record's query module: what review, export and the forwarder read, and how. The SQL
+//! that reads the record back lives here, beside the schema, not in the commands that print it
+//! nor in the forwarder that sends it. Alarm steps come back in the engine's own types
+//! ([`AlarmStep`], read by [`steps`]).
+
+mod steps;
 
 use rusqlite::{params, Connection};
-use vigil_protocol::display::AlarmInfo;
+pub use steps::{
+    alarm_steps, alarm_steps_after, last_alarm_step_position, AlarmStep, ReadStep, StepError,
+    UnreadableStep,
+};
 
 /// One stored reading.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,48 +48,74 @@ pub fn session_room(conn: &Connection, session: i64) -> anyhow::Result<SessionHe
     .map_err(|_| anyhow::anyhow!("no session {session} in this database (`vigil sessions` lists them)"))
 }
 
+/// A reading at its place in the record.
+#[derive(Debug, Clone)]
+pub struct PositionedReading {
+    /// Its position in the record (the row id): later readings have higher positions.
+    pub position: i64,
+    /// The session it belongs to.
+    pub session: i64,
+    /// The reading.
+    pub reading: StoredReading,
+}
+
+/// The columns [`stored_reading`] reads, in its order.
+const READING_COLUMNS: &str = "device, vital, value, unavailable, unit, mdc, flags, received_at";
+
+fn stored_reading(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<StoredReading> {
+    Ok(StoredReading {
+        device: r.get(first)?,
+        vital: r.get(first + 1)?,
+        value: r.get(first + 2)?,
+        unavailable: r.get(first + 3)?,
+        unit: r.get(first + 4)?,
+        mdc: r.get(first + 5)?,
+        flags: r.get(first + 6)?,
+        received_at: r.get(first + 7)?,
+    })
+}
+
 /// The session's readings in receive order.
 pub fn readings(conn: &Connection, session: i64) -> anyhow::Result<Vec<StoredReading>> {
-    let mut stmt = conn.prepare(
-        "SELECT device, vital, value, unavailable, unit, mdc, flags, received_at FROM readings
-         WHERE session = ?1 ORDER BY received_at, rowid",
-    )?;
-    let rows = stmt.query_map(params![session], |r| {
-        Ok(StoredReading {
-            device: r.get(0)?,
-            vital: r.get(1)?,
-            value: r.get(2)?,
-            unavailable: r.get(3)?,
-            unit: r.get(4)?,
-            mdc: r.get(5)?,
-            flags: r.get(6)?,
-            received_at: r.get(7)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {READING_COLUMNS} FROM readings WHERE session = ?1 ORDER BY received_at, rowid"
+    ))?;
+    let rows = stmt.query_map(params![session], |r| stored_reading(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The session's alarm events in order: (event, alarm, unix ms).
-pub fn alarm_events(
+/// At most `limit` readings recorded after position `after`, of every session, in the order
+/// they were recorded: a reader that remembers the last position it handled (the forwarder)
+/// reads on from there, a batch at a time.
+pub fn readings_after(
     conn: &Connection,
-    session: i64,
-) -> anyhow::Result<Vec<(String, AlarmInfo, i64)>> {
-    let mut stmt = conn.prepare(
-        "SELECT event, alarm, at FROM alarm_events WHERE session = ?1 ORDER BY at, rowid",
-    )?;
-    let rows = stmt.query_map(params![session], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+    after: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<PositionedReading>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT rowid, session, {READING_COLUMNS} FROM readings
+         WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![after, limit_sql(limit)], |r| {
+        Ok(PositionedReading {
+            position: r.get(0)?,
+            session: r.get(1)?,
+            reading: stored_reading(r, 2)?,
+        })
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (event, json, at) = row?;
-        out.push((event, serde_json::from_str(&json)?, at));
-    }
-    Ok(out)
+    rows.collect()
+}
+
+/// The position of the last reading recorded; 0 when there is none.
+pub fn last_reading_position(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(rowid), 0) FROM readings", [], |r| {
+        r.get(0)
+    })
+}
+
+/// A batch size as SQLite's LIMIT takes it.
+fn limit_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// The profile the session recorded (JSON text).
@@ -122,3 +155,6 @@ pub fn timeline_rows(
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+#[cfg(test)]
+mod tests;
