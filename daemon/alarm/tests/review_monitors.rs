@@ -118,3 +118,27 @@ fn a_cuffs_pulse_rate_never_becomes_a_stream() {
         h.alarms_now(120.0)
     );
 }
+
+/// V2: a capnograph in kPa whose monitor leaves out the unit sends EtCO2 that is no number to
+/// alarm on (the HL7 reader makes it implausible); the room must hear that EtCO2 is not
+/// current, not see a silent tile.
+#[test]
+fn a_vital_streamed_only_as_unusable_numbers_is_not_current() {
+    let mut h = monitor(Format::Hl7);
+    let frame = [
+        reading(Vital::Spo2, 96.0, Unit::Percent),
+        Reading::unavailable(Vital::Etco2, vigil_protocol::Unavailable::Implausible),
+    ];
+    every_2_s(&mut h, 0.0, 60.0, &frame);
+    let at = h
+        .alarm_log()
+        .into_iter()
+        .find(|(_, c, r, _)| r == "not-current" && *c == Raised)
+        .map(|(t, ..)| t);
+    assert!(
+        at.is_some_and(|t| t <= 40.0),
+        "not-current raised at {at:?}"
+    );
+    let a = h.alarm(60.0, "not-current").unwrap();
+    assert_eq!(a.vital, Some(Vital::Etco2));
+}

@@ -128,12 +128,13 @@ fn read_obx(
     };
     let unit_text = [msg.component(obx, 6, 1), msg.component(obx, 6, 2)];
     let unit = if unit_text.iter().all(String::is_empty) {
-        Some(mapping.unit)
+        mapping.unit
     } else {
         unit_text.iter().find_map(|u| unit_for(mapping.vital, u))
     };
     let Some(unit) = unit else {
-        // A number in a unit Vigil does not know is not a number it may alarm on.
+        // A number in a unit Vigil does not know, or a pressure without its unit, is not a
+        // number it may alarm on.
         return Some(
             Reading::unavailable(mapping.vital, Unavailable::Implausible)
                 .with_device_time(time)

@@ -1,6 +1,7 @@
 //! What devices send: readings through the evidence gate, device events and links.
 
 use super::*;
+use vigil_protocol::{Unavailable, Value};
 
 impl Engine {
     /// Readings decoded from one frame of one device (a cuff's systolic, diastolic and mean
@@ -48,13 +49,20 @@ impl Engine {
         let determination = readings.iter().any(|r| is_nibp(r.vital));
         for reading in readings {
             let vital = reading.vital;
+            // A number sent, even one that is no evidence (a pressure without its unit, V2),
+            // shows the device streams the vital: then `not-current` says it is unusable.
+            let sent = matches!(
+                reading.value,
+                Value::Number(_)
+                    | Value::Unavailable(Unavailable::Implausible | Unavailable::FlaggedInvalid)
+            );
+            if sent && !determination && !reading.flags.contains(Flag::SpotCheck) {
+                self.note_stream(now, d, vital);
+            }
             let Some(value) = reading.evidence() else {
                 self.not_evidence(now, d, vital);
                 continue;
             };
-            if !determination && !reading.flags.contains(Flag::SpotCheck) {
-                self.note_stream(now, d, vital);
-            }
             if let Some(slot) = self.devices[d]
                 .last_valid
                 .iter_mut()
@@ -83,7 +91,7 @@ impl Engine {
         }
     }
 
-    /// Notes evidence of `vital` from device `d`: a second sample within [`STREAM_GAP`] of a
+    /// Notes a number of `vital` from device `d`: a second one within [`STREAM_GAP`] of a
     /// vital the device was not held to keep current makes it one of its streams (V1). SpO2
     /// is left alone: an oximeter's format declares it, and without a stream it is a
     /// spot-check (F12).

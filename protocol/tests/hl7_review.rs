@@ -1,0 +1,93 @@
+//! HL7 findings of the review after the monitors, HL7 and central issues (docs/hazards.md,
+//! "Found in review after the monitors, HL7 and central issues").
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use vigil_protocol::hl7::mllp::frame;
+use vigil_protocol::{format::Decoded, Format, Observation, Reading, Unit, Value, Vital};
+
+/// One ORU^R01 with these OBX lines (`code|value|unit`, MDC codes).
+fn message(obx: &[(&str, &str, &str)]) -> Vec<u8> {
+    let mut text = String::from(
+        "MSH|^~\\&|Mon|WARD7|||20240520101500||ORU^R01^ORU_R01|MSG1|P|2.6\r\
+         OBR|1|||182777000^monitoring of patient^SNOMED-CT|||20240520101455\r",
+    );
+    for (i, (code, value, unit)) in obx.iter().enumerate() {
+        text.push_str(&format!(
+            "OBX|{}|NM|{code}^^MDC|1.1.1.{}|{value}|{unit}|||||R\r",
+            i + 1,
+            i + 1
+        ));
+    }
+    frame(text.as_bytes())
+}
+
+fn readings(bytes: &[u8]) -> Vec<Reading> {
+    let mut d = Format::Hl7.decoder();
+    let mut out: Vec<Decoded> = Vec::new();
+    d.feed(bytes, &mut out);
+    d.finish(&mut out);
+    out.into_iter()
+        .filter_map(|o| match o {
+            Ok(Observation::Reading(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+const ETCO2: &str = "151708";
+const NIBP_SYS: &str = "150021";
+const RESP_RATE: &str = "151562";
+
+/// V2: a capnograph set to kPa whose monitor leaves OBX-6 empty: 6.5 kPa (49 mmHg) must not be
+/// taken as 6.5 mmHg, and a pressure without its unit is no number to alarm on either; a unit
+/// written in another case is still read.
+#[test]
+fn a_pressure_without_its_unit_is_never_a_number_and_units_are_read_in_any_case() {
+    let r = readings(&message(&[(ETCO2, "6.5", ""), (NIBP_SYS, "24", "")]));
+    assert_eq!(r.len(), 2);
+    for reading in &r {
+        assert!(
+            !matches!(reading.value, Value::Number(_)),
+            "{:?} read as {:?} {:?}",
+            reading.vital,
+            reading.value,
+            reading.unit
+        );
+        assert!(!reading.is_evidence());
+    }
+    let r = readings(&message(&[
+        (ETCO2, "6.5", "KPA"),
+        (ETCO2, "49", "MMHG"),
+        (RESP_RATE, "14", "/MIN"),
+    ]));
+    let got: Vec<_> = r.iter().map(|r| (r.vital, r.value, r.unit)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Vital::Etco2, Value::Number(6.5), Unit::KPa),
+            (Vital::Etco2, Value::Number(49.0), Unit::MmHg),
+            (
+                Vital::RespiratoryRate,
+                Value::Number(14.0),
+                Unit::BreathsPerMinute
+            ),
+        ]
+    );
+}
+
+/// Values a gateway may write that are no measurement: never a number, never a panic.
+#[test]
+fn overflowing_or_non_numeric_values_are_never_numbers() {
+    for value in [
+        "1e309",
+        "NaN",
+        "inf",
+        "-",
+        "1.2.3",
+        "99999999999999999999999999999999",
+    ] {
+        let r = readings(&message(&[(ETCO2, value, "mmHg")]));
+        assert!(r.iter().all(|r| !r.is_evidence()), "{value}: {r:?}");
+    }
+}
