@@ -253,7 +253,10 @@ async fn slow_and_surplus_clients_do_not_block_the_monitor() {
         .await
         .expect("closed in time")
         .unwrap_or(0);
-    assert_eq!(n, 0, "the oldest connection that delivered nothing gives way");
+    assert_eq!(
+        n, 0,
+        "the oldest connection that delivered nothing gives way"
+    );
     // The monitor comes in at the cap and is served.
     let mut monitor = dial(addr).await;
     monitor.write_all(&oru("FAST", "", 96)).await.unwrap();

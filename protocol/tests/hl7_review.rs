@@ -91,3 +91,40 @@ fn overflowing_or_non_numeric_values_are_never_numbers() {
         assert!(r.iter().all(|r| !r.is_evidence()), "{value}: {r:?}");
     }
 }
+
+/// V4: an ORU^R01 may carry several patients (a PID group each); a gateway sending two beds in
+/// one message gave both beds' values to the device whose `match` names one of them, so a
+/// bed's SpO2 of 80 % alarmed in the other room. Each device takes only its own equipment's
+/// observations.
+#[test]
+fn a_message_with_two_beds_gives_each_device_only_its_own_observations() {
+    use vigil_protocol::hl7::{Hl7Session, Match};
+    use vigil_protocol::DeviceSession;
+    let text = "MSH|^~\\&|GW|WARD7|||20240520101500||ORU^R01^ORU_R01|TWO|P|2.6\r\
+        PID|||P1\r\
+        OBR|1|||182777000^monitoring of patient^SNOMED-CT|||20240520101455\r\
+        OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|97|%|||||R|||||||BED1\r\
+        PID|||P2\r\
+        OBR|1|||182777000^monitoring of patient^SNOMED-CT|||20240520101455\r\
+        OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|80|%|||||R|||||||BED2\r";
+    for (bed, want) in [("BED1", 97.0), ("BED2", 80.0)] {
+        let mut session = Hl7Session::new(
+            vigil_protocol::hl7::CodeTable::default(),
+            Match {
+                equipment: Some(bed.into()),
+                sending_facility: None,
+            },
+        );
+        session.feed(&frame(text.as_bytes()));
+        let mut values = Vec::new();
+        while let Some(out) = session.poll_output() {
+            if let Ok(Observation::Reading(r)) = out {
+                values.push(r.value);
+            }
+        }
+        assert_eq!(values, vec![Value::Number(want)], "{bed}");
+        // One message, one ACK.
+        assert!(session.poll_transmit().is_some());
+        assert!(session.poll_transmit().is_none());
+    }
+}

@@ -55,6 +55,19 @@ impl Header {
 /// unknown code becomes `unknown_parameter` with the code. OBX without a value (the PCD-01
 /// device and channel headers) carry nothing to read.
 pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl7Error> {
+    Ok(read_oru_per_equipment(msg, table)?
+        .into_iter()
+        .flat_map(|(_, observations)| observations)
+        .collect())
+}
+
+/// [`read_oru`], the observations grouped by the OBX-18 equipment they come from (in order of
+/// first appearance; `""` for OBX without one). A gateway may send several beds in one message
+/// (a PID group each): each device must take only its own (V4).
+pub fn read_oru_per_equipment(
+    msg: &Message,
+    table: &CodeTable,
+) -> Result<Vec<(String, Vec<Observation>)>, Hl7Error> {
     let msh = msg.msh();
     let version = msg.component(msh, 12, 1);
     if !VERSIONS.contains(&version.as_str()) {
@@ -75,7 +88,7 @@ pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl
     );
     let msh_time = parse_ts(&msg.component(msh, 7, 1));
     let mut obr_time = None;
-    let mut out = Vec::new();
+    let mut out: Vec<(String, Vec<Observation>)> = Vec::new();
     for seg in &msg.segments {
         match seg.id.as_str() {
             "OBR" => obr_time = parse_ts(&msg.component(seg, 7, 1)),
@@ -83,7 +96,14 @@ pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl
                 let time = parse_ts(&msg.component(seg, 14, 1))
                     .or(obr_time)
                     .or(msh_time);
-                out.extend(read_obx(msg, seg, table, time, base_flags));
+                let equipment = msg.component(seg, 18, 1);
+                let Some(observation) = read_obx(msg, seg, table, time, base_flags) else {
+                    continue;
+                };
+                match out.iter_mut().find(|(e, _)| *e == equipment) {
+                    Some((_, group)) => group.push(observation),
+                    None => out.push((equipment, vec![observation])),
+                }
             }
             _ => {}
         }
