@@ -128,3 +128,43 @@ fn a_message_with_two_beds_gives_each_device_only_its_own_observations() {
         assert!(session.poll_transmit().is_none());
     }
 }
+
+/// One ORU^R01 sent at 10:15:00 UTC with these OBX lines (`code|value|unit|OBX-14`).
+fn timed_message(obx: &[(&str, &str, &str, &str)]) -> Vec<u8> {
+    let mut text =
+        String::from("MSH|^~\\&|Mon|WARD7|||20240520121500+0200||ORU^R01^ORU_R01|MSG1|P|2.6\r");
+    for (i, (code, value, unit, at)) in obx.iter().enumerate() {
+        text.push_str(&format!(
+            "OBX|{}|NM|{code}^^MDC|1.1.1.{}|{value}|{unit}|||||R|||{at}\r",
+            i + 1,
+            i + 1
+        ));
+    }
+    frame(text.as_bytes())
+}
+
+/// V5: a monitor or gateway that repeats a continuous vital's last value with the time it was
+/// measured (the probe is off, the module unplugged): SpO2 97 % measured 10 minutes before the
+/// message kept the vital current for ever, so neither `not-current` nor `spo2-low` could
+/// sound. A value older than 30 s when the message was sent is shown as stored, never
+/// evidence; a cuff determination keeps its own time.
+#[test]
+fn a_continuous_value_measured_long_before_its_message_is_not_current_evidence() {
+    const SPO2: &str = "150456";
+    let r = readings(&timed_message(&[
+        (SPO2, "97", "%", "20240520100500+0000"),
+        (RESP_RATE, "14", "/min", "20240520121450+0200"),
+        (NIBP_SYS, "120", "mmHg", "20240520100930+0000"),
+    ]));
+    let evidence: Vec<_> = r.iter().map(|r| (r.vital, r.is_evidence())).collect();
+    assert_eq!(
+        evidence,
+        vec![
+            (Vital::Spo2, false),
+            (Vital::RespiratoryRate, true),
+            (Vital::NibpSystolic, true),
+        ]
+    );
+    assert!(r[0].flags.contains(vigil_protocol::Flag::Stored));
+    assert_eq!(r[0].value, Value::Number(97.0), "still shown");
+}
