@@ -26,6 +26,10 @@ pub enum Malformed {
     /// A display message that rooms do not publish to the central.
     #[error("a {0} message is not one a room publishes")]
     Unexpected(&'static str),
+    /// An alarm whose kind, priority or state is not one the display protocol has: the pages
+    /// build their style names from them, and one they cannot use stops their rendering (V9).
+    #[error("an alarm's {0}")]
+    Alarm(String),
     /// A room id that is not a slug, or a new room beyond [`MAX_ROOMS`].
     #[error("room {0:?} refused: not a room id, or more than 256 rooms")]
     Room(String),
@@ -130,6 +134,32 @@ pub fn with_room(message: &ServerMessage, room_id: &str) -> String {
     value.to_string()
 }
 
+/// The alarm's words the pages act on are the display protocol's (V9).
+fn check_alarm(alarm: &AlarmInfo) -> Result<(), Malformed> {
+    let fields: [(&str, &str, &[&str]); 3] = [
+        ("kind", &alarm.kind, &["physiological", "technical"]),
+        (
+            "priority",
+            &alarm.priority,
+            &["high", "medium", "low", "info"],
+        ),
+        (
+            "state",
+            &alarm.state,
+            &["pending", "active", "acknowledged", "latched", "cleared"],
+        ),
+    ];
+    for (name, value, known) in fields {
+        if !known.contains(&value) {
+            let shown: String = value.chars().take(20).collect();
+            return Err(Malformed::Alarm(format!(
+                "{name} {shown:?} is not one of {known:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Room {
     fn new(id: &str, now: Instant) -> Room {
         Room {
@@ -220,6 +250,11 @@ impl Rooms {
             ServerMessage::Central { .. } => return Err(Malformed::Unexpected("central")),
             ServerMessage::Forward { .. } => return Err(Malformed::Unexpected("forward")),
         };
+        match &message {
+            ServerMessage::Alarm { alarm, .. } => check_alarm(alarm)?,
+            ServerMessage::Snapshot(s) => s.alarms.iter().try_for_each(check_alarm)?,
+            _ => {}
+        }
         let room = self.room(room_id, now)?;
         // A room that restarted numbers its messages from the start again.
         let restarted = boot.is_some() && room.boot.is_some() && room.boot.as_deref() != boot;
