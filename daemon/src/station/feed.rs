@@ -230,7 +230,11 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
                     continue;
                 }
             };
-            hub.heartbeat(room_id, &beat.room);
+            let boot = beat.boot.map(|b| match b {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            });
+            hub.heartbeat(room_id, &beat.room, boot.as_deref());
             let now = Instant::now();
             let due = hub.knows(room_id)
                 && asked.get(room_id).is_none_or(|at| {
@@ -238,10 +242,6 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
                 });
             if due {
                 asked.insert(room_id.to_string(), now);
-                let boot = beat.boot.map(|b| match b {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                });
                 tokio::spawn(ask_snapshot(
                     client.clone(),
                     Subjects::new(site, room_id).snapshot_request(),

@@ -84,10 +84,10 @@ impl Hub {
         self.malformed.load(Ordering::Relaxed)
     }
 
-    /// A room's heartbeat.
-    pub fn heartbeat(&self, room_id: &str, name: &str) {
+    /// A room's heartbeat, with the boot of the room process that sent it.
+    pub fn heartbeat(&self, room_id: &str, name: &str, boot: Option<&str>) {
         let mut rooms = self.lock();
-        match rooms.heartbeat(room_id, name, Instant::now()) {
+        match rooms.heartbeat_from(room_id, name, boot, Instant::now()) {
             Ok(Some(frame)) => self.send(frame),
             Ok(None) => {}
             Err(e) => {

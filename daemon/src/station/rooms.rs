@@ -26,6 +26,10 @@ pub enum Malformed {
     /// A display message that rooms do not publish to the central.
     #[error("a {0} message is not one a room publishes")]
     Unexpected(&'static str),
+    /// An alarm whose kind, priority or state is not one the display protocol has: the pages
+    /// build their style names from them, and one they cannot use stops their rendering (V9).
+    #[error("an alarm's {0}")]
+    Alarm(String),
     /// A room id that is not a slug, or a new room beyond [`MAX_ROOMS`].
     #[error("room {0:?} refused: not a room id, or more than 256 rooms")]
     Room(String),
@@ -61,6 +65,12 @@ pub struct Room {
     pub link: Link,
     link_alarm: Option<AlarmInfo>,
     link_alarms_raised: u64,
+    /// The boot of the last heartbeat, and the other boot heard before it with when (V7).
+    beat_boot: Option<String>,
+    other_boot: Option<(String, Instant)>,
+    /// Until when two room processes are heard with this room id: its heartbeats then say
+    /// nothing about either, so they do not keep the link up.
+    conflict_until: Option<Instant>,
 }
 
 /// Every room of the site.
@@ -124,6 +134,32 @@ pub fn with_room(message: &ServerMessage, room_id: &str) -> String {
     value.to_string()
 }
 
+/// The alarm's words the pages act on are the display protocol's (V9).
+fn check_alarm(alarm: &AlarmInfo) -> Result<(), Malformed> {
+    let fields: [(&str, &str, &[&str]); 3] = [
+        ("kind", &alarm.kind, &["physiological", "technical"]),
+        (
+            "priority",
+            &alarm.priority,
+            &["high", "medium", "low", "info"],
+        ),
+        (
+            "state",
+            &alarm.state,
+            &["pending", "active", "acknowledged", "latched", "cleared"],
+        ),
+    ];
+    for (name, value, known) in fields {
+        if !known.contains(&value) {
+            let shown: String = value.chars().take(20).collect();
+            return Err(Malformed::Alarm(format!(
+                "{name} {shown:?} is not one of {known:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Room {
     fn new(id: &str, now: Instant) -> Room {
         Room {
@@ -138,6 +174,9 @@ impl Room {
             link: Link::Up,
             link_alarm: None,
             link_alarms_raised: 0,
+            beat_boot: None,
+            other_boot: None,
+            conflict_until: None,
         }
     }
 
@@ -211,6 +250,11 @@ impl Rooms {
             ServerMessage::Central { .. } => return Err(Malformed::Unexpected("central")),
             ServerMessage::Forward { .. } => return Err(Malformed::Unexpected("forward")),
         };
+        match &message {
+            ServerMessage::Alarm { alarm, .. } => check_alarm(alarm)?,
+            ServerMessage::Snapshot(s) => s.alarms.iter().try_for_each(check_alarm)?,
+            _ => {}
+        }
         let room = self.room(room_id, now)?;
         // A room that restarted numbers its messages from the start again.
         let restarted = boot.is_some() && room.boot.is_some() && room.boot.as_deref() != boot;
@@ -294,7 +338,41 @@ impl Rooms {
         name: &str,
         now: Instant,
     ) -> Result<Option<String>, Malformed> {
+        self.heartbeat_from(room_id, name, None, now)
+    }
+
+    /// [`Rooms::heartbeat`] with the `boot` of the room process that sent it. Heartbeats that
+    /// switch back to a boot heard less than [`LINK_TIMEOUT`] before come from two processes
+    /// with one room id (V7): while that lasts they do not keep the link up, so "room link
+    /// lost" is raised, saying why. A restart switches once and is one room.
+    pub fn heartbeat_from(
+        &mut self,
+        room_id: &str,
+        name: &str,
+        boot: Option<&str>,
+        now: Instant,
+    ) -> Result<Option<String>, Malformed> {
         let room = self.room(room_id, now)?;
+        if let Some(boot) = boot {
+            if let Some(current) = room.beat_boot.as_deref().filter(|b| *b != boot) {
+                let back = room.other_boot.as_ref().is_some_and(|(other, at)| {
+                    other == boot && now.saturating_duration_since(*at) < LINK_TIMEOUT
+                });
+                if back {
+                    if room.conflict_until.is_none_or(|until| now >= until) {
+                        tracing::warn!(room = %room_id, "two room processes publish with this room id");
+                    }
+                    room.conflict_until = Some(now + LINK_TIMEOUT);
+                }
+                room.other_boot = Some((current.to_string(), now));
+                room.beat_boot = Some(boot.to_string());
+            } else if room.beat_boot.is_none() {
+                room.beat_boot = Some(boot.to_string());
+            }
+        }
+        if room.conflict_until.is_some_and(|until| now < until) {
+            return Ok(None);
+        }
         room.last_heartbeat = now;
         if !room.has_snapshot && !name.is_empty() {
             room.name = name.to_string();
@@ -344,10 +422,16 @@ impl Rooms {
                         vital: None,
                         device: None,
                         priority: "high".into(),
-                        message: format!(
-                            "Link to {} lost: the central hears nothing from the room; watch it there",
-                            room.name
-                        ),
+                        message: if room.conflict_until.is_some_and(|until| now < until) {
+                            format!(
+                                "Two rooms publish as {id}: the central cannot tell them apart; give each its own room_id and watch them there"
+                            )
+                        } else {
+                            format!(
+                                "Link to {} lost: the central hears nothing from the room; watch it there",
+                                room.name
+                            )
+                        },
                         state: "active".into(),
                         since: utc.to_string(),
                         acknowledged_by: None,

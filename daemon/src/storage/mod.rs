@@ -171,6 +171,9 @@ impl Record {
 
 /// How many records may wait for the writer.
 const QUEUE: usize = 20_000;
+/// Places in the queue that only urgent records (actions, alarm steps, the end) may take: a
+/// flood of readings that fills the queue never costs a person's action or an alarm step (V8).
+const URGENT_RESERVE: usize = 1024;
 /// Most records in one transaction.
 const BATCH: usize = 5000;
 /// How long readings wait to be committed together: a crash loses at most about this much, and
@@ -183,9 +186,13 @@ const PENDING_MAX: usize = 100_000;
 pub const RETRY: Duration = Duration::from_secs(5);
 
 impl Storage {
-    /// Queues a record without waiting; a full queue drops it and counts the loss.
+    /// Queues a record without waiting; a full queue drops it and counts the loss. Other
+    /// records leave the last [`URGENT_RESERVE`] places to urgent ones.
     pub fn record(&self, record: Record) {
         let urgent = record.is_urgent();
+        if !urgent && self.tx.capacity() <= URGENT_RESERVE {
+            return self.refused(mpsc::error::TrySendError::Full(record));
+        }
         match self.tx.try_send(record) {
             Ok(()) if urgent => self.urgent.notify(),
             Ok(()) => {}

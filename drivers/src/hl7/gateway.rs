@@ -1,6 +1,7 @@
 //! A shared `listen` address: one listener per address, however many devices use it. Each
-//! connection is its own task with a frame deadline, and the number of connections is capped,
-//! so a slow or hostile client cannot block the monitors. Each message goes to the first device
+//! connection is its own task with a frame deadline, and the number of connections is capped:
+//! at the cap a new connection takes the place of one that has read nothing (V3), so a slow or
+//! hostile client cannot block the monitors. Each message goes to the first device
 //! whose `match` takes it; a message no device takes is acknowledged and counted.
 
 use super::{refuse, Hl7Spec, FRAME_DEADLINE, IDLE_LIMIT, IO_TIMEOUT, MAX_BACKOFF};
@@ -10,7 +11,7 @@ use crate::report::{CoreGone as HubGone, Reporter};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +23,9 @@ use vigil_protocol::format::Decoded;
 use vigil_protocol::hl7::{CodeTable, Hl7Receiver, Match, Received};
 use vigil_protocol::{DecodeError, Format};
 
-/// Most connections one listener holds at once; more are closed on arrival.
+/// Most connections one listener holds at once. At the cap, a new connection takes the place of
+/// the oldest one that has not yet delivered a message (else of the one silent longest): idle
+/// clients cannot keep a monitor out (V3).
 pub const MAX_CONNECTIONS: usize = 16;
 /// Messages queued for one device before further ones are dropped (and logged): a stalled
 /// device never stalls the listener.
@@ -56,8 +59,59 @@ struct Gateway {
     devices: Mutex<Vec<Registration>>,
     /// The first device's table reads every message (devices on one address share a vendor).
     table: CodeTable,
-    connections: AtomicUsize,
+    connections: Mutex<Vec<Slot>>,
     stop: CancellationToken,
+}
+
+/// A connection the listener holds.
+struct Slot {
+    conn: u64,
+    /// When it last delivered a message it could read; None: never yet.
+    last_message: Option<Instant>,
+    accepted: Instant,
+    close: CancellationToken,
+}
+
+impl Gateway {
+    /// Takes `conn` in, closing the connection that gives way to it when at the cap: one that
+    /// never delivered a message (the oldest), else the one silent longest. A monitor sends
+    /// every few seconds, so idle or slow clients go first.
+    fn admit(&self, conn: u64, close: CancellationToken) -> Option<u64> {
+        let mut slots = lock(&self.connections);
+        let mut closed = None;
+        if slots.len() >= MAX_CONNECTIONS {
+            let oldest = (0..slots.len()).min_by_key(|&i| {
+                (
+                    slots[i].last_message.is_some(),
+                    slots[i].last_message,
+                    slots[i].accepted,
+                )
+            });
+            if let Some(i) = oldest {
+                let slot = slots.swap_remove(i);
+                slot.close.cancel();
+                closed = Some(slot.conn);
+            }
+        }
+        slots.push(Slot {
+            conn,
+            last_message: None,
+            accepted: Instant::now(),
+            close,
+        });
+        closed
+    }
+
+    /// `conn` delivered a message.
+    fn delivered(&self, conn: u64) {
+        if let Some(slot) = lock(&self.connections).iter_mut().find(|s| s.conn == conn) {
+            slot.last_message = Some(Instant::now());
+        }
+    }
+
+    fn release(&self, conn: u64) {
+        lock(&self.connections).retain(|s| s.conn != conn);
+    }
 }
 
 impl Drop for Gateway {
@@ -92,7 +146,7 @@ async fn gateway(addr: SocketAddr, table: &CodeTable) -> Result<Arc<Gateway>, St
         addr,
         devices: Mutex::default(),
         table: table.clone(),
-        connections: AtomicUsize::new(0),
+        connections: Mutex::default(),
         stop: CancellationToken::new(),
     });
     map.insert(addr, Arc::downgrade(&g));
@@ -116,16 +170,14 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
             },
         };
         let Some(g) = gateway.upgrade() else { return };
-        if g.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            g.connections.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, "HL7 listener: too many connections; closed the new one");
-            continue;
-        }
         next_conn += 1;
-        let (conn, stop) = (next_conn, stop.clone());
+        let (conn, close) = (next_conn, stop.child_token());
+        if let Some(closed) = g.admit(conn, close.clone()) {
+            tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, closed, "HL7 listener: too many connections; closed the one silent longest");
+        }
         tokio::spawn(async move {
             tracing::info!(addr = %g.addr, %peer, "HL7 connection opened");
-            let reason = connection(stream, conn, &g, &stop).await;
+            let reason = connection(stream, conn, &g, &close).await;
             tracing::info!(addr = %g.addr, %peer, %reason, "HL7 connection closed");
             let devices: Vec<_> = lock(&g.devices).iter().map(|r| r.tx.clone()).collect();
             for tx in devices {
@@ -134,7 +186,7 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                     reason: reason.clone(),
                 });
             }
-            g.connections.fetch_sub(1, Ordering::SeqCst);
+            g.release(conn);
         });
     }
 }
@@ -154,7 +206,11 @@ async fn connection(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return "no device listens here any more".into(),
+            _ = stop.cancelled() => return if g.stop.is_cancelled() {
+                "no device listens here any more".into()
+            } else {
+                "closed for a new connection (too many connections)".into()
+            },
             read = stream.read(&mut buf) => {
                 let n = match read {
                     Ok(0) => return "the monitor closed the connection".into(),
@@ -167,6 +223,9 @@ async fn connection(
                     frame_started = now;
                 }
                 for received in receiver.handle_input(&buf[..n]) {
+                    if matches!(received, Received::Message { .. }) {
+                        g.delivered(conn);
+                    }
                     route(g, conn, received);
                 }
                 while let Some(ack) = receiver.poll_transmit() {

@@ -75,8 +75,10 @@ pub enum CodeTableError {
 pub struct Mapping {
     /// The vital.
     pub vital: Vital,
-    /// The unit when OBX-6 gives none.
-    pub unit: Unit,
+    /// The unit when OBX-6 gives none. None for a built-in pressure code: a pressure may be in
+    /// mmHg or kPa, and 6.5 kPa of EtCO2 taken as 6.5 mmHg would never alarm (V2), so without
+    /// its unit it is no number to alarm on. A vendor row says its unit.
+    pub unit: Option<Unit>,
     /// Multiplier.
     pub scale: f64,
 }
@@ -113,6 +115,7 @@ impl Default for CodeTable {
             .filter_map(|(code, vital, unit)| {
                 let vital = Vital::from_name(vital)?;
                 let unit = unit_for(vital, unit)?;
+                let unit = (vital.canonical_unit() != Unit::MmHg).then_some(unit);
                 Some((
                     code.to_string(),
                     "MDC".to_string(),
@@ -160,7 +163,11 @@ impl CodeTable {
                 (
                     e.code.trim().to_string(),
                     e.coding_system.trim().to_string(),
-                    Mapping { vital, unit, scale },
+                    Mapping {
+                        vital,
+                        unit: Some(unit),
+                        scale,
+                    },
                 ),
             );
         }
@@ -180,7 +187,10 @@ impl CodeTable {
 /// or None when it is not a unit of that vital. "Per minute" spellings mean the vital's own
 /// rate unit.
 pub fn unit_for(vital: Vital, text: &str) -> Option<Unit> {
-    let text = text.trim();
+    // Monitors write units in any case ("MMHG", "kpa", "/MIN"); none of these spellings
+    // means something else in another case (V2).
+    let lower = text.trim().to_ascii_lowercase();
+    let text = lower.as_str();
     let canonical = vital.canonical_unit();
     let per_minute = matches!(
         text,
@@ -197,19 +207,19 @@ pub fn unit_for(vital: Vital, text: &str) -> Option<Unit> {
             | "brpm"
             | "264864"
             | "264928"
-            | "MDC_DIM_BEAT_PER_MIN"
-            | "MDC_DIM_RESP_PER_MIN"
+            | "mdc_dim_beat_per_min"
+            | "mdc_dim_resp_per_min"
     );
     let unit = match text {
-        "%" | "262688" | "MDC_DIM_PERCENT" => Unit::Percent,
-        "mmHg" | "mm[Hg]" | "266016" | "MDC_DIM_MMHG" => Unit::MmHg,
-        "kPa" | "MDC_DIM_KILO_PASCAL" => Unit::KPa,
+        "%" | "262688" | "mdc_dim_percent" => Unit::Percent,
+        "mmhg" | "mm[hg]" | "266016" | "mdc_dim_mmhg" => Unit::MmHg,
+        "kpa" | "mdc_dim_kilo_pascal" => Unit::KPa,
         _ if per_minute => match canonical {
             Unit::Percent | Unit::MmHg | Unit::KPa | Unit::Second | Unit::KiloJoule => return None,
             rate => rate,
         },
         "s" => Unit::Second,
-        "kJ" => Unit::KiloJoule,
+        "kj" => Unit::KiloJoule,
         _ => return None,
     };
     let fits = unit == canonical || (unit == Unit::KPa && canonical == Unit::MmHg);

@@ -2,11 +2,17 @@
 
 use super::codes::{unit_for, CodeTable};
 use super::message::{Hl7Error, Message, Segment};
-use super::time::parse_ts;
+use super::time::{has_offset, parse_ts, to_unix};
 use crate::model::{
     mdc, DeviceEvent, DeviceTime, Flag, Flags, Observation, Reading, Unavailable, UnknownParameter,
     Value,
 };
+use std::time::Duration;
+
+/// A continuous vital's value whose OBX-14 is older than this when its message was sent (MSH-7)
+/// is a repeat of an old measurement, not the patient now: shown as stored, never evidence (V5).
+/// The same as `not-current`'s limit. A cuff determination keeps its own time.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// The HL7 versions (MSH-12) Vigil reads.
 pub const VERSIONS: [&str; 6] = ["2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6"];
@@ -55,6 +61,19 @@ impl Header {
 /// unknown code becomes `unknown_parameter` with the code. OBX without a value (the PCD-01
 /// device and channel headers) carry nothing to read.
 pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl7Error> {
+    Ok(read_oru_per_equipment(msg, table)?
+        .into_iter()
+        .flat_map(|(_, observations)| observations)
+        .collect())
+}
+
+/// [`read_oru`], the observations grouped by the OBX-18 equipment they come from (in order of
+/// first appearance; `""` for OBX without one). A gateway may send several beds in one message
+/// (a PID group each): each device must take only its own (V4).
+pub fn read_oru_per_equipment(
+    msg: &Message,
+    table: &CodeTable,
+) -> Result<Vec<(String, Vec<Observation>)>, Hl7Error> {
     let msh = msg.msh();
     let version = msg.component(msh, 12, 1);
     if !VERSIONS.contains(&version.as_str()) {
@@ -73,17 +92,31 @@ pub fn read_oru(msg: &Message, table: &CodeTable) -> Result<Vec<Observation>, Hl
         matches!(msg.component(msh, 11, 1).as_str(), "T" | "D"),
         Flag::Test,
     );
-    let msh_time = parse_ts(&msg.component(msh, 7, 1));
+    let msh_text = msg.component(msh, 7, 1);
+    let msh_time = parse_ts(&msh_text);
     let mut obr_time = None;
-    let mut out = Vec::new();
+    let mut out: Vec<(String, Vec<Observation>)> = Vec::new();
     for seg in &msg.segments {
         match seg.id.as_str() {
             "OBR" => obr_time = parse_ts(&msg.component(seg, 7, 1)),
             "OBX" => {
-                let time = parse_ts(&msg.component(seg, 14, 1))
-                    .or(obr_time)
-                    .or(msh_time);
-                out.extend(read_obx(msg, seg, table, time, base_flags));
+                let obx_text = msg.component(seg, 14, 1);
+                let obx_time = parse_ts(&obx_text);
+                // Only times in one frame of reference (both with an offset, or both local).
+                let stale = has_offset(&obx_text) == has_offset(&msh_text)
+                    && obx_time
+                        .zip(msh_time)
+                        .and_then(|(o, m)| Some(to_unix(&m)? - to_unix(&o)?))
+                        .is_some_and(|age| age > STALE_AFTER.as_secs() as i64);
+                let time = obx_time.or(obr_time).or(msh_time);
+                let equipment = msg.component(seg, 18, 1);
+                let Some(observation) = read_obx(msg, seg, table, time, base_flags, stale) else {
+                    continue;
+                };
+                match out.iter_mut().find(|(e, _)| *e == equipment) {
+                    Some((_, group)) => group.push(observation),
+                    None => out.push((equipment, vec![observation])),
+                }
             }
             _ => {}
         }
@@ -102,6 +135,7 @@ fn read_obx(
     table: &CodeTable,
     time: Option<DeviceTime>,
     base_flags: Flags,
+    stale: bool,
 ) -> Option<Observation> {
     let value_type = msg.component(obx, 2, 1);
     let code = msg.component(obx, 3, 1);
@@ -128,12 +162,13 @@ fn read_obx(
     };
     let unit_text = [msg.component(obx, 6, 1), msg.component(obx, 6, 2)];
     let unit = if unit_text.iter().all(String::is_empty) {
-        Some(mapping.unit)
+        mapping.unit
     } else {
         unit_text.iter().find_map(|u| unit_for(mapping.vital, u))
     };
     let Some(unit) = unit else {
-        // A number in a unit Vigil does not know is not a number it may alarm on.
+        // A number in a unit Vigil does not know, or a pressure without its unit, is not a
+        // number it may alarm on.
         return Some(
             Reading::unavailable(mapping.vital, Unavailable::Implausible)
                 .with_device_time(time)
@@ -147,6 +182,8 @@ fn read_obx(
         (_, None) => Value::Unavailable(Unavailable::Missing),
     };
     let mut flags = base_flags;
+    // A cuff determination is sent with the time it was taken, minutes before: not stale.
+    flags.set_if(stale && !mapping.vital.is_nibp(), Flag::Stored);
     // D: deleted, W: wrong. Never numbers.
     flags.set_if(matches!(status.as_str(), "D" | "W"), Flag::Invalid);
     // P: preliminary, S: partial. Shown, never evidence.

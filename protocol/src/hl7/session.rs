@@ -4,7 +4,7 @@ use super::ack::ack;
 use super::codes::CodeTable;
 use super::message::{Hl7Error, Message};
 use super::mllp::{self, MllpDecoder, MllpFrame};
-use super::oru::{read_oru, Header};
+use super::oru::{read_oru_per_equipment, Header};
 use crate::device::DeviceSession;
 use crate::error::DecodeError;
 use crate::format::Decoded;
@@ -63,7 +63,10 @@ impl Hl7Receiver {
         let mut out = Vec::new();
         while let Some(frame) = self.deframer.next_frame() {
             out.push(match frame {
-                Ok(MllpFrame::Message(payload)) => self.handle_message(&payload),
+                Ok(MllpFrame::Message(payload)) => {
+                    out.extend(self.handle_message(&payload));
+                    continue;
+                }
                 Ok(MllpFrame::TooLarge) => self.refuse(
                     Header::default(),
                     Hl7Error::TooLarge {
@@ -76,22 +79,40 @@ impl Hl7Receiver {
         out
     }
 
-    /// Reads one unframed message and queues its ACK.
-    pub fn handle_message(&mut self, payload: &[u8]) -> Received {
+    /// Reads one unframed message and queues its ACK. A message with the observations of more
+    /// than one piece of equipment (OBX-18) is one [`Received::Message`] per equipment, its
+    /// header naming only that one, so that each device's `match` takes only its own (V4).
+    pub fn handle_message(&mut self, payload: &[u8]) -> Vec<Received> {
         let parsed = Message::parse(payload);
         let header = match &parsed {
             Ok(m) => Header::of(m),
             Err(_) => salvage_header(payload),
         };
-        match parsed.and_then(|m| read_oru(&m, &self.table)) {
-            Ok(observations) => {
+        match parsed.and_then(|m| read_oru_per_equipment(&m, &self.table)) {
+            Ok(groups) => {
                 self.queue_ack(ack(&header, None));
-                Received::Message {
-                    header,
-                    observations,
+                if header.equipment.len() <= 1 {
+                    let observations = groups.into_iter().flat_map(|(_, o)| o).collect();
+                    return vec![Received::Message {
+                        header,
+                        observations,
+                    }];
                 }
+                groups
+                    .into_iter()
+                    .map(|(equipment, observations)| Received::Message {
+                        header: Header {
+                            equipment: (!equipment.is_empty())
+                                .then_some(equipment)
+                                .into_iter()
+                                .collect(),
+                            ..header.clone()
+                        },
+                        observations,
+                    })
+                    .collect()
             }
-            Err(error) => self.refuse(header, error),
+            Err(error) => vec![self.refuse(header, error)],
         }
     }
 
@@ -215,7 +236,7 @@ impl Hl7Session {
     /// One unframed message (a plain capture).
     pub fn handle_message(&mut self, payload: &[u8]) {
         let received = self.receiver.handle_message(payload);
-        self.take(vec![received]);
+        self.take(received);
     }
 
     fn take(&mut self, received: Vec<Received>) {

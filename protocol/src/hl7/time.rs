@@ -71,6 +71,17 @@ pub fn from_unix(secs: i64) -> DeviceTime {
     }
 }
 
+/// Seconds since 1970-01-01T00:00:00Z of a [`DeviceTime`] with its date, else None.
+pub fn to_unix(t: &DeviceTime) -> Option<i64> {
+    let days = days_from_civil(i64::from(t.year?), u32::from(t.month?), u32::from(t.day?));
+    Some(days * 86_400 + i64::from(t.hour) * 3600 + i64::from(t.minute) * 60 + i64::from(t.second))
+}
+
+/// Whether an HL7 timestamp carries its UTC offset (else it is the sender's local time).
+pub fn has_offset(text: &str) -> bool {
+    text.trim().contains(['+', '-'])
+}
+
 /// Formats a UTC [`DeviceTime`] as an HL7 timestamp with a `+0000` offset.
 pub fn format_ts(t: &DeviceTime) -> String {
     format!(

@@ -1,6 +1,7 @@
 //! What devices send: readings through the evidence gate, device events and links.
 
 use super::*;
+use vigil_protocol::{Unavailable, Value};
 
 impl Engine {
     /// Readings decoded from one frame of one device (a cuff's systolic, diastolic and mean
@@ -44,8 +45,20 @@ impl Engine {
             // A valid sample: the sensor is on the patient.
             self.sensor(now, d, Truth::ClearNow);
         }
+        // A cuff determination's pulse rate is one value per measurement, never a stream.
+        let determination = readings.iter().any(|r| is_nibp(r.vital));
         for reading in readings {
             let vital = reading.vital;
+            // A number sent, even one that is no evidence (a pressure without its unit, V2),
+            // shows the device streams the vital: then `not-current` says it is unusable.
+            let sent = matches!(
+                reading.value,
+                Value::Number(_)
+                    | Value::Unavailable(Unavailable::Implausible | Unavailable::FlaggedInvalid)
+            );
+            if sent && !determination && !reading.flags.contains(Flag::SpotCheck) {
+                self.note_stream(now, d, vital);
+            }
             let Some(value) = reading.evidence() else {
                 self.not_evidence(now, d, vital);
                 continue;
@@ -75,6 +88,38 @@ impl Engine {
         }
         if bp.0.is_some() || bp.1.is_some() {
             self.handle_bp(now, bp.0, bp.1);
+        }
+    }
+
+    /// Notes a number of `vital` from device `d`: a second one within [`STREAM_GAP`] of a
+    /// vital the device was not held to keep current makes it one of its streams (V1). SpO2
+    /// is left alone: an oximeter's format declares it, and without a stream it is a
+    /// spot-check (F12).
+    fn note_stream(&mut self, now: Instant, d: usize, vital: Vital) {
+        let device = &mut self.devices[d];
+        if vital == Vital::Spo2
+            || is_nibp(vital)
+            || device.last_valid.iter().any(|(v, _)| *v == vital)
+        {
+            return;
+        }
+        let earlier = device.last_sample.iter().position(|(v, _)| *v == vital);
+        match earlier {
+            Some(i) if now.saturating_duration_since(device.last_sample[i].1) <= STREAM_GAP => {
+                device.last_sample.swap_remove(i);
+                device.last_valid.push((vital, now));
+                for rule in 0..self.profile.rules.len() {
+                    let spec = &self.profile.rules[rule].spec;
+                    for v in spec
+                        .kind()
+                        .watched_vitals(spec, &[vital], &self.profile.rules)
+                    {
+                        self.condition(rule, Some(d), Some(v));
+                    }
+                }
+            }
+            Some(i) => device.last_sample[i].1 = now,
+            None => device.last_sample.push((vital, now)),
         }
     }
 

@@ -74,6 +74,9 @@ struct Device {
     /// monitor that sends its last determination again (every poll, or after a reconnect)
     /// sends no new measurement (hazard G12).
     last_nibp_time: Option<vigil_protocol::DeviceTime>,
+    /// The last evidence of each vital the device is not (yet) held to keep current: a second
+    /// sample within [`STREAM_GAP`] makes it a stream (V1).
+    last_sample: Vec<(Vital, Instant)>,
 }
 
 /// What the engine asks of a rule on every call, read from its kind once (a running engine's
@@ -198,6 +201,7 @@ impl Engine {
             last_valid: continuous.iter().map(|v| (*v, now)).collect(),
             low_battery_at: None,
             last_nibp_time: None,
+            last_sample: Vec::new(),
         });
         let d = self.devices.len() - 1;
         for rule in 0..self.profile.rules.len() {
@@ -251,6 +255,11 @@ impl Engine {
         self.events.pop_front()
     }
 }
+
+/// A vital a device sends as evidence again within this time is a stream it sends, whatever
+/// its format assumed (a monitor streams what is plugged in): from then on the delayed limits
+/// judge it and `not-current` holds it (V1). A cuff's pulse rate comes minutes apart.
+pub const STREAM_GAP: Duration = Duration::from_secs(10);
 
 /// How old the latest violating sample may be when a limit's delay ends and it is declared.
 pub const EVIDENCE_MAX_AGE: Duration = Duration::from_secs(10);

@@ -76,6 +76,7 @@ impl Engine {
                         last_valid: Vec::new(),
                         low_battery_at: None,
                         last_nibp_time: None,
+                        last_sample: Vec::new(),
                     });
                     self.devices.len() - 1
                 })
