@@ -33,6 +33,7 @@ fn device(id: &str, endpoint: Endpoint, matcher: Match) -> common::Started {
             endpoint,
             matcher,
             table: CodeTable::default(),
+            tls: None,
         }),
     };
     common::spawn(spec, MemoryCentral::new())
