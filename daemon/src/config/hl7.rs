@@ -411,6 +411,11 @@ mod tests {
             format = "hl7"
             listen = "127.0.0.1:2597"
             match = {{ equipment = "B2" }}
+            [[device]]
+            id = "n"
+            format = "hl7"
+            listen = "127.0.0.1:2598"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/other-key.pem" }}
             "#
             ),
             std::path::Path::new("."),
@@ -432,6 +437,7 @@ mod tests {
         has(&lines, "device #10 \"j\".tls", "must be a table");
         has(&lines, "device #11 \"k\".tls.client_ca", "cannot read");
         has(&lines, "device #13 \"m\".tls", "too with other tls");
+        has(&lines, "device #14 \"n\".tls", "do not make a usable pair");
     }
 
     #[test]
