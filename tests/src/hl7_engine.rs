@@ -34,6 +34,31 @@ pub struct Seen {
     pub handshake_failures: usize,
 }
 
+/// The path of a test certificate file in `fixtures/tls` (`cert.pem` and `key.pem`, issued to
+/// `localhost` and 127.0.0.1; `other-cert.pem` and `other-key.pem`, an unrelated one).
+pub fn tls_fixture(name: &str) -> String {
+    format!("{}/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A TLS server configuration presenting `cert.pem`, for [`Engine::start_tls`] and other test
+/// peers.
+pub fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_file(tls_fixture("cert.pem")).unwrap()],
+        PrivateKeyDer::from_pem_file(tls_fixture("key.pem")).unwrap(),
+    )
+    .unwrap();
+    Arc::new(config).into()
+}
+
 /// A connection's bytes, plain or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}

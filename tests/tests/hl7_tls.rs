@@ -1,6 +1,6 @@
-//! HL7 over TLS, in and out, over real TCP with a running daemon: a monitor dialling a TLS
+//! HL7 devices over TLS, over real TCP with a running daemon: a monitor dialling a TLS
 //! listener, a `connect` device checking a monitor's certificate, clients that stall or speak
-//! plain TCP at a TLS listener, and `[[forward]]` to a TLS interface engine.
+//! plain TCP at a TLS listener. (`[[forward]]` over TLS: `forward_hl7.rs`.)
 //!
 //! Certificates: `fixtures/tls/cert.pem` (and `key.pem`) is the one the servers present,
 //! issued to `localhost` and 127.0.0.1; `other-cert.pem` (and `other-key.pem`) is a second,
@@ -17,46 +17,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use vigil_daemon::daemon::Options;
-use vigil_tests::hl7_engine::{metric, metrics, Answer, Engine};
+use vigil_tests::hl7_engine::{tls_acceptor, tls_fixture as fixture};
 use vigil_tests::{Display, Room, VIEWER};
 
 const WAIT: Duration = Duration::from_secs(30);
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
-
-fn fixture(name: &str) -> String {
-    format!("{FIXTURES}/{name}")
-}
-
-/// A TLS server presenting `cert.pem`; with `client_ca`, it requires a client certificate
-/// issued by it.
-fn acceptor(client_ca: Option<&str>) -> tokio_rustls::TlsAcceptor {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_file(fixture(ca)).unwrap())
-                .unwrap();
-            builder.with_client_cert_verifier(
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap(),
-            )
-        }
-    };
-    let config = builder
-        .with_single_cert(
-            vec![CertificateDer::from_pem_file(fixture("cert.pem")).unwrap()],
-            PrivateKeyDer::from_pem_file(fixture("key.pem")).unwrap(),
-        )
-        .unwrap();
-    Arc::new(config).into()
-}
-
 /// A TLS client trusting `ca`; with `identity` (cert, key) it presents that certificate.
 fn connector(ca: &str, identity: Option<(&str, &str)>) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
@@ -396,7 +360,7 @@ impl ServingMonitor {
         let connections: Arc<Mutex<usize>> = Arc::default();
         let acked: Arc<Mutex<Vec<String>>> = Arc::default();
         let (count, acks) = (Arc::clone(&connections), Arc::clone(&acked));
-        let tls = acceptor(None);
+        let tls = tls_acceptor();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 *count.lock().unwrap() += 1;
@@ -510,107 +474,5 @@ async fn a_connect_device_serves_a_monitor_whose_certificate_its_ca_issued_and_r
             .any(|v| v["device"] == "mon-wrong-ca"),
         "{snapshot}"
     );
-    room.daemon.shutdown().await;
-}
-
-fn forward_options() -> Options {
-    Options {
-        forward: vigil_daemon::forward::Options {
-            max_backoff: Duration::from_millis(200),
-            poll: Duration::from_millis(50),
-            ..vigil_daemon::forward::Options::default()
-        },
-        ..Options::default()
-    }
-}
-
-#[tokio::test]
-async fn a_forward_whose_peer_never_finishes_the_handshake_tries_again() {
-    // An engine that accepts TCP and never answers the TLS handshake.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            held.push(tcp);
-            if held.len() == 2 {
-                return;
-            }
-        }
-    });
-    let room = Room::build("", &tls_forward(port, "cert.pem"), forward_options()).await;
-    timeout(WAIT, accepted)
-        .await
-        .expect("the forward waited on the first handshake for ever")
-        .unwrap();
-    room.daemon.shutdown().await;
-}
-
-fn tls_forward(port: u16, ca: &str) -> String {
-    format!(
-        "[[forward]]\nname = \"ris\"\nhl7 = \"127.0.0.1:{port}\"\ntls = {{ ca = \"{}\" }}\n",
-        fixture(ca)
-    )
-}
-
-#[tokio::test]
-async fn a_forward_over_tls_delivers_and_is_acknowledged() {
-    let engine = Engine::start_tls(0, Duration::ZERO, acceptor(None), |_, _| Answer::Accept).await;
-    let room = Room::build(
-        "",
-        &tls_forward(engine.addr.port(), "cert.pem"),
-        forward_options(),
-    )
-    .await;
-    room.devices_ready().await;
-    room.spo2(97, 70);
-    engine.until(WAIT, |s| !s.accepted.is_empty()).await;
-    assert!(engine.seen.lock().unwrap().accepted[0].contains("ORU^R01"));
-    let text = metrics(room.daemon.addr).await;
-    assert!(metric(&text, "vigil_forward_sent_total{forward=\"ris\"}") >= Some(1.0));
-    assert_eq!(
-        metric(&text, "vigil_forward_connected{forward=\"ris\"}"),
-        Some(1.0)
-    );
-    room.daemon.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_forward_to_an_engine_its_ca_did_not_issue_sends_nothing_and_shows_the_backlog() {
-    let engine = Engine::start_tls(0, Duration::ZERO, acceptor(None), |_, _| Answer::Accept).await;
-    let room = Room::build(
-        "",
-        &tls_forward(engine.addr.port(), "other-cert.pem"),
-        forward_options(),
-    )
-    .await;
-    room.devices_ready().await;
-    for i in 0..3u16 {
-        room.spo2(97 - i, 70);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    // The daemon tried, more than once, and every handshake failed.
-    engine.until(WAIT, |s| s.handshake_failures >= 2).await;
-    let text = timeout(WAIT, async {
-        loop {
-            let text = metrics(room.daemon.addr).await;
-            if metric(&text, "vigil_forward_pending{forward=\"ris\"}") >= Some(6.0) {
-                break text;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the backlog never showed in /metrics");
-    assert_eq!(
-        metric(&text, "vigil_forward_sent_total{forward=\"ris\"}"),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric(&text, "vigil_forward_connected{forward=\"ris\"}"),
-        Some(0.0)
-    );
-    assert!(engine.seen.lock().unwrap().messages.is_empty());
     room.daemon.shutdown().await;
 }
