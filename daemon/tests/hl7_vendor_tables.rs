@@ -9,7 +9,9 @@ use vigil_protocol::hl7::{Hl7Receiver, Received};
 use vigil_protocol::{Observation, Unavailable, Unit, Value, Vital};
 
 fn table(name: &str) -> vigil_protocol::hl7::CodeTable {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/hl7").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/hl7")
+        .join(name);
     vigil_daemon::config::hl7::load_code_table(&path).unwrap()
 }
 
@@ -63,7 +65,10 @@ fn philips_efficia_cm_mdil_codes_read_as_their_vitals() {
         OBX||NM|0002-4bb8^SpO2^MDIL|||0004-0220^%^MDIL|||||X\r";
     let got = readings(table("philips-efficia-cm.toml"), invalid);
     assert!(
-        matches!(got[..], [(Vital::Spo2, Value::Unavailable(Unavailable::Missing), _)]),
+        matches!(
+            got[..],
+            [(Vital::Spo2, Value::Unavailable(Unavailable::Missing), _)]
+        ),
         "{got:?}"
     );
 }
