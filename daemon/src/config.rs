@@ -23,8 +23,8 @@ mod users;
 pub use central::{slug_of, Central, CentralFile, DEFAULT_SITE};
 pub use effective::effective_profile;
 pub use file::{
-    BleEntry, ConfigFile, DeviceEntry, ForwardEntry, ForwardTlsEntry, LimitsFile, StorageFile,
-    TlsFile, UserEntry,
+    BleEntry, ConfigFile, DeviceEntry, DeviceTlsEntry, ForwardEntry, ForwardTlsEntry, LimitsFile,
+    StorageFile, TlsFile, UserEntry,
 };
 pub use station::{is_central, CentralConfig};
 pub use users::{find_user, new_token, token_matches, token_problem, MIN_TOKEN_LEN};

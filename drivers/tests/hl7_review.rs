@@ -33,6 +33,7 @@ fn listening(id: &str, addr: SocketAddr) -> common::Started {
             endpoint: Endpoint::Listen(addr),
             matcher: Match::default(),
             table: CodeTable::default(),
+            tls: None,
         }),
     };
     common::spawn(spec, MemoryCentral::new())

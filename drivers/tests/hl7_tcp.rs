@@ -33,6 +33,7 @@ fn device(id: &str, endpoint: Endpoint, matcher: Match) -> common::Started {
             endpoint,
             matcher,
             table: CodeTable::default(),
+            tls: None,
         }),
     };
     common::spawn(spec, MemoryCentral::new())
@@ -298,4 +299,101 @@ async fn a_monitor_that_stops_sending_shows_no_data() {
     })
     .await;
     cancel.cancel();
+}
+
+/// The test certificate (`localhost`, 127.0.0.1) as a `listen` device's TLS settings.
+fn server_tls() -> vigil_drivers::hl7::Hl7Tls {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/tls");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_file(format!("{dir}/cert.pem")).unwrap()],
+        PrivateKeyDer::from_pem_file(format!("{dir}/key.pem")).unwrap(),
+    )
+    .unwrap();
+    vigil_drivers::hl7::Hl7Tls::server(std::sync::Arc::new(config), dir.into(), 1)
+}
+
+#[tokio::test]
+async fn a_device_restarted_with_tls_gets_a_new_listener_though_a_monitor_held_the_old_one() {
+    let addr = free_addr();
+    let (mut rx, h1, c1) = device("mon-6", Endpoint::Listen(addr), Match::default());
+    let mut old = dial(addr).await;
+    old.write_all(&oru("P1", "", 91)).await.unwrap();
+    assert!(read_ack(&mut old).await.contains("MSA|AA|P1\r"));
+    assert_eq!(expect(&mut rx, WAIT, spo2).await, 91.0);
+    // A reload turns TLS on: the device is stopped and started again with it, while the
+    // monitor still holds its plain connection.
+    c1.cancel();
+    drop(h1);
+    let spec = DeviceSpec {
+        id: "mon-6".into(),
+        format: Format::Hl7,
+        transport: Transport::Hl7(Hl7Spec {
+            endpoint: Endpoint::Listen(addr),
+            matcher: Match::default(),
+            table: CodeTable::default(),
+            tls: Some(server_tls()),
+        }),
+    };
+    let (mut rx, _h2, c2) = common::spawn(spec, MemoryCentral::new());
+    // The old connection is closed with the old listener...
+    let mut rest = Vec::new();
+    let closed = timeout(WAIT, old.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the old plain connection was kept");
+    // ...and the new one speaks TLS only.
+    let connector = {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(
+                rustls::pki_types::CertificateDer::from_pem_file(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../tests/fixtures/tls/cert.pem"
+                ))
+                .unwrap(),
+            )
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+    };
+    let monitor = timeout(WAIT, async {
+        loop {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            if let Ok(tls) = connector.connect(name, dial(addr).await).await {
+                break tls;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the restarted device never served TLS");
+    let mut monitor = monitor;
+    monitor.write_all(&oru("P2", "", 92)).await.unwrap();
+    monitor.flush().await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(&[0x1C, 0x0D]) {
+        let n = timeout(WAIT, monitor.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before the ACK");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("MSA|AA|P2\r"));
+    assert_eq!(expect(&mut rx, WAIT, spo2).await, 92.0);
+    c2.cancel();
 }

@@ -1,9 +1,10 @@
 //! A fake interface engine for the HL7 forwarding tests: an MLLP server on a real TCP port
-//! that keeps every message it receives, in order, and answers each as it is told.
+//! (optionally TLS) that keeps every message it receives, in order, and answers each as it is
+//! told.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -29,7 +30,38 @@ pub struct Seen {
     pub sent_before_ack: bool,
     /// Connections accepted.
     pub connections: usize,
+    /// TLS handshakes that failed (on an engine started with TLS).
+    pub handshake_failures: usize,
 }
+
+/// The path of a test certificate file in `fixtures/tls` (`cert.pem` and `key.pem`, issued to
+/// `localhost` and 127.0.0.1; `other-cert.pem` and `other-key.pem`, an unrelated one).
+pub fn tls_fixture(name: &str) -> String {
+    format!("{}/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A TLS server configuration presenting `cert.pem`, for [`Engine::start_tls`] and other test
+/// peers.
+pub fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_file(tls_fixture("cert.pem")).unwrap()],
+        PrivateKeyDer::from_pem_file(tls_fixture("key.pem")).unwrap(),
+    )
+    .unwrap();
+    Arc::new(config).into()
+}
+
+/// A connection's bytes, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The running engine.
 pub struct Engine {
@@ -64,6 +96,25 @@ impl Engine {
         quiet: Duration,
         answer: impl Fn(&str, usize) -> Answer + Send + Sync + 'static,
     ) -> Engine {
+        Engine::start_with(port, quiet, None, answer).await
+    }
+
+    /// [`Engine::start`] over TLS: each connection's handshake runs with `tls` first.
+    pub async fn start_tls(
+        port: u16,
+        quiet: Duration,
+        tls: tokio_rustls::TlsAcceptor,
+        answer: impl Fn(&str, usize) -> Answer + Send + Sync + 'static,
+    ) -> Engine {
+        Engine::start_with(port, quiet, Some(tls), answer).await
+    }
+
+    async fn start_with(
+        port: u16,
+        quiet: Duration,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        answer: impl Fn(&str, usize) -> Answer + Send + Sync + 'static,
+    ) -> Engine {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -73,12 +124,22 @@ impl Engine {
         let tasks = connections.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut tcp, _)) = listener.accept().await else {
+                let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 state.lock().unwrap().connections += 1;
-                let (state, answer) = (state.clone(), answer.clone());
+                let (state, answer, tls) = (state.clone(), answer.clone(), tls.clone());
                 let connection = tokio::spawn(async move {
+                    let mut tcp: Box<dyn Io> = match tls {
+                        None => Box::new(tcp),
+                        Some(tls) => match tls.accept(tcp).await {
+                            Ok(stream) => Box::new(stream),
+                            Err(_) => {
+                                state.lock().unwrap().handshake_failures += 1;
+                                return;
+                            }
+                        },
+                    };
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 65536];
                     loop {
@@ -139,7 +200,9 @@ impl Engine {
                             control(&frame),
                             if code == "AE" { "OBX-3 code not on file" } else { "" }
                         );
-                        if tcp.write_all(ack.as_bytes()).await.is_err() {
+                        if tcp.write_all(ack.as_bytes()).await.is_err()
+                            || tcp.flush().await.is_err()
+                        {
                             return;
                         }
                     }

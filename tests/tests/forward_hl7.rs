@@ -7,8 +7,12 @@
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::timeout;
 use vigil_daemon::daemon::Options;
-use vigil_tests::hl7_engine::{control, field, metric, metrics, Answer, Engine, Seen};
+use vigil_tests::hl7_engine::{
+    control, field, metric, metrics, tls_acceptor, tls_fixture, Answer, Engine, Seen,
+};
 use vigil_tests::{Display, Room};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -393,5 +397,93 @@ async fn a_stalled_engine_slows_neither_the_displays_nor_the_record() {
         1,
         "one message in flight"
     );
+    room.daemon.shutdown().await;
+}
+
+// Over TLS (`tls = { ca }`): the engine presents `fixtures/tls/cert.pem`.
+
+#[tokio::test]
+async fn a_forward_whose_peer_never_finishes_the_handshake_tries_again() {
+    // An engine that accepts TCP and never answers the TLS handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            held.push(tcp);
+            if held.len() == 2 {
+                return;
+            }
+        }
+    });
+    let room = Room::build("", &tls_forward(port, "cert.pem"), options()).await;
+    timeout(WAIT, accepted)
+        .await
+        .expect("the forward waited on the first handshake for ever")
+        .unwrap();
+    room.daemon.shutdown().await;
+}
+
+fn tls_forward(port: u16, ca: &str) -> String {
+    format!(
+        "[[forward]]\nname = \"ris\"\nhl7 = \"127.0.0.1:{port}\"\ntls = {{ ca = \"{}\" }}\n",
+        tls_fixture(ca)
+    )
+}
+
+#[tokio::test]
+async fn a_forward_over_tls_delivers_and_is_acknowledged() {
+    let engine = Engine::start_tls(0, Duration::ZERO, tls_acceptor(), |_, _| Answer::Accept).await;
+    let room = Room::build("", &tls_forward(engine.addr.port(), "cert.pem"), options()).await;
+    room.devices_ready().await;
+    room.spo2(97, 70);
+    engine.until(WAIT, |s| !s.accepted.is_empty()).await;
+    assert!(engine.seen.lock().unwrap().accepted[0].contains("ORU^R01"));
+    let text = metrics(room.daemon.addr).await;
+    assert!(metric(&text, "vigil_forward_sent_total{forward=\"ris\"}") >= Some(1.0));
+    assert_eq!(
+        metric(&text, "vigil_forward_connected{forward=\"ris\"}"),
+        Some(1.0)
+    );
+    room.daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forward_to_an_engine_its_ca_did_not_issue_sends_nothing_and_shows_the_backlog() {
+    let engine = Engine::start_tls(0, Duration::ZERO, tls_acceptor(), |_, _| Answer::Accept).await;
+    let room = Room::build(
+        "",
+        &tls_forward(engine.addr.port(), "other-cert.pem"),
+        options(),
+    )
+    .await;
+    room.devices_ready().await;
+    for i in 0..3u16 {
+        room.spo2(97 - i, 70);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The daemon tried, more than once, and every handshake failed.
+    engine.until(WAIT, |s| s.handshake_failures >= 2).await;
+    let text = timeout(WAIT, async {
+        loop {
+            let text = metrics(room.daemon.addr).await;
+            if metric(&text, "vigil_forward_pending{forward=\"ris\"}") >= Some(6.0) {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the backlog never showed in /metrics");
+    assert_eq!(
+        metric(&text, "vigil_forward_sent_total{forward=\"ris\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "vigil_forward_connected{forward=\"ris\"}"),
+        Some(0.0)
+    );
+    assert!(engine.seen.lock().unwrap().messages.is_empty());
     room.daemon.shutdown().await;
 }

@@ -167,6 +167,28 @@ pub struct DeviceEntry {
     /// `codes` (format hl7): a vendor code table file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codes: Option<PathBuf>,
+    /// `tls` (format hl7): TLS on the monitor's connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<DeviceTlsEntry>,
+}
+
+/// An HL7 device's `tls` table: `cert` and `key` (and `client_ca`) on a `listen` device, `ca`
+/// on a `connect` device; PEM files relative to the configuration's folder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceTlsEntry {
+    /// `cert`: the certificate chain Vigil presents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// `key`: its private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// `client_ca`: require a client certificate issued by these CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+    /// `ca`: the CAs the monitor's certificate is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 /// An HL7 device's `match` table.
@@ -225,6 +247,7 @@ impl DeviceEntry {
             connect: None,
             matcher: None,
             codes: None,
+            tls: None,
         }
     }
 }
@@ -417,6 +440,12 @@ mod tests {
                         sending_facility: Some("WARD".into()),
                     }),
                     codes: Some("t.toml".into()),
+                    tls: Some(DeviceTlsEntry {
+                        cert: Some("c.pem".into()),
+                        key: Some("k.pem".into()),
+                        client_ca: Some("a.pem".into()),
+                        ca: Some("a.pem".into()),
+                    }),
                     ..DeviceEntry::serial("s", Format::Masimo, "/dev/x")
                 },
                 DeviceEntry {
@@ -479,6 +508,7 @@ mod tests {
             data_bits = 8\nparity = \"none\"\nstop_bits = 1\n\
             ble = { address = \"a\", name = \"n\", any = true }\n\
             listen = \"l\"\nconnect = \"c\"\ncodes = \"t\"\n\
+            tls = { cert = \"c\", key = \"k\", client_ca = \"a\", ca = \"a\" }\n\
             match = { equipment = \"e\", sending_facility = \"f\" }\n\
             [[device]]\nid = \"b\"\nformat = \"ble-heart-rate\"\n\
             ble = { address = \"a\", name = \"n\", any = true }\n";

@@ -34,8 +34,20 @@ fn host_port(s: &str) -> Option<(String, u16)> {
     valid.then(|| (host.to_string(), port))
 }
 
-/// A TLS client configuration trusting only the certificates in the PEM file `ca`.
-fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+/// A TLS client configuration trusting only the certificates in the PEM file `ca` (a
+/// `[[forward]]`'s, and an HL7 `connect` device's).
+pub(super) fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(ca_roots(ca)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The CA certificates in the PEM file `ca`: at least one, each usable as a trust anchor.
+pub(super) fn ca_roots(ca: &Path) -> Result<rustls::RootCertStore, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -50,13 +62,7 @@ fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     if roots.is_empty() {
         return Err(format!("{} holds no certificate", ca.display()));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 pub(super) fn forwards(doc: &toml::Table, base: &Path, c: &mut Check<'_>) -> Vec<ForwardSpec> {

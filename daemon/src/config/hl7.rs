@@ -1,15 +1,17 @@
 //! The HL7 keys of a `[[device]]`: `listen` or `connect`, `match = { equipment,
-//! sending_facility }`, and `codes` (a vendor code table file).
+//! sending_facility }`, `codes` (a vendor code table file) and `tls` ([`tls`]).
+
+mod tls;
 
 use super::check::Check;
 use std::net::SocketAddr;
 use std::path::Path;
-use vigil_drivers::hl7::{Endpoint, Hl7Spec};
+use vigil_drivers::hl7::{Endpoint, Hl7Spec, Hl7Tls};
 use vigil_drivers::Transport;
 use vigil_protocol::hl7::{CodeTable, CodeTableFile, Match};
 
 /// Keys only an HL7 device has.
-pub(super) const KEYS: [&str; 4] = ["listen", "connect", "match", "codes"];
+pub(super) const KEYS: [&str; 5] = ["listen", "connect", "match", "codes", "tls"];
 
 /// Reads a vendor code table file: the built-in MDC codes plus its rows.
 pub fn load_code_table(path: &Path) -> Result<CodeTable, String> {
@@ -117,18 +119,20 @@ pub(super) fn transport(
             }
         },
     };
+    let tls = tls::tls(t, at, endpoint.as_ref(), base, c);
     Some(Transport::Hl7(Hl7Spec {
         endpoint: endpoint?,
         matcher: matcher?,
         table: table?,
+        tls: tls.ok()?,
     }))
 }
 
 /// Devices sharing a `listen` address must each pick their messages with a distinct `match`
-/// (at most one may take the rest), and read them with the same code table: one connection's
-/// messages are read before they are routed.
+/// (at most one may take the rest), and read them with the same code table and TLS settings:
+/// one connection's messages are read before they are routed.
 pub(super) fn shared_listen(
-    seen: &mut Vec<(SocketAddr, Match, CodeTable, String)>,
+    seen: &mut Vec<(SocketAddr, Match, CodeTable, Option<Hl7Tls>, String)>,
     transport: &Transport,
     at: &str,
     name: &str,
@@ -138,11 +142,12 @@ pub(super) fn shared_listen(
         endpoint: Endpoint::Listen(addr),
         matcher,
         table,
+        tls,
     }) = transport
     else {
         return;
     };
-    if let Some((_, _, _, first)) = seen.iter().find(|(a, m, _, _)| a == addr && m == matcher) {
+    if let Some((.., first)) = seen.iter().find(|(a, m, ..)| a == addr && m == matcher) {
         let what = if matcher.is_empty() {
             "takes every message"
         } else {
@@ -153,13 +158,25 @@ pub(super) fn shared_listen(
             format!("{first} listens on {addr} too and {what}: give each device on a shared listen address its own match"),
         );
     }
-    if let Some((_, _, _, first)) = seen.iter().find(|(a, _, t, _)| a == addr && t != table) {
+    if let Some((.., first)) = seen.iter().find(|(a, _, t, ..)| a == addr && t != table) {
         c.error(
             format!("{at}codes"),
             format!("{first} listens on {addr} too with other codes: devices on one listen address read with the same code table"),
         );
     }
-    seen.push((*addr, matcher.clone(), table.clone(), name.to_string()));
+    if let Some((.., first)) = seen.iter().find(|(a, _, _, s, _)| a == addr && s != tls) {
+        c.error(
+            format!("{at}tls"),
+            format!("{first} listens on {addr} too with other tls: devices on one listen address share one listener, so give them the same tls"),
+        );
+    }
+    seen.push((
+        *addr,
+        matcher.clone(),
+        table.clone(),
+        tls.clone(),
+        name.to_string(),
+    ));
 }
 
 #[cfg(test)]
@@ -287,6 +304,140 @@ mod tests {
             "applies only to format hl7",
         );
         has(&lines, "device #7 \"f\".connect", "must be HOST:PORT");
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/tls");
+
+    #[test]
+    fn tls_on_a_listener_and_on_a_dialled_monitor_is_loaded() {
+        let f = FIXTURES;
+        let config = parse(
+            &format!(
+                r#"
+            [[device]]
+            id = "gw"
+            format = "hl7"
+            listen = "127.0.0.1:2590"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/key.pem" }}
+            [[device]]
+            id = "gw-mutual"
+            format = "hl7"
+            listen = "127.0.0.1:2591"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/key.pem", client_ca = "{f}/other-cert.pem" }}
+            [[device]]
+            id = "mon"
+            format = "hl7"
+            connect = "localhost:2575"
+            tls = {{ ca = "{f}/cert.pem" }}
+            "#
+            ),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let tls = |n: usize| match &config.devices[n].transport {
+            Transport::Hl7(spec) => spec.tls.clone().unwrap(),
+            _ => panic!(),
+        };
+        assert!(tls(1).is_server() && tls(2).is_server());
+        assert!(!tls(3).is_server());
+        assert_ne!(tls(1), tls(2), "client_ca makes other settings");
+        // Debug names the files and never shows a key.
+        assert!(format!("{:?}", tls(1)).contains("key.pem"));
+    }
+
+    #[test]
+    fn tls_mistakes_are_refused_with_file_and_key() {
+        let f = FIXTURES;
+        let lines = parse(
+            &format!(
+                r#"
+            [[device]]
+            id = "a"
+            format = "hl7"
+            tls = {{ ca = "{f}/cert.pem" }}
+            [[device]]
+            id = "b"
+            format = "hl7"
+            listen = "127.0.0.1:2592"
+            tls = {{ ca = "{f}/cert.pem" }}
+            [[device]]
+            id = "c"
+            format = "hl7"
+            listen = "127.0.0.1:2593"
+            tls = {{ cert = "{f}/cert.pem" }}
+            [[device]]
+            id = "d"
+            format = "hl7"
+            listen = "127.0.0.1:2594"
+            tls = {{ cert = "{f}/key.pem", key = "{f}/key.pem" }}
+            [[device]]
+            id = "e"
+            format = "hl7"
+            listen = "127.0.0.1:2595"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/missing.pem", colour = 1 }}
+            [[device]]
+            id = "g"
+            format = "hl7"
+            connect = "m:2575"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/key.pem" }}
+            [[device]]
+            id = "h"
+            format = "hl7"
+            connect = "m:2575"
+            tls = {{}}
+            [[device]]
+            id = "i"
+            format = "hl7"
+            connect = "m:2575"
+            tls = {{ ca = "{f}/key.pem" }}
+            [[device]]
+            id = "j"
+            format = "hl7"
+            connect = "m:2575"
+            tls = "yes"
+            [[device]]
+            id = "k"
+            format = "hl7"
+            listen = "127.0.0.1:2596"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/key.pem", client_ca = "{f}/none.pem" }}
+            [[device]]
+            id = "l"
+            format = "hl7"
+            listen = "127.0.0.1:2597"
+            match = {{ equipment = "B1" }}
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/key.pem" }}
+            [[device]]
+            id = "m"
+            format = "hl7"
+            listen = "127.0.0.1:2597"
+            match = {{ equipment = "B2" }}
+            [[device]]
+            id = "n"
+            format = "hl7"
+            listen = "127.0.0.1:2598"
+            tls = {{ cert = "{f}/cert.pem", key = "{f}/other-key.pem" }}
+            "#
+            ),
+            std::path::Path::new("."),
+        )
+        .unwrap_err();
+        has(&lines, "device #2 \"a\".tls", "needs listen or connect");
+        has(&lines, "device #3 \"b\".tls.ca", "is for a connect device");
+        has(&lines, "device #4 \"c\".tls", "needs both cert and key");
+        has(&lines, "device #5 \"d\".tls", "no certificate in the file");
+        has(&lines, "device #6 \"e\".tls", "cannot read a private key");
+        has(&lines, "device #6 \"e\".tls.colour", "unknown key");
+        has(&lines, "device #7 \"g\".tls.cert", "is for a listen device");
+        has(
+            &lines,
+            "device #8 \"h\".tls.ca",
+            "is required on a connect device",
+        );
+        has(&lines, "device #9 \"i\".tls.ca", "holds no certificate");
+        has(&lines, "device #10 \"j\".tls", "must be a table");
+        has(&lines, "device #11 \"k\".tls.client_ca", "cannot read");
+        has(&lines, "device #13 \"m\".tls", "too with other tls");
+        has(&lines, "device #14 \"n\".tls", "do not make a usable pair");
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn spec(args: &ProbeArgs, format: Format) -> Result<DeviceSpec> {
             endpoint,
             matcher: Match::default(),
             table,
+            tls: None,
         })
     } else if args.listen.is_some() || args.connect.is_some() {
         bail!("--listen and --connect are for --format hl7");

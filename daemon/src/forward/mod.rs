@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the pending count is refreshed while nothing is sent.
 const PENDING_EVERY: Duration = Duration::from_millis(500);
+/// Longest a TCP connect, and then a TLS handshake, may take: a peer that accepts and never
+/// answers would otherwise hold the forward (and its backlog) forever.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Tuning; the defaults are what `vigil run` uses.
 #[derive(Debug, Clone, Copy)]
@@ -246,21 +249,25 @@ impl Forwarder {
 
     async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
         let target = (self.spec.host.as_str(), self.spec.port);
-        let tcp = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::net::TcpStream::connect(target),
-        )
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        let timed_out = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no {what} within {}s", CONNECT_DEADLINE.as_secs()),
+            )
+        };
+        let tcp = tokio::time::timeout(CONNECT_DEADLINE, tokio::net::TcpStream::connect(target))
+            .await
+            .map_err(|_| timed_out("connection"))??;
         let _ = tcp.set_nodelay(true);
         match &self.spec.tls {
             None => Ok(Box::new(tcp)),
             Some(config) => {
                 let name = rustls::pki_types::ServerName::try_from(self.spec.host.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await?;
+                let handshake = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp);
+                let tls = tokio::time::timeout(CONNECT_DEADLINE, handshake)
+                    .await
+                    .map_err(|_| timed_out("TLS handshake"))??;
                 Ok(Box::new(tls))
             }
         }

@@ -1,10 +1,13 @@
 //! A shared `listen` address: one listener per address, however many devices use it. Each
 //! connection is its own task with a frame deadline, and the number of connections is capped:
 //! at the cap a new connection takes the place of one that has read nothing (V3), so a slow or
-//! hostile client cannot block the monitors. Each message goes to the first device
-//! whose `match` takes it; a message no device takes is acknowledged and counted.
+//! hostile client cannot block the monitors. On a TLS listener the handshake runs in that task
+//! too, bounded by [`super::HANDSHAKE_DEADLINE`], so a client that never finishes it (or speaks
+//! plain TCP) holds one connection slot for that long at most, and is logged. Each message goes
+//! to the first device whose `match` takes it; a message no device takes is acknowledged and
+//! counted.
 
-use super::{refuse, Hl7Spec, FRAME_DEADLINE, IDLE_LIMIT, IO_TIMEOUT, MAX_BACKOFF};
+use super::{refuse, write_ack, Hl7Spec, Hl7Tls, Stream, FRAME_DEADLINE, IDLE_LIMIT, MAX_BACKOFF};
 use crate::backoff::Backoff;
 use crate::events::{Command, Link};
 use crate::report::{CoreGone as HubGone, Reporter};
@@ -14,10 +17,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::format::Decoded;
 use vigil_protocol::hl7::{CodeTable, Hl7Receiver, Match, Received};
@@ -59,6 +62,8 @@ struct Gateway {
     devices: Mutex<Vec<Registration>>,
     /// The first device's table reads every message (devices on one address share a vendor).
     table: CodeTable,
+    /// The first device's TLS settings (devices on one address share them too).
+    tls: Option<Hl7Tls>,
     connections: Mutex<Vec<Slot>>,
     stop: CancellationToken,
 }
@@ -130,29 +135,51 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The gateway on `addr`, bound now if no device holds it yet.
-async fn gateway(addr: SocketAddr, table: &CodeTable) -> Result<Arc<Gateway>, String> {
-    if let Some(g) = lock(registry()).get(&addr).and_then(Weak::upgrade) {
-        return Ok(g);
+async fn gateway(addr: SocketAddr, spec: &Hl7Spec) -> Result<Arc<Gateway>, String> {
+    if let Some(g) = running(&lock(registry()), addr) {
+        return same_settings(g, spec);
     }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mut map = lock(registry());
     // Another device may have bound it meanwhile (then this bind failed above, or won the race).
-    if let Some(g) = map.get(&addr).and_then(Weak::upgrade) {
-        return Ok(g);
+    if let Some(g) = running(&map, addr) {
+        return same_settings(g, spec);
     }
     let g = Arc::new(Gateway {
         addr,
         devices: Mutex::default(),
-        table: table.clone(),
+        table: spec.table.clone(),
+        tls: spec.tls.clone(),
         connections: Mutex::default(),
         stop: CancellationToken::new(),
     });
     map.insert(addr, Arc::downgrade(&g));
-    tracing::info!(%addr, "HL7 listener started");
+    tracing::info!(%addr, tls = g.tls.is_some(), "HL7 listener started");
     tokio::spawn(accept(listener, Arc::downgrade(&g), g.stop.clone()));
     Ok(g)
+}
+
+/// The gateway on `addr` unless it is gone or stopping (its last device left).
+fn running(map: &HashMap<SocketAddr, Weak<Gateway>>, addr: SocketAddr) -> Option<Arc<Gateway>> {
+    map.get(&addr)
+        .and_then(Weak::upgrade)
+        .filter(|g| !g.stop.is_cancelled())
+}
+
+/// `g` if it reads and secures connections as `spec` asks. A device restarted with new settings
+/// (a reload) may find the old listener still closing: it waits and tries again rather than
+/// serve with the old certificate or codes.
+fn same_settings(g: Arc<Gateway>, spec: &Hl7Spec) -> Result<Arc<Gateway>, String> {
+    if g.table == spec.table && g.tls == spec.tls {
+        Ok(g)
+    } else {
+        Err(format!(
+            "{} is still held by a listener with other codes or TLS settings",
+            g.addr
+        ))
+    }
 }
 
 async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: CancellationToken) {
@@ -177,6 +204,25 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
         }
         tokio::spawn(async move {
             tracing::info!(addr = %g.addr, %peer, "HL7 connection opened");
+            let stream: Box<dyn Stream> = match &g.tls {
+                None => Box::new(stream),
+                Some(tls) => {
+                    let accepted = tokio::select! {
+                        _ = close.cancelled() => Err("closed for a new connection (too many connections)".to_string()),
+                        accepted = tls.accept(stream) => accepted,
+                    };
+                    match accepted {
+                        Ok(stream) => stream,
+                        Err(reason) => {
+                            // A monitor set up without TLS, a wrong certificate, or a stalled
+                            // client: nothing was read, so nothing of a patient's is in the reason.
+                            tracing::warn!(addr = %g.addr, %peer, %reason, "HL7 connection refused: no TLS");
+                            g.release(conn);
+                            return;
+                        }
+                    }
+                }
+            };
             let reason = connection(stream, conn, &g, &close).await;
             tracing::info!(addr = %g.addr, %peer, %reason, "HL7 connection closed");
             let devices: Vec<_> = lock(&g.devices).iter().map(|r| r.tx.clone()).collect();
@@ -193,7 +239,7 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
 
 /// Serves one connection; returns why it ended.
 async fn connection(
-    mut stream: TcpStream,
+    mut stream: Box<dyn Stream>,
     conn: u64,
     g: &Gateway,
     stop: &CancellationToken,
@@ -229,9 +275,8 @@ async fn connection(
                     route(g, conn, received);
                 }
                 while let Some(ack) = receiver.poll_transmit() {
-                    match timeout(IO_TIMEOUT, stream.write_all(&ack)).await {
-                        Ok(Ok(())) => {}
-                        _ => return "cannot write the ACK".into(),
+                    if write_ack(&mut stream, &ack).await.is_err() {
+                        return "cannot write the ACK".into();
                     }
                 }
             }
@@ -284,19 +329,30 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        lock(&self.gateway.devices).retain(|r| r.key != self.key);
+        let mut devices = lock(&self.gateway.devices);
+        devices.retain(|r| r.key != self.key);
+        // The last device left: stop listening and close the connections, which would
+        // otherwise keep the listener (and its settings) alive for a device that replaces it.
+        if devices.is_empty() {
+            self.gateway.stop.cancel();
+        }
     }
 }
 
+/// Adds a device to `g`; `None` if `g` stopped meanwhile (checked under the lock its last
+/// device stops it under).
 fn register(
     g: Arc<Gateway>,
     device: &str,
     matcher: &Match,
-) -> (Registered, mpsc::Receiver<Routed>) {
+) -> Option<(Registered, mpsc::Receiver<Routed>)> {
     static KEYS: AtomicU64 = AtomicU64::new(0);
     let key = KEYS.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(DEVICE_QUEUE);
     let mut devices = lock(&g.devices);
+    if g.stop.is_cancelled() {
+        return None;
+    }
     // Devices with a match come first, so a match-all device only gets what no other takes.
     let at = if matcher.is_empty() {
         devices.len()
@@ -313,7 +369,7 @@ fn register(
         },
     );
     drop(devices);
-    (Registered { gateway: g, key }, rx)
+    Some((Registered { gateway: g, key }, rx))
 }
 
 /// Runs one device on a shared listener.
@@ -328,8 +384,12 @@ pub(super) async fn run_device(
     let mut backoff = Backoff::new(MAX_BACKOFF);
     while !cancel.is_cancelled() {
         reporter.link(Link::Connecting).await?;
-        let g = match gateway(addr, &spec.table).await {
-            Ok(g) => g,
+        let registered = gateway(addr, spec).await.and_then(|g| {
+            register(g, id, &spec.matcher)
+                .ok_or_else(|| format!("the listener on {addr} was closing"))
+        });
+        match registered {
+            Ok((_registered, rx)) => return serve_device(rx, reporter, commands, cancel).await,
             Err(reason) => {
                 reporter.link(Link::Disconnected { reason }).await?;
                 let delay = backoff.next_delay();
@@ -339,11 +399,8 @@ pub(super) async fn run_device(
                 {
                     return Ok(());
                 }
-                continue;
             }
-        };
-        let (_registered, rx) = register(g, id, &spec.matcher);
-        return serve_device(rx, reporter, commands, cancel).await;
+        }
     }
     Ok(())
 }

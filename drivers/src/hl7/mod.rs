@@ -1,11 +1,15 @@
 //! HL7 monitors over MLLP/TCP: `listen` accepts connections from monitors or their gateway
 //! (several devices may share one address, each picking its messages by `match`), `connect`
-//! dials a monitor that serves and reconnects with the usual backoff. Every message is
-//! acknowledged; a connection that drops shows as the device's link.
+//! dials a monitor that serves and reconnects with the usual backoff. Either may run over TLS
+//! ([`Hl7Tls`]). Every message is acknowledged; a connection that drops shows as the device's
+//! link.
 
 mod gateway;
+mod tls;
 
 pub use gateway::{unmatched_total, MAX_CONNECTIONS};
+use tls::Stream;
+pub use tls::{server_name, Hl7Tls, HANDSHAKE_DEADLINE};
 
 use crate::backoff::Backoff;
 use crate::events::{Command, CommandError, DriverEvent, Link};
@@ -44,6 +48,9 @@ pub struct Hl7Spec {
     pub matcher: Match,
     /// The built-in MDC codes and the device's vendor table.
     pub table: CodeTable,
+    /// `tls`: TLS on the link (a certificate to present on `listen`, a CA to check the
+    /// monitor's against on `connect`); `None` for plain TCP.
+    pub tls: Option<Hl7Tls>,
 }
 
 /// Which side opens the TCP connection.
@@ -90,6 +97,19 @@ impl From<HubGone> for Ended {
     }
 }
 
+/// Writes one ACK and flushes it (a TLS stream holds bytes until flushed), within
+/// [`IO_TIMEOUT`].
+async fn write_ack(stream: &mut Box<dyn Stream>, ack: &[u8]) -> Result<(), ()> {
+    let write = async {
+        stream.write_all(ack).await?;
+        stream.flush().await
+    };
+    match timeout(IO_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
 /// An HL7 monitor takes no commands from the room: each is refused in its own terms.
 fn refuse(command: Command) {
     let (asked, reply) = command.into_parts();
@@ -109,10 +129,9 @@ async fn run_connect(
     let mut backoff = Backoff::new(MAX_BACKOFF);
     while !cancel.is_cancelled() {
         reporter.link(Link::Connecting).await?;
-        let reason = match timeout(IO_TIMEOUT, TcpStream::connect(peer)).await {
-            Err(_) => format!("{peer}: no answer within {}s", IO_TIMEOUT.as_secs()),
-            Ok(Err(e)) => format!("{peer}: cannot connect: {e}"),
-            Ok(Ok(stream)) => {
+        let reason = match dial(peer, spec.tls.as_ref()).await {
+            Err(reason) => format!("{peer}: {reason}"),
+            Ok(stream) => {
                 reporter.link(Link::Connected).await?;
                 let started = Instant::now();
                 let session = Hl7Session::new(spec.table.clone(), spec.matcher.clone());
@@ -139,9 +158,25 @@ async fn run_connect(
     Ok(())
 }
 
+/// Opens the TCP connection to `peer` and, with `tls`, runs the handshake (each bounded).
+async fn dial(peer: &str, tls: Option<&Hl7Tls>) -> Result<Box<dyn Stream>, String> {
+    let tcp = match timeout(IO_TIMEOUT, TcpStream::connect(peer)).await {
+        Err(_) => return Err(format!("no answer within {}s", IO_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+        Ok(Ok(tcp)) => tcp,
+    };
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(tls) => {
+            let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+            tls.connect(host, tcp).await
+        }
+    }
+}
+
 /// One dialled connection: read, acknowledge, report; watch for silence and stalled frames.
 async fn serve(
-    mut stream: TcpStream,
+    mut stream: Box<dyn Stream>,
     mut session: Hl7Session,
     reporter: &mut Reporter,
     commands: &mut mpsc::Receiver<Command>,
@@ -170,9 +205,8 @@ async fn serve(
                 }
                 session.feed(&buf[..n]);
                 while let Some(ack) = session.poll_transmit() {
-                    match timeout(IO_TIMEOUT, stream.write_all(&ack)).await {
-                        Ok(Ok(())) => {}
-                        _ => return Ended::Lost("cannot write the ACK".into()),
+                    if write_ack(&mut stream, &ack).await.is_err() {
+                        return Ended::Lost("cannot write the ACK".into());
                     }
                 }
                 decoded.extend(std::iter::from_fn(|| session.poll_output()));
