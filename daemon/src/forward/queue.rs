@@ -281,7 +281,7 @@ impl Queue {
             Err(e) => {
                 // A damaged row is still an alarm step: sent with what the typed columns hold.
                 tracing::warn!(forward = %self.name, rowid, error = %e, "alarm event not readable in full; forwarding its columns");
-                let alarm = self.alarm_from_columns(rowid)?;
+                let alarm = alarm_from_columns(&self.conn, rowid)?;
                 pcd::pcd04(&self.room, session, &control, &event, &alarm, at)
             }
         };
@@ -295,9 +295,12 @@ impl Queue {
             },
         }))
     }
+}
 
-    fn alarm_from_columns(&self, rowid: i64) -> rusqlite::Result<AlarmInfo> {
-        self.conn.query_row(
+/// An alarm event row's alarm from its typed columns, for a row whose display JSON cannot be
+/// read (the central station's publisher reads the record the same way).
+pub(crate) fn alarm_from_columns(conn: &Connection, rowid: i64) -> rusqlite::Result<AlarmInfo> {
+    conn.query_row(
             "SELECT alarm_id, coalesce(rule, ''), priority, state, device FROM alarm_events WHERE rowid = ?1",
             params![rowid],
             |r| {
@@ -319,8 +322,9 @@ impl Queue {
                 })
             },
         )
-    }
+}
 
+impl Queue {
     /// The readings of the next complete second after `p` (rowid, reading, session), and the
     /// rowid that ends it; `None` while that second may still be filling.
     #[allow(clippy::type_complexity)]

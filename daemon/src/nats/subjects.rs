@@ -33,6 +33,13 @@ pub fn msg_id(room_id: &str, boot: u64, seq: u64) -> String {
     format!("{room_id}.{boot}.{seq}")
 }
 
+/// The `Nats-Msg-Id` of the `n`th message a room started at `boot` publishes from its session
+/// record, what an earlier run recorded and could not publish: `<room_id>.<boot>r.<n>`. Its own
+/// boot (`<boot>r`) tells the central it is a sequence of its own, before this run's snapshot.
+pub fn replay_msg_id(room_id: &str, boot: u64, n: u64) -> String {
+    format!("{room_id}.{boot}r.{n}")
+}
+
 /// A snapshot's `Nats-Msg-Id`: `<room_id>.<boot>.<seq>.snapshot`, `seq` being the last message
 /// it includes (whose own id it must not take).
 pub fn snapshot_msg_id(room_id: &str, boot: u64, seq: u64) -> String {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
-pub(super) const MIGRATIONS: [&str; 4] = [
+pub(super) const MIGRATIONS: [&str; 5] = [
     r#"
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -98,6 +98,16 @@ CREATE TABLE forward_progress (
     reading_after INTEGER NOT NULL,
     block_done INTEGER NOT NULL,
     alarm_after INTEGER NOT NULL
+);
+"#,
+    // The central station (`[central]`): the last alarm event and link change (rowids) that
+    // JetStream acknowledged; what the record holds after them and before a restart is
+    // published from the record after that restart. One row.
+    r#"
+CREATE TABLE central_progress (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    alarm_after INTEGER NOT NULL,
+    link_after INTEGER NOT NULL
 );
 "#,
 ];
