@@ -328,17 +328,9 @@ impl Taker {
         let Some((seq, text)) = self.room.snapshot().await else {
             return;
         };
-        let mut after = None;
-        while let Ok(item) = self.feed.try_recv() {
-            match item {
-                FeedItem::Message { seq: s, .. } if s > seq => {
-                    after = Some(item);
-                    break;
-                }
-                // This snapshot is the one due.
-                FeedItem::SnapshotDue => {}
-                FeedItem::Message { kind, seq, text } => self.message(kind, seq, text).await,
-            }
+        let (included, after) = included(&mut self.feed, seq);
+        for (kind, seq, text) in included {
+            self.message(kind, seq, text).await;
         }
         self.shared.push(Item {
             subject: Subject::Snapshot,
@@ -360,6 +352,24 @@ impl Taker {
                 .push(self.room.item(Subject::Reading, seq, text));
         }
     }
+}
+
+/// What the feed holds that a snapshot of `seq` includes (the core offers a message before it
+/// answers a snapshot request, so those are all there already), and the first message after,
+/// taken too. A snapshot due meanwhile is the one being taken.
+fn included(
+    feed: &mut mpsc::Receiver<FeedItem>,
+    seq: u64,
+) -> (Vec<(Kind, u64, String)>, Option<FeedItem>) {
+    let mut included = Vec::new();
+    while let Ok(item) = feed.try_recv() {
+        match item {
+            FeedItem::Message { seq: s, .. } if s > seq => return (included, Some(item)),
+            FeedItem::SnapshotDue => {}
+            FeedItem::Message { kind, seq, text } => included.push((kind, seq, text)),
+        }
+    }
+    (included, None)
 }
 
 /// Takes what the core hands over: queues alarm steps, link and session changes at once, the
@@ -497,5 +507,48 @@ async fn publish(
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("no acknowledgement in time".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64) -> FeedItem {
+        FeedItem::Message {
+            kind: Kind::Alarm,
+            seq,
+            text: format!("step {seq}"),
+        }
+    }
+
+    /// The core raised alarm steps 4 and 5, then answered a snapshot at seq 5, then raised
+    /// step 6: the snapshot is queued after 4 and 5 (which it includes) and before 6.
+    #[test]
+    fn a_snapshot_is_queued_behind_the_steps_it_includes() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for item in [
+            message(4),
+            FeedItem::SnapshotDue,
+            message(5),
+            message(6),
+            message(7),
+        ] {
+            tx.try_send(item).unwrap();
+        }
+        let (before, after) = included(&mut rx, 5);
+        let seqs: Vec<u64> = before.iter().map(|(_, seq, _)| *seq).collect();
+        assert_eq!(seqs, [4, 5]);
+        assert!(matches!(after, Some(FeedItem::Message { seq: 6, .. })));
+        // What follows stays in the feed, in order.
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(FeedItem::Message { seq: 7, .. })
+        ));
+        // Nothing after the snapshot: everything is taken.
+        tx.try_send(message(8)).unwrap();
+        let (before, after) = included(&mut rx, 9);
+        assert_eq!(before.len(), 1);
+        assert!(after.is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! NATS in: the site's stream read with the central's durable consumer, the rooms' live
 //! heartbeats, and a live snapshot asked of each room the first time this central process hears
-//! it (its state may have moved on while the central was down).
+//! it, which is the room's state only while the stream has given nothing of it (the stream's
+//! order decides everything else: a live snapshot never makes the central skip a stored step).
 //!
 //! At start, each room's last stored `snapshot` seeds its state (an ephemeral consumer over
 //! `vigil.<site>.*.snapshot`, last per subject). The durable consumer `vigil-central-<name>` is
@@ -197,8 +198,6 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
         #[serde(default)]
         room: String,
         room_id: String,
-        #[serde(default)]
-        boot: Option<serde_json::Value>,
     }
     let subject = format!("vigil-live.{site}.*.heartbeat");
     let mut asked: HashMap<String, Instant> = HashMap::new();
@@ -238,15 +237,10 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
                 });
             if due {
                 asked.insert(room_id.to_string(), now);
-                let boot = beat.boot.map(|b| match b {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                });
                 tokio::spawn(ask_snapshot(
                     client.clone(),
                     Subjects::new(site, room_id).snapshot_request(),
                     room_id.to_string(),
-                    boot,
                     hub.clone(),
                 ));
             }
@@ -256,16 +250,11 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
     }
 }
 
-/// Asks a room for its current snapshot and applies the answer.
-async fn ask_snapshot(
-    client: async_nats::Client,
-    subject: String,
-    room_id: String,
-    boot: Option<String>,
-    hub: Arc<Hub>,
-) {
+/// Asks a room for its current snapshot; the answer is its state only while the stream has
+/// given nothing of the room (see `Rooms::apply_live_snapshot`).
+async fn ask_snapshot(client: async_nats::Client, subject: String, room_id: String, hub: Arc<Hub>) {
     match client.request(subject, "".into()).await {
-        Ok(reply) => hub.apply(&room_id, boot.as_deref(), &reply.payload),
+        Ok(reply) => hub.apply_live_snapshot(&room_id, &reply.payload),
         Err(e) => {
             tracing::info!(room = %room_id, error = %e, "a room did not answer the snapshot request")
         }
