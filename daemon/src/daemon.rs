@@ -249,7 +249,7 @@ impl Daemon {
                 crate::central::start(
                     central,
                     &config.room,
-                    core_handle.clone(),
+                    (core_handle.clone(), trends.clone()),
                     metrics.clone(),
                     feed,
                     cancel.child_token(),

@@ -434,3 +434,64 @@ async fn a_rooms_live_snapshot_never_makes_the_central_skip_a_stored_alarm_step(
     assert_eq!(raised["alarm"]["since"], "2026-11-29T10:00:02.000Z");
     central.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_central_asks_a_real_room_for_its_trend_from_the_sessions_start() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut at_central, _) = display(&central, PROVIDER).await;
+    let room = vigil_tests::Room::start(
+        &format!("[central]\nnats = \"{}\"\n", nats.url()),
+        vigil_daemon::daemon::Options::default(),
+    )
+    .await;
+    room.devices_ready().await;
+    let snapshot = at_central.until(|m| m["type"] == "snapshot").await;
+    let room_id = snapshot["room"].as_str().unwrap().to_string();
+    // Readings the room had before any central display asked.
+    room.spo2(93, 71);
+    at_central
+        .until(|m| m["type"] == "reading" && m["vital"] == "spo2" && m["value"] == 93.0)
+        .await;
+    // A viewer opening the room's detail view asks for its trend: the room's own, from the
+    // session's start, through the central.
+    let (mut viewer, _) = display(&central, VIEWER).await;
+    viewer
+        .send(json!({"type":"trend","room":room_id,"minutes":480,"request_id":"t1"}))
+        .await;
+    let trend = viewer.until(|m| m["request_id"] == "t1").await;
+    assert_eq!(trend["type"], "trend", "{trend}");
+    assert_eq!(trend["room"], room_id.as_str());
+    assert_eq!(trend["trend"]["minutes"], 480);
+    let series = trend["trend"]["series"].as_array().unwrap();
+    let spo2 = series
+        .iter()
+        .find(|s| s["device"] == "oximeter-1" && s["vital"] == "spo2")
+        .unwrap_or_else(|| panic!("no SpO2 series: {trend}"));
+    assert!(
+        spo2["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[1] == 93.0),
+        "{spo2}"
+    );
+    // Out of range: refused at the central as at the room, naming the room.
+    viewer
+        .send(json!({"type":"trend","room":room_id,"minutes":481,"request_id":"t2"}))
+        .await;
+    let refused = viewer.until(|m| m["request_id"] == "t2").await;
+    assert_eq!(refused["code"], "bad_message", "{refused}");
+    assert_eq!(refused["room"], room_id.as_str());
+    // A room nobody answers for.
+    viewer
+        .send(json!({"type":"trend","room":"room-9","minutes":60,"request_id":"t3"}))
+        .await;
+    assert_eq!(
+        viewer.until(|m| m["request_id"] == "t3").await["code"],
+        "unavailable"
+    );
+    central.stop().await;
+}

@@ -151,6 +151,8 @@ struct Room {
     subjects: Subjects,
     client: async_nats::Client,
     core: CoreHandle,
+    /// Answers the central's trend requests with the room displays' own service and slots.
+    trends: crate::trend::TrendService,
     metrics: Arc<Metrics>,
 }
 
@@ -161,7 +163,7 @@ struct Room {
 pub async fn start(
     central: &Central,
     room_name: &str,
-    core: CoreHandle,
+    (core, trends): (CoreHandle, crate::trend::TrendService),
     metrics: Arc<Metrics>,
     (feed, record): (FeedReceiver, Option<RecordProgress>),
     cancel: CancellationToken,
@@ -188,6 +190,7 @@ pub async fn start(
         subjects: Subjects::new(&central.site, &central.room_id),
         client,
         core,
+        trends,
         metrics: metrics.clone(),
     };
     let shared = Arc::new(Shared {

@@ -115,6 +115,12 @@ impl Subjects {
         self.live("snapshot")
     }
 
+    /// The room's trend request (request/reply): a display `trend` request, answered by the
+    /// display's `trend` message.
+    pub fn trend_request(&self) -> String {
+        self.live("trend")
+    }
+
     /// Splits a subject of the contract into `(site, room_id, kind)`, stored or live.
     pub fn parse(subject: &str) -> Option<(&str, &str, &str)> {
         let mut parts = subject.split('.');
@@ -140,6 +146,7 @@ mod tests {
         assert_eq!(s.heartbeat(), "vigil-live.clinic.room-1.heartbeat");
         assert_eq!(s.action(), "vigil-live.clinic.room-1.action");
         assert_eq!(s.snapshot_request(), "vigil-live.clinic.room-1.snapshot");
+        assert_eq!(s.trend_request(), "vigil-live.clinic.room-1.trend");
         assert_eq!(Subjects::stream_filter("clinic"), "vigil.clinic.>");
         assert_eq!(stream_name("north-site.2"), "VIGIL_NORTH_SITE_2");
         assert_eq!(

@@ -164,7 +164,7 @@ fn the_rooms_message_lists_every_room_with_its_link_and_state() {
 
 /// The messages the central sends (`rooms`, its `heartbeat`, what rooms publish, answers) and
 /// takes: `docs/central-protocol.md` must show an example of each.
-const SENT: [&str; 9] = [
+const SENT: [&str; 10] = [
     "rooms",
     "snapshot",
     "reading",
@@ -172,10 +172,18 @@ const SENT: [&str; 9] = [
     "device",
     "session",
     "heartbeat",
+    "trend",
     "result",
     "error",
 ];
-const TAKEN: [&str; 5] = ["ack", "reset", "pause_audio", "start_nibp", "mark_dose"];
+const TAKEN: [&str; 6] = [
+    "ack",
+    "reset",
+    "pause_audio",
+    "start_nibp",
+    "mark_dose",
+    "trend",
+];
 
 #[test]
 fn the_protocol_document_shows_every_message_and_each_example_parses() {
