@@ -171,7 +171,8 @@ impl RecordProgress {
                     },
                 }
             }
-            while let Ok(done) = notes.try_recv() {
+            while waiting.len() < NOTES_MAX {
+                let Ok(done) = notes.try_recv() else { break };
                 waiting.push_back((done, tokio::time::Instant::now()));
             }
             let Some((done, since)) = waiting.front().cloned() else {

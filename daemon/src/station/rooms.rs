@@ -287,11 +287,12 @@ impl Rooms {
     }
 
     /// A room's answer to the central's snapshot request (`payload`, its display `snapshot`):
-    /// the room's state for a room the stream has given nothing of yet, and ignored otherwise.
-    /// It never moves the stream's position: a live snapshot is newer than what the durable
-    /// consumer may still deliver, and taking its `seq` would make the central drop those
-    /// stored alarm steps as already applied (a step raised and ended meanwhile would never
-    /// reach a display). Stored messages after it apply in the stream's order.
+    /// the room's state for a room the stream has given no snapshot of yet (none stored, or
+    /// aged out), and ignored otherwise. It never moves the stream's position: a live snapshot
+    /// is newer than what the durable consumer may still deliver, and taking its `seq` would
+    /// make the central drop those stored alarm steps as already applied (a step raised and
+    /// ended meanwhile would never reach a display). Stored messages after it apply in the
+    /// stream's order.
     pub fn apply_live_snapshot(
         &mut self,
         room_id: &str,
@@ -306,7 +307,7 @@ impl Rooms {
             ));
         };
         let room = self.room(room_id, now)?;
-        if room.applied {
+        if room.has_snapshot {
             return Ok(None);
         }
         room.name = snapshot.room.clone();

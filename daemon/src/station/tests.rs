@@ -313,6 +313,21 @@ fn a_live_snapshot_never_absorbs_a_stored_alarm_step() {
         rooms.apply("room-1", Some("100"), &raised(5), now),
         Ok(None)
     );
+    // The stream gave steps but no snapshot (it aged out of the stream): the live answer is
+    // the room's state, the stream's position unchanged.
+    let mut rooms = Rooms::default();
+    assert!(rooms
+        .apply("room-3", Some("100"), &raised(5), now)
+        .unwrap()
+        .is_some());
+    assert!(rooms
+        .apply_live_snapshot("room-3", &snapshot(10, json!([active])), now)
+        .unwrap()
+        .is_some());
+    assert!(rooms
+        .apply("room-3", Some("100"), &raised(6), now)
+        .unwrap()
+        .is_some());
     // A live answer that is not a snapshot is malformed.
     assert!(rooms
         .apply_live_snapshot("room-2", &raised(1), now)
