@@ -230,10 +230,15 @@ impl Daemon {
         metrics.set_forwards(forwards.clone());
         core.set_forwards(forwards);
         // `[central]`: the core feeds the publisher, which never holds the core up.
+        // Its progress in the record is read before the core runs, to tell what an earlier run
+        // left unpublished from what this one records.
         let central_feed = config.central.as_ref().map(|_| {
             let (feed, receiver) = crate::central::feed(metrics.clone());
             core.feed_central(feed);
-            receiver
+            let record = crate::central::RecordProgress::open(&config.storage_path)
+                .inspect_err(|e| tracing::error!(error = %e, "cannot read the central station's progress in the session record: what is not published before a restart is lost"))
+                .ok();
+            (receiver, record)
         });
         let trends = crate::trend::TrendService::new(core.trends(), clock);
         let pulse = core.pulse();
@@ -244,7 +249,7 @@ impl Daemon {
                 crate::central::start(
                     central,
                     &config.room,
-                    core_handle.clone(),
+                    (core_handle.clone(), trends.clone()),
                     metrics.clone(),
                     feed,
                     cancel.child_token(),

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use vigil_alarm::{AlarmChange, AlarmState};
-use vigil_protocol::display::AlarmInfo;
 use vigil_protocol::{Unit, Vital};
 
 use crate::core::wire_name;
@@ -30,26 +29,6 @@ pub fn alarm_events(conn: &Connection, session: i64) -> anyhow::Result<Vec<Alarm
             })
         })
         .collect()
-}
-
-/// An alarm in the export's JSON: the shape the display protocol gives it (`AlarmInfo`).
-fn exported(a: &RecordedAlarm) -> AlarmInfo {
-    AlarmInfo {
-        id: a.id.clone(),
-        rule: a.rule.clone(),
-        kind: wire_name(&a.kind),
-        vital: a.vital,
-        device: a.device.clone(),
-        priority: wire_name(&a.priority),
-        message: a.message.clone(),
-        state: wire_name(&a.state),
-        since: rfc3339(a.since),
-        acknowledged_by: a.acknowledged_by.clone(),
-        acknowledged_at: a.acknowledged_at.map(rfc3339),
-        latching: a.latching,
-        awaiting_confirmation: a.awaiting_confirmation,
-        value: a.value,
-    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -103,7 +82,7 @@ pub fn export_jsonl(conn: &Connection, session: i64, out: &mut dyn Write) -> any
     for step in alarm_events(conn, session)? {
         lines.push((
             step.at,
-            serde_json::json!({"kind": "alarm", "event": step.change, "alarm": exported(&step.alarm),
+            serde_json::json!({"kind": "alarm", "event": step.change, "alarm": RecordedAlarm::display(&step.alarm),
                 "at": rfc3339(step.at)}),
         ));
     }
@@ -302,6 +281,7 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
 mod tests {
     use super::*;
     use crate::storage;
+    use vigil_protocol::display::AlarmInfo;
     use rusqlite::params;
 
     fn db() -> (std::path::PathBuf, Connection, i64) {

@@ -165,6 +165,29 @@ impl FakeRoom {
             .await;
     }
 
+    /// Answers the central's trend requests as a room does: an SpO2 series of `points`
+    /// (`[unix ms, value]`), with the request's minutes and id.
+    pub async fn answer_trends(&self, points: Vec<(i64, f64)>) {
+        let mut requests = self
+            .client
+            .subscribe(format!("vigil-live.{SITE}.{}.trend", self.id))
+            .await
+            .unwrap();
+        self.client.flush().await.unwrap();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                let asked: Value = serde_json::from_slice(&request.payload).unwrap();
+                let trend = json!({"v":1,"type":"trend","request_id":asked["request_id"],
+                    "trend":{"minutes":asked["minutes"],"resolution_s":30,
+                        "series":[{"device":"oximeter-1","vital":"spo2","points":points}]}});
+                if let Some(to) = request.reply {
+                    client.publish(to, trend.to_string().into()).await.unwrap();
+                }
+            }
+        });
+    }
+
     /// Publishes a raised high SpO2 alarm with its time.
     pub async fn alarm(&mut self, id: &str, since: &str) {
         self.publish("alarm", json!({"type":"alarm","event":"raised","alarm":{"id":id,"rule":"spo2-low",

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use vigil_daemon::station::Central;
@@ -335,29 +336,18 @@ async fn a_real_rooms_alarm_acknowledged_at_the_central_shows_on_the_rooms_displ
     let snapshot = at_central.until(|m| m["type"] == "snapshot").await;
     let room_id = snapshot["room"].as_str().unwrap().to_string();
     room.bp(205, 100);
-    // The crisis reaches the central as its raised step, or inside a snapshot the room
-    // publishes meanwhile (after it reconnects, a snapshot holds the steps it includes).
-    let crisis = |m: &serde_json::Value| {
-        m["room"] == room_id.as_str()
-            && match m["type"].as_str() {
-                Some("alarm") => m["event"] == "raised" && m["alarm"]["rule"] == "bp-crisis",
-                Some("snapshot") => m["alarms"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|a| a["rule"] == "bp-crisis")),
-                _ => false,
-            }
-    };
-    let seen = at_central.until(crisis).await;
-    let alarm = if seen["type"] == "alarm" {
-        seen["alarm"].clone()
-    } else {
-        let alarms = seen["alarms"].as_array().unwrap();
-        alarms
-            .iter()
-            .find(|a| a["rule"] == "bp-crisis")
-            .unwrap()
-            .clone()
-    };
+    // The crisis reaches the central as its raised step: never only inside a snapshot (the
+    // room queues a snapshot behind the steps it includes, and the central's live snapshot
+    // never makes it skip a stored step).
+    let raised = at_central
+        .until(|m| {
+            m["type"] == "alarm"
+                && m["event"] == "raised"
+                && m["room"] == room_id.as_str()
+                && m["alarm"]["rule"] == "bp-crisis"
+        })
+        .await;
+    let alarm = raised["alarm"].clone();
     let id = alarm["id"].as_str().unwrap().to_string();
     at_central
         .send(json!({"type":"ack","room":room_id,"alarm_id":id,"request_id":"r1"}))
@@ -389,5 +379,119 @@ async fn a_real_rooms_alarm_acknowledged_at_the_central_shows_on_the_rooms_displ
         .await;
     assert_eq!(acked["alarm"]["id"], id.as_str());
     assert_eq!(acked["alarm"]["acknowledged_by"], "Dr Lee (central)");
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_live_snapshot_never_makes_the_central_skip_a_stored_alarm_step() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut d, _) = display(&central, PROVIDER).await;
+    // The room answers the central's snapshot request with its current state (seq 10), which
+    // already holds the alarm it raised at seq 2 and the stream has not delivered yet.
+    let answering = nats.client().await;
+    let mut requests = answering
+        .subscribe("vigil-live.clinic.room-1.snapshot")
+        .await
+        .unwrap();
+    answering.flush().await.unwrap();
+    let replier = answering.clone();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let snapshot = json!({"v":1,"type":"snapshot","room":"Room room-1","user":{"name":"","role":""},
+                "server_time":"2026-11-29T10:00:10.000Z","seq":10,
+                "session":{"phase":"pre_dose","dose_at":null,"dose_by":null,"minutes_since_dose":null,"baseline":null},
+                "devices":[],"vitals":[],"alarms":[{"id":"spo2-low#1","rule":"spo2-low","kind":"physiological",
+                    "vital":"spo2","device":"oximeter-1","priority":"high","message":"SpO2 low","state":"active",
+                    "since":"2026-11-29T10:00:02.000Z","acknowledged_by":null,"acknowledged_at":null,
+                    "latching":false,"awaiting_confirmation":false,"value":85.0}],
+                "audio_pause_remaining_s":null,"trend":{"minutes":0,"resolution_s":0,"series":[]},"limits":[]});
+            if let Some(to) = request.reply {
+                replier
+                    .publish(to, snapshot.to_string().into())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut room = FakeRoom::start(&nats.url(), "room-1").await;
+    // Its heartbeat makes the central ask; the answer is the room's state at the central.
+    let live = d
+        .until(|m| m["type"] == "snapshot" && m["room"] == "room-1")
+        .await;
+    assert_eq!(live["seq"], 10, "{live}");
+    // Then the stream delivers what the room published before (seq 1 and 2): the raised step
+    // still reaches the display, with its time.
+    room.snapshot().await;
+    room.alarm("spo2-low#1", "2026-11-29T10:00:02.000Z").await;
+    let raised = d
+        .until(|m| m["type"] == "alarm" && m["room"] == "room-1")
+        .await;
+    assert_eq!(raised["event"], "raised");
+    assert_eq!(raised["seq"], 2);
+    assert_eq!(raised["alarm"]["since"], "2026-11-29T10:00:02.000Z");
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_central_asks_a_real_room_for_its_trend_from_the_sessions_start() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let (mut at_central, _) = display(&central, PROVIDER).await;
+    let room = vigil_tests::Room::start(
+        &format!("[central]\nnats = \"{}\"\n", nats.url()),
+        vigil_daemon::daemon::Options::default(),
+    )
+    .await;
+    room.devices_ready().await;
+    let snapshot = at_central.until(|m| m["type"] == "snapshot").await;
+    let room_id = snapshot["room"].as_str().unwrap().to_string();
+    // Readings the room had before any central display asked.
+    room.spo2(93, 71);
+    at_central
+        .until(|m| m["type"] == "reading" && m["vital"] == "spo2" && m["value"] == 93.0)
+        .await;
+    // A viewer opening the room's detail view asks for its trend: the room's own, from the
+    // session's start, through the central.
+    let (mut viewer, _) = display(&central, VIEWER).await;
+    viewer
+        .send(json!({"type":"trend","room":room_id,"minutes":480,"request_id":"t1"}))
+        .await;
+    let trend = viewer.until(|m| m["request_id"] == "t1").await;
+    assert_eq!(trend["type"], "trend", "{trend}");
+    assert_eq!(trend["room"], room_id.as_str());
+    assert_eq!(trend["trend"]["minutes"], 480);
+    let series = trend["trend"]["series"].as_array().unwrap();
+    let spo2 = series
+        .iter()
+        .find(|s| s["device"] == "oximeter-1" && s["vital"] == "spo2")
+        .unwrap_or_else(|| panic!("no SpO2 series: {trend}"));
+    assert!(
+        spo2["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[1] == 93.0),
+        "{spo2}"
+    );
+    // Out of range: refused at the central as at the room, naming the room.
+    viewer
+        .send(json!({"type":"trend","room":room_id,"minutes":481,"request_id":"t2"}))
+        .await;
+    let refused = viewer.until(|m| m["request_id"] == "t2").await;
+    assert_eq!(refused["code"], "bad_message", "{refused}");
+    assert_eq!(refused["room"], room_id.as_str());
+    // A room nobody answers for.
+    viewer
+        .send(json!({"type":"trend","room":"room-9","minutes":60,"request_id":"t3"}))
+        .await;
+    assert_eq!(
+        viewer.until(|m| m["request_id"] == "t3").await["code"],
+        "unavailable"
+    );
     central.stop().await;
 }

@@ -75,10 +75,29 @@ async fn the_overview_puts_rooms_in_alarm_first_and_acknowledges_through_the_roo
         json!("prio-high")
     );
     browser.screenshot(&page, "central-overview-alarm").await;
-    // Its detail view acknowledges through the room, with the person.
+    // Its detail view shows the room's trend from the session's start (two hours ago), asked of
+    // the room, and acknowledges through the room, with the person.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = (now - 2 * 3600 * 1000) / 30_000 * 30_000;
+    two.answer_trends((0..240).map(|i| (start + i * 30_000, 90.0)).collect())
+        .await;
     browser
         .click(&page, "#rooms .room[data-room=\"room-2\"]")
         .await;
+    browser
+        .wait_for(
+            &page,
+            &format!(
+                "(st.rooms.get('room-2').trend.get('oximeter-1|spo2') || [[0]])[0][0] === {start}"
+            ),
+            SECONDS,
+            "the room's trend from the session's start",
+        )
+        .await;
+    browser.screenshot(&page, "central-detail-trend").await;
     browser
         .wait_for(
             &page,

@@ -4,16 +4,20 @@
 //! bounded [`Outbox`], publishes it in order with JetStream acknowledgements when NATS is
 //! reachable, sends the heartbeat, tells the room's displays the link's state, and answers the
 //! central's requests (`requests.rs`) through the core. NATS being away never stops the room.
+//! Alarm steps and link changes it could not publish before a restart come back from the
+//! session record (`record.rs`) and are published first.
 
 mod outbox;
+mod record;
 mod requests;
 
 pub use outbox::{Item, Outbox, Subject, OUTBOX_CAPACITY};
+pub use record::{Done, RecordProgress, REPLAY_MAX};
 
 use crate::config::Central;
 use crate::core::CoreHandle;
 use crate::metrics::Metrics;
-use crate::nats::{msg_id, snapshot_msg_id, Subjects};
+use crate::nats::{msg_id, replay_msg_id, snapshot_msg_id, Subjects};
 use async_nats::connection::State;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -147,17 +151,21 @@ struct Room {
     subjects: Subjects,
     client: async_nats::Client,
     core: CoreHandle,
+    /// Answers the central's trend requests with the room displays' own service and slots.
+    trends: crate::trend::TrendService,
     metrics: Arc<Metrics>,
 }
 
 /// Starts publishing the room to the central station: connects (in the background; the room
-/// runs alone until NATS answers) and runs until `cancel`.
+/// runs alone until NATS answers) and runs until `cancel`. With `record` (the session record
+/// could be opened), what an earlier run recorded and did not publish is published first, and
+/// what JetStream acknowledges is noted there.
 pub async fn start(
     central: &Central,
     room_name: &str,
-    core: CoreHandle,
+    (core, trends): (CoreHandle, crate::trend::TrendService),
     metrics: Arc<Metrics>,
-    feed: FeedReceiver,
+    (feed, record): (FeedReceiver, Option<RecordProgress>),
     cancel: CancellationToken,
 ) -> TaskTracker {
     let tasks = TaskTracker::new();
@@ -182,6 +190,7 @@ pub async fn start(
         subjects: Subjects::new(&central.site, &central.room_id),
         client,
         core,
+        trends,
         metrics: metrics.clone(),
     };
     let shared = Arc::new(Shared {
@@ -190,13 +199,21 @@ pub async fn start(
         metrics,
     });
     tracing::info!(site = %room.site, room_id = %room.room_id, "publishing to the central station");
+    let replayed = match &record {
+        Some(record) => record.unpublished().await,
+        None => Vec::new(),
+    };
+    let (notes, noted) = record::notes();
+    if let Some(record) = record {
+        tasks.spawn(record.keep(noted, cancel.clone()));
+    }
     tasks.spawn(take_feed(
         room.clone(),
         shared.clone(),
-        feed,
+        (feed, replayed),
         cancel.clone(),
     ));
-    tasks.spawn(send(room.clone(), shared, cancel.clone()));
+    tasks.spawn(send(room.clone(), shared, notes, cancel.clone()));
     tasks.spawn(requests::answer(room, cancel));
     tasks.close();
     tasks
@@ -207,7 +224,22 @@ impl Room {
         Item {
             subject,
             msg_id: msg_id(&self.room_id, self.boot, seq),
+            done: Done::of_live(subject, &payload),
             payload,
+        }
+    }
+
+    /// The `n`th message published from the record (see [`replay_msg_id`]).
+    fn replayed(&self, n: u64, replayed: record::Replayed) -> Item {
+        let mut message = replayed.message;
+        if let ServerMessage::Alarm { seq, .. } | ServerMessage::Device { seq, .. } = &mut message {
+            *seq = n;
+        }
+        Item {
+            subject: replayed.subject,
+            msg_id: replay_msg_id(&self.room_id, self.boot, n),
+            payload: message.to_json(),
+            done: Some(replayed.done),
         }
     }
 
@@ -220,16 +252,6 @@ impl Room {
         let snapshot = self.core.snapshot_without_trend(user).await?;
         let seq = snapshot.seq;
         Some((seq, ServerMessage::Snapshot(Box::new(snapshot)).to_json()))
-    }
-
-    async fn queue_snapshot(&self, shared: &Shared) {
-        if let Some((seq, text)) = self.snapshot().await {
-            shared.push(Item {
-                subject: Subject::Snapshot,
-                msg_id: snapshot_msg_id(&self.room_id, self.boot, seq),
-                payload: text,
-            });
-        }
     }
 
     /// The live heartbeat for the core's heartbeat message `text`.
@@ -255,53 +277,141 @@ impl Room {
     }
 }
 
+/// The publisher's end of the feed, and what it keeps between messages.
+struct Taker {
+    room: Room,
+    shared: Arc<Shared>,
+    feed: mpsc::Receiver<FeedItem>,
+    /// The latest reading of each device and vital since the last flush.
+    latest: BTreeMap<String, (u64, String)>,
+    beat: Option<Instant>,
+}
+
+impl Taker {
+    async fn take(&mut self, item: FeedItem) {
+        match item {
+            FeedItem::SnapshotDue => self.snapshot().await,
+            FeedItem::Message { kind, seq, text } => self.message(kind, seq, text).await,
+        }
+    }
+
+    async fn message(&mut self, kind: Kind, seq: u64, text: String) {
+        let (room, shared) = (&self.room, &self.shared);
+        match kind {
+            Kind::Reading { key } => {
+                self.latest.insert(key, (seq, text));
+            }
+            Kind::Heartbeat => {
+                let due = self.beat.is_none_or(|b| b.elapsed() >= HEARTBEAT_EVERY);
+                if due && room.connected() {
+                    self.beat = Some(Instant::now());
+                    let payload = room.heartbeat(seq, &text);
+                    let publish = room
+                        .client
+                        .publish(room.subjects.heartbeat(), payload.into());
+                    if !matches!(
+                        tokio::time::timeout(PUBLISH_TIMEOUT, publish).await,
+                        Ok(Ok(()))
+                    ) {
+                        tracing::debug!("heartbeat to the central station not sent");
+                    }
+                }
+            }
+            Kind::Alarm => shared.push(room.item(Subject::Alarm, seq, text)),
+            Kind::Device => shared.push(room.item(Subject::Device, seq, text)),
+            Kind::Session => shared.push(room.item(Subject::Session, seq, text)),
+        }
+    }
+
+    /// Queues the room's snapshot behind every step it includes. The core offered those to the
+    /// feed before it answered, so they are taken from the feed first: a snapshot queued ahead
+    /// of a step it includes would make the central drop that step as already applied, and an
+    /// alarm raised and ended meanwhile would never reach it.
+    async fn snapshot(&mut self) {
+        let Some((seq, text)) = self.room.snapshot().await else {
+            return;
+        };
+        let (included, after) = included(&mut self.feed, seq);
+        for (kind, seq, text) in included {
+            self.message(kind, seq, text).await;
+        }
+        self.shared.push(Item {
+            subject: Subject::Snapshot,
+            msg_id: snapshot_msg_id(&self.room.room_id, self.room.boot, seq),
+            payload: text,
+            done: None,
+        });
+        if let Some(FeedItem::Message { kind, seq, text }) = after {
+            self.message(kind, seq, text).await;
+        }
+    }
+
+    /// Queues the latest reading of each device and vital, in their order.
+    fn flush_readings(&mut self) {
+        let mut readings: Vec<_> = std::mem::take(&mut self.latest).into_values().collect();
+        readings.sort_by_key(|(seq, _)| *seq);
+        for (seq, text) in readings {
+            self.shared
+                .push(self.room.item(Subject::Reading, seq, text));
+        }
+    }
+}
+
+/// What the feed holds that a snapshot of `seq` includes (the core offers a message before it
+/// answers a snapshot request, so those are all there already), and the first message after,
+/// taken too. A snapshot due meanwhile is the one being taken.
+fn included(
+    feed: &mut mpsc::Receiver<FeedItem>,
+    seq: u64,
+) -> (Vec<(Kind, u64, String)>, Option<FeedItem>) {
+    let mut included = Vec::new();
+    while let Ok(item) = feed.try_recv() {
+        match item {
+            FeedItem::Message { seq: s, .. } if s > seq => return (included, Some(item)),
+            FeedItem::SnapshotDue => {}
+            FeedItem::Message { kind, seq, text } => included.push((kind, seq, text)),
+        }
+    }
+    (included, None)
+}
+
 /// Takes what the core hands over: queues alarm steps, link and session changes at once, the
 /// latest reading of each device and vital each second, snapshots when due; sends heartbeats;
-/// follows the connection's state.
-async fn take_feed(room: Room, shared: Arc<Shared>, feed: FeedReceiver, cancel: CancellationToken) {
-    let mut feed = feed.0;
-    let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
+/// follows the connection's state. What an earlier run recorded and did not publish
+/// (`replayed`) goes first, before this run's first snapshot.
+async fn take_feed(
+    room: Room,
+    shared: Arc<Shared>,
+    (feed, replayed): (FeedReceiver, Vec<record::Replayed>),
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut flushed = Instant::now();
-    let mut beat: Option<Instant> = None;
     let mut connected = false;
-    room.queue_snapshot(&shared).await;
+    for (n, replayed) in (1..).zip(replayed) {
+        shared.push(room.replayed(n, replayed));
+    }
+    let mut taker = Taker {
+        room: room.clone(),
+        shared: shared.clone(),
+        feed: feed.0,
+        latest: BTreeMap::new(),
+        beat: None,
+    };
+    taker.snapshot().await;
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            item = feed.recv() => match item {
+            item = taker.feed.recv() => match item {
                 None => break,
-                Some(FeedItem::SnapshotDue) => room.queue_snapshot(&shared).await,
-                Some(FeedItem::Message { kind, seq, text }) => match kind {
-                    Kind::Reading { key } => {
-                        latest.insert(key, (seq, text));
-                    }
-                    Kind::Heartbeat => {
-                        let due = beat.is_none_or(|b| b.elapsed() >= HEARTBEAT_EVERY);
-                        if due && room.connected() {
-                            beat = Some(Instant::now());
-                            let payload = room.heartbeat(seq, &text);
-                            let publish = room.client.publish(room.subjects.heartbeat(), payload.into());
-                            if !matches!(tokio::time::timeout(PUBLISH_TIMEOUT, publish).await, Ok(Ok(()))) {
-                                tracing::debug!("heartbeat to the central station not sent");
-                            }
-                        }
-                    }
-                    Kind::Alarm => shared.push(room.item(Subject::Alarm, seq, text)),
-                    Kind::Device => shared.push(room.item(Subject::Device, seq, text)),
-                    Kind::Session => shared.push(room.item(Subject::Session, seq, text)),
-                },
+                Some(item) => taker.take(item).await,
             },
             _ = tick.tick() => {
                 if flushed.elapsed() >= READING_EVERY {
                     flushed = Instant::now();
-                    let mut readings: Vec<_> = std::mem::take(&mut latest).into_values().collect();
-                    readings.sort_by_key(|(seq, _)| *seq);
-                    for (seq, text) in readings {
-                        shared.push(room.item(Subject::Reading, seq, text));
-                    }
+                    taker.flush_readings();
                 }
                 let now = room.connected();
                 if now != connected {
@@ -311,7 +421,7 @@ async fn take_feed(room: Room, shared: Arc<Shared>, feed: FeedReceiver, cancel: 
                     if now {
                         tracing::info!("connected to the central station");
                         // The central takes the room's full state after each reconnect.
-                        room.queue_snapshot(&shared).await;
+                        taker.snapshot().await;
                     } else {
                         tracing::warn!(pending = shared.outbox().len(), "lost the central station; the room goes on alone and keeps what it could not publish");
                     }
@@ -322,7 +432,7 @@ async fn take_feed(room: Room, shared: Arc<Shared>, feed: FeedReceiver, cancel: 
 }
 
 /// Publishes the outbox in order, each message acknowledged by the stream before the next.
-async fn send(room: Room, shared: Arc<Shared>, cancel: CancellationToken) {
+async fn send(room: Room, shared: Arc<Shared>, notes: record::Notes, cancel: CancellationToken) {
     let js = async_nats::jetstream::new(room.client.clone());
     let mut stream_ready = false;
     let mut failing = false;
@@ -349,6 +459,9 @@ async fn send(room: Room, shared: Arc<Shared>, cancel: CancellationToken) {
         };
         if sent {
             failing = false;
+            if let Some(done) = item.done.clone() {
+                notes.acknowledged(done);
+            }
             let len = {
                 let mut outbox = shared.outbox();
                 outbox.published(&item.msg_id);
@@ -397,5 +510,48 @@ async fn publish(
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("no acknowledgement in time".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64) -> FeedItem {
+        FeedItem::Message {
+            kind: Kind::Alarm,
+            seq,
+            text: format!("step {seq}"),
+        }
+    }
+
+    /// The core raised alarm steps 4 and 5, then answered a snapshot at seq 5, then raised
+    /// step 6: the snapshot is queued after 4 and 5 (which it includes) and before 6.
+    #[test]
+    fn a_snapshot_is_queued_behind_the_steps_it_includes() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for item in [
+            message(4),
+            FeedItem::SnapshotDue,
+            message(5),
+            message(6),
+            message(7),
+        ] {
+            tx.try_send(item).unwrap();
+        }
+        let (before, after) = included(&mut rx, 5);
+        let seqs: Vec<u64> = before.iter().map(|(_, seq, _)| *seq).collect();
+        assert_eq!(seqs, [4, 5]);
+        assert!(matches!(after, Some(FeedItem::Message { seq: 6, .. })));
+        // What follows stays in the feed, in order.
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(FeedItem::Message { seq: 7, .. })
+        ));
+        // Nothing after the snapshot: everything is taken.
+        tx.try_send(message(8)).unwrap();
+        let (before, after) = included(&mut rx, 9);
+        assert_eq!(before.len(), 1);
+        assert!(after.is_none());
     }
 }

@@ -34,6 +34,8 @@ pub struct Item {
     pub msg_id: String,
     /// The display message's JSON.
     pub payload: String,
+    /// What its acknowledgement completes in the session record, for what the record keeps.
+    pub done: Option<super::record::Done>,
 }
 
 /// The bounded, ordered queue of what is still to publish.
@@ -103,6 +105,7 @@ mod tests {
             subject,
             msg_id: format!("r.1.{n}"),
             payload: String::new(),
+            done: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The central station's requests, answered through the core exactly as a local display's:
 //! `action` (the person recorded as `NAME (central)`, a viewer `forbidden`, the core's own
-//! refusals) and `snapshot`. Bounded: a few in flight at once, and the display's flood limit
-//! over all of them. A request that is not understood gets an `error` reply and a log line.
+//! refusals), `snapshot`, and `trend` (answered off the core by the same trend service as the
+//! room's displays, sharing its few slots, up to 8 hours). Bounded: a few in flight at once, and
+//! the display's flood limit over all of them. A request that is not understood gets an
+//! `error` reply and a log line.
 
 use super::Room;
 use crate::config::Role;
@@ -29,24 +31,28 @@ fn error(request_id: Option<String>, code: &str, reason: impl Into<String>) -> S
 
 /// Subscribes to the room's request subjects and answers until `cancel`.
 pub(super) async fn answer(room: Room, cancel: CancellationToken) {
-    let (actions, snapshots) = match (
+    let (actions, snapshots, trends) = match (
         room.client.subscribe(room.subjects.action()).await,
         room.client
             .subscribe(room.subjects.snapshot_request())
             .await,
+        room.client.subscribe(room.subjects.trend_request()).await,
     ) {
-        (Ok(a), Ok(s)) => (a, s),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(a), Ok(s), Ok(t)) => (a, s, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             tracing::error!(error = %e, "cannot take requests from the central station");
             return;
         }
     };
-    let mut requests =
-        futures_util::stream::select(actions.map(|m| (true, m)), snapshots.map(|m| (false, m)));
+    let mut requests = futures_util::stream::select_all([
+        actions.map(|m| (Request::Action, m)).boxed(),
+        snapshots.map(|m| (Request::Snapshot, m)).boxed(),
+        trends.map(|m| (Request::Trend, m)).boxed(),
+    ]);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut flood = Flood::new(Instant::now());
     loop {
-        let (is_action, message) = tokio::select! {
+        let (request, message) = tokio::select! {
             _ = cancel.cancelled() => return,
             next = requests.next() => match next {
                 Some(m) => m,
@@ -77,19 +83,80 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         };
         let room = room.clone();
         tokio::spawn(async move {
-            let text = if is_action {
-                act(&room, &message.payload).await
-            } else {
-                match room.snapshot().await {
+            let text = match request {
+                Request::Action => act(&room, &message.payload).await,
+                Request::Snapshot => match room.snapshot().await {
                     Some((_, text)) => text,
                     None => error(None, "unavailable", "the daemon is shutting down"),
-                }
+                },
+                Request::Trend => trend(&room, &message.payload).await,
             };
             if let Err(e) = room.client.publish(reply_to, text.into()).await {
                 tracing::warn!(error = %e, "cannot answer the central station");
             }
             drop(permit);
         });
+    }
+}
+
+/// What the central asks.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    Action,
+    Snapshot,
+    Trend,
+}
+
+/// A `trend` request: the display's own (`{"type":"trend","minutes":M,"request_id":...}`),
+/// answered by the display's `trend` message.
+pub(super) async fn trend(room: &Room, payload: &[u8]) -> String {
+    let (request_id, minutes) = match trend_request(payload) {
+        Ok(request) => request,
+        Err((request_id, reason)) => {
+            tracing::warn!(%reason, "a trend request from the central station not understood");
+            return error(request_id, "bad_message", reason);
+        }
+    };
+    let Some(text) = room.trends.answer(request_id.clone(), minutes).await else {
+        return error(request_id, "unavailable", "the daemon is shutting down");
+    };
+    // NATS carries at most the server's largest payload (1 MiB by default).
+    let max = room.client.server_info().max_payload;
+    if max > 0 && text.len() > max {
+        return error(
+            request_id,
+            "too_large",
+            format!(
+                "the trend of {minutes} minutes is {} bytes, more than NATS carries ({max}); ask for fewer minutes",
+                text.len()
+            ),
+        );
+    }
+    text
+}
+
+/// Reads a trend request: its `request_id` and minutes (1 to 480); the error carries the
+/// `request_id` when one could be read.
+fn trend_request(payload: &[u8]) -> Result<(Option<String>, u32), (Option<String>, String)> {
+    let message = match serde_json::from_slice::<ClientMessage>(payload) {
+        Ok(m) => m,
+        Err(e) => {
+            let request_id = serde_json::from_slice::<serde_json::Value>(payload)
+                .ok()
+                .and_then(|v| v.get("request_id")?.as_str().map(str::to_string));
+            return Err((request_id, format!("not understood: {e}")));
+        }
+    };
+    let request_id = message.request_id().map(str::to_string);
+    if let Err(refusal) = crate::numbers::check_numbers(&message) {
+        return Err((request_id, refusal.reason));
+    }
+    match message {
+        ClientMessage::Trend { minutes, .. } => Ok((request_id, minutes)),
+        other => Err((
+            request_id,
+            format!("not understood: {} is not a trend request", other.action()),
+        )),
     }
 }
 
@@ -213,5 +280,37 @@ mod tests {
         .unwrap();
         assert_eq!((user.as_str(), role), ("Dr Ames", Role::Provider));
         assert_eq!(message.action(), "ack");
+    }
+
+    #[test]
+    fn trend_requests_are_read_and_range_checked_never_a_panic() {
+        assert_eq!(
+            trend_request(br#"{"type":"trend","minutes":480,"request_id":"t1"}"#),
+            Ok((Some("t1".into()), 480))
+        );
+        let cases: [(&[u8], Option<&str>, &str); 5] = [
+            (b"\xff\xfe", None, "not understood"),
+            (
+                br#"{"type":"trend","request_id":"t2"}"#,
+                Some("t2"),
+                "not understood",
+            ),
+            (
+                br#"{"type":"trend","minutes":0,"request_id":"t3"}"#,
+                Some("t3"),
+                "1 to 480",
+            ),
+            (br#"{"type":"trend","minutes":481}"#, None, "1 to 480"),
+            (
+                br#"{"type":"mark_dose","request_id":"t4"}"#,
+                Some("t4"),
+                "not a trend request",
+            ),
+        ];
+        for (payload, id, reason) in cases {
+            let (request_id, why) = trend_request(payload).unwrap_err();
+            assert_eq!(request_id.as_deref(), id, "{why}");
+            assert!(why.contains(reason), "{why:?} lacks {reason:?}");
+        }
     }
 }

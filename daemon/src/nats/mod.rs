@@ -5,7 +5,7 @@
 
 mod subjects;
 
-pub use subjects::{msg_id, snapshot_msg_id, stream_name, valid_slug, Subjects};
+pub use subjects::{msg_id, replay_msg_id, snapshot_msg_id, stream_name, valid_slug, Subjects};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -33,6 +33,13 @@ pub fn msg_id(room_id: &str, boot: u64, seq: u64) -> String {
     format!("{room_id}.{boot}.{seq}")
 }
 
+/// The `Nats-Msg-Id` of the `n`th message a room started at `boot` publishes from its session
+/// record, what an earlier run recorded and could not publish: `<room_id>.<boot>r.<n>`. Its own
+/// boot (`<boot>r`) tells the central it is a sequence of its own, before this run's snapshot.
+pub fn replay_msg_id(room_id: &str, boot: u64, n: u64) -> String {
+    format!("{room_id}.{boot}r.{n}")
+}
+
 /// A snapshot's `Nats-Msg-Id`: `<room_id>.<boot>.<seq>.snapshot`, `seq` being the last message
 /// it includes (whose own id it must not take).
 pub fn snapshot_msg_id(room_id: &str, boot: u64, seq: u64) -> String {
@@ -108,6 +115,12 @@ impl Subjects {
         self.live("snapshot")
     }
 
+    /// The room's trend request (request/reply): a display `trend` request, answered by the
+    /// display's `trend` message.
+    pub fn trend_request(&self) -> String {
+        self.live("trend")
+    }
+
     /// Splits a subject of the contract into `(site, room_id, kind)`, stored or live.
     pub fn parse(subject: &str) -> Option<(&str, &str, &str)> {
         let mut parts = subject.split('.');
@@ -133,6 +146,7 @@ mod tests {
         assert_eq!(s.heartbeat(), "vigil-live.clinic.room-1.heartbeat");
         assert_eq!(s.action(), "vigil-live.clinic.room-1.action");
         assert_eq!(s.snapshot_request(), "vigil-live.clinic.room-1.snapshot");
+        assert_eq!(s.trend_request(), "vigil-live.clinic.room-1.trend");
         assert_eq!(Subjects::stream_filter("clinic"), "vigil.clinic.>");
         assert_eq!(stream_name("north-site.2"), "VIGIL_NORTH_SITE_2");
         assert_eq!(

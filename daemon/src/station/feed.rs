@@ -1,6 +1,8 @@
 //! NATS in: the site's stream read with the central's durable consumer, the rooms' live
 //! heartbeats, and a live snapshot asked of each room the first time this central process hears
-//! it (its state may have moved on while the central was down).
+//! it, which is the room's state only while the stream has given no snapshot of it (the
+//! stream's order decides everything else: a live snapshot never makes the central skip a
+//! stored step).
 //!
 //! At start, each room's last stored `snapshot` seeds its state (an ephemeral consumer over
 //! `vigil.<site>.*.snapshot`, last per subject). The durable consumer `vigil-central-<name>` is
@@ -246,7 +248,6 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
                     client.clone(),
                     Subjects::new(site, room_id).snapshot_request(),
                     room_id.to_string(),
-                    boot,
                     hub.clone(),
                 ));
             }
@@ -256,16 +257,11 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
     }
 }
 
-/// Asks a room for its current snapshot and applies the answer.
-async fn ask_snapshot(
-    client: async_nats::Client,
-    subject: String,
-    room_id: String,
-    boot: Option<String>,
-    hub: Arc<Hub>,
-) {
+/// Asks a room for its current snapshot; the answer is its state only while the stream has
+/// given no snapshot of the room (see `Rooms::apply_live_snapshot`).
+async fn ask_snapshot(client: async_nats::Client, subject: String, room_id: String, hub: Arc<Hub>) {
     match client.request(subject, "".into()).await {
-        Ok(reply) => hub.apply(&room_id, boot.as_deref(), &reply.payload),
+        Ok(reply) => hub.apply_live_snapshot(&room_id, &reply.payload),
         Err(e) => {
             tracing::info!(room = %room_id, error = %e, "a room did not answer the snapshot request")
         }

@@ -66,6 +66,20 @@ impl Hub {
         }
     }
 
+    /// A room's answer to the central's snapshot request (see
+    /// [`Rooms::apply_live_snapshot`](super::rooms::Rooms::apply_live_snapshot)).
+    pub fn apply_live_snapshot(&self, room_id: &str, payload: &[u8]) {
+        let mut rooms = self.lock();
+        match rooms.apply_live_snapshot(room_id, payload, Instant::now()) {
+            Ok(Some(frame)) => self.send(frame),
+            Ok(None) => {}
+            Err(e) => {
+                drop(rooms);
+                self.malformed(room_id, &e);
+            }
+        }
+    }
+
     /// Counts and logs a message from a room that could not be used.
     pub fn malformed(&self, room_id: &str, e: &Malformed) {
         self.malformed.fetch_add(1, Ordering::Relaxed);

@@ -72,6 +72,39 @@ impl Forward {
         let subject = Subjects::new(&self.site, room_id).action();
         let payload = serde_json::Value::Object(action).to_string();
         tracing::info!(room = %room_id, person = %user.name, "forwarding an action to a room");
+        self.request(room_id, subject, payload, request_id).await
+    }
+
+    /// Asks `room_id` for its trend (`request`: a display `trend` request without its `room`,
+    /// range-checked) and returns the room's `trend` or `error`.
+    pub async fn trend(
+        &self,
+        room_id: &str,
+        request: serde_json::Map<String, serde_json::Value>,
+        request_id: Option<String>,
+    ) -> Message {
+        use crate::server::error;
+        if !crate::nats::valid_slug(room_id) {
+            return error(
+                request_id,
+                "unknown_room",
+                format!("{room_id:?} is not a room id"),
+            );
+        }
+        let subject = Subjects::new(&self.site, room_id).trend_request();
+        let payload = serde_json::Value::Object(request).to_string();
+        self.request(room_id, subject, payload, request_id).await
+    }
+
+    /// One request to a room and its answer, or why there is none.
+    async fn request(
+        &self,
+        room_id: &str,
+        subject: String,
+        payload: String,
+        request_id: Option<String>,
+    ) -> Message {
+        use crate::server::error;
         match self.client.request(subject, payload.into()).await {
             Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.payload) {
                 Ok(value @ serde_json::Value::Object(_)) => Message::Text(value.to_string().into()),

@@ -330,6 +330,40 @@ impl Rooms {
         Ok(Some(with_room(&message, room_id)))
     }
 
+    /// A room's answer to the central's snapshot request (`payload`, its display `snapshot`):
+    /// the room's state for a room the stream has given no snapshot of yet (none stored, or
+    /// aged out), and ignored otherwise. It never moves the stream's position: a live snapshot
+    /// is newer than what the durable consumer may still deliver, and taking its `seq` would
+    /// make the central drop those stored alarm steps as already applied (a step raised and
+    /// ended meanwhile would never reach a display). Stored messages after it apply in the
+    /// stream's order.
+    pub fn apply_live_snapshot(
+        &mut self,
+        room_id: &str,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<Option<String>, Malformed> {
+        let message: ServerMessage =
+            serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))?;
+        let ServerMessage::Snapshot(snapshot) = message else {
+            return Err(Malformed::NotJson(
+                "the answer to a snapshot request is not a snapshot".into(),
+            ));
+        };
+        let room = self.room(room_id, now)?;
+        if room.has_snapshot {
+            return Ok(None);
+        }
+        room.name = snapshot.room.clone();
+        room.state = *snapshot;
+        room.has_snapshot = true;
+        let state = room.display_state();
+        Ok(Some(with_room(
+            &ServerMessage::Snapshot(Box::new(state)),
+            room_id,
+        )))
+    }
+
     /// A room's heartbeat arrived: its link is up. Returns the frame for the displays when that
     /// ends a "room link lost" (the alarm then holds, latched, until reset).
     pub fn heartbeat(

@@ -259,6 +259,15 @@ async fn handle(app: &CentralApp, user: &User, text: &str) -> Message {
             }
         };
     let action = message.action();
+    if let ClientMessage::Trend { .. } = message {
+        // Any role may read a trend, as at the room; the room answers from its own trend
+        // service, a few at a time for all its displays and the central together.
+        let reply = match crate::numbers::check_numbers(&message) {
+            Err(refusal) => error(request_id, refusal.code, refusal.reason),
+            Ok(()) => app.forward.trend(&room_id, value, request_id).await,
+        };
+        return in_room(&room_id, reply);
+    }
     let reply = if !user.role.may_act() {
         error(
             request_id,
@@ -285,7 +294,7 @@ async fn handle(app: &CentralApp, user: &User, text: &str) -> Message {
                     LinkAction::Refused(code, reason) => error(request_id, code, reason),
                 }
             }
-            ClientMessage::Trend { .. } | ClientMessage::SetBaseline { .. } => error(
+            ClientMessage::SetBaseline { .. } => error(
                 request_id,
                 "unsupported",
                 format!("{action} is done at the room's own display"),

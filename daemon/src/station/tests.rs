@@ -164,7 +164,7 @@ fn the_rooms_message_lists_every_room_with_its_link_and_state() {
 
 /// The messages the central sends (`rooms`, its `heartbeat`, what rooms publish, answers) and
 /// takes: `docs/central-protocol.md` must show an example of each.
-const SENT: [&str; 9] = [
+const SENT: [&str; 10] = [
     "rooms",
     "snapshot",
     "reading",
@@ -172,10 +172,18 @@ const SENT: [&str; 9] = [
     "device",
     "session",
     "heartbeat",
+    "trend",
     "result",
     "error",
 ];
-const TAKEN: [&str; 5] = ["ack", "reset", "pause_audio", "start_nibp", "mark_dose"];
+const TAKEN: [&str; 6] = [
+    "ack",
+    "reset",
+    "pause_audio",
+    "start_nibp",
+    "mark_dose",
+    "trend",
+];
 
 #[test]
 fn the_protocol_document_shows_every_message_and_each_example_parses() {
@@ -249,4 +257,79 @@ fn room_ids_must_be_slugs_and_rooms_are_bounded() {
     // Rooms already known go on.
     assert!(rooms.heartbeat("room-0", "x", now).is_ok());
     assert_eq!(rooms.iter().count(), super::rooms::MAX_ROOMS);
+}
+
+fn snapshot(seq: u64, alarms: Value) -> Vec<u8> {
+    json!({"v":1,"type":"snapshot","room":"Room 1","user":{"name":"","role":""},
+        "server_time":"2026-11-29T10:00:10.000Z","seq":seq,
+        "session":{"phase":"pre_dose","dose_at":null,"dose_by":null,"minutes_since_dose":null,"baseline":null},
+        "devices":[],"vitals":[],"alarms":alarms,"audio_pause_remaining_s":null,
+        "trend":{"minutes":0,"resolution_s":0,"series":[]},"limits":[]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A room's answer to the central's snapshot request is newer than what the durable consumer
+/// may still deliver: it must not make the central drop those stored alarm steps.
+#[test]
+fn a_live_snapshot_never_absorbs_a_stored_alarm_step() {
+    let now = Instant::now();
+    let raised = |seq| alarm(seq, "spo2-low#1", "active", "2026-11-29T10:00:05.000Z");
+    let active = serde_json::from_slice::<Value>(&raised(5)).unwrap()["alarm"].clone();
+
+    // The stream has given the room's state: the live answer (seq 10, holding the alarm raised
+    // at seq 5) is ignored, and the stored step still reaches the displays, with its time.
+    let mut rooms = Rooms::default();
+    assert!(rooms
+        .apply("room-1", Some("100"), &snapshot(1, json!([])), now)
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        rooms.apply_live_snapshot("room-1", &snapshot(10, json!([active])), now),
+        Ok(None)
+    );
+    let step = rooms
+        .apply("room-1", Some("100"), &raised(5), now)
+        .unwrap()
+        .expect("the stored step is applied, not absorbed");
+    assert_eq!(frame(&step)["alarm"]["since"], "2026-11-29T10:00:05.000Z");
+
+    // Nothing from the stream yet: the live answer is the room's state at once, and the stored
+    // step after it is still applied and sent.
+    let mut rooms = Rooms::default();
+    let live = rooms
+        .apply_live_snapshot("room-1", &snapshot(10, json!([active])), now)
+        .unwrap()
+        .expect("the room's state");
+    assert_eq!(frame(&live)["alarms"][0]["id"], "spo2-low#1");
+    let step = rooms
+        .apply("room-1", Some("100"), &raised(5), now)
+        .unwrap()
+        .expect("the stored step is applied, not absorbed");
+    assert_eq!(frame(&step)["event"], "raised");
+    assert_eq!(rooms.get("room-1").unwrap().display_state().alarms.len(), 1);
+    // The stream's order goes on: an older or repeated stored message is still skipped.
+    assert_eq!(
+        rooms.apply("room-1", Some("100"), &raised(5), now),
+        Ok(None)
+    );
+    // The stream gave steps but no snapshot (it aged out of the stream): the live answer is
+    // the room's state, the stream's position unchanged.
+    let mut rooms = Rooms::default();
+    assert!(rooms
+        .apply("room-3", Some("100"), &raised(5), now)
+        .unwrap()
+        .is_some());
+    assert!(rooms
+        .apply_live_snapshot("room-3", &snapshot(10, json!([active])), now)
+        .unwrap()
+        .is_some());
+    assert!(rooms
+        .apply("room-3", Some("100"), &raised(6), now)
+        .unwrap()
+        .is_some());
+    // A live answer that is not a snapshot is malformed.
+    assert!(rooms
+        .apply_live_snapshot("room-2", &raised(1), now)
+        .is_err());
 }

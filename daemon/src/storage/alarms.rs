@@ -76,6 +76,28 @@ pub struct RecordedAlarm {
 }
 
 impl RecordedAlarm {
+    /// The alarm as the display protocol gives it (`AlarmInfo`): the export's JSON and the
+    /// central's replay of steps it was not sent.
+    pub fn display(&self) -> vigil_protocol::display::AlarmInfo {
+        use crate::storage::rfc3339;
+        vigil_protocol::display::AlarmInfo {
+            id: self.id.clone(),
+            rule: self.rule.clone(),
+            kind: crate::core::wire_name(&self.kind),
+            vital: self.vital,
+            device: self.device.clone(),
+            priority: crate::core::wire_name(&self.priority),
+            message: self.message.clone(),
+            state: crate::core::wire_name(&self.state),
+            since: rfc3339(self.since),
+            acknowledged_by: self.acknowledged_by.clone(),
+            acknowledged_at: self.acknowledged_at.map(rfc3339),
+            latching: self.latching,
+            awaiting_confirmation: self.awaiting_confirmation,
+            value: self.value,
+        }
+    }
+
     /// The engine's view of an alarm in the record's terms (times in unix ms).
     pub fn of(alarm: &AlarmView, clock: &Clock) -> RecordedAlarm {
         let unix_ms = |at| clock.unix_ms(tokio::time::Instant::from_std(at));

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `meta.schema_version` says how many ran.
-pub(super) const MIGRATIONS: [&str; 5] = [
+pub(super) const MIGRATIONS: [&str; 6] = [
     r#"
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -108,6 +108,16 @@ CREATE TABLE forward_progress (
 ALTER TABLE alarm_events ADD COLUMN kind TEXT;
 ALTER TABLE alarm_events ADD COLUMN message TEXT;
 ALTER TABLE alarm_events ADD COLUMN latching INTEGER;
+"#,
+    // The central station (`[central]`): the last alarm event and link change (rowids) that
+    // JetStream acknowledged; what the record holds after them and before a restart is
+    // published from the record after that restart. One row.
+    r#"
+CREATE TABLE central_progress (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    alarm_after INTEGER NOT NULL,
+    link_after INTEGER NOT NULL
+);
 "#,
 ];
 

@@ -75,13 +75,19 @@ pub fn prune(conn: &Connection, days: u32) -> rusqlite::Result<usize> {
     // Row ids are positions that readers by position (the forwarders) remember. SQLite gives a
     // new row the highest id left plus one, so once the newest rows are gone, new ones get ids
     // at or below a remembered position and would be taken as already sent: bring every
-    // remembered position down to the last row left.
+    // remembered position (the forwarders' and the central publisher's) down to the last row left.
     tx.execute(
         "UPDATE forward_progress SET
              block_done = CASE WHEN reading_after > (SELECT coalesce(max(rowid), 0) FROM readings)
                           THEN 0 ELSE block_done END,
              reading_after = min(reading_after, (SELECT coalesce(max(rowid), 0) FROM readings)),
              alarm_after = min(alarm_after, (SELECT coalesce(max(rowid), 0) FROM alarm_events))",
+        [],
+    )?;
+    tx.execute(
+        "UPDATE central_progress SET
+             alarm_after = min(alarm_after, (SELECT coalesce(max(rowid), 0) FROM alarm_events)),
+             link_after = min(link_after, (SELECT coalesce(max(rowid), 0) FROM links))",
         [],
     )?;
     tx.commit()?;

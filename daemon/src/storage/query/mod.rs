@@ -7,8 +7,8 @@ mod steps;
 
 use rusqlite::{params, Connection};
 pub use steps::{
-    alarm_steps, alarm_steps_after, last_alarm_step_position, AlarmStep, ReadStep, StepError,
-    UnreadableStep,
+    alarm_steps, alarm_steps_after, last_alarm_step_position, newest_alarm_steps_between,
+    AlarmStep, ReadStep, StepError, UnreadableStep,
 };
 
 /// One stored reading.

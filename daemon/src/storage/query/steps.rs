@@ -90,6 +90,23 @@ pub fn alarm_steps_after(
     rows.collect()
 }
 
+/// The newest `limit` alarm steps recorded after position `after` up to position `upto`, newest
+/// first: what a publisher cut off before a restart replays (the central's, which keeps the
+/// newest when it cannot replay all).
+pub fn newest_alarm_steps_between(
+    conn: &Connection,
+    after: i64,
+    upto: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<ReadStep>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {STEP_COLUMNS} FROM alarm_events WHERE rowid > ?1 AND rowid <= ?2
+         ORDER BY rowid DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![after, upto, limit_sql(limit)], |r| Ok(read_step(r)))?;
+    rows.collect()
+}
+
 /// The position of the last alarm step recorded; 0 when there is none.
 pub fn last_alarm_step_position(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
