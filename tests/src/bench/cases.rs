@@ -354,25 +354,7 @@ pub(crate) async fn vigil(
         .collect();
     let cores: Vec<_> = daemons.iter().map(|d| d.core()).collect();
     // Ready when every device of every room is connected.
-    let ready = async move {
-        let user = vigil_protocol::display::UserInfo {
-            name: "Bench".into(),
-            role: "viewer".into(),
-        };
-        for core in cores {
-            for _ in 0..500 {
-                let snapshot = core.snapshot(user.clone()).await.unwrap();
-                if snapshot
-                    .devices
-                    .iter()
-                    .all(|d| d.link == vigil_protocol::display::LinkState::Connected)
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let ready = devices_connected(cores);
     let mut run = drive(urls, sinks, seconds, "vigil-", ready).await;
     let mut inside = histogram();
     for d in &daemons {
@@ -385,4 +367,25 @@ pub(crate) async fn vigil(
     }
     let _ = std::fs::remove_dir_all(&dir);
     run
+}
+
+/// Waits until every device of every room (`cores`) is connected (at most 10 s per room).
+pub(crate) async fn devices_connected(cores: Vec<vigil_daemon::core::CoreHandle>) {
+    let user = vigil_protocol::display::UserInfo {
+        name: "Bench".into(),
+        role: "viewer".into(),
+    };
+    for core in cores {
+        for _ in 0..500 {
+            let snapshot = core.snapshot(user.clone()).await.unwrap();
+            if snapshot
+                .devices
+                .iter()
+                .all(|d| d.link == vigil_protocol::display::LinkState::Connected)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }

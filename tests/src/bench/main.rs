@@ -35,6 +35,7 @@
 #![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 mod cases;
+mod central;
 mod devices;
 mod e2e;
 mod measure;
@@ -48,6 +49,8 @@ struct Args {
     scales: Vec<Scale>,
     seconds: u64,
     stalled: bool,
+    /// `--central`: the central station bench instead.
+    central: Option<central::CentralArgs>,
 }
 
 fn args() -> Args {
@@ -68,11 +71,28 @@ fn args() -> Args {
         ],
         seconds: 10,
         stalled: true,
+        central: None,
+    };
+    let mut central = false;
+    let mut c = central::CentralArgs {
+        rooms: 256,
+        displays: 64,
+        seconds: 10,
+        vigil: None,
+        out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--central" {
+            central = true;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         match flag.as_str() {
+            "--rooms" => c.rooms = value.parse().expect("--rooms N"),
+            "--displays" => c.displays = value.parse().expect("--displays N"),
+            "--vigil" => c.vigil = Some(value.into()),
+            "--out" => c.out = Some(value.into()),
             "--scales" => {
                 a.scales = value
                     .split(',')
@@ -85,10 +105,19 @@ fn args() -> Args {
                     })
                     .collect()
             }
-            "--seconds" => a.seconds = value.parse().expect("--seconds N"),
+            "--seconds" => {
+                a.seconds = value.parse().expect("--seconds N");
+                c.seconds = a.seconds;
+            }
             "--stalled" => a.stalled = value.parse().expect("--stalled true|false"),
-            other => panic!("unknown flag {other}; use --scales, --seconds, --stalled"),
+            other => panic!(
+                "unknown flag {other}; use --scales, --seconds, --stalled, or --central with \
+                 --rooms, --displays, --seconds, --vigil, --out"
+            ),
         }
+    }
+    if central {
+        a.central = Some(c);
     }
     a
 }
@@ -113,6 +142,13 @@ fn main() {
     let a = args();
     // The machine's cores, as `vigil run` would use them; the harness has its own.
     let daemons = runtime("vigil-daemon");
+    if let Some(c) = &a.central {
+        let harness = runtime("bench-harness");
+        let report = harness.block_on(central::bench(c, daemons.handle()));
+        report.print_and_write(c.out.as_deref());
+        daemons.shutdown_background();
+        return;
+    }
     let relay_server = runtime("relay-server");
     let harness = runtime("bench-harness");
     let (rows, memory) = harness.block_on(bench(&a, daemons.handle(), relay_server.handle()));

@@ -20,17 +20,38 @@ pub(crate) fn thread_cpu_seconds(prefix: &str) -> f64 {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        ticks += fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        ticks += stat_ticks(&stat);
     }
     // USER_HZ is 100 on Linux.
     ticks / 100.0
+}
+
+/// CPU seconds (user + system, all its threads) of process `pid`; 0 once it is gone.
+pub(crate) fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_ticks(&stat) / 100.0
+}
+
+/// User and system clock ticks of a `/proc/.../stat` line (fields 14 and 15; the command name
+/// before them may hold spaces, so count from its closing parenthesis).
+fn stat_ticks(stat: &str) -> f64 {
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
+/// The machine's load averages over 1, 5 and 15 minutes (`/proc/loadavg`).
+pub(crate) fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// CPU seconds the whole machine has been busy (every process and the kernel; not idle, not
