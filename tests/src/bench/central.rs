@@ -17,12 +17,8 @@
 //! so that includes up to a second of waiting for the throttle, in both), and from the moment
 //! the tap saw it published (the path from NATS onward, where the central and the relay differ).
 
-use crate::devices::{bench_room, device, sent_times, Kind, Sent, ROOM, TOKEN};
-use crate::measure::{
-    histogram, load_average, machine_cpu_seconds, process_cpu_seconds, thread_cpu_seconds,
-};
-use futures_util::StreamExt;
-use hdrhistogram::Histogram;
+use crate::devices::{bench_room, device, sent_times, ROOM, TOKEN};
+use crate::measure::{load_average, machine_cpu_seconds, process_cpu_seconds, thread_cpu_seconds};
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,9 +33,13 @@ use vigil_daemon::daemon::Daemon;
 use vigil_daemon::nats::{NatsSettings, NatsUrls};
 use vigil_tests::nats::NatsServer;
 
+mod receive;
 mod report;
 
+use receive::{central_display, relay_subscriber, tap, Clock, Published, Tally};
+
 pub(crate) use report::Report;
+use report::Window;
 
 /// The site of the bench's rooms.
 const SITE: &str = "clinic";
@@ -61,266 +61,6 @@ pub(crate) struct CentralArgs {
     pub(crate) vigil: Option<PathBuf>,
     /// `--out`: where the JSON report goes (default `target/bench/central.json`).
     pub(crate) out: Option<PathBuf>,
-}
-
-/// When the bench started, when each device message was written, and when the tap saw the
-/// message carrying it published.
-#[derive(Clone)]
-struct Clock {
-    epoch: Instant,
-    sent: Sent,
-    tapped: Sent,
-}
-
-impl Clock {
-    fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-}
-
-/// The fields of a message the bench looks at (a central display frame, or a room's display
-/// message as published on NATS).
-#[derive(serde::Deserialize)]
-struct Frame<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    /// The `room_id`, on the central's frames.
-    #[serde(borrow, default)]
-    room: Option<&'a str>,
-    seq: Option<u64>,
-    #[serde(borrow, default)]
-    device: Option<&'a str>,
-    #[serde(borrow, default)]
-    vital: Option<&'a str>,
-    value: Option<f64>,
-    #[serde(borrow, default)]
-    event: Option<&'a str>,
-    #[serde(borrow, default)]
-    alarm: Option<AlarmRef<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct AlarmRef<'a> {
-    #[serde(borrow)]
-    rule: &'a str,
-}
-
-/// A room's index from its `room_id` (`bench-<index>`).
-fn room_index(room_id: &str) -> Option<usize> {
-    room_id.strip_prefix("bench-")?.parse().ok()
-}
-
-/// What one receiver (a central display or a relay subscriber) got: readings per room (each
-/// `seq` once) as it goes, and at the end its latencies.
-struct Tally {
-    per_room: Arc<Vec<AtomicU64>>,
-    last_seq: Vec<Option<u64>>,
-    from_device: Histogram<u64>,
-    from_nats: Histogram<u64>,
-    /// Readings whose publication the tap had not noted yet (not timed from NATS).
-    untimed: u64,
-    /// `rooms` messages after the first: the display fell behind and started again.
-    resyncs: u64,
-    /// "room link lost" alarms raised.
-    link_lost: u64,
-    /// Rooms that have sent their state (a `snapshot` frame) to this receiver.
-    snapshots: Arc<Vec<AtomicU64>>,
-    rooms_messages: u64,
-}
-
-impl Tally {
-    fn new(rooms: usize) -> Tally {
-        Tally {
-            per_room: Arc::new((0..rooms).map(|_| AtomicU64::new(0)).collect()),
-            last_seq: vec![None; rooms],
-            from_device: histogram(),
-            from_nats: histogram(),
-            untimed: 0,
-            resyncs: 0,
-            link_lost: 0,
-            snapshots: Arc::new((0..rooms).map(|_| AtomicU64::new(0)).collect()),
-            rooms_messages: 0,
-        }
-    }
-
-    /// Notes one message `m` about room `room`, received at `now` (ns since the epoch).
-    fn note(&mut self, room: usize, m: &Frame<'_>, clock: &Clock, now: u64) {
-        if room >= self.per_room.len() {
-            return;
-        }
-        match m.kind {
-            "snapshot" => {
-                self.snapshots[room].fetch_add(1, Ordering::Relaxed);
-            }
-            "alarm"
-                if m.event == Some("raised")
-                    && m.alarm.as_ref().is_some_and(|a| a.rule == "room-link-lost") =>
-            {
-                self.link_lost += 1;
-            }
-            "reading" => {
-                let Some(seq) = m.seq else { return };
-                if self.last_seq[room].is_some_and(|last| seq <= last) {
-                    return;
-                }
-                self.last_seq[room] = Some(seq);
-                self.per_room[room].fetch_add(1, Ordering::Relaxed);
-                let Some(d) = m.device.and_then(Kind::from_id) else {
-                    return;
-                };
-                let kind = ROOM[d];
-                let (Some(vital), Some(value)) = (m.vital, m.value) else {
-                    return;
-                };
-                if vital != kind.timed_vital().0 {
-                    return;
-                }
-                let slot = kind.slot(value) as usize;
-                let sent = clock.sent[room][d].0[slot].load(Ordering::Acquire);
-                if sent == 0 {
-                    return;
-                }
-                let micros = |since: u64| (now.saturating_sub(since) / 1000).max(1);
-                self.from_device.record(micros(sent)).unwrap();
-                let tapped = clock.tapped[room][d].0[slot].load(Ordering::Acquire);
-                // A stamp older than the write is from the slot's previous round.
-                if tapped >= sent && tapped <= now {
-                    self.from_nats.record(micros(tapped)).unwrap();
-                } else {
-                    self.untimed += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// A central display: reads frames until `stop`.
-async fn central_display(
-    url: String,
-    clock: Clock,
-    mut tally: Tally,
-    stop: CancellationToken,
-) -> Tally {
-    let config =
-        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
-        .await
-        .expect("a display connects to the central");
-    let (_write, mut read) = ws.split();
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => return tally,
-            m = read.next() => m,
-        };
-        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = message else {
-            eprintln!("a central display's connection ended");
-            return tally;
-        };
-        let now = clock.now_ns();
-        let Ok(m) = serde_json::from_str::<Frame>(&text) else {
-            continue;
-        };
-        if m.kind == "rooms" {
-            tally.rooms_messages += 1;
-            if tally.rooms_messages > 1 {
-                tally.resyncs += 1;
-            }
-            continue;
-        }
-        if let Some(room) = m.room.and_then(room_index) {
-            tally.note(room, &m, &clock, now);
-        }
-    }
-}
-
-/// A subscriber of the bare relay: `bench-relay.<room>`.
-async fn relay_subscriber(
-    mut messages: async_nats::Subscriber,
-    clock: Clock,
-    mut tally: Tally,
-    stop: CancellationToken,
-) -> Tally {
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => return tally,
-            m = messages.next() => m,
-        };
-        let Some(message) = message else {
-            return tally;
-        };
-        let now = clock.now_ns();
-        let room = message
-            .subject
-            .as_str()
-            .rsplit('.')
-            .next()
-            .and_then(|r| r.parse::<usize>().ok());
-        let (Some(room), Ok(m)) = (room, serde_json::from_slice::<Frame>(&message.payload)) else {
-            continue;
-        };
-        tally.note(room, &m, &clock, now);
-    }
-}
-
-/// What the tap saw the rooms publish.
-struct Published {
-    /// Readings per room, each `seq` once.
-    readings: Vec<AtomicU64>,
-    /// Every message on the site's stored subjects (readings, alarm steps, link and session
-    /// changes, snapshots), as relayed.
-    messages: AtomicU64,
-}
-
-/// The tap: every message the rooms publish on `vigil.<site>.>`, counted, its publication noted,
-/// and republished unchanged to the relay's server.
-async fn tap(
-    mut stored: async_nats::Subscriber,
-    relay: async_nats::Client,
-    clock: Clock,
-    published: Arc<Published>,
-    stop: CancellationToken,
-) {
-    let rooms = published.readings.len();
-    let mut last_seq: Vec<Option<u64>> = vec![None; rooms];
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => return,
-            m = stored.next() => m,
-        };
-        let Some(message) = message else { return };
-        let now = clock.now_ns();
-        let Some(room) = message
-            .subject
-            .as_str()
-            .split('.')
-            .nth(2)
-            .and_then(room_index)
-        else {
-            continue;
-        };
-        if room >= rooms {
-            continue;
-        }
-        published.messages.fetch_add(1, Ordering::Relaxed);
-        if let Ok(m) = serde_json::from_slice::<Frame>(&message.payload) {
-            let seq = m.seq.unwrap_or(0);
-            if m.kind == "reading" && last_seq[room].is_none_or(|last| seq > last) {
-                last_seq[room] = Some(seq);
-                published.readings[room].fetch_add(1, Ordering::Relaxed);
-                if let (Some(d), Some(value)) = (m.device.and_then(Kind::from_id), m.value) {
-                    let kind = ROOM[d];
-                    if m.vital == Some(kind.timed_vital().0) {
-                        let slot = kind.slot(value) as usize;
-                        clock.tapped[room][d].0[slot].store(now, Ordering::Release);
-                    }
-                }
-            }
-        }
-        let _ = relay
-            .publish(format!("bench-relay.{room}"), message.payload)
-            .await;
-    }
 }
 
 /// The `vigil central` process.
@@ -480,6 +220,10 @@ pub(crate) async fn bench(args: &CentralArgs, daemons_rt: &Handle) -> Report {
     ));
 
     // The rooms.
+    eprintln!(
+        "central at {}; {} displays and relay subscribers connected; starting {rooms} rooms",
+        central.addr, args.displays
+    );
     let mut daemons = Vec::new();
     let mut sinks = Vec::new();
     for r in 0..rooms {
@@ -497,33 +241,45 @@ pub(crate) async fn bench(args: &CentralArgs, daemons_rt: &Handle) -> Report {
             room_id: Some(format!("bench-{r}")),
         });
         let config = config.build("bench.toml", &dir).unwrap();
-        daemons.push(
-            daemons_rt
-                .spawn(Daemon::start(config, Arc::new(ble)))
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        let daemon = daemons_rt
+            .spawn(Daemon::start(config, Arc::new(ble)))
+            .await
+            .unwrap()
+            .unwrap();
+        // Each room's devices connect before the next room starts: a device that then stays
+        // silent until the run may be reported as such, which is not "not connected yet".
+        crate::cases::devices_connected(vec![daemon.core()]).await;
+        daemons.push(daemon);
         sinks.push(room_sinks);
     }
     // Ready when every device is connected and every room's state is at every display; then a
     // few seconds for the central's live snapshot requests (a snapshot answered after readings
     // were queued would hold them, and the central rightly skips them).
-    let cores: Vec<_> = daemons.iter().map(|d| d.core()).collect();
-    crate::cases::devices_connected(cores).await;
-    let all_states = wait_until(Duration::from_secs(60), || {
+    eprintln!("rooms started; waiting for their devices and their states at the central");
+    let missing = || {
         display_snapshots
             .iter()
-            .all(|s| s.iter().all(|n| n.load(Ordering::Relaxed) > 0))
-    })
-    .await;
-    assert!(
-        all_states,
-        "the central did not show every room's state within 60 s"
-    );
+            .map(|s| s.iter().filter(|n| n.load(Ordering::Relaxed) == 0).count())
+            .sum::<usize>()
+    };
+    if !wait_until(Duration::from_secs(60), || missing() == 0).await {
+        eprintln!(
+            "{} (display, room) pairs had no state from the central within 60 s; going on",
+            missing()
+        );
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    let snapshots_now = || {
+        display_snapshots
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let snapshots_before = snapshots_now();
     // The devices write.
+    eprintln!("devices writing for {} s", args.seconds);
     let load_before = load_average();
     let cpu = Cpu::now(&central, &stored_server, &relay_server);
     let started = Instant::now();
@@ -547,6 +303,7 @@ pub(crate) async fn bench(args: &CentralArgs, daemons_rt: &Handle) -> Report {
     for w in writers {
         open_sinks.push(w.await.unwrap());
     }
+    eprintln!("devices done; draining");
     // The last deliveries: until the rooms have published everything (the tap's count stands
     // still) and every receiver has every room's readings, or the drain time is up.
     let mut last = (u64::MAX, Instant::now());
@@ -570,6 +327,7 @@ pub(crate) async fn bench(args: &CentralArgs, daemons_rt: &Handle) -> Report {
     let wall_s = started.elapsed().as_secs_f64();
     let used = cpu.since(&central, &stored_server, &relay_server);
     let load_after = load_average();
+    let snapshots_during_run = snapshots_now() - snapshots_before;
     stop.cancel();
     drop(open_sinks);
     let mut central_tallies = Vec::new();
@@ -587,15 +345,14 @@ pub(crate) async fn bench(args: &CentralArgs, daemons_rt: &Handle) -> Report {
     central.stop();
     let _ = std::fs::remove_dir_all(&dir);
 
-    Report::new(
-        args,
-        &published,
-        &central_tallies,
-        &relay_tallies,
-        used,
+    let window = Window {
+        cpu: used,
         wall_s,
-        (load_before, load_after),
-    )
+        load_before,
+        load_after,
+        snapshots_during_run,
+    };
+    Report::new(args, &published, &central_tallies, &relay_tallies, window)
 }
 
 /// CPU seconds so far: the central process, the two `nats-server`s, the rooms' threads, the

@@ -7,6 +7,20 @@ use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+/// The measured window: while the devices wrote and the deliveries drained.
+pub(super) struct Window {
+    /// CPU seconds used in it.
+    pub(super) cpu: Cpu,
+    /// Its wall-clock seconds.
+    pub(super) wall_s: f64,
+    /// `/proc/loadavg` at its start.
+    pub(super) load_before: String,
+    /// `/proc/loadavg` at its end.
+    pub(super) load_after: String,
+    /// `snapshot` frames the central's displays got in it.
+    pub(super) snapshots_during_run: u64,
+}
+
 /// The whole run's figures (`target/bench/central.json`).
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct Report {
@@ -45,6 +59,9 @@ pub(crate) struct Report {
     pub(crate) load_before: String,
     /// See [`Report::load_before`].
     pub(crate) load_after: String,
+    /// `snapshot` frames the central's displays got while the devices wrote (a room's state
+    /// sent again; readings it already holds are then not sent one by one).
+    pub(crate) central_snapshots_during_run: u64,
 }
 
 /// One side's figures.
@@ -143,10 +160,29 @@ impl Report {
         published: &Published,
         central: &[Tally],
         relay: &[Tally],
-        cpu: Cpu,
-        wall_s: f64,
-        (load_before, load_after): (String, String),
+        window: Window,
     ) -> Report {
+        let Window {
+            cpu,
+            wall_s,
+            load_before,
+            load_after,
+            snapshots_during_run,
+        } = window;
+        // Which rooms fell short at the first display, for a reader looking for why.
+        if let Some(first) = central.first() {
+            for (room, got) in first.per_room.iter().enumerate() {
+                let (got, want) = (
+                    got.load(Ordering::Relaxed),
+                    published.readings[room].load(Ordering::Relaxed),
+                );
+                if got < want {
+                    eprintln!(
+                        "room bench-{room}: {got} of {want} readings at the first central display"
+                    );
+                }
+            }
+        }
         let per_room: Vec<u64> = published
             .readings
             .iter()
@@ -175,6 +211,7 @@ impl Report {
             wall_s,
             load_before,
             load_after,
+            central_snapshots_during_run: snapshots_during_run,
         }
     }
 
@@ -216,6 +253,10 @@ impl Report {
                 s.cores_busy,
             );
         }
+        println!(
+            "\nSnapshot frames at the central's displays during the run: {}.",
+            self.central_snapshots_during_run
+        );
         println!(
             "\np99 ratio, central over relay: {:.2} from the device write, {:.2} from the \
              publication (target 2). Central cores busy {:.2} (target under 0.5). The stream's \
