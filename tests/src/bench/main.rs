@@ -29,6 +29,10 @@
 //! Run: `cargo run --release -p vigil-tests --bin vigil-bench -- [--scales 1x4,64x4,256x2]
 //! [--seconds 10] [--stalled true|false]`, where `RxD` is R rooms with D displays each. Writes a
 //! Markdown table to stdout and JSON to `target/bench/e2e.json`.
+//!
+//! `--central [--rooms 256] [--displays 64] [--seconds 10] [--vigil PATH] [--out PATH]`: the
+//! central station bench instead (`central.rs`): rooms through `nats-server` into `vigil
+//! central`, against a bare NATS relay; JSON to `target/bench/central.json`.
 
 // A benchmark harness: a panic is the report. tungstenite's handshake callback must return its
 // own (large) error response type.
