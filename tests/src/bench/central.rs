@@ -108,7 +108,14 @@ impl CentralProcess {
         CentralProcess { child, addr }
     }
 
-    fn stop(mut self) {
+    fn stop(self) {
+        // Dropping it stops it.
+    }
+}
+
+impl Drop for CentralProcess {
+    /// Stops the central, also when the bench panics on the way.
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
