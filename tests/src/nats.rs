@@ -76,6 +76,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server process's id while it runs (for the benchmark's CPU count).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server at once (SIGKILL), as a crash or a cut cable would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
