@@ -281,8 +281,8 @@ pub fn report(conn: &Connection, session: i64) -> anyhow::Result<String> {
 mod tests {
     use super::*;
     use crate::storage;
-    use vigil_protocol::display::AlarmInfo;
     use rusqlite::params;
+    use vigil_protocol::display::AlarmInfo;
 
     fn db() -> (std::path::PathBuf, Connection, i64) {
         db_with(false)
