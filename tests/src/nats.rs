@@ -14,6 +14,8 @@ pub struct NatsServer {
     port: u16,
     store: PathBuf,
     child: Option<Child>,
+    /// The server's authorization: its configuration file and the login the harness uses.
+    auth: Option<(PathBuf, String, String)>,
 }
 
 /// Where `nats-server` is: on PATH, or Debian's /usr/sbin (not on a user's PATH).
@@ -42,6 +44,16 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a server, or explains why the NATS tests cannot run here (`None`: return early).
     pub async fn start() -> Option<NatsServer> {
+        Self::start_inner(None).await
+    }
+
+    /// Starts a server whose configuration is `config` (an `authorization { ... }` block, as
+    /// in docs/nats/single.conf); the harness signs in as `user` with `password`.
+    pub async fn start_with_config(config: &str, user: &str, password: &str) -> Option<NatsServer> {
+        Self::start_inner(Some((config, user, password))).await
+    }
+
+    async fn start_inner(config: Option<(&str, &str, &str)>) -> Option<NatsServer> {
         let Some(exe) = find_nats_server() else {
             if std::env::var("VIGIL_REQUIRE_NATS").is_ok_and(|v| v == "1") {
                 panic!("nats-server is required for the NATS tests: apt-get install nats-server");
@@ -58,6 +70,11 @@ impl NatsServer {
         let mut server = NatsServer {
             exe,
             port: 0,
+            auth: config.map(|(text, user, password)| {
+                let file = store.join("server.conf");
+                std::fs::write(&file, text).expect("server.conf");
+                (file, user.to_string(), password.to_string())
+            }),
             store,
             child: None,
         };
@@ -104,7 +121,11 @@ impl NatsServer {
     /// a test never talks to another test's server by mistake.
     async fn try_start(&mut self) -> bool {
         self.kill();
-        let mut child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        if let Some((file, ..)) = &self.auth {
+            command.arg("-c").arg(file);
+        }
+        let mut child = command
             .args(["-js", "-a", "127.0.0.1", "-n"])
             .arg(self.name())
             .arg("-p")
@@ -120,7 +141,7 @@ impl NatsServer {
                 return false;
             }
             if let Ok(Ok(client)) =
-                tokio::time::timeout(Duration::from_secs(2), async_nats::connect(self.url())).await
+                tokio::time::timeout(Duration::from_secs(2), self.connect_harness()).await
             {
                 let ours = client.server_info().server_name == self.name();
                 if ours {
@@ -144,9 +165,27 @@ impl NatsServer {
             .unwrap_or_default()
     }
 
-    /// A plain client of this server (waits until connected).
+    async fn connect_harness(&self) -> Result<async_nats::Client, async_nats::ConnectError> {
+        match &self.auth {
+            None => async_nats::connect(self.url()).await,
+            Some((_, user, password)) => self.client_as(user, password).await,
+        }
+    }
+
+    /// A client of this server signed in as `user` (for a server started with a configuration).
+    pub async fn client_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            .connect(self.url())
+            .await
+    }
+
+    /// A client of this server (signed in as the harness's login where the server has one).
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("connect")
+        self.connect_harness().await.expect("connect")
     }
 
     /// Every message the stream `stream` holds on `subject`, in order, as JSON.

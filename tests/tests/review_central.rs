@@ -21,19 +21,52 @@ fn metric(room: &Room, name: &str) -> f64 {
     line[name.len() + 1..].parse().unwrap()
 }
 
+/// The `authorization` block of docs/nats/single.conf, the configuration the README tells a
+/// clinic to use, with its example room `room-2` as two rooms: `test-room` (the room under test)
+/// and `room-3` (another room's credentials).
+fn documented_authorization() -> String {
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/nats/single.conf"
+    ))
+    .unwrap();
+    let block = &conf[conf
+        .rfind("\nauthorization {")
+        .expect("an authorization block")..];
+    let start = block.find("users: [\n").unwrap() + "users: [\n".len();
+    let end = block
+        .find("    { user: central")
+        .expect("the central's user");
+    let room = &block[start..end];
+    assert!(room.contains("room-2"), "{room}");
+    block.replace(
+        room,
+        &format!(
+            "{}{}",
+            room.replace("room-2", "test-room"),
+            room.replace("room-2", "room-3")
+        ),
+    )
+}
+
 /// V6: the room takes an action request from anything that can publish on its action subject,
-/// and believes the person and role the request names. Any NATS client of the site (another
-/// room's credentials, a tool on the central's host) pauses a room's alarm sound for two
-/// minutes, recorded as a provider who never did it. The room must take actions only from the
-/// central, and the person only as the central vouches for them (a signed request, or NATS
-/// permissions that only the central may publish there, checked by the room).
+/// and believes the person and role the request names. With the NATS users and permissions the
+/// README gives (docs/nats/single.conf: one user per room, allowed only its own subjects; one
+/// for the central), nobody but the central can: a client without credentials is not let in,
+/// and another room's credentials cannot publish on this room's action subject. The same
+/// configuration lets the room publish, answer the central, and the central act.
 #[tokio::test]
-#[ignore = "finding V6: the room cannot tell the central's requests from any NATS client's; needs signed requests"]
-async fn a_nats_client_that_is_not_the_central_cannot_pause_a_rooms_alarms() {
-    let Some(server) = NatsServer::start().await else {
+async fn only_the_central_can_act_on_a_room_under_the_documented_nats_permissions() {
+    let Some(server) =
+        NatsServer::start_with_config(&documented_authorization(), "central", "change-me-central")
+            .await
+    else {
         return;
     };
-    let central = format!("[central]\nnats = \"{}\"\n", server.url());
+    let central = format!(
+        "[central]\nnats = \"{}\"\nuser = \"test-room\"\npassword = \"change-me-test-room\"\n",
+        server.url()
+    );
     let room = Room::start(&central, Options::default()).await;
     room.devices_ready().await;
     for _ in 0..100 {
@@ -42,25 +75,47 @@ async fn a_nats_client_that_is_not_the_central_cannot_pause_a_rooms_alarms() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(metric(&room, "vigil_central_connected"), 1.0);
     let (mut display, _) = Display::connect(&room, NURSE).await;
     room.bp(205, 100);
     display
         .until(|m| m["type"] == "alarm" && m["event"] == "raised")
         .await;
-    // Not the central: a bare client that names a provider nobody signed in as.
-    let intruder = server.client().await;
-    let reply = intruder
-        .request(
-            "vigil-live.clinic.test-room.action",
-            json!({"type": "pause_audio", "request_id": "x-1", "user": "Dr Nobody",
-                "role": "provider"})
+    let pause = |user: &str| {
+        json!({"type": "pause_audio", "request_id": "x-1", "user": user, "role": "provider"})
             .to_string()
-            .into(),
-        )
+    };
+    // No credentials: not let in.
+    assert!(async_nats::connect(server.url()).await.is_err());
+    // Another room's credentials: the server refuses the publish, nothing reaches the room.
+    let intruder = server
+        .client_as("room-3", "change-me-room-3")
+        .await
+        .unwrap();
+    let forged = tokio::time::timeout(
+        Duration::from_secs(3),
+        intruder.request(
+            "vigil-live.clinic.test-room.action",
+            pause("Dr Nobody").into(),
+        ),
+    )
+    .await;
+    assert!(
+        !matches!(forged, Ok(Ok(_))),
+        "another room's credentials acted on this room"
+    );
+    // The central: the room answers, and the pause is the central's person's.
+    let the_central = server.client().await;
+    let reply = the_central
+        .request("vigil-live.clinic.test-room.action", pause("Dr Lee").into())
         .await
         .unwrap();
     let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
-    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["type"], "result", "{reply}");
+    let paused = display
+        .until(|m| m["type"] == "audio_pause" && m["paused"] == true)
+        .await;
+    assert_eq!(paused["by"], "Dr Lee (central)", "{paused}");
     room.daemon.shutdown().await;
 }
 
