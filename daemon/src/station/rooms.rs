@@ -4,7 +4,7 @@
 //! timestamps) and sends what each call returns to the displays.
 
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::time::Instant;
 use vigil_protocol::display::{AlarmInfo, ServerMessage, SessionInfo, Snapshot, Trend, UserInfo};
@@ -52,8 +52,15 @@ pub struct Room {
     pub name: String,
     /// The room process's start (from the message ids), to tell a restart from a replay.
     boot: Option<String>,
-    /// The last `seq` applied for `boot`.
+    /// The last `seq` applied for `boot`, readings aside.
     seq: u64,
+    /// The `seq` of the last snapshot applied for `boot`: readings numbered before it are in it.
+    snapshot_seq: u64,
+    /// The `seq` of the last reading applied for each device and vital, for `boot`. Readings
+    /// are judged apart from the room's other messages: a room publishes each vital's latest
+    /// reading up to a second after it happened, so a reading arrives after alarm steps and link
+    /// changes numbered after it, and is still the newest value of its vital.
+    reading_seqs: HashMap<(String, vigil_protocol::Vital), u64>,
     /// Whether any message was applied (`seq` means something).
     applied: bool,
     /// The room's state; an empty one until its first snapshot.
@@ -166,6 +173,8 @@ impl Room {
             name: id.to_string(),
             boot: None,
             seq: 0,
+            snapshot_seq: 0,
+            reading_seqs: HashMap::new(),
             applied: false,
             state: empty_state(id),
             has_snapshot: false,
@@ -258,19 +267,61 @@ impl Rooms {
         let room = self.room(room_id, now)?;
         // A room that restarted numbers its messages from the start again.
         let restarted = boot.is_some() && room.boot.is_some() && room.boot.as_deref() != boot;
+        if restarted || !room.applied {
+            room.snapshot_seq = 0;
+            room.reading_seqs.clear();
+        }
         // A replay of what is already applied (or in the snapshot applied) changes nothing.
-        if room.applied && !restarted && seq <= room.seq {
+        // A reading is judged against the last snapshot and its own vital's last reading only.
+        let already = match &message {
+            ServerMessage::Reading { reading, .. } => {
+                seq <= room.snapshot_seq
+                    || room
+                        .reading_seqs
+                        .get(&(reading.device.clone(), reading.vital))
+                        .is_some_and(|last| seq <= *last)
+            }
+            _ => seq <= room.seq,
+        };
+        if room.applied && !restarted && already {
             return Ok(None);
         }
         room.applied = true;
         if let Some(boot) = boot {
             room.boot = Some(boot.to_string());
         }
-        room.seq = seq;
+        match &message {
+            ServerMessage::Reading { reading, .. } => {
+                room.reading_seqs
+                    .insert((reading.device.clone(), reading.vital), seq);
+            }
+            _ => room.seq = seq,
+        }
         match &message {
             ServerMessage::Snapshot(s) => {
                 room.name = s.room.clone();
+                room.snapshot_seq = seq;
+                // Readings applied that are newer than the snapshot stay.
+                let newer: Vec<_> = room
+                    .state
+                    .vitals
+                    .iter()
+                    .filter(|v| {
+                        room.reading_seqs
+                            .get(&(v.reading.device.clone(), v.reading.vital))
+                            .is_some_and(|last| *last > seq)
+                    })
+                    .cloned()
+                    .collect();
                 room.state = (**s).clone();
+                for kept in newer {
+                    let vitals = &mut room.state.vitals;
+                    vitals.retain(|v| {
+                        v.reading.device != kept.reading.device
+                            || v.reading.vital != kept.reading.vital
+                    });
+                    vitals.push(kept);
+                }
                 room.has_snapshot = true;
                 // The central's alarm goes with the room's state to the displays.
                 let state = room.display_state();

@@ -333,3 +333,82 @@ fn a_live_snapshot_never_absorbs_a_stored_alarm_step() {
         .apply_live_snapshot("room-2", &raised(1), now)
         .is_err());
 }
+
+fn reading(seq: u64, vital: &str, value: f64) -> Vec<u8> {
+    json!({"v":1,"type":"reading","seq":seq,"device":"cuff","vital":vital,
+        "value":value,"unit":"mmHg","mdc":null,"at":"2026-11-29T10:00:01.000Z","flags":[]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A room publishes each vital's latest reading up to a second after it happened, and its alarm
+/// steps at once: the cuff's 205 mmHg (seq 7) arrives after the `bp-high` step it caused (seq
+/// 8). The central dropped it as already applied, and showed the previous determination beside
+/// the alarm until the next one, minutes later (hazard CS8).
+#[test]
+fn a_reading_published_after_a_later_alarm_step_is_still_shown() {
+    let now = Instant::now();
+    let mut rooms = Rooms::default();
+    let boot = Some("100");
+    rooms
+        .apply("room-1", boot, &reading(3, "nibp_systolic", 120.0), now)
+        .expect("applies");
+    rooms
+        .apply("room-1", boot, &alarm(8, "bp-high#1", "active", "t"), now)
+        .expect("applies");
+    let late = rooms
+        .apply("room-1", boot, &reading(7, "nibp_systolic", 205.0), now)
+        .expect("applies")
+        .expect("the late reading goes to the displays");
+    assert_eq!(frame(&late)["value"], 205.0);
+    let shown = |rooms: &Rooms| {
+        rooms.get("room-1").expect("room").display_state().vitals[0]
+            .reading
+            .value
+    };
+    assert_eq!(shown(&rooms), Some(205.0));
+    // Its replay, and an older reading of the same vital, change nothing; an alarm step
+    // numbered before one already applied is still a replay.
+    for old in [
+        reading(7, "nibp_systolic", 205.0),
+        reading(5, "nibp_systolic", 150.0),
+        alarm(6, "bp-high#1", "cleared", "t"),
+    ] {
+        assert_eq!(rooms.apply("room-1", boot, &old, now), Ok(None));
+    }
+    assert_eq!(shown(&rooms), Some(205.0));
+}
+
+/// A snapshot holds every reading numbered before it; a reading numbered after it is newer than
+/// the snapshot's value and stays when the snapshot is applied after it.
+#[test]
+fn a_snapshot_keeps_readings_newer_than_itself() {
+    let now = Instant::now();
+    let mut rooms = Rooms::default();
+    let boot = Some("100");
+    rooms
+        .apply("room-1", boot, &alarm(2, "spo2-low#1", "active", "t"), now)
+        .expect("applies");
+    rooms
+        .apply("room-1", boot, &reading(9, "nibp_systolic", 205.0), now)
+        .expect("applies");
+    let mut state = rooms.get("room-1").expect("room").display_state();
+    state.seq = 5;
+    state.vitals[0].reading.value = Some(120.0);
+    let snapshot = serde_json::to_vec(&vigil_protocol::display::ServerMessage::Snapshot(Box::new(
+        state,
+    )))
+    .expect("JSON");
+    rooms
+        .apply("room-1", boot, &snapshot, now)
+        .expect("applies")
+        .expect("a frame");
+    let vitals = rooms.get("room-1").expect("room").display_state().vitals;
+    assert_eq!(vitals.len(), 1);
+    assert_eq!(vitals[0].reading.value, Some(205.0));
+    // A reading numbered before the snapshot is in it.
+    assert_eq!(
+        rooms.apply("room-1", boot, &reading(4, "nibp_systolic", 99.0), now),
+        Ok(None)
+    );
+}
