@@ -1,6 +1,6 @@
 //! What the room recorded and the central station has not had: the outbox's backing across a
 //! restart. Like the HL7 forwarder's queue (`forward/queue.rs`) it copies nothing: the session
-//! record is the store, and one progress row (`central_progress`, migration 5) holds the last
+//! record is the store, and one progress row (`central_progress`, migration 6) holds the last
 //! alarm event and link change JetStream acknowledged. After a restart (or `kill -9`) the
 //! publisher reads the alarm steps and link changes recorded after that row and before this run
 //! began, and publishes them first, in their recorded order, with their original times.

@@ -62,7 +62,7 @@ pub struct Room {
     /// are judged apart from the room's other messages: a room publishes each vital's latest
     /// reading up to a second after it happened, so a reading arrives after alarm steps and link
     /// changes numbered after it, and is still the newest value of its vital.
-    reading_seqs: HashMap<(String, vigil_protocol::Vital), u64>,
+    reading_seqs: HashMap<String, HashMap<vigil_protocol::Vital, u64>>,
     /// Whether any message was applied (`seq` means something).
     applied: bool,
     /// The room's state; an empty one until its first snapshot.
@@ -170,6 +170,12 @@ fn check_alarm(alarm: &AlarmInfo) -> Result<(), Malformed> {
 }
 
 impl Room {
+    /// The `seq` of the last reading applied for `device`'s `vital` (looked up without
+    /// allocating: this runs for every reading of every room).
+    fn reading_seq(&self, device: &str, vital: vigil_protocol::Vital) -> Option<u64> {
+        self.reading_seqs.get(device)?.get(&vital).copied()
+    }
+
     fn new(id: &str, now: Instant) -> Room {
         Room {
             name: id.to_string(),
@@ -278,10 +284,7 @@ impl Rooms {
         let already = match &message {
             ServerMessage::Reading { reading, .. } => {
                 seq <= room.snapshot_seq
-                    || room
-                        .reading_seqs
-                        .get(&(reading.device.clone(), reading.vital))
-                        .is_some_and(|last| seq <= *last)
+                    || room.reading_seq(&reading.device, reading.vital) >= Some(seq)
             }
             _ => seq <= room.seq,
         };
@@ -294,8 +297,15 @@ impl Rooms {
         }
         match &message {
             ServerMessage::Reading { reading, .. } => {
-                room.reading_seqs
-                    .insert((reading.device.clone(), reading.vital), seq);
+                match room.reading_seqs.get_mut(&reading.device) {
+                    Some(vitals) => {
+                        vitals.insert(reading.vital, seq);
+                    }
+                    None => {
+                        let vitals = HashMap::from([(reading.vital, seq)]);
+                        room.reading_seqs.insert(reading.device.clone(), vitals);
+                    }
+                }
             }
             _ => room.seq = seq,
         }
@@ -308,11 +318,7 @@ impl Rooms {
                     .state
                     .vitals
                     .iter()
-                    .filter(|v| {
-                        room.reading_seqs
-                            .get(&(v.reading.device.clone(), v.reading.vital))
-                            .is_some_and(|last| *last > seq)
-                    })
+                    .filter(|v| room.reading_seq(&v.reading.device, v.reading.vital) > Some(seq))
                     .cloned()
                     .collect();
                 room.state = (**s).clone();

@@ -206,6 +206,47 @@ fn prune_deletes_only_sessions_that_ended_before_the_retention_period() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// R23 for the central's publisher: pruning every session empties the tables, new rows are
+/// numbered from 1 again, and a remembered position above them would take the next session's
+/// alarm steps and link changes as already published to the central.
+#[test]
+fn pruning_the_whole_record_brings_the_central_publishers_positions_down() {
+    let dir = temp_dir("prune-central");
+    let conn = open(&dir.join("v.db")).unwrap();
+    conn.execute(
+        "INSERT INTO sessions (room, started_at, ended_at, profile) VALUES ('Room 2', 0, 1, '')",
+        [],
+    )
+    .unwrap();
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO links (session, device, state, at) VALUES (?1, 'ox-1', 'connected', 0)",
+        params![id],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO alarm_events (session, alarm_id, event, state, priority, alarm, at)
+         VALUES (?1, 'spo2-low#1', 'raised', 'active', 'medium', '{}', 0)",
+        params![id],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO central_progress (id, alarm_after, link_after) VALUES (1, 1, 1)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(prune(&conn, 30).unwrap(), 1);
+    let positions: (i64, i64) = conn
+        .query_row(
+            "SELECT alarm_after, link_after FROM central_progress WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(positions, (0, 0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_resumed_session_records_a_profile_changed_in_between() {
     let dir = temp_dir("profile");
