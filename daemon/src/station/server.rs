@@ -32,6 +32,10 @@ const READ_BUFFER: usize = 4 * 1024;
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 /// Requests a display connection may have waiting for a room's answer at once.
 const IN_FLIGHT: usize = 4;
+/// Frames written to a display before one flush.
+const BATCH: usize = 256;
+
+type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 /// What every request handler shares.
 pub struct CentralApp {
@@ -146,28 +150,23 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
                 return;
             }
             frame = rx.recv() => {
-                let text: Frame = match frame {
-                    Ok(frame) => frame,
-                    // Never a silent gap: a display that fell behind starts again from the state.
+                let first = match frame {
+                    Ok(frame) => Some(frame),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(person = %user.name, missed, "central display fell behind; sending a fresh rooms message");
-                        Frame::from(app.hub.rooms_message(&info))
+                        None
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                Message::Text(text.as_ref().into())
+                if send_frames(&mut sink, first, &mut rx, &app.hub, &info).await.is_err() {
+                    return;
+                }
+                continue;
             }
             Some(reply) = waiting.next(), if !waiting.is_empty() => {
                 // The changes an action caused go out before its answer.
-                loop {
-                    let frame = match rx.try_recv() {
-                        Ok(frame) => frame,
-                        Err(broadcast::error::TryRecvError::Lagged(_)) => Frame::from(app.hub.rooms_message(&info)),
-                        Err(_) => break,
-                    };
-                    if sink.feed(Message::Text(frame.as_ref().into())).await.is_err() {
-                        return;
-                    }
+                if feed_waiting(&mut sink, &mut rx, &app.hub, &info, usize::MAX).await.is_err() {
+                    return;
                 }
                 reply
             }
@@ -208,6 +207,59 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
             return;
         }
     }
+}
+
+/// Sends `first` (or, for `None`, a fresh start: the display fell behind) and whatever else is
+/// already waiting in `rx`, up to [`BATCH`] frames, then flushes once: a display on a busy site
+/// gets many small frames a second, and one write per frame is what made it fall behind.
+async fn send_frames(
+    sink: &mut WsSink,
+    first: Option<Frame>,
+    rx: &mut broadcast::Receiver<Frame>,
+    hub: &Hub,
+    info: &UserInfo,
+) -> Result<(), axum::Error> {
+    match first {
+        Some(frame) => sink.feed(Message::Text(frame.as_ref().into())).await?,
+        None => restart(sink, rx, hub, info).await?,
+    }
+    feed_waiting(sink, rx, hub, info, BATCH).await?;
+    sink.flush().await
+}
+
+/// Feeds up to `limit` frames already waiting in `rx` (flushed when the sink's buffer fills,
+/// and by the caller's next send). A display that fell behind starts again from now.
+async fn feed_waiting(
+    sink: &mut WsSink,
+    rx: &mut broadcast::Receiver<Frame>,
+    hub: &Hub,
+    info: &UserInfo,
+    limit: usize,
+) -> Result<(), axum::Error> {
+    for _ in 0..limit {
+        match rx.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(frame.as_ref().into())).await?,
+            Err(broadcast::error::TryRecvError::Lagged(_)) => restart(sink, rx, hub, info).await?,
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Never a silent gap: a display that fell behind the broadcast gets a fresh `rooms` message
+/// and the broadcast from that moment on. Taking the frames still queued after it instead (the
+/// oldest the queue kept) would show values older than the state just sent, and leave the
+/// display as far behind as before, so at a large site it fell behind again at once: each
+/// resync of every room's state kept it behind (hazard CS9).
+async fn restart(
+    sink: &mut WsSink,
+    rx: &mut broadcast::Receiver<Frame>,
+    hub: &Hub,
+    info: &UserInfo,
+) -> Result<(), axum::Error> {
+    let (rooms, fresh) = hub.subscribe(info);
+    *rx = fresh;
+    sink.feed(Message::Text(rooms.into())).await
 }
 
 /// `frame` with `"room": room_id` added (answers are about a room).
