@@ -16,8 +16,8 @@ use vigil_protocol::display::UserInfo;
 /// display further behind than that is better served by the current state than by old frames.
 pub const BROADCAST_CAPACITY: usize = 4096;
 
-/// One frame for every display.
-pub type Frame = Arc<str>;
+/// One frame for every display: shared, not copied, by each display's connection.
+pub type Frame = axum::extract::ws::Utf8Bytes;
 
 /// The rooms and their broadcast.
 pub struct Hub {

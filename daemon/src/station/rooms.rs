@@ -134,6 +134,25 @@ fn empty_state(name: &str) -> Snapshot {
 /// `message`'s JSON with `"room": room_id` added: the central's frame for the displays. A
 /// snapshot's own `room` (the room's display name) moves to `room_name`.
 pub fn with_room(message: &ServerMessage, room_id: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct InRoom<'a> {
+        v: u32,
+        room: &'a str,
+        #[serde(flatten)]
+        message: &'a ServerMessage,
+    }
+    // Every message but a snapshot has no `room` of its own: written in one pass, as this
+    // runs for every message of every room.
+    if !matches!(message, ServerMessage::Snapshot(_)) {
+        let in_room = InRoom {
+            v: vigil_protocol::display::VERSION,
+            room: room_id,
+            message,
+        };
+        if let Ok(text) = serde_json::to_string(&in_room) {
+            return text;
+        }
+    }
     let mut value = serde_json::from_str::<Value>(&message.to_json()).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         if let Some(name) = map.insert("room".into(), Value::String(room_id.to_string())) {

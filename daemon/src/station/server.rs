@@ -220,7 +220,7 @@ async fn send_frames(
     info: &UserInfo,
 ) -> Result<(), axum::Error> {
     match first {
-        Some(frame) => sink.feed(Message::Text(frame.as_ref().into())).await?,
+        Some(frame) => sink.feed(Message::Text(frame)).await?,
         None => restart(sink, rx, hub, info).await?,
     }
     feed_waiting(sink, rx, hub, info, BATCH).await?;
@@ -238,7 +238,7 @@ async fn feed_waiting(
 ) -> Result<(), axum::Error> {
     for _ in 0..limit {
         match rx.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame.as_ref().into())).await?,
+            Ok(frame) => sink.feed(Message::Text(frame)).await?,
             Err(broadcast::error::TryRecvError::Lagged(_)) => restart(sink, rx, hub, info).await?,
             Err(_) => break,
         }
