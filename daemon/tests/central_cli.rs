@@ -23,6 +23,7 @@ fn check_config(text: &str, name: &str) -> std::process::Output {
 #[test]
 fn check_config_knows_a_central_configuration_and_lists_its_problems() {
     let good = "site = \"north\"\n[nats]\nnats = \"nats://127.0.0.1:4222\"\n\
+        action_key = \"site-action-key-0123456789\"\n\
         [[user]]\nname = \"Dr Lee\"\nrole = \"provider\"\ntoken = \"provider-token-0123456789\"\n";
     let out = check_config(good, "central.toml");
     let stdout = String::from_utf8_lossy(&out.stdout);

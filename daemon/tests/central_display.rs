@@ -43,6 +43,7 @@ async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_fr
     // Nothing listens on port 1: the central serves its displays without NATS.
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nsite = \"clinic\"\n[nats]\nnats = \"nats://127.0.0.1:1\"\n\
+         action_key = \"site-action-key-0123456789\"\n\
          [[user]]\nname = \"Dr Lee\"\nrole = \"provider\"\ntoken = \"{TOKEN}\"\n"
     );
     let config = vigil_daemon::config::CentralConfig::parse(

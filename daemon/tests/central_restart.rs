@@ -49,6 +49,7 @@ async fn alarm_steps_recorded_while_nats_was_down_survive_kill_9_and_reach_the_c
     // The central runs first, with its durable consumer on the site's stream.
     let central_toml = format!(
         "listen = \"127.0.0.1:0\"\nsite = \"clinic\"\n[nats]\nnats = \"{}\"\n\
+         action_key = \"site-action-key-0123456789\"\n\
          [[user]]\nname = \"Dr Lee\"\nrole = \"provider\"\ntoken = \"provider-token-0123456789\"\n",
         nats.url()
     );
@@ -91,7 +92,10 @@ async fn alarm_steps_recorded_while_nats_was_down_survive_kill_9_and_reach_the_c
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("vigil.db");
     let mut config = common::missing_oximeter_config(&dir, "room = \"Room 1\"");
-    config.push_str(&format!("[central]\nnats = \"{}\"\n", nats.url()));
+    config.push_str(&format!(
+        "[central]\nnats = \"{}\"\naction_key = \"site-action-key-0123456789\"\n",
+        nats.url()
+    ));
     let path = dir.join("vigil.toml");
     std::fs::write(&path, config).unwrap();
     let mut first = common::start_run(&path).await;

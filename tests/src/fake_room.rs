@@ -14,6 +14,8 @@ pub const SITE: &str = "clinic";
 pub const PROVIDER: &str = "provider-token-0123456789";
 /// The central's viewer.
 pub const VIEWER: &str = "viewer-token-0123456789ab";
+/// The site's key the central signs its requests to rooms with (`action_key`).
+pub const ACTION_KEY: &str = "site-action-key-0123456789";
 
 /// A central for [`SITE`] on a free port, reading NATS at `url`, with [`PROVIDER`] and
 /// [`VIEWER`] as its people.
@@ -24,6 +26,7 @@ pub async fn central(url: &str) -> vigil_daemon::station::Central {
         site = "{SITE}"
         [nats]
         nats = "{url}"
+        action_key = "{ACTION_KEY}"
         [[user]]
         name = "Dr Lee"
         role = "provider"
@@ -196,4 +199,25 @@ impl FakeRoom {
             "awaiting_confirmation":false,"value":85.0}}))
             .await;
     }
+}
+
+/// A request to a room signed as the central signs it, with `key` (the site's is
+/// [`ACTION_KEY`]), and the room's answer.
+pub async fn signed_request(
+    client: &async_nats::Client,
+    subject: &str,
+    payload: &str,
+    key: &str,
+) -> Value {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as i64;
+    let headers =
+        vigil_daemon::nats::signed::ActionKey::new(key).sign(subject, payload.as_bytes(), now_ms);
+    let reply = client
+        .request_with_headers(subject.to_string(), headers, payload.to_string().into())
+        .await
+        .expect("the room answers");
+    serde_json::from_slice(&reply.payload).expect("the answer is JSON")
 }

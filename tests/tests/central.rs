@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use vigil_daemon::station::Central;
-use vigil_tests::fake_room::{central, FakeRoom, PROVIDER, VIEWER};
+use vigil_tests::fake_room::{central, FakeRoom, ACTION_KEY, PROVIDER, VIEWER};
 use vigil_tests::nats::NatsServer;
 use vigil_tests::Display;
 
@@ -326,7 +326,10 @@ async fn a_real_rooms_alarm_acknowledged_at_the_central_shows_on_the_rooms_displ
     let central = central(&nats.url()).await;
     let (mut at_central, _) = display(&central, PROVIDER).await;
     let room = vigil_tests::Room::start(
-        &format!("[central]\nnats = \"{}\"\n", nats.url()),
+        &format!(
+            "[central]\nnats = \"{}\"\naction_key = \"{ACTION_KEY}\"\n",
+            nats.url()
+        ),
         vigil_daemon::daemon::Options::default(),
     )
     .await;
@@ -443,7 +446,10 @@ async fn the_central_asks_a_real_room_for_its_trend_from_the_sessions_start() {
     let central = central(&nats.url()).await;
     let (mut at_central, _) = display(&central, PROVIDER).await;
     let room = vigil_tests::Room::start(
-        &format!("[central]\nnats = \"{}\"\n", nats.url()),
+        &format!(
+            "[central]\nnats = \"{}\"\naction_key = \"{ACTION_KEY}\"\n",
+            nats.url()
+        ),
         vigil_daemon::daemon::Options::default(),
     )
     .await;

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use vigil_daemon::daemon::Options;
+use vigil_tests::fake_room::{signed_request, ACTION_KEY};
 use vigil_tests::nats::{stored_messages, NatsServer};
 use vigil_tests::{Display, Room, NURSE};
 
@@ -17,7 +18,11 @@ const ALARMS: &str = "vigil.clinic.test-room.alarm";
 
 /// A room publishing to `server`, once connected to it.
 async fn room_publishing_to(server: &NatsServer) -> Room {
-    let central = format!("[central]\nnats = \"{}\"\n", server.url());
+    let central = format!(
+        "[central]\nnats = \"{}\"\naction_key = \"{}\"\n",
+        server.url(),
+        ACTION_KEY
+    );
     let room = Room::start(&central, Options::default()).await;
     room.devices_ready().await;
     for _ in 0..100 {
@@ -169,14 +174,13 @@ async fn an_action_over_nats_acks_an_alarm_as_the_central_person_and_refuses_as_
     let request = |body: Value| {
         let client = client.clone();
         async move {
-            let reply = client
-                .request(
-                    "vigil-live.clinic.test-room.action",
-                    body.to_string().into(),
-                )
-                .await
-                .unwrap();
-            serde_json::from_slice::<Value>(&reply.payload).unwrap()
+            signed_request(
+                &client,
+                "vigil-live.clinic.test-room.action",
+                &body.to_string(),
+                ACTION_KEY,
+            )
+            .await
         }
     };
     // A viewer at the central may look, not act.
@@ -189,11 +193,13 @@ async fn an_action_over_nats_acks_an_alarm_as_the_central_person_and_refuses_as_
     // A malformed request gets an error, and the room goes on.
     let bad = request(json!({"type": "ack", "request_id": "c-x", "role": "nurse"})).await;
     assert_eq!(bad["code"], "bad_message");
-    let reply = client
-        .request("vigil-live.clinic.test-room.action", "{not json".into())
-        .await
-        .unwrap();
-    let bad: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let bad = signed_request(
+        &client,
+        "vigil-live.clinic.test-room.action",
+        "{not json",
+        ACTION_KEY,
+    )
+    .await;
     assert_eq!(bad["code"], "bad_message");
 
     let ok = request(json!({"type": "ack", "alarm_id": id, "request_id": "c-1",
@@ -218,11 +224,13 @@ async fn an_action_over_nats_acks_an_alarm_as_the_central_person_and_refuses_as_
         .contains("Dr Ames (central)"));
 
     // The snapshot request: the room's current state.
-    let reply = client
-        .request("vigil-live.clinic.test-room.snapshot", "".into())
-        .await
-        .unwrap();
-    let snapshot: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let snapshot = signed_request(
+        &client,
+        "vigil-live.clinic.test-room.snapshot",
+        "",
+        ACTION_KEY,
+    )
+    .await;
     assert_eq!(snapshot["type"], "snapshot");
     let alarm = snapshot["alarms"]
         .as_array()

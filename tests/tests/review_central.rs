@@ -7,8 +7,9 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use vigil_daemon::daemon::Options;
+use vigil_daemon::nats::signed::ActionKey;
 use vigil_tests::browser::Browser;
-use vigil_tests::fake_room::{central, FakeRoom, PROVIDER};
+use vigil_tests::fake_room::{central, signed_request, FakeRoom, ACTION_KEY, PROVIDER};
 use vigil_tests::nats::NatsServer;
 use vigil_tests::{Display, Room, NURSE};
 
@@ -64,7 +65,8 @@ async fn only_the_central_can_act_on_a_room_under_the_documented_nats_permission
         return;
     };
     let central = format!(
-        "[central]\nnats = \"{}\"\nuser = \"test-room\"\npassword = \"change-me-test-room\"\n",
+        "[central]\nnats = \"{}\"\nuser = \"test-room\"\npassword = \"change-me-test-room\"\n\
+         action_key = \"{ACTION_KEY}\"\n",
         server.url()
     );
     let room = Room::start(&central, Options::default()).await;
@@ -106,16 +108,96 @@ async fn only_the_central_can_act_on_a_room_under_the_documented_nats_permission
     );
     // The central: the room answers, and the pause is the central's person's.
     let the_central = server.client().await;
-    let reply = the_central
-        .request("vigil-live.clinic.test-room.action", pause("Dr Lee").into())
-        .await
-        .unwrap();
-    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let reply = signed_request(&the_central, ACTION, &pause("Dr Lee"), ACTION_KEY).await;
     assert_eq!(reply["type"], "result", "{reply}");
     let paused = display
         .until(|m| m["type"] == "audio_pause" && m["paused"] == true)
         .await;
     assert_eq!(paused["by"], "Dr Lee (central)", "{paused}");
+    room.daemon.shutdown().await;
+}
+
+const ACTION: &str = "vigil-live.clinic.test-room.action";
+
+/// V6 without the permissions: a NATS server configured with none (anyone may publish on a
+/// room's action subject). The room answers only what the central signed with the site's
+/// `action_key`: an unsigned request, one signed with another key, and a replay of one it
+/// answered are refused, `unauthenticated`, and change nothing; the central's own is carried out.
+#[tokio::test]
+async fn a_room_answers_only_requests_signed_with_the_sites_key_even_on_an_open_nats_server() {
+    let Some(server) = NatsServer::start().await else {
+        return;
+    };
+    let central = format!(
+        "[central]\nnats = \"{}\"\naction_key = \"{ACTION_KEY}\"\n",
+        server.url()
+    );
+    let room = Room::start(&central, Options::default()).await;
+    room.devices_ready().await;
+    let (mut display, _) = Display::connect(&room, NURSE).await;
+    room.bp(205, 100);
+    display
+        .until(|m| m["type"] == "alarm" && m["event"] == "raised")
+        .await;
+    let anyone = server.client().await;
+    let pause = |request_id: &str| {
+        json!({"type": "pause_audio", "request_id": request_id, "user": "Dr Nobody", "role": "provider"})
+            .to_string()
+    };
+    // The room subscribes once connected: until then nobody answers.
+    let mut unsigned = None;
+    for _ in 0..100 {
+        match anyone.request(ACTION, pause("u-1").into()).await {
+            Ok(reply) => {
+                unsigned = Some(serde_json::from_slice::<Value>(&reply.payload).unwrap());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let unsigned = unsigned.expect("the room answers on its action subject");
+    assert_eq!(unsigned["code"], "unauthenticated", "{unsigned}");
+    assert_eq!(unsigned["request_id"], "u-1", "{unsigned}");
+    let forged = signed_request(
+        &anyone,
+        ACTION,
+        &pause("u-2"),
+        "another-sites-key-0123456789",
+    )
+    .await;
+    assert_eq!(forged["code"], "unauthenticated", "{forged}");
+    // A capture of the central's signed request, sent again.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let genuine = json!({"type": "reset", "alarm_id": "none#1", "request_id": "c-1",
+        "user": "Dr Lee", "role": "provider"})
+    .to_string();
+    let headers = ActionKey::new(ACTION_KEY).sign(ACTION, genuine.as_bytes(), now_ms);
+    let first = anyone
+        .request_with_headers(ACTION, headers.clone(), genuine.clone().into())
+        .await
+        .unwrap();
+    let first: Value = serde_json::from_slice(&first.payload).unwrap();
+    assert_ne!(first["code"], "unauthenticated", "{first}");
+    let again = anyone
+        .request_with_headers(ACTION, headers, genuine.into())
+        .await
+        .unwrap();
+    let again: Value = serde_json::from_slice(&again.payload).unwrap();
+    assert_eq!(again["code"], "unauthenticated", "{again}");
+    assert!(
+        again["reason"].as_str().unwrap().contains("replay"),
+        "{again}"
+    );
+    // Nothing paused the sound; the central's signed request does.
+    let signed = signed_request(&anyone, ACTION, &pause("c-2"), ACTION_KEY).await;
+    assert_eq!(signed["type"], "result", "{signed}");
+    let paused = display
+        .until(|m| m["type"] == "audio_pause" && m["paused"] == true)
+        .await;
+    assert_eq!(paused["by"], "Dr Nobody (central)", "{paused}");
     room.daemon.shutdown().await;
 }
 

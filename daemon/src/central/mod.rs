@@ -154,6 +154,8 @@ struct Room {
     /// Answers the central's trend requests with the room displays' own service and slots.
     trends: crate::trend::TrendService,
     metrics: Arc<Metrics>,
+    /// The site's key: only requests signed with it are answered (hazard V6).
+    action_key: Option<crate::nats::signed::ActionKey>,
 }
 
 /// Starts publishing the room to the central station: connects (in the background; the room
@@ -192,6 +194,7 @@ pub async fn start(
         core,
         trends,
         metrics: metrics.clone(),
+        action_key: central.connection.action_key(),
     };
     let shared = Arc::new(Shared {
         outbox: Mutex::new(Outbox::new(OUTBOX_CAPACITY)),

@@ -7,6 +7,7 @@
 
 use super::Room;
 use crate::config::Role;
+use crate::nats::signed::{Unsigned, Verifier};
 use crate::net::flood::{Flood, Verdict};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
     ]);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut flood = Flood::new(Instant::now());
+    let mut verifier = room.action_key.clone().map(Verifier::new);
+    let mut unsigned_log = crate::net::Tally::default();
     loop {
         let (request, message) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -67,6 +70,20 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
             Verdict::Allow => None,
             Verdict::Refuse | Verdict::Close => Some("too many requests; slow down"),
         };
+        if refused.is_none() {
+            if let Err(why) = check(&mut verifier, &message) {
+                if let Some(count) = unsigned_log.note(Instant::now()) {
+                    tracing::warn!(subject = %message.subject, count, reason = %why, "refusing requests not signed by the central station (count since the last such line)");
+                }
+                let text = error(
+                    request_id_of(&message.payload),
+                    "unauthenticated",
+                    why.to_string(),
+                );
+                let _ = room.client.publish(reply_to, text.into()).await;
+                continue;
+            }
+        }
         let permit = match refused {
             Some(_) => None,
             None => in_flight.clone().try_acquire_owned().ok(),
@@ -97,6 +114,33 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
             drop(permit);
         });
     }
+}
+
+/// Whether `message` is signed by the central: fresh and not answered before (hazard V6). A
+/// room without a key answers nothing (its configuration requires one).
+fn check(verifier: &mut Option<Verifier>, message: &async_nats::Message) -> Result<(), Unsigned> {
+    let Some(verifier) = verifier else {
+        return Err(Unsigned::Forged);
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    verifier.check(
+        message.subject.as_str(),
+        message.headers.as_ref(),
+        &message.payload,
+        now_ms,
+    )
+}
+
+/// The `request_id` of a request, when it has one, for the refusal's `error`.
+fn request_id_of(payload: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()?
+        .get("request_id")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// What the central asks.
@@ -140,12 +184,7 @@ pub(super) async fn trend(room: &Room, payload: &[u8]) -> String {
 fn trend_request(payload: &[u8]) -> Result<(Option<String>, u32), (Option<String>, String)> {
     let message = match serde_json::from_slice::<ClientMessage>(payload) {
         Ok(m) => m,
-        Err(e) => {
-            let request_id = serde_json::from_slice::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|v| v.get("request_id")?.as_str().map(str::to_string));
-            return Err((request_id, format!("not understood: {e}")));
-        }
+        Err(e) => return Err((request_id_of(payload), format!("not understood: {e}"))),
     };
     let request_id = message.request_id().map(str::to_string);
     if let Err(refusal) = crate::numbers::check_numbers(&message) {

@@ -102,6 +102,7 @@ pub(super) fn central(
     let user = c.string(t, "user", "central.");
     let password = c.string(t, "password", "central.");
     let creds = c.string(t, "creds", "central.").map(PathBuf::from);
+    let action_key = c.string(t, "action_key", "central.");
     let tls = match t.get("tls") {
         None => None,
         Some(toml::Value::Table(tls)) => {
@@ -158,6 +159,7 @@ pub(super) fn central(
         password,
         creds,
         tls,
+        action_key,
     }
     .relative_to(base);
     for (key, problem) in connection.problems() {

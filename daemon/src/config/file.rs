@@ -481,6 +481,7 @@ mod tests {
                         cert: Some("c.pem".into()),
                         key: Some("k.pem".into()),
                     }),
+                    action_key: Some("a".into()),
                     ..crate::nats::NatsSettings::url("nats://c:4222")
                 },
                 site: Some("s".into()),
@@ -501,7 +502,7 @@ mod tests {
             [limits]\nmax_connections = 1\nmax_unauthenticated = 1\n\
             [[forward]]\nname = \"ris\"\nhl7 = \"h:1\"\ntls = { ca = \"ca.pem\" }\n\
             [central]\nnats = \"n\"\ntoken = \"t\"\nuser = \"u\"\npassword = \"p\"\n\
-            creds = \"c\"\nsite = \"s\"\nroom_id = \"r\"\n\
+            creds = \"c\"\nsite = \"s\"\nroom_id = \"r\"\naction_key = \"a\"\n\
             tls = { ca = \"a\", cert = \"c\", key = \"k\" }\n\
             [[user]]\nname = \"A\"\nrole = \"nurse\"\ntoken = \"t\"\n\
             [[device]]\nid = \"d\"\nformat = \"masimo\"\nport = \"p\"\nusb = \"u\"\nudp = \"h\"\nbaud = 1\n\

@@ -190,6 +190,7 @@ mod tests {
         nats = ["nats://a:4222", "nats://b:4222"]
         user = "central"
         password = "a-long-nats-password"
+        action_key = "site-action-key-0123456789"
         [[user]]
         name = "Dr Lee"
         role = "provider"
@@ -228,6 +229,7 @@ mod tests {
             "central.toml: room: unknown key",
             "central.toml: nats.token: give one of token",
             "central.toml: nats.user: user and password go together",
+            "central.toml: nats.action_key: is required",
             "user #1 \"A\".token: is 5 characters",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

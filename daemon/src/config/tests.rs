@@ -114,7 +114,10 @@ fn central_is_optional_and_defaults_its_site_and_room_id() {
         Config::parse(&good(), "vigil.toml", &etc).unwrap().central,
         None
     );
-    let text = format!("{}\n[central]\nnats = \"nats://central:4222\"\n", good());
+    let text = format!(
+        "{}\n[central]\nnats = \"nats://central:4222\"\naction_key = \"site-action-key-0123456789\"\n",
+        good()
+    );
     let central = Config::parse(&text, "vigil.toml", &etc)
         .unwrap()
         .central
@@ -155,6 +158,7 @@ fn central_problems_are_listed_with_their_keys() {
     for needle in [
         "central.token: give one of token, user with password, or creds",
         "central.user: user and password go together",
+        "central.action_key: is required",
         "central.tls: tls.cert and tls.key go together",
         "central.creds: cannot read",
         "central.tls.cert: cannot read",

@@ -3,6 +3,7 @@
 //! names ([`Subjects`]) and the message id ([`msg_id`]). One place, so both sides agree by
 //! construction. `docs/nats.md` states the contract.
 
+pub mod signed;
 mod subjects;
 
 pub use subjects::{msg_id, replay_msg_id, snapshot_msg_id, stream_name, valid_slug, Subjects};
@@ -74,6 +75,10 @@ pub struct NatsSettings {
     /// `tls`: PEM files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<NatsTls>,
+    /// `action_key`: the site's secret the central signs its requests to rooms with, the same
+    /// at the central and in every room (see [`signed`]). Required by both configurations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_key: Option<String>,
 }
 
 /// What a configuration made wrong or a connection could not do.
@@ -113,8 +118,15 @@ pub enum NatsError {
 
 impl NatsSettings {
     /// The keys these settings take, for a table's unknown-key check.
-    pub const KEYS: &'static [&'static str] =
-        &["nats", "token", "user", "password", "creds", "tls"];
+    pub const KEYS: &'static [&'static str] = &[
+        "nats",
+        "token",
+        "user",
+        "password",
+        "creds",
+        "tls",
+        "action_key",
+    ];
 
     /// Settings for one server, no credentials.
     pub fn url(url: impl Into<String>) -> NatsSettings {
@@ -125,11 +137,37 @@ impl NatsSettings {
             password: None,
             creds: None,
             tls: None,
+            action_key: None,
         }
+    }
+
+    /// The action key, when one is set.
+    pub fn action_key(&self) -> Option<signed::ActionKey> {
+        self.action_key.as_deref().map(signed::ActionKey::new)
     }
 
     /// Every mistake in the settings, each as a sentence naming its key (empty when fine).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = self.connection_problems();
+        match &self.action_key {
+            None => out.push((
+                "action_key",
+                "is required: the central signs its requests to rooms with it, and a room answers \
+                 only those; the same value at the central and in every room of the site: make \
+                 one with `vigil token`"
+                    .into(),
+            )),
+            Some(key) => {
+                if let Some(problem) = crate::config::token_problem(key) {
+                    out.push(("action_key", problem));
+                }
+            }
+        }
+        out
+    }
+
+    /// The mistakes that stop a connection.
+    fn connection_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         let urls = self.nats.urls();
         if urls.is_empty() {
@@ -191,7 +229,7 @@ impl NatsSettings {
 /// Returns at once even when no server answers yet: the client keeps trying in the background,
 /// forever, with a back-off of at most 4 s, so neither side waits on NATS to start.
 pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::Client, NatsError> {
-    if let Some((key, problem)) = settings.problems().into_iter().next() {
+    if let Some((key, problem)) = settings.connection_problems().into_iter().next() {
         return Err(NatsError::Settings(format!("{key}: {problem}")));
     }
     let addrs = settings
@@ -273,10 +311,18 @@ mod tests {
         let one: NatsSettings = toml::from_str("nats = \"nats://c:4222\"").expect("one");
         assert_eq!(one.nats.urls(), vec!["nats://c:4222"]);
         let many: NatsSettings =
-            toml::from_str("nats = [\"nats://a:4222\", \"nats://b:4222\"]\ntoken = \"t\"")
+            toml::from_str("nats = [\"nats://a:4222\", \"nats://b:4222\"]\ntoken = \"t\"\naction_key = \"site-action-key-0123456789\"")
                 .expect("many");
         assert_eq!(many.nats.urls(), vec!["nats://a:4222", "nats://b:4222"]);
-        assert!(many.problems().is_empty());
+        assert!(many.problems().is_empty(), "{:?}", many.problems());
+        // The site's key is required, and must be as strong as a person's token.
+        let keys = |s: &NatsSettings| s.problems().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys(&one), vec!["action_key"]);
+        let weak = NatsSettings {
+            action_key: Some("short".into()),
+            ..one
+        };
+        assert_eq!(keys(&weak), vec!["action_key"]);
     }
 
     #[test]
@@ -284,6 +330,7 @@ mod tests {
         let mut s = NatsSettings::url("nats://c:4222");
         s.token = Some("t".into());
         s.user = Some("u".into());
+        s.action_key = Some("site-action-key-0123456789".into());
         let keys: Vec<_> = s.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec!["token", "user"]);
         let mut s = NatsSettings::url("nats://c:4222");

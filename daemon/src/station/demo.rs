@@ -42,6 +42,8 @@ impl SiteDemo {
             viewer: token()?,
             provider: token()?,
         };
+        // The site's key the central signs its requests to the rooms with, fresh each run.
+        let action_key = token()?;
         let mut started = Vec::new();
         for n in 1..=rooms {
             let room = DemoRoom {
@@ -49,14 +51,17 @@ impl SiteDemo {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 seed: args.seed.wrapping_add(n as u64),
                 central: Some(CentralFile {
-                    connection: NatsSettings::url(nats.url.clone()),
+                    connection: NatsSettings {
+                        action_key: Some(action_key.clone()),
+                        ..NatsSettings::url(nats.url.clone())
+                    },
                     site: Some(SITE.into()),
                     room_id: Some(format!("room-{n}")),
                 }),
             };
             started.push(Demo::start_room(args, room, tokens.clone()).await?);
         }
-        let config = central_config(args.listen, &nats.url, &tokens)?;
+        let config = central_config(args.listen, (&nats.url, &action_key), &tokens)?;
         let central = Central::start(config).await?;
         Ok(SiteDemo {
             rooms: started,
@@ -78,16 +83,21 @@ impl SiteDemo {
 }
 
 /// The central's configuration: the demo's three people, the private server.
-fn central_config(listen: SocketAddr, nats: &str, tokens: &Tokens) -> Result<CentralConfig> {
+fn central_config(
+    listen: SocketAddr,
+    (nats, action_key): (&str, &str),
+    tokens: &Tokens,
+) -> Result<CentralConfig> {
     let text = format!(
         "listen = {}\nsite = {}\n# Simulated data only.\nallow_plaintext = true\n\
-         [nats]\nnats = {}\n\
+         [nats]\nnats = {}\naction_key = {}\n\
          [[user]]\nname = \"Demo nurse\"\nrole = \"nurse\"\ntoken = {}\n\
          [[user]]\nname = \"Demo provider\"\nrole = \"provider\"\ntoken = {}\n\
          [[user]]\nname = \"Demo viewer\"\nrole = \"viewer\"\ntoken = {}\n",
         toml_string(&listen.to_string()),
         toml_string(SITE),
         toml_string(nats),
+        toml_string(action_key),
         toml_string(&tokens.nurse),
         toml_string(&tokens.provider),
         toml_string(&tokens.viewer),

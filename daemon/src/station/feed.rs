@@ -14,6 +14,7 @@
 
 use super::hub::Hub;
 use super::rooms::Malformed;
+use crate::nats::signed::ActionKey;
 use crate::nats::{ensure_stream, Subjects};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use futures_util::StreamExt;
@@ -56,14 +57,14 @@ fn apply(hub: &Hub, site: &str, message: &async_nats::Message) {
 
 /// Runs until `cancel`: the stream (seeding, then the durable consumer) and the heartbeats.
 pub async fn run(
-    client: async_nats::Client,
+    (client, key): (async_nats::Client, Option<ActionKey>),
     site: String,
     consumer: String,
     hub: Arc<Hub>,
     cancel: CancellationToken,
 ) {
     let stored = stream(client.clone(), &site, &consumer, &hub);
-    let live = heartbeats(client, &site, &hub);
+    let live = heartbeats(client, key, &site, &hub);
     tokio::select! {
         _ = cancel.cancelled() => {}
         _ = stored => {}
@@ -193,7 +194,12 @@ async fn rebuild(
 }
 
 /// The rooms' heartbeats; asks a room heard for the first time for its current snapshot.
-async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
+async fn heartbeats(
+    client: async_nats::Client,
+    key: Option<ActionKey>,
+    site: &str,
+    hub: &Arc<Hub>,
+) {
     #[derive(serde::Deserialize)]
     struct Beat {
         #[serde(default)]
@@ -245,7 +251,7 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
             if due {
                 asked.insert(room_id.to_string(), now);
                 tokio::spawn(ask_snapshot(
-                    client.clone(),
+                    (client.clone(), key.clone()),
                     Subjects::new(site, room_id).snapshot_request(),
                     room_id.to_string(),
                     hub.clone(),
@@ -259,8 +265,21 @@ async fn heartbeats(client: async_nats::Client, site: &str, hub: &Arc<Hub>) {
 
 /// Asks a room for its current snapshot; the answer is its state only while the stream has
 /// given no snapshot of the room (see `Rooms::apply_live_snapshot`).
-async fn ask_snapshot(client: async_nats::Client, subject: String, room_id: String, hub: Arc<Hub>) {
-    match client.request(subject, "".into()).await {
+async fn ask_snapshot(
+    (client, key): (async_nats::Client, Option<ActionKey>),
+    subject: String,
+    room_id: String,
+    hub: Arc<Hub>,
+) {
+    // Signed like every request to a room (hazard V6); without a key the room would refuse it.
+    let Some(key) = key else {
+        return;
+    };
+    let headers = key.sign(&subject, b"", super::unix_ms());
+    match client
+        .request_with_headers(subject, headers, "".into())
+        .await
+    {
         Ok(reply) => hub.apply_live_snapshot(&room_id, &reply.payload),
         Err(e) => {
             tracing::info!(room = %room_id, error = %e, "a room did not answer the snapshot request")

@@ -20,6 +20,7 @@ mod tests;
 
 use crate::clock::Clock;
 use crate::config::{CentralConfig, User};
+use crate::nats::signed::ActionKey;
 use crate::nats::Subjects;
 use crate::net::listener::GatedListener;
 use crate::net::{Conn, Net};
@@ -42,6 +43,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct Forward {
     client: async_nats::Client,
     site: String,
+    /// Signs every request (a room answers only signed ones: hazard V6).
+    key: Option<ActionKey>,
 }
 
 impl Forward {
@@ -105,7 +108,18 @@ impl Forward {
         request_id: Option<String>,
     ) -> Message {
         use crate::server::error;
-        match self.client.request(subject, payload.into()).await {
+        let Some(key) = &self.key else {
+            return error(
+                request_id,
+                "unavailable",
+                "this central has no action_key: rooms answer only requests signed with it",
+            );
+        };
+        let headers = key.sign(&subject, payload.as_bytes(), unix_ms());
+        let request = self
+            .client
+            .request_with_headers(subject, headers, payload.into());
+        match request.await {
             Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.payload) {
                 Ok(value @ serde_json::Value::Object(_)) => Message::Text(value.to_string().into()),
                 _ => error(
@@ -131,6 +145,14 @@ impl Forward {
     }
 }
 
+/// The central's clock, unix milliseconds, for signing.
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// A running central.
 pub struct Central {
     /// The address it listens on (useful with port 0).
@@ -152,8 +174,9 @@ impl Central {
         let hub = Hub::new(Clock::start());
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let key = config.nats.action_key();
         tasks.spawn(feed::run(
-            client.clone(),
+            (client.clone(), key.clone()),
             config.site.clone(),
             config.consumer(),
             hub.clone(),
@@ -176,6 +199,7 @@ impl Central {
             forward: Forward {
                 client,
                 site: config.site.clone(),
+                key,
             },
             net: net.clone(),
             shutdown: cancel.clone(),

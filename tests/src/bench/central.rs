@@ -43,6 +43,8 @@ use report::Window;
 
 /// The site of the bench's rooms.
 const SITE: &str = "clinic";
+/// The site's key the central signs its requests to the rooms with.
+const ACTION_KEY: &str = "bench-action-key-0123456789";
 /// Longest wait for the last deliveries after the devices stop.
 const DRAIN: Duration = Duration::from_secs(30);
 /// How long the counts must stand still to count as drained.
@@ -78,7 +80,7 @@ impl CentralProcess {
             &config,
             format!(
                 "listen = \"127.0.0.1:0\"\nsite = \"{SITE}\"\n[nats]\nnats = \"{url}\"\n\
-                 [[user]]\nname = \"Bench\"\nrole = \"viewer\"\ntoken = \"{TOKEN}\"\n"
+                 action_key = \"{ACTION_KEY}\"\n[[user]]\nname = \"Bench\"\nrole = \"viewer\"\ntoken = \"{TOKEN}\"\n"
             ),
         )
         .unwrap();
@@ -243,6 +245,7 @@ pub(crate) async fn bench(args: &CentralArgs, daemons_rt: &Handle) -> Report {
                 password: None,
                 creds: None,
                 tls: None,
+                action_key: Some(ACTION_KEY.into()),
             },
             site: Some(SITE.into()),
             room_id: Some(format!("bench-{r}")),
