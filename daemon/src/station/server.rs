@@ -2,7 +2,7 @@
 //! protocol with a `room` field, `docs/central-protocol.md`), `GET /healthz`. The same gate,
 //! throttle, origin check, flood limit and frame caps as a room's display server.
 
-use super::hub::{Frame, Hub};
+use super::hub::{Frame, Hub, BROADCAST_CAPACITY};
 use super::rooms::{LinkAction, Rooms};
 use super::Forward;
 use crate::config::User;
@@ -164,8 +164,9 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
                 continue;
             }
             Some(reply) = waiting.next(), if !waiting.is_empty() => {
-                // The changes an action caused go out before its answer.
-                if feed_waiting(&mut sink, &mut rx, &app.hub, &info, usize::MAX).await.is_err() {
+                // The changes an action caused go out before its answer (at most a queue's worth:
+                // under a flood of changes the answer still goes).
+                if feed_waiting(&mut sink, &mut rx, &app.hub, &info, BROADCAST_CAPACITY).await.is_err() {
                     return;
                 }
                 reply
