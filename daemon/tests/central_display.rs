@@ -19,10 +19,7 @@ fn reading(seq: u64, value: f64) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn next_text(
-    ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-              + Unpin),
-) -> Value {
+async fn next_text(ws: &mut Ws) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
@@ -35,12 +32,10 @@ async fn next_text(
     }
 }
 
-/// The old way: a display that fell behind got the state and then the oldest frames the queue
-/// still held, values older than that state, and stayed as far behind as before, so at a
-/// 256-room site each resync of every room's state kept it behind (1,434 resyncs in 20 s).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_frame() {
-    // Nothing listens on port 1: the central serves its displays without NATS.
+/// A central with no NATS (nothing listens on port 1: it serves its displays anyway), and a
+/// display whose socket takes little before it stops reading: the central's connection task then
+/// waits on its write and falls behind the broadcast. The display has read its `rooms` message.
+async fn central_and_slow_display() -> (vigil_daemon::station::Central, Ws) {
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nsite = \"clinic\"\n[nats]\nnats = \"nats://127.0.0.1:1\"\n\
          action_key = \"site-action-key-0123456789\"\n\
@@ -53,10 +48,6 @@ async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_fr
     )
     .unwrap();
     let central = vigil_daemon::station::Central::start(config).await.unwrap();
-    let hub = central.hub.clone();
-
-    // A display whose socket takes little before it stops reading: the central's connection
-    // task then waits on its write and falls behind the broadcast.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(central.addr).await.unwrap();
@@ -64,26 +55,46 @@ async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_fr
     let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     let first = next_text(&mut ws).await;
     assert_eq!(first["type"], "rooms");
+    (central, ws)
+}
 
-    // Three queues' worth of readings while the display reads nothing: megabytes, far more
-    // than the sockets hold.
-    let behind = 3 * BROADCAST_CAPACITY as u64;
-    for seq in 1..=behind {
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Three queues' worth of readings, seq `from` on, while the display reads nothing: megabytes,
+/// far more than the sockets hold. Returns the last seq and its value.
+fn flood(hub: &vigil_daemon::station::hub::Hub, from: u64) -> (u64, f64) {
+    let last = from + 3 * BROADCAST_CAPACITY as u64 - 1;
+    for seq in from..=last {
         let value = 80.0 + (seq % 20) as f64;
         hub.apply("room-1", Some("100"), &reading(seq, value));
     }
-    let last_value = 80.0 + (behind % 20) as f64;
+    (last, 80.0 + (last % 20) as f64)
+}
 
-    // The display reads again: what the sockets held, then a fresh start.
+/// Reads until the fresh start; how many frames came before it, and the `rooms` message.
+async fn until_fresh_start(ws: &mut Ws) -> (u64, Value) {
     let mut before = 0u64;
-    let rooms = loop {
-        let frame = next_text(&mut ws).await;
+    loop {
+        let frame = next_text(ws).await;
         if frame["type"] == "rooms" {
-            break frame;
+            return (before, frame);
         }
         before += 1;
-    };
-    assert!(before < behind, "the display fell behind ({before} frames)");
+    }
+}
+
+/// The old way: a display that fell behind got the state and then the oldest frames the queue
+/// still held, values older than that state, and stayed as far behind as before, so at a
+/// 256-room site each resync of every room's state kept it behind (1,434 resyncs in 20 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_frame() {
+    let (central, mut ws) = central_and_slow_display().await;
+    let hub = central.hub.clone();
+    let (last, last_value) = flood(&hub, 1);
+
+    // The display reads again: what the sockets held, then a fresh start.
+    let (before, rooms) = until_fresh_start(&mut ws).await;
+    assert!(before < last, "the display fell behind ({before} frames)");
     let room = rooms["rooms"]
         .as_array()
         .unwrap()
@@ -98,7 +109,7 @@ async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_fr
     );
 
     // What follows the fresh start is newer than it: the next reading published.
-    hub.apply("room-1", Some("100"), &reading(behind + 1, 77.0));
+    hub.apply("room-1", Some("100"), &reading(last + 1, 77.0));
     let next = loop {
         let frame = next_text(&mut ws).await;
         if frame["type"] == "reading" {
@@ -107,9 +118,39 @@ async fn a_display_that_fell_behind_restarts_from_the_state_and_gets_no_older_fr
     };
     assert_eq!(
         next["seq"],
-        json!(behind + 1),
+        json!(last + 1),
         "a frame older than the state followed it: {next}"
     );
     assert_eq!(next["room"], "room-1");
+    central.stop().await;
+}
+
+/// Each fresh start writes every room's state under the rooms' lock: a display that keeps
+/// falling behind (a client reading just slowly enough, or a link that cannot carry the site)
+/// would make the central do that again and again. The second time within 10 s it is closed,
+/// and says why; its page reconnects and starts from the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_that_falls_behind_again_at_once_is_closed() {
+    let (central, mut ws) = central_and_slow_display().await;
+    let hub = central.hub.clone();
+    let (last, _) = flood(&hub, 1);
+    until_fresh_start(&mut ws).await;
+    flood(&hub, last + 1);
+    let close = loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("the central keeps sending");
+        match message {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close reason"),
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert_ne!(frame["type"], "rooms", "a second fresh start at once");
+            }
+            Some(Ok(_)) => {}
+            other => panic!("closed without a reason: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("cannot keep up"), "{}", close.reason);
     central.stop().await;
 }

@@ -7,6 +7,7 @@
 //! - [`hub`]: the rooms behind a lock, and the broadcast to displays;
 //! - [`feed`]: NATS in: the stream, the heartbeats, the snapshot requests;
 //! - [`server`]: HTTP and WebSocket;
+//! - [`subscription`]: one display's reading of the broadcast;
 //! - this module: start and stop, and [`Forward`] (NATS out: actions).
 
 pub mod demo;
@@ -15,6 +16,7 @@ pub mod hub;
 pub mod natsd;
 pub mod rooms;
 pub mod server;
+pub mod subscription;
 #[cfg(test)]
 mod tests;
 

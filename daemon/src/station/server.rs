@@ -2,8 +2,9 @@
 //! protocol with a `room` field, `docs/central-protocol.md`), `GET /healthz`. The same gate,
 //! throttle, origin check, flood limit and frame caps as a room's display server.
 
-use super::hub::{Frame, Hub, BROADCAST_CAPACITY};
+use super::hub::{Hub, BROADCAST_CAPACITY};
 use super::rooms::{LinkAction, Rooms};
+use super::subscription::{Ended, Subscription, WsSink};
 use super::Forward;
 use crate::config::User;
 use crate::net::flood::{Flood, Verdict};
@@ -19,7 +20,6 @@ use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,10 +32,6 @@ const READ_BUFFER: usize = 4 * 1024;
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 /// Requests a display connection may have waiting for a room's answer at once.
 const IN_FLIGHT: usize = 4;
-/// Frames written to a display before one flush.
-const BATCH: usize = 256;
-
-type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 /// What every request handler shares.
 pub struct CentralApp {
@@ -137,7 +133,7 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
         name: user.name.clone(),
         role: user.role.name().into(),
     };
-    let (rooms, mut rx) = app.hub.subscribe(&info);
+    let (rooms, mut frames) = Subscription::start(&app.hub, &info);
     if sink.send(Message::Text(rooms.into())).await.is_err() {
         return;
     }
@@ -149,16 +145,10 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(1001, "central shutting down"))).await;
                 return;
             }
-            frame = rx.recv() => {
-                let first = match frame {
-                    Ok(frame) => Some(frame),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(person = %user.name, missed, "central display fell behind; sending a fresh rooms message");
-                        None
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if send_frames(&mut sink, first, &mut rx, &app.hub, &info).await.is_err() {
+            frame = frames.recv() => {
+                let Ok(first) = frame else { return };
+                if let Err(ended) = frames.send(&mut sink, first).await {
+                    too_slow(&mut sink, user, ended).await;
                     return;
                 }
                 continue;
@@ -166,7 +156,8 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
             Some(reply) = waiting.next(), if !waiting.is_empty() => {
                 // The changes an action caused go out before its answer (at most a queue's worth:
                 // under a flood of changes the answer still goes).
-                if feed_waiting(&mut sink, &mut rx, &app.hub, &info, BROADCAST_CAPACITY).await.is_err() {
+                if let Err(ended) = frames.feed_waiting(&mut sink, BROADCAST_CAPACITY).await {
+                    too_slow(&mut sink, user, ended).await;
                     return;
                 }
                 reply
@@ -210,57 +201,13 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
     }
 }
 
-/// Sends `first` (or, for `None`, a fresh start: the display fell behind) and whatever else is
-/// already waiting in `rx`, up to [`BATCH`] frames, then flushes once: a display on a busy site
-/// gets many small frames a second, and one write per frame is what made it fall behind.
-async fn send_frames(
-    sink: &mut WsSink,
-    first: Option<Frame>,
-    rx: &mut broadcast::Receiver<Frame>,
-    hub: &Hub,
-    info: &UserInfo,
-) -> Result<(), axum::Error> {
-    match first {
-        Some(frame) => sink.feed(Message::Text(frame)).await?,
-        None => restart(sink, rx, hub, info).await?,
+/// Closes a display that keeps falling behind (its page reconnects and starts from the state).
+async fn too_slow(sink: &mut WsSink, user: &User, ended: Ended) {
+    if let Ended::TooSlow = ended {
+        tracing::warn!(person = %user.name, "closing a central display that keeps falling behind");
+        let reason = "this display cannot keep up with the site; reconnect";
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(1008, reason))).await;
     }
-    feed_waiting(sink, rx, hub, info, BATCH).await?;
-    sink.flush().await
-}
-
-/// Feeds up to `limit` frames already waiting in `rx` (flushed when the sink's buffer fills,
-/// and by the caller's next send). A display that fell behind starts again from now.
-async fn feed_waiting(
-    sink: &mut WsSink,
-    rx: &mut broadcast::Receiver<Frame>,
-    hub: &Hub,
-    info: &UserInfo,
-    limit: usize,
-) -> Result<(), axum::Error> {
-    for _ in 0..limit {
-        match rx.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
-            Err(broadcast::error::TryRecvError::Lagged(_)) => restart(sink, rx, hub, info).await?,
-            Err(_) => break,
-        }
-    }
-    Ok(())
-}
-
-/// Never a silent gap: a display that fell behind the broadcast gets a fresh `rooms` message
-/// and the broadcast from that moment on. Taking the frames still queued after it instead (the
-/// oldest the queue kept) would show values older than the state just sent, and leave the
-/// display as far behind as before, so at a large site it fell behind again at once: each
-/// resync of every room's state kept it behind (hazard CS9).
-async fn restart(
-    sink: &mut WsSink,
-    rx: &mut broadcast::Receiver<Frame>,
-    hub: &Hub,
-    info: &UserInfo,
-) -> Result<(), axum::Error> {
-    let (rooms, fresh) = hub.subscribe(info);
-    *rx = fresh;
-    sink.feed(Message::Text(rooms.into())).await
 }
 
 /// `frame` with `"room": room_id` added (answers are about a room).
