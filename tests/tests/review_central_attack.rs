@@ -1,0 +1,131 @@
+//! The central station under attack and under faults: findings of the red-team pass over the
+//! central (docs/hazards.md, "Found in review: the central under attack"). They need a real
+//! `nats-server`; without one they print NOT RUN (and fail with `VIGIL_REQUIRE_NATS=1`).
+
+#![allow(clippy::unwrap_used)]
+
+use async_nats::jetstream::consumer::{pull, AckPolicy};
+use async_nats::jetstream::stream::DiscardPolicy;
+use serde_json::Value;
+use std::time::Duration;
+use vigil_daemon::daemon::Options;
+use vigil_tests::fake_room::{central, PROVIDER, SITE};
+use vigil_tests::nats::NatsServer;
+use vigil_tests::{Display, Room, NURSE};
+
+/// The central's display, after its `rooms` message.
+async fn display(central: &vigil_daemon::station::Central) -> Display {
+    let (d, first) = Display::open(&format!("ws://{}/ws?token={PROVIDER}", central.addr)).await;
+    assert_eq!(first["type"], "rooms", "{first}");
+    d
+}
+
+/// A room publishing to `nats`, with simulated devices (readings every second).
+async fn room_publishing_to(nats: &NatsServer) -> Room {
+    let room = Room::start(
+        &format!("[central]\nnats = \"{}\"\n", nats.url()),
+        Options::default(),
+    )
+    .await;
+    room.devices_ready().await;
+    room
+}
+
+/// The display's next message for which `want` holds, within `seconds` (the central's own
+/// heartbeat arrives every second meanwhile).
+async fn within(display: &mut Display, seconds: u64, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    while tokio::time::Instant::now() < deadline {
+        let m = display.next().await;
+        if want(&m) {
+            return m;
+        }
+    }
+    panic!("no matching message within {seconds} s");
+}
+
+fn link_lost(m: &Value, room_id: &str) -> bool {
+    m["type"] == "alarm" && m["alarm"]["rule"] == "room-link-lost" && m["room"] == room_id
+}
+
+/// X1: the stream stops taking a room's messages (full with `discard: new`, a JetStream
+/// cluster without a leader, a full disk, a revoked permission) while the room's connection to
+/// NATS stands. The room went on sending heartbeats over that connection: the central showed
+/// the room as watched while none of its alarm steps reached it, and the room's display said
+/// the central was connected. Now the room sends no heartbeat while the stream refuses, so the
+/// central raises `room-link-lost`, and the room's display shows the central disconnected; both
+/// come back once the stream takes the room's messages again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_stream_refuses_its_messages_is_lost_at_the_central_and_knows_it() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let mut at_central = display(&central).await;
+    let room = room_publishing_to(&nats).await;
+    let (mut at_room, _) = Display::connect(&room, NURSE).await;
+    let snapshot = at_central.until(|m| m["type"] == "snapshot").await;
+    let room_id = snapshot["room"].as_str().unwrap().to_string();
+
+    let js = async_nats::jetstream::new(nats.client().await);
+    let mut stream = js.get_stream("VIGIL_CLINIC").await.unwrap();
+    let info = stream.info().await.unwrap();
+    let mut config = info.config.clone();
+    config.discard = DiscardPolicy::New;
+    config.max_messages = i64::try_from(info.state.messages).unwrap();
+    js.update_stream(&config).await.unwrap();
+
+    // The room's next readings are refused: it knows, and the central sounds.
+    within(&mut at_room, 20, |m| {
+        m["type"] == "central" && m["link"] == "disconnected"
+    })
+    .await;
+    let lost = within(&mut at_central, 20, |m| link_lost(m, &room_id)).await;
+    assert_eq!(lost["alarm"]["state"], "active", "{lost}");
+    assert_eq!(lost["alarm"]["priority"], "high", "{lost}");
+
+    // The stream takes messages again: the room is heard again.
+    config.max_messages = -1;
+    js.update_stream(&config).await.unwrap();
+    within(&mut at_room, 20, |m| {
+        m["type"] == "central" && m["link"] == "connected"
+    })
+    .await;
+    let back = within(&mut at_central, 20, |m| link_lost(m, &room_id)).await;
+    assert_eq!(back["alarm"]["state"], "latched", "{back}");
+    central.stop().await;
+}
+
+/// X2: the central's reading of the stream stalls (its durable consumer broken: here it
+/// delivers nothing, as one whose filter was changed by hand; or far behind a flood from one
+/// room) while the rooms' live heartbeats still arrive. The central showed every room as
+/// watched, their links up, while no alarm step reached it. Now a heartbeat counts only while
+/// the central has read the stream as far as the room's last stored message (`stream_seq`):
+/// the room's link is lost, and its alarm sounds at the central.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_central_that_does_not_read_the_stream_shows_the_room_lost_not_watched() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(nats.client().await);
+    let stream = vigil_daemon::nats::ensure_stream(&js, SITE).await.unwrap();
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some("vigil-central-central".into()),
+            filter_subject: format!("vigil.{SITE}.nobody.>"),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let central = central(&nats.url()).await;
+    let mut at_central = display(&central).await;
+    let room = room_publishing_to(&nats).await;
+    let room_id = "test-room";
+    // The room is heard (the central asks it for its state), then its link is lost: the
+    // central does not read what the room stores.
+    let lost = within(&mut at_central, 30, |m| link_lost(m, room_id)).await;
+    assert_eq!(lost["alarm"]["state"], "active", "{lost}");
+    drop(room);
+    central.stop().await;
+}
