@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use vigil_daemon::station::rooms::{
-    Malformed, Rooms, MAX_ALARMS, MAX_DEVICES, MAX_MESSAGE, MAX_VITALS,
+    Malformed, Rooms, MAX_ALARMS, MAX_DEVICES, MAX_MESSAGE, MAX_NAME, MAX_STEP, MAX_VITALS,
 };
 
 fn alarm(seq: u64, id: &str, priority: &str) -> Vec<u8> {
@@ -133,6 +133,24 @@ fn one_room_cannot_grow_its_state_at_the_central_without_bound() {
         now
     )));
     assert!(too_much(rooms.apply_live_snapshot("room-2", &many, now)));
+
+    // An alarm step or a heartbeat cannot carry a large text for the central to keep.
+    let mut long = serde_json::from_slice::<Value>(&alarm(next(), "spo2-low#0", "high")).unwrap();
+    long["alarm"]["message"] = Value::String("x".repeat(MAX_STEP));
+    let long = long.to_string().into_bytes();
+    assert!(too_much(rooms.apply("room-1", Some("1"), &long, now)));
+    let name = "x".repeat(MAX_NAME + 1);
+    assert!(matches!(
+        rooms.heartbeat_from("room-1", &name, Some("1"), now),
+        Err(Malformed::TooMuch(_))
+    ));
+    assert!(matches!(
+        rooms.heartbeat_from("room-1", "Room 1", Some(&name), now),
+        Err(Malformed::TooMuch(_))
+    ));
+    assert!(rooms
+        .heartbeat_from("room-1", "Room 1", Some("1"), now)
+        .is_ok());
 
     // Another room's alarm is applied as ever.
     let frame = rooms

@@ -24,9 +24,14 @@ pub const MAX_DEVICES: usize = 64;
 pub const MAX_VITALS: usize = 256;
 /// Alarms not cleared, per room (see [`MAX_DEVICES`]).
 pub const MAX_ALARMS: usize = 256;
-/// The largest message from a room the central takes, in bytes (a room's snapshot, without
+/// The largest snapshot from a room the central takes, in bytes (a room's snapshot, without
 /// its trend, is a few KiB).
 pub const MAX_MESSAGE: usize = 256 * 1024;
+/// The largest other message from a room (a reading, an alarm step, a heartbeat: under 1 KiB),
+/// so that the alarms, devices and vitals kept stay small too.
+pub const MAX_STEP: usize = 4 * 1024;
+/// The longest room name and `boot` a heartbeat may carry, in bytes.
+pub const MAX_NAME: usize = 128;
 /// The rule id of the central's own alarm; its alarm ids start with it.
 pub const LINK_RULE: &str = "room-link-lost";
 
@@ -158,7 +163,8 @@ pub fn with_room(message: &ServerMessage, room_id: &str) -> String {
     value.to_string()
 }
 
-/// A room's message, no larger than [`MAX_MESSAGE`].
+/// A room's message: a snapshot of at most [`MAX_MESSAGE`] bytes, any other of at most
+/// [`MAX_STEP`].
 fn parse(payload: &[u8]) -> Result<ServerMessage, Malformed> {
     if payload.len() > MAX_MESSAGE {
         return Err(Malformed::TooMuch(format!(
@@ -166,7 +172,15 @@ fn parse(payload: &[u8]) -> Result<ServerMessage, Malformed> {
             payload.len()
         )));
     }
-    serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))
+    let message: ServerMessage =
+        serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))?;
+    if payload.len() > MAX_STEP && !matches!(message, ServerMessage::Snapshot(_)) {
+        return Err(Malformed::TooMuch(format!(
+            "a message of {} bytes (at most {MAX_STEP} but a snapshot)",
+            payload.len()
+        )));
+    }
+    Ok(message)
 }
 
 /// The alarm's words the pages act on are the display protocol's (V9).
