@@ -6,7 +6,8 @@
 
 use async_nats::jetstream::consumer::{pull, AckPolicy};
 use async_nats::jetstream::stream::DiscardPolicy;
-use serde_json::Value;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
 use std::time::Duration;
 use vigil_daemon::daemon::Options;
 use vigil_tests::fake_room::{central, PROVIDER, SITE};
@@ -127,5 +128,85 @@ async fn a_central_that_does_not_read_the_stream_shows_the_room_lost_not_watched
     let lost = within(&mut at_central, 30, |m| link_lost(m, room_id)).await;
     assert_eq!(lost["alarm"]["state"], "active", "{lost}");
     drop(room);
+    central.stop().await;
+}
+
+/// Publishes `message` (a display message without `v` and `seq`) on `room-1`'s `kind` subject as
+/// its run `boot` would, numbered `seq`.
+async fn publish(
+    js: &async_nats::jetstream::Context,
+    (boot, seq): (u64, u64),
+    kind: &str,
+    mut message: Value,
+) {
+    message["v"] = json!(1);
+    message["seq"] = json!(seq);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("room-1.{boot}.{seq}").as_str());
+    js.publish_with_headers(
+        format!("vigil.{SITE}.room-1.{kind}"),
+        headers,
+        message.to_string().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Publishes a snapshot of `room-1` for its run `boot`, numbered 1, with `alarms`.
+async fn publish_snapshot(js: &async_nats::jetstream::Context, boot: u64, alarms: Value) {
+    let snapshot = json!({"type":"snapshot","room":"Room 1","user":{"name":"","role":""},
+        "server_time":"2026-11-29T10:00:00.000Z",
+        "session":{"phase":"post_dose","dose_at":null,"dose_by":null,"minutes_since_dose":null,"baseline":null},
+        "devices":[],"vitals":[],"alarms":alarms,"audio_pause_remaining_s":null,
+        "trend":{"minutes":0,"resolution_s":0,"series":[]},"limits":[]});
+    publish(js, (boot, 1), "snapshot", snapshot).await;
+}
+
+/// A high SpO2 alarm `id` in `state` since `since`.
+fn spo2_alarm(id: &str, state: &str, since: &str) -> Value {
+    json!({"id":id,"rule":"spo2-low","kind":"physiological","vital":"spo2","device":"ox",
+        "priority":"high","message":"SpO2 low","state":state,"since":since,"acknowledged_by":null,
+        "acknowledged_at":null,"latching":false,"awaiting_confirmation":false,"value":85.0})
+}
+
+/// X6: the central never read the `boot` of a stored message (it looked the `Nats-Msg-Id`
+/// header up by a name that never matches the header as read from the wire), so it never saw
+/// a room restart: the restarted room numbers its messages from 1 again, and the central dropped
+/// them all as already applied, its alarms included, until the new numbers passed the old ones
+/// (hours, in a long session), while the room's heartbeats kept its link up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_rooms_alarm_reaches_the_central() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(nats.client().await);
+    vigil_daemon::nats::ensure_stream(&js, SITE).await.unwrap();
+    let central = central(&nats.url()).await;
+    let mut at_central = display(&central).await;
+    // The room's first run: a snapshot, then an alarm raised and cleared (seq 10 and 11).
+    publish_snapshot(&js, 1, json!([])).await;
+    let since = "2026-11-29T10:00:00.000Z";
+    for (seq, event, state) in [(10, "raised", "active"), (11, "cleared", "cleared")] {
+        let alarm = spo2_alarm("spo2-low#1", state, since);
+        let step = json!({"type":"alarm","event":event,"alarm":alarm});
+        publish(&js, (1, seq), "alarm", step).await;
+    }
+    within(&mut at_central, 20, |m| {
+        m["type"] == "alarm" && m["event"] == "cleared"
+    })
+    .await;
+    // It restarts: numbers from 1 again, and raises an alarm at seq 2.
+    publish_snapshot(&js, 2, json!([])).await;
+    let since = "2026-11-29T11:00:00.000Z";
+    let step =
+        json!({"type":"alarm","event":"raised","alarm":spo2_alarm("spo2-low#1", "active", since)});
+    publish(&js, (2, 2), "alarm", step).await;
+    let raised = within(&mut at_central, 20, |m| {
+        m["type"] == "alarm" && m["event"] == "raised" && m["alarm"]["since"] == since
+    })
+    .await;
+    assert_eq!(raised["room"], "room-1", "{raised}");
     central.stop().await;
 }

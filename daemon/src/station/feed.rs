@@ -38,7 +38,9 @@ const ASK_AGAIN: Duration = Duration::from_secs(5);
 /// The boot of a stored message: the middle part of its `Nats-Msg-Id`,
 /// `<room_id>.<boot>.<seq>`.
 fn boot_of(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
-    let id = headers?.get("Nats-Msg-Id")?.as_str();
+    // The header's constant: as read from the wire it is a standard header, which a `&str`
+    // key ("Nats-Msg-Id") never finds (X6).
+    let id = headers?.get(async_nats::header::NATS_MESSAGE_ID)?.as_str();
     let mut parts = id.split('.');
     let (_room, boot, _seq) = (parts.next()?, parts.next()?, parts.next()?);
     Some(boot.to_string())
