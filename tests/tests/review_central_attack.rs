@@ -210,3 +210,50 @@ async fn a_restarted_rooms_alarm_reaches_the_central() {
     assert_eq!(raised["room"], "room-1", "{raised}");
     central.stop().await;
 }
+
+/// X5: a message the durable consumer redelivers (its acknowledgement lost with the central's
+/// connection, or in flight when an earlier central process was killed) arrives after newer
+/// ones. When it came from a room's earlier run (another `boot`), the central took it for a
+/// restart and applied it: the room's current state gave way to its earlier one, and an alarm
+/// active at the room vanished from the central.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_from_a_rooms_earlier_run_does_not_undo_its_current_state() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(nats.client().await);
+    let stream = vigil_daemon::nats::ensure_stream(&js, SITE).await.unwrap();
+    // The room's first run had no alarm; its second run has a high one.
+    publish_snapshot(&js, 1, json!([])).await;
+    let alarm = spo2_alarm("spo2-low#5", "active", "2026-11-29T10:00:00.000Z");
+    publish_snapshot(&js, 2, json!([alarm])).await;
+    // An earlier central process had both delivered and acknowledged only the second.
+    let earlier = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("vigil-central-central".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut delivered = earlier.fetch().max_messages(2).messages().await.unwrap();
+    let _first = delivered.next().await.unwrap().unwrap();
+    let second = delivered.next().await.unwrap().unwrap();
+    second.double_ack().await.unwrap();
+
+    let central = central(&nats.url()).await;
+    // The first is redelivered a second after its delivery; give the central time to get it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_d, rooms) = Display::open(&format!("ws://{}/ws?token={PROVIDER}", central.addr)).await;
+    let alarms = &rooms["rooms"][0]["state"]["alarms"];
+    assert!(
+        alarms
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == "spo2-low#5"),
+        "{rooms}"
+    );
+    central.stop().await;
+}

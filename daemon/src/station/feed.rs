@@ -188,15 +188,22 @@ async fn consume(
     if let Some(start_sequence) = oldest.filter(|o| *o <= delivered) {
         rebuild(&stream, site, start_sequence, delivered, hub).await?;
     }
-    applied.fetch_max(delivered, Ordering::Relaxed);
+    // This consumer's position (stream sequences start again with a new stream).
+    applied.store(delivered, Ordering::Relaxed);
     tracing::info!(consumer = %name, "reading the site's stream");
     let mut messages = durable.messages().await?;
     while let Some(message) = messages.next().await {
         match message {
             Ok(message) => {
-                apply(hub, site, &message);
-                if let Ok(info) = message.info() {
-                    applied.fetch_max(info.stream_sequence, Ordering::Relaxed);
+                // A redelivery (its acknowledgement lost, or in flight when an earlier process
+                // stopped) comes after newer messages and was applied already: applied again,
+                // a room's earlier run would undo its current state (X5).
+                let at = message.info().map(|i| i.stream_sequence).ok();
+                if at.is_none_or(|at| at > applied.load(Ordering::Relaxed)) {
+                    apply(hub, site, &message);
+                }
+                if let Some(at) = at {
+                    applied.fetch_max(at, Ordering::Relaxed);
                 }
                 if let Err(e) = message.ack().await {
                     tracing::warn!(error = %e, "cannot acknowledge a stream message");
