@@ -6,7 +6,8 @@
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use vigil_daemon::station::rooms::{
-    Malformed, Rooms, MAX_ALARMS, MAX_DEVICES, MAX_MESSAGE, MAX_NAME, MAX_STEP, MAX_VITALS,
+    Malformed, Rooms, LINK_TIMEOUT, MAX_ALARMS, MAX_DEVICES, MAX_MESSAGE, MAX_NAME, MAX_STEP,
+    MAX_VITALS,
 };
 
 fn alarm(seq: u64, id: &str, priority: &str) -> Vec<u8> {
@@ -176,4 +177,37 @@ fn a_live_snapshot_with_an_alarm_the_pages_cannot_use_is_refused() {
     assert!(rooms
         .get("room-1")
         .is_none_or(|r| r.display_state().alarms.is_empty()));
+}
+
+/// X8: a room's alarm step posing as the central's own "room link lost" (its rule, or an id
+/// `room-link-lost#N`) went to the pages, which go by rule and id: a `cleared` one showed the
+/// room's link up and took the central's active alarm off the list while the link was lost.
+#[test]
+fn a_rooms_alarm_cannot_pose_as_the_centrals_room_link_lost() {
+    let start = Instant::now();
+    let mut rooms = Rooms::default();
+    rooms.heartbeat("room-1", "Room 1", start).unwrap();
+    let raised = rooms.tick(start + LINK_TIMEOUT, "2026-11-29T10:00:05.000Z");
+    assert_eq!(raised.len(), 1);
+    let id = serde_json::from_str::<Value>(&raised[0]).unwrap()["alarm"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (rule, id) in [("room-link-lost", "x#1"), ("spo2-low", id.as_str())] {
+        let mut step = serde_json::from_slice::<Value>(&alarm(7, id, "high")).unwrap();
+        step["event"] = json!("cleared");
+        step["alarm"]["rule"] = json!(rule);
+        step["alarm"]["state"] = json!("cleared");
+        let step = step.to_string().into_bytes();
+        assert!(
+            matches!(
+                rooms.apply("room-1", Some("1"), &step, start + LINK_TIMEOUT),
+                Err(Malformed::Alarm(_))
+            ),
+            "{rule} {id}"
+        );
+    }
+    let state = rooms.get("room-1").unwrap().display_state();
+    assert_eq!(state.alarms[0].id, id);
+    assert_eq!(state.alarms[0].state, "active");
 }

@@ -185,6 +185,13 @@ fn parse(payload: &[u8]) -> Result<ServerMessage, Malformed> {
 
 /// The alarm's words the pages act on are the display protocol's (V9).
 fn check_alarm(alarm: &AlarmInfo) -> Result<(), Malformed> {
+    // Only the central raises "room link lost": a room's step posing as it (its rule or id)
+    // would end the central's alarm at the pages, which go by rule and id (X8).
+    if alarm.rule == LINK_RULE || Rooms::is_link_alarm(&alarm.id) {
+        return Err(Malformed::Alarm(format!(
+            "the rule {LINK_RULE:?} is the central's own"
+        )));
+    }
     let fields: [(&str, &str, &[&str]); 3] = [
         ("kind", &alarm.kind, &["physiological", "technical"]),
         (
