@@ -257,3 +257,65 @@ async fn a_redelivered_message_from_a_rooms_earlier_run_does_not_undo_its_curren
     );
     central.stop().await;
 }
+
+/// X9: the room answered the central's actions and reads (trends, snapshots) from one budget
+/// (4 at once, 10 a second): trend requests, which any role at the central may send (a viewer
+/// opening rooms, several displays at once), used it up, and a nurse's `ack` through the central
+/// was refused as `rate_limited`. Actions now have their own budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trend_requests_never_use_up_what_an_action_from_the_central_needs() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let room = room_publishing_to(&nats).await;
+    let client = nats.client().await;
+    // The room answers requests once it has subscribed: its first snapshot is stored by then.
+    let js = async_nats::jetstream::new(client.clone());
+    for _ in 0..100 {
+        if js.get_stream("VIGIL_CLINIC").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Trend requests, on and on, faster than the room's flood limit, until it refuses them.
+    let trend = json!({"type":"trend","minutes":480,"request_id":"t"}).to_string();
+    let mut answers = client.subscribe("central.inbox").await.unwrap();
+    let (asking, stop) = (client.clone(), tokio_util::sync::CancellationToken::new());
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        while !stopped.is_cancelled() {
+            let subject = format!("vigil-live.{SITE}.test-room.trend");
+            let _ = asking
+                .publish_with_reply(subject, "central.inbox", trend.clone().into())
+                .await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(m) = answers.next().await {
+            let answer: Value = serde_json::from_slice(&m.payload).unwrap();
+            if answer["code"] == "rate_limited" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the room refuses trend requests beyond its limit");
+    let ack = json!({"type":"ack","alarm_id":"spo2-low#99","request_id":"r1","user":"Dr Lee","role":"nurse"});
+    let reply = client
+        .request(
+            format!("vigil-live.{SITE}.test-room.action"),
+            ack.to_string().into(),
+        )
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    // The core's own answer (no such alarm), not a refusal for want of room.
+    assert_eq!(answer["code"], "refused", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("spo2-low#99"),
+        "{answer}"
+    );
+    assert_eq!(answer["request_id"], "r1", "{answer}");
+    drop(room);
+}

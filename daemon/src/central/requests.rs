@@ -2,7 +2,7 @@
 //! `action` (the person recorded as `NAME (central)`, a viewer `forbidden`, the core's own
 //! refusals), `snapshot`, and `trend` (answered off the core by the same trend service as the
 //! room's displays, sharing its few slots, up to 8 hours). Bounded: a few in flight at once, and
-//! the display's flood limit over all of them. A request that is not understood gets an
+//! the display's flood limit, for actions and for reads apart. A request that is not understood gets an
 //! `error` reply and a log line.
 
 use super::Room;
@@ -15,7 +15,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::display::{ClientMessage, ServerMessage};
 
-/// Requests answered at once; more are refused with `rate_limited` until one is done.
+/// Requests answered at once; more are refused with `rate_limited` until one is done. Actions
+/// and reads (snapshots, trends) each have this many, and each their own flood limit: reads,
+/// which any role at the central may ask for, never use up what a nurse's `ack` needs (X9).
 pub const MAX_IN_FLIGHT: usize = 4;
 /// The longest person's name a request may carry.
 const MAX_NAME: usize = 100;
@@ -49,8 +51,9 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         snapshots.map(|m| (Request::Snapshot, m)).boxed(),
         trends.map(|m| (Request::Trend, m)).boxed(),
     ]);
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut flood = Flood::new(Instant::now());
+    // Index 0: actions; 1: reads.
+    let in_flight = [(); 2].map(|()| Arc::new(Semaphore::new(MAX_IN_FLIGHT)));
+    let mut flood = [(); 2].map(|()| Flood::new(Instant::now()));
     loop {
         let (request, message) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -63,13 +66,14 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
             tracing::warn!(subject = %message.subject, "a request from the central station without a reply subject; ignored");
             continue;
         };
-        let refused = match flood.frame(Instant::now()) {
+        let budget = usize::from(!matches!(request, Request::Action));
+        let refused = match flood[budget].frame(Instant::now()) {
             Verdict::Allow => None,
             Verdict::Refuse | Verdict::Close => Some("too many requests; slow down"),
         };
         let permit = match refused {
             Some(_) => None,
-            None => in_flight.clone().try_acquire_owned().ok(),
+            None => in_flight[budget].clone().try_acquire_owned().ok(),
         };
         let Some(permit) = permit else {
             tracing::warn!("refusing a request from the central station: too many");
