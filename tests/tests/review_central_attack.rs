@@ -319,3 +319,53 @@ async fn trend_requests_never_use_up_what_an_action_from_the_central_needs() {
     assert_eq!(answer["request_id"], "r1", "{answer}");
     drop(room);
 }
+
+fn metric(room: &Room, name: &str) -> f64 {
+    let text = room.daemon.metrics.render();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"));
+    line[name.len() + 1..].parse().unwrap()
+}
+
+/// X1, the server side: a NATS server that accepts the room's connection and then stalls (here
+/// stopped with SIGSTOP: the connection stays open, nothing is read or answered). The room's
+/// connection counted as up until the client's pings failed, minutes later, so its display said
+/// the central was connected. Now the first publication the stream does not acknowledge within
+/// 5 s shows the central disconnected, and the room's own alarms go on regardless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_nats_server_shows_the_central_lost_at_the_room_which_goes_on() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let room = room_publishing_to(&nats).await;
+    for _ in 0..100 {
+        if metric(&room, "vigil_central_connected") == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&room, "vigil_central_connected"), 1.0);
+    let (mut at_room, _) = Display::connect(&room, NURSE).await;
+    let pid = nats.pid().unwrap().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    within(&mut at_room, 20, |m| {
+        m["type"] == "central" && m["link"] == "disconnected"
+    })
+    .await;
+    room.bp(205, 100);
+    let raised = at_room
+        .until(|m| m["type"] == "alarm" && m["alarm"]["rule"] == "bp-crisis")
+        .await;
+    assert_eq!(raised["event"], "raised", "{raised}");
+    signal("-CONT");
+    drop(room);
+}
