@@ -369,3 +369,44 @@ async fn a_stalled_nats_server_shows_the_central_lost_at_the_room_which_goes_on(
     signal("-CONT");
     drop(room);
 }
+
+/// X10 (open, in `server.rs`): a central display's requests wait in one queue of 4: trend
+/// requests to rooms that are slow to answer (each waits up to 5 s) make the same display's
+/// `ack` of an alarm `busy`, for up to 5 s, while the alarm sounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "X10: open: needs a display's actions apart from its trend requests (server.rs)"]
+async fn a_displays_own_trend_requests_never_make_its_ack_busy() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let central = central(&nats.url()).await;
+    let mut at_central = display(&central).await;
+    let mut room = vigil_tests::fake_room::FakeRoom::start(&nats.url(), "room-1").await;
+    room.snapshot().await;
+    at_central
+        .until(|m| m["type"] == "snapshot" && m["room"] == "room-1")
+        .await;
+    // The room takes trend requests and is slow to answer them (here: never).
+    let _slow = room
+        .client
+        .subscribe(format!("vigil-live.{SITE}.room-1.trend"))
+        .await
+        .unwrap();
+    room.client.flush().await.unwrap();
+    for i in 0..4 {
+        at_central
+            .send(
+                json!({"type":"trend","room":"room-1","minutes":480,"request_id":format!("t{i}")}),
+            )
+            .await;
+    }
+    at_central
+        .send(json!({"type":"ack","room":"room-1","alarm_id":"spo2-low#1","request_id":"a1"}))
+        .await;
+    // (`busy` comes without the request's id.)
+    let answer = at_central
+        .until(|m| m["request_id"] == "a1" || m["code"] == "busy")
+        .await;
+    assert_eq!(answer["type"], "result", "{answer}");
+    central.stop().await;
+}
