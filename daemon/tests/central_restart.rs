@@ -168,13 +168,22 @@ async fn alarm_steps_recorded_while_nats_was_down_survive_kill_9_and_reach_the_c
             ),
         })
         .collect();
+    // First the first run's, then the second run's own link change (its oximeter is missing
+    // too), which the snapshot includes and so follows. Until the central read message ids'
+    // boots (X6) it dropped that one as already applied.
     assert_eq!(
-        order,
-        vec![
+        order[..2],
+        [
             ("oximeter-1".to_string(), "disconnected".to_string()),
             (id.clone(), "raised".to_string()),
         ],
         "in recorded order, before the restarted room's snapshot"
+    );
+    assert!(
+        order[2..]
+            .iter()
+            .all(|step| *step == ("oximeter-1".to_string(), "disconnected".to_string())),
+        "after them only the second run's own link change: {order:?}"
     );
     assert!(
         log.contains("publishing to the central station what the last run recorded"),

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::nats::{msg_id, replay_msg_id, snapshot_msg_id, Subjects};
 use async_nats::connection::State;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -118,9 +119,21 @@ struct Shared {
     outbox: Mutex<Outbox>,
     more: Notify,
     metrics: Arc<Metrics>,
+    /// Whether the stream took the last message offered to it (true until one fails). While it
+    /// refuses (full, no JetStream leader, no permission) the room sends no heartbeat: a
+    /// heartbeat tells the central it has the room's messages (X1).
+    stream_takes: AtomicBool,
+    /// The stream sequence of the last message the stream acknowledged, sent in each heartbeat
+    /// (`stream_seq`): the central holds the link up only while it has read that far (X2).
+    stream_seq: AtomicU64,
 }
 
 impl Shared {
+    /// Whether the room may send a heartbeat: the stream takes its messages.
+    fn stream_takes(&self) -> bool {
+        self.stream_takes.load(Ordering::Relaxed)
+    }
+
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -200,6 +213,8 @@ pub async fn start(
         outbox: Mutex::new(Outbox::new(OUTBOX_CAPACITY)),
         more: Notify::new(),
         metrics,
+        stream_takes: AtomicBool::new(true),
+        stream_seq: AtomicU64::new(0),
     });
     tracing::info!(site = %room.site, room_id = %room.room_id, "publishing to the central station");
     let replayed = match &record {
@@ -257,8 +272,9 @@ impl Room {
         Some((seq, ServerMessage::Snapshot(Box::new(snapshot)).to_json()))
     }
 
-    /// The live heartbeat for the core's heartbeat message `text`.
-    fn heartbeat(&self, seq: u64, text: &str) -> String {
+    /// The live heartbeat for the core's heartbeat message `text`, with the stream sequence of
+    /// the room's last stored message.
+    fn heartbeat(&self, seq: u64, text: &str, stream_seq: u64) -> String {
         let at = serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v["at"].as_str().map(str::to_string))
@@ -271,6 +287,7 @@ impl Room {
             "room_id": self.room_id,
             "boot": self.boot,
             "seq": seq,
+            "stream_seq": stream_seq,
         })
         .to_string()
     }
@@ -306,9 +323,10 @@ impl Taker {
             }
             Kind::Heartbeat => {
                 let due = self.beat.is_none_or(|b| b.elapsed() >= HEARTBEAT_EVERY);
-                if due && room.connected() {
+                if due && room.connected() && shared.stream_takes() {
                     self.beat = Some(Instant::now());
-                    let payload = room.heartbeat(seq, &text);
+                    let stream_seq = shared.stream_seq.load(Ordering::Relaxed);
+                    let payload = room.heartbeat(seq, &text, stream_seq);
                     let publish = room
                         .client
                         .publish(room.subjects.heartbeat(), payload.into());
@@ -416,7 +434,8 @@ async fn take_feed(
                     flushed = Instant::now();
                     taker.flush_readings();
                 }
-                let now = room.connected();
+                // Connected to NATS is not enough: the stream must take the room's messages.
+                let now = room.connected() && shared.stream_takes();
                 if now != connected {
                     connected = now;
                     room.metrics.set_central_connected(now);
@@ -447,7 +466,8 @@ async fn send(room: Room, shared: Arc<Shared>, notes: record::Notes, cancel: Can
                 _ = shared.more.notified() => continue,
             }
         };
-        let sent = room.connected() && {
+        let connected = room.connected();
+        let sent = connected && {
             if !stream_ready {
                 stream_ready = matches!(
                     tokio::time::timeout(
@@ -458,8 +478,20 @@ async fn send(room: Room, shared: Arc<Shared>, notes: record::Notes, cancel: Can
                     Ok(Ok(_))
                 );
             }
-            stream_ready && publish(&js, &room.subjects, &item).await.is_ok()
+            stream_ready
+                && match publish(&js, &room.subjects, &item).await {
+                    Ok(stream_seq) => {
+                        shared.stream_seq.fetch_max(stream_seq, Ordering::Relaxed);
+                        true
+                    }
+                    Err(_) => false,
+                }
         };
+        // Disconnected says nothing of the stream (the connection's state governs then). A
+        // refused message stays at the outbox's front and is retried, so this turns true again.
+        if connected {
+            shared.stream_takes.store(sent, Ordering::Relaxed);
+        }
         if sent {
             failing = false;
             if let Some(done) = item.done.clone() {
@@ -473,7 +505,7 @@ async fn send(room: Room, shared: Arc<Shared>, notes: record::Notes, cancel: Can
             shared.metrics.set_central_pending(len);
         } else {
             if !failing && room.connected() {
-                tracing::warn!(msg_id = %item.msg_id, "cannot publish to the central station; retrying");
+                tracing::warn!(msg_id = %item.msg_id, "cannot publish to the central station; retrying, without heartbeats until the stream takes it");
             }
             failing = true;
             // The stream may have gone with the server's store: make sure of it again.
@@ -486,11 +518,12 @@ async fn send(room: Room, shared: Arc<Shared>, notes: record::Notes, cancel: Can
     }
 }
 
+/// Publishes `item` and waits for the stream's acknowledgement: the stream sequence it got.
 async fn publish(
     js: &async_nats::jetstream::Context,
     subjects: &Subjects,
     item: &Item,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     use async_nats::jetstream::message::PublishMessage;
     let subject = match item.subject {
         Subject::Alarm => subjects.alarm(),
@@ -510,7 +543,7 @@ async fn publish(
             .map_err(|e| e.to_string())
     };
     match tokio::time::timeout(PUBLISH_TIMEOUT, acked).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(ack)) => Ok(ack.sequence),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("no acknowledgement in time".into()),
     }

@@ -2,12 +2,12 @@
 //! `action` (the person recorded as `NAME (central)`, a viewer `forbidden`, the core's own
 //! refusals), `snapshot`, and `trend` (answered off the core by the same trend service as the
 //! room's displays, sharing its few slots, up to 8 hours). Bounded: a few in flight at once, and
-//! the display's flood limit over all of them. A request that is not understood gets an
+//! the display's flood limit, for actions and for reads apart. A request that is not understood gets an
 //! `error` reply and a log line.
 
 use super::Room;
 use crate::config::Role;
-use crate::nats::signed::{Unsigned, Verifier};
+use crate::nats::signed::{Signed, Unsigned, Verifier};
 use crate::net::flood::{Flood, Verdict};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::display::{ClientMessage, ServerMessage};
 
-/// Requests answered at once; more are refused with `rate_limited` until one is done.
+/// Requests answered at once; more are refused with `rate_limited` until one is done. Actions
+/// and reads (snapshots, trends) each have this many, and each their own flood limit: reads,
+/// which any role at the central may ask for, never use up what a nurse's `ack` needs (X9).
 pub const MAX_IN_FLIGHT: usize = 4;
 /// The longest person's name a request may carry.
 const MAX_NAME: usize = 100;
@@ -50,10 +52,15 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         snapshots.map(|m| (Request::Snapshot, m)).boxed(),
         trends.map(|m| (Request::Trend, m)).boxed(),
     ]);
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut flood = Flood::new(Instant::now());
+    // Index 0: actions; 1: reads.
+    let in_flight = [(); 2].map(|()| Arc::new(Semaphore::new(MAX_IN_FLIGHT)));
+    let mut flood = [(); 2].map(|()| Flood::new(Instant::now()));
     let mut verifier = room.action_key.clone().map(Verifier::new);
     let mut unsigned_log = crate::net::Tally::default();
+    // Unsigned requests are refused before they count against the central's budgets, and
+    // answered only at a display's flood rate: a flood of them must neither use up the
+    // central's own requests nor crowd the room's publications on its one connection.
+    let mut unsigned_replies = Flood::new(Instant::now());
     loop {
         let (request, message) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -66,15 +73,33 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
             tracing::warn!(subject = %message.subject, "a request from the central station without a reply subject; ignored");
             continue;
         };
-        let refused = match flood.frame(Instant::now()) {
-            Verdict::Allow => None,
-            Verdict::Refuse | Verdict::Close => Some("too many requests; slow down"),
-        };
-        if refused.is_none() {
-            if let Err(why) = check(&mut verifier, &message) {
+        let signed = match authentic(verifier.as_ref(), &message) {
+            Ok(signed) => signed,
+            Err(why) => {
                 if let Some(count) = unsigned_log.note(Instant::now()) {
                     tracing::warn!(subject = %message.subject, count, reason = %why, "refusing requests not signed by the central station (count since the last such line)");
                 }
+                if let Verdict::Allow = unsigned_replies.frame(Instant::now()) {
+                    let text = error(
+                        request_id_of(&message.payload),
+                        "unauthenticated",
+                        why.to_string(),
+                    );
+                    let _ = room.client.publish(reply_to, text.into()).await;
+                }
+                continue;
+            }
+        };
+        let budget = usize::from(!matches!(request, Request::Action));
+        let refused = match flood[budget].frame(Instant::now()) {
+            Verdict::Allow => None,
+            Verdict::Refuse | Verdict::Close => Some("too many requests; slow down"),
+        };
+        // An action is carried out once: a replay of the central's is refused. Reads (trend,
+        // snapshot) change nothing, so they are not remembered.
+        if let (None, Request::Action, Some(verifier)) = (refused, request, verifier.as_mut()) {
+            if let Err(why) = verifier.first_time(signed) {
+                tracing::warn!(reason = %why, "refusing an action request from the central station");
                 let text = error(
                     request_id_of(&message.payload),
                     "unauthenticated",
@@ -86,7 +111,7 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         }
         let permit = match refused {
             Some(_) => None,
-            None => in_flight.clone().try_acquire_owned().ok(),
+            None => in_flight[budget].clone().try_acquire_owned().ok(),
         };
         let Some(permit) = permit else {
             tracing::warn!("refusing a request from the central station: too many");
@@ -116,9 +141,12 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
     }
 }
 
-/// Whether `message` is signed by the central: fresh and not answered before (hazard V6). A
-/// room without a key answers nothing (its configuration requires one).
-fn check(verifier: &mut Option<Verifier>, message: &async_nats::Message) -> Result<(), Unsigned> {
+/// Whether `message` is signed by the central, and fresh (hazard V6). A room without a key
+/// answers nothing (its configuration requires one).
+fn authentic(
+    verifier: Option<&Verifier>,
+    message: &async_nats::Message,
+) -> Result<Signed, Unsigned> {
     let Some(verifier) = verifier else {
         return Err(Unsigned::Forged);
     };
@@ -126,7 +154,7 @@ fn check(verifier: &mut Option<Verifier>, message: &async_nats::Message) -> Resu
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
-    verifier.check(
+    verifier.authentic(
         message.subject.as_str(),
         message.headers.as_ref(),
         &message.payload,

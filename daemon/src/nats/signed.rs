@@ -110,20 +110,16 @@ impl Verifier {
         }
     }
 
-    /// Whether the request (`subject`, its headers and payload) is the central's, fresh and
-    /// new, by the room's clock (`now_ms`, unix milliseconds).
-    ///
-    /// Replays are judged by signing times, not by the room's clock, so a room clock set back
-    /// cannot make a request answered once pass again: a request signed more than [`WINDOW`]
-    /// before the newest one answered is refused, and the signatures within that window are
-    /// remembered.
-    pub fn check(
-        &mut self,
+    /// Whether the request (`subject`, its headers and payload) is the central's and fresh, by
+    /// the room's clock (`now_ms`, unix milliseconds). Holds no state: a flood of them costs a
+    /// hash each and nothing more.
+    pub fn authentic(
+        &self,
         subject: &str,
         headers: Option<&async_nats::HeaderMap>,
         payload: &[u8],
         now_ms: i64,
-    ) -> Result<(), Unsigned> {
+    ) -> Result<Signed, Unsigned> {
         let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
         let signed_at: i64 = header(SIGNED_AT)
             .and_then(|t| t.parse().ok())
@@ -131,27 +127,57 @@ impl Verifier {
         let tag = header(SIGNATURE).and_then(unhex).ok_or(Unsigned::Forged)?;
         hmac::verify(&self.key.0, &message(subject, signed_at, payload), &tag)
             .map_err(|_| Unsigned::Forged)?;
-        let window = WINDOW.as_millis() as i64;
         let off_ms = now_ms.saturating_sub(signed_at);
-        if off_ms.abs() > window {
+        if off_ms.abs() > WINDOW.as_millis() as i64 {
             return Err(Unsigned::Stale(off_ms / 1000));
         }
-        let newest = self.newest.max(signed_at);
-        let oldest = newest.saturating_sub(window);
-        if signed_at < oldest {
+        Ok(Signed { tag, signed_at })
+    }
+
+    /// Whether an authentic request is answered for the first time (an action: answering one
+    /// twice would act twice). Called only for what the room will carry out, after its rate
+    /// limits, so only the central's own requests, at most at that rate, are remembered.
+    ///
+    /// Replays are judged by signing times, not by the room's clock, so a room clock set back
+    /// cannot make a request answered once pass again: a request signed more than [`WINDOW`]
+    /// before the newest one answered is refused, and the signatures within that window are
+    /// remembered.
+    pub fn first_time(&mut self, signed: Signed) -> Result<(), Unsigned> {
+        let newest = self.newest.max(signed.signed_at);
+        let oldest = newest.saturating_sub(WINDOW.as_millis() as i64);
+        if signed.signed_at < oldest {
             return Err(Unsigned::Replay);
         }
         self.seen.retain(|_, at| *at >= oldest);
-        if self.seen.contains_key(&tag) {
+        if self.seen.contains_key(&signed.tag) {
             return Err(Unsigned::Replay);
         }
         if self.seen.len() >= MAX_SEEN {
             return Err(Unsigned::Busy);
         }
-        self.seen.insert(tag, signed_at);
+        self.seen.insert(signed.tag, signed.signed_at);
         self.newest = newest;
         Ok(())
     }
+
+    /// [`Verifier::authentic`], then [`Verifier::first_time`].
+    pub fn check(
+        &mut self,
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<(), Unsigned> {
+        let signed = self.authentic(subject, headers, payload, now_ms)?;
+        self.first_time(signed)
+    }
+}
+
+/// An authentic request's signature and signing time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    tag: Vec<u8>,
+    signed_at: i64,
 }
 
 #[cfg(test)]

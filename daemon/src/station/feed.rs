@@ -11,14 +11,19 @@
 //! off and later replayed) arrives in order. What it had delivered before a restart is read
 //! again from the oldest snapshot (the restarted process has no memory of it). Messages
 //! already applied are skipped by `seq`.
+//!
+//! A heartbeat keeps a room's link up only while the central has read the stream as far as the
+//! room's last stored message (`stream_seq` in the heartbeat): a central whose reading stalls
+//! (its consumer broken, or behind a flood) must not show rooms as watched (see [`Lag`]).
 
 use super::hub::Hub;
-use super::rooms::Malformed;
+use super::rooms::{Malformed, LINK_TIMEOUT, MAX_ROOMS};
 use crate::nats::signed::ActionKey;
 use crate::nats::{ensure_stream, Subjects};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,7 +39,9 @@ const ASK_AGAIN: Duration = Duration::from_secs(5);
 /// The boot of a stored message: the middle part of its `Nats-Msg-Id`,
 /// `<room_id>.<boot>.<seq>`.
 fn boot_of(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
-    let id = headers?.get("Nats-Msg-Id")?.as_str();
+    // The header's constant: as read from the wire it is a standard header, which a `&str`
+    // key ("Nats-Msg-Id") never finds (X6).
+    let id = headers?.get(async_nats::header::NATS_MESSAGE_ID)?.as_str();
     let mut parts = id.split('.');
     let (_room, boot, _seq) = (parts.next()?, parts.next()?, parts.next()?);
     Some(boot.to_string())
@@ -55,6 +62,43 @@ fn apply(hub: &Hub, site: &str, message: &async_nats::Message) {
     }
 }
 
+/// How far behind the rooms the central's reading of the stream is: per room, the oldest
+/// heartbeat whose `stream_seq` the central had not yet read when it arrived (sans-IO).
+#[derive(Debug, Default)]
+pub struct Lag {
+    owed: HashMap<String, (u64, Instant)>,
+}
+
+impl Lag {
+    /// Whether `room_id`'s heartbeat at `now`, saying the stream holds the room's messages up to
+    /// `stream_seq`, may keep its link up, the central having applied the stream up to
+    /// `applied`: not once the central has been behind the room for [`LINK_TIMEOUT`]. The
+    /// room's link is then lost as if it were silent, and its alarm sounds: nobody watches the
+    /// room through the central. A heartbeat without `stream_seq` (an older room) counts.
+    pub fn current(
+        &mut self,
+        room_id: &str,
+        stream_seq: Option<u64>,
+        applied: u64,
+        now: Instant,
+    ) -> bool {
+        let Some(stream_seq) = stream_seq else {
+            return true;
+        };
+        if let Some(&(owed, since)) = self.owed.get(room_id) {
+            if applied < owed {
+                return now.saturating_duration_since(since) < LINK_TIMEOUT;
+            }
+        }
+        if applied >= stream_seq {
+            self.owed.remove(room_id);
+        } else if self.owed.contains_key(room_id) || self.owed.len() < MAX_ROOMS {
+            self.owed.insert(room_id.to_string(), (stream_seq, now));
+        }
+        true
+    }
+}
+
 /// Runs until `cancel`: the stream (seeding, then the durable consumer) and the heartbeats.
 pub async fn run(
     (client, key): (async_nats::Client, Option<ActionKey>),
@@ -63,8 +107,10 @@ pub async fn run(
     hub: Arc<Hub>,
     cancel: CancellationToken,
 ) {
-    let stored = stream(client.clone(), &site, &consumer, &hub);
-    let live = heartbeats(client, key, &site, &hub);
+    // The stream sequence up to which the central has applied the site's stream.
+    let applied = AtomicU64::new(0);
+    let stored = stream(client.clone(), &site, &consumer, &hub, &applied);
+    let live = heartbeats(client, key, &site, &hub, &applied);
     tokio::select! {
         _ = cancel.cancelled() => {}
         _ = stored => {}
@@ -72,12 +118,18 @@ pub async fn run(
     }
 }
 
-async fn stream(client: async_nats::Client, site: &str, name: &str, hub: &Hub) {
+async fn stream(
+    client: async_nats::Client,
+    site: &str,
+    name: &str,
+    hub: &Hub,
+    applied: &AtomicU64,
+) {
     let js = async_nats::jetstream::new(client);
     // While NATS is down this fails every second: logged at once, then once a minute.
     let mut failures = crate::net::Tally::default();
     loop {
-        if let Err(e) = consume(&js, site, name, hub).await {
+        if let Err(e) = consume(&js, site, name, hub, applied).await {
             if let Some(count) = failures.note(Instant::now()) {
                 tracing::warn!(error = %e, count, "reading the site's stream failed; trying again every second");
             }
@@ -92,6 +144,7 @@ async fn consume(
     site: &str,
     name: &str,
     hub: &Hub,
+    applied: &AtomicU64,
 ) -> anyhow::Result<()> {
     let stream = ensure_stream(js, site).await?;
     let seed = stream
@@ -136,12 +189,23 @@ async fn consume(
     if let Some(start_sequence) = oldest.filter(|o| *o <= delivered) {
         rebuild(&stream, site, start_sequence, delivered, hub).await?;
     }
+    // This consumer's position (stream sequences start again with a new stream).
+    applied.store(delivered, Ordering::Relaxed);
     tracing::info!(consumer = %name, "reading the site's stream");
     let mut messages = durable.messages().await?;
     while let Some(message) = messages.next().await {
         match message {
             Ok(message) => {
-                apply(hub, site, &message);
+                // A redelivery (its acknowledgement lost, or in flight when an earlier process
+                // stopped) comes after newer messages and was applied already: applied again,
+                // a room's earlier run would undo its current state (X5).
+                let at = message.info().map(|i| i.stream_sequence).ok();
+                if at.is_none_or(|at| at > applied.load(Ordering::Relaxed)) {
+                    apply(hub, site, &message);
+                }
+                if let Some(at) = at {
+                    applied.fetch_max(at, Ordering::Relaxed);
+                }
                 if let Err(e) = message.ack().await {
                     tracing::warn!(error = %e, "cannot acknowledge a stream message");
                 }
@@ -199,6 +263,7 @@ async fn heartbeats(
     key: Option<ActionKey>,
     site: &str,
     hub: &Arc<Hub>,
+    applied: &AtomicU64,
 ) {
     #[derive(serde::Deserialize)]
     struct Beat {
@@ -207,9 +272,13 @@ async fn heartbeats(
         room_id: String,
         #[serde(default)]
         boot: Option<serde_json::Value>,
+        #[serde(default)]
+        stream_seq: Option<u64>,
     }
     let subject = format!("vigil-live.{site}.*.heartbeat");
     let mut asked: HashMap<String, Instant> = HashMap::new();
+    let mut lag = Lag::default();
+    let mut behind_log = crate::net::Tally::default();
     loop {
         let mut beats = match client.subscribe(subject.clone()).await {
             Ok(s) => s,
@@ -242,8 +311,16 @@ async fn heartbeats(
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             });
-            hub.heartbeat(room_id, &beat.room, boot.as_deref());
             let now = Instant::now();
+            let read = applied.load(Ordering::Relaxed);
+            if !lag.current(room_id, beat.stream_seq, read, now) {
+                // Not passed on: the room's link is lost at the central after LINK_TIMEOUT.
+                if let Some(count) = behind_log.note(now) {
+                    tracing::warn!(room = %room_id, applied = read, count, "the central has not read the room's stored messages for 5 s: its heartbeats do not keep its link up");
+                }
+                continue;
+            }
+            hub.heartbeat(room_id, &beat.room, boot.as_deref());
             let due = hub.knows(room_id)
                 && asked.get(room_id).is_none_or(|at| {
                     hub.needs_snapshot(room_id) && now.saturating_duration_since(*at) >= ASK_AGAIN
@@ -283,6 +360,38 @@ async fn ask_snapshot(
         Ok(reply) => hub.apply_live_snapshot(&room_id, &reply.payload),
         Err(e) => {
             tracing::info!(room = %room_id, error = %e, "a room did not answer the snapshot request")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// X2: heartbeats keep a room's link up only while the central reads the stream as far as
+    /// the room has stored; a central stalled behind the room for LINK_TIMEOUT stops counting
+    /// them, and counts them again once it has caught up.
+    #[test]
+    fn heartbeats_count_only_while_the_central_reads_as_far_as_the_room_stored() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut lag = Lag::default();
+        // Caught up, or a heartbeat from a room without stream_seq: counts.
+        assert!(lag.current("room-1", Some(10), 10, start));
+        assert!(lag.current("room-1", None, 0, start));
+        // The central's reading stalls at 10 while the room stores on.
+        for i in 1..=4u32 {
+            assert!(lag.current("room-1", Some(10 + u64::from(i)), 10, start + second * i));
+        }
+        assert!(!lag.current("room-1", Some(16), 10, start + second * 6));
+        // Another room the central has read is unaffected.
+        assert!(lag.current("room-2", Some(9), 10, start + second * 6));
+        // Caught up: counts again.
+        assert!(lag.current("room-1", Some(17), 17, start + second * 7));
+        // A central that keeps up with a busy room, a little behind each time, is current.
+        for i in 8..30u32 {
+            let at = start + second * i;
+            assert!(lag.current("room-1", Some(u64::from(i) * 10), u64::from(i - 1) * 10, at));
         }
     }
 }

@@ -16,6 +16,22 @@ pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rooms a central keeps at most: whoever can publish on the site's subjects cannot make it
 /// grow without bound.
 pub const MAX_ROOMS: usize = 256;
+/// The most a central keeps of one room: whoever can publish on a room's subjects cannot make
+/// its state, every display's `rooms` message and the work per reading grow without bound
+/// (X3). A real room has a few devices and alarms; these are far above that.
+pub const MAX_DEVICES: usize = 64;
+/// Device and vital pairs with a latest reading, per room (see [`MAX_DEVICES`]).
+pub const MAX_VITALS: usize = 256;
+/// Alarms not cleared, per room (see [`MAX_DEVICES`]).
+pub const MAX_ALARMS: usize = 256;
+/// The largest snapshot from a room the central takes, in bytes (a room's snapshot, without
+/// its trend, is a few KiB).
+pub const MAX_MESSAGE: usize = 256 * 1024;
+/// The largest other message from a room (a reading, an alarm step, a heartbeat: under 1 KiB),
+/// so that the alarms, devices and vitals kept stay small too.
+pub const MAX_STEP: usize = 4 * 1024;
+/// The longest room name and `boot` a heartbeat may carry, in bytes.
+pub const MAX_NAME: usize = 128;
 /// The rule id of the central's own alarm; its alarm ids start with it.
 pub const LINK_RULE: &str = "room-link-lost";
 
@@ -35,6 +51,10 @@ pub enum Malformed {
     /// A room id that is not a slug, or a new room beyond [`MAX_ROOMS`].
     #[error("room {0:?} refused: not a room id, or more than 256 rooms")]
     Room(String),
+    /// A message beyond what the central keeps of a room ([`MAX_MESSAGE`], [`MAX_DEVICES`],
+    /// [`MAX_VITALS`], [`MAX_ALARMS`]).
+    #[error("beyond what the central keeps of a room: {0}")]
+    TooMuch(String),
 }
 
 /// Whether the central hears a room.
@@ -162,8 +182,35 @@ pub fn with_room(message: &ServerMessage, room_id: &str) -> String {
     value.to_string()
 }
 
+/// A room's message: a snapshot of at most [`MAX_MESSAGE`] bytes, any other of at most
+/// [`MAX_STEP`].
+fn parse(payload: &[u8]) -> Result<ServerMessage, Malformed> {
+    if payload.len() > MAX_MESSAGE {
+        return Err(Malformed::TooMuch(format!(
+            "a message of {} bytes (at most {MAX_MESSAGE})",
+            payload.len()
+        )));
+    }
+    let message: ServerMessage =
+        serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))?;
+    if payload.len() > MAX_STEP && !matches!(message, ServerMessage::Snapshot(_)) {
+        return Err(Malformed::TooMuch(format!(
+            "a message of {} bytes (at most {MAX_STEP} but a snapshot)",
+            payload.len()
+        )));
+    }
+    Ok(message)
+}
+
 /// The alarm's words the pages act on are the display protocol's (V9).
 fn check_alarm(alarm: &AlarmInfo) -> Result<(), Malformed> {
+    // Only the central raises "room link lost": a room's step posing as it (its rule or id)
+    // would end the central's alarm at the pages, which go by rule and id (X8).
+    if alarm.rule == LINK_RULE || Rooms::is_link_alarm(&alarm.id) {
+        return Err(Malformed::Alarm(format!(
+            "the rule {LINK_RULE:?} is the central's own"
+        )));
+    }
     let fields: [(&str, &str, &[&str]); 3] = [
         ("kind", &alarm.kind, &["physiological", "technical"]),
         (
@@ -188,7 +235,55 @@ fn check_alarm(alarm: &AlarmInfo) -> Result<(), Malformed> {
     Ok(())
 }
 
+/// A snapshot within what the central keeps of a room.
+fn check_size(snapshot: &Snapshot) -> Result<(), Malformed> {
+    let lists = [
+        ("devices", snapshot.devices.len(), MAX_DEVICES),
+        ("vitals", snapshot.vitals.len(), MAX_VITALS),
+        ("alarms", snapshot.alarms.len(), MAX_ALARMS),
+    ];
+    match lists.iter().find(|(_, len, max)| len > max) {
+        Some((name, len, max)) => Err(Malformed::TooMuch(format!(
+            "a snapshot with {len} {name} (at most {max})"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Room {
+    /// Whether `message` would grow the room's state beyond what the central keeps of it.
+    fn check_growth(&self, message: &ServerMessage) -> Result<(), Malformed> {
+        let state = &self.state;
+        let (grows, name, max) = match message {
+            ServerMessage::Reading { reading, .. } => (
+                state.vitals.len() >= MAX_VITALS
+                    && !state.vitals.iter().any(|v| {
+                        v.reading.device == reading.device && v.reading.vital == reading.vital
+                    }),
+                "device vitals",
+                MAX_VITALS,
+            ),
+            ServerMessage::Device { device, .. } => (
+                state.devices.len() >= MAX_DEVICES
+                    && !state.devices.iter().any(|d| &d.device == device),
+                "devices",
+                MAX_DEVICES,
+            ),
+            ServerMessage::Alarm { alarm, .. } => (
+                alarm.state != "cleared"
+                    && state.alarms.len() >= MAX_ALARMS
+                    && !state.alarms.iter().any(|a| a.id == alarm.id),
+                "alarms",
+                MAX_ALARMS,
+            ),
+            _ => (false, "", 0),
+        };
+        if grows {
+            return Err(Malformed::TooMuch(format!("more than {max} {name}")));
+        }
+        Ok(())
+    }
+
     /// The `seq` of the last reading applied for `device`'s `vital` (looked up without
     /// allocating: this runs for every reading of every room).
     fn reading_seq(&self, device: &str, vital: vigil_protocol::Vital) -> Option<u64> {
@@ -214,6 +309,11 @@ impl Room {
             other_boot: None,
             conflict_until: None,
         }
+    }
+
+    /// How many device vitals the central keeps a reading position for (bounded, X3).
+    pub fn reading_positions(&self) -> usize {
+        self.reading_seqs.values().map(HashMap::len).sum()
     }
 
     /// The room's state as the displays get it: the room's snapshot with the central's own
@@ -270,8 +370,7 @@ impl Rooms {
         payload: &[u8],
         now: Instant,
     ) -> Result<Option<String>, Malformed> {
-        let message: ServerMessage =
-            serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))?;
+        let message = parse(payload)?;
         let seq = match &message {
             ServerMessage::Snapshot(s) => s.seq,
             ServerMessage::Reading { seq, .. }
@@ -288,7 +387,10 @@ impl Rooms {
         };
         match &message {
             ServerMessage::Alarm { alarm, .. } => check_alarm(alarm)?,
-            ServerMessage::Snapshot(s) => s.alarms.iter().try_for_each(check_alarm)?,
+            ServerMessage::Snapshot(s) => {
+                check_size(s)?;
+                s.alarms.iter().try_for_each(check_alarm)?
+            }
             _ => {}
         }
         let room = self.room(room_id, now)?;
@@ -310,6 +412,7 @@ impl Rooms {
         if room.applied && !restarted && already {
             return Ok(None);
         }
+        room.check_growth(&message)?;
         room.applied = true;
         if let Some(boot) = boot {
             room.boot = Some(boot.to_string());
@@ -350,6 +453,12 @@ impl Rooms {
                     vitals.push(kept);
                 }
                 room.has_snapshot = true;
+                // Readings numbered up to the snapshot are judged by it: their own positions
+                // go, so ever-new device ids between snapshots cannot grow them (X3).
+                room.reading_seqs.retain(|_, vitals| {
+                    vitals.retain(|_, at| *at > seq);
+                    !vitals.is_empty()
+                });
                 // The central's alarm goes with the room's state to the displays.
                 let state = room.display_state();
                 return Ok(Some(with_room(
@@ -421,13 +530,13 @@ impl Rooms {
         payload: &[u8],
         now: Instant,
     ) -> Result<Option<String>, Malformed> {
-        let message: ServerMessage =
-            serde_json::from_slice(payload).map_err(|e| Malformed::NotJson(e.to_string()))?;
-        let ServerMessage::Snapshot(snapshot) = message else {
+        let ServerMessage::Snapshot(snapshot) = parse(payload)? else {
             return Err(Malformed::NotJson(
                 "the answer to a snapshot request is not a snapshot".into(),
             ));
         };
+        check_size(&snapshot)?;
+        snapshot.alarms.iter().try_for_each(check_alarm)?;
         let room = self.room(room_id, now)?;
         if room.has_snapshot {
             return Ok(None);

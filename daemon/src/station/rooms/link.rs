@@ -26,6 +26,12 @@ impl Rooms {
         boot: Option<&str>,
         now: Instant,
     ) -> Result<Option<String>, Malformed> {
+        // The name and boot are kept: a heartbeat cannot make them large (X3).
+        if name.len() > MAX_NAME || boot.is_some_and(|b| b.len() > MAX_NAME) {
+            return Err(Malformed::TooMuch(format!(
+                "a heartbeat whose room name or boot is longer than {MAX_NAME} bytes"
+            )));
+        }
         let room = self.room(room_id, now)?;
         if let Some(boot) = boot {
             if let Some(current) = room.beat_boot.as_deref().filter(|b| *b != boot) {
