@@ -2,8 +2,9 @@
 # The package's static and install-time checks, one step per call, run as root by
 # daemon/tests/package.rs (which runs the daemon between them):
 #   test-package.sh build                 both packages: VERSION and a higher VERSION+1 (same binaries)
-#   test-package.sh lint DEB              lintian (no errors) and the unit's systemd-analyze security
-#   test-package.sh install DEB           dpkg -i, then the user, groups, folders, units, man pages
+#   test-package.sh lint DEB              lintian (no errors) and the units' systemd-analyze security
+#   test-package.sh install DEB           dpkg -i, then the user, groups, folders, units, man pages;
+#                                         prints whether vigil-central.service is enabled
 #   test-package.sh purge [keep|remove]   dpkg --purge, answering vigil/purge_data, then checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,9 +48,11 @@ lint)
     deb=$2
     lintian --fail-on error --suppress-tags non-standard-file-perm "$deb" >&2 ||
         fail "lintian reports errors in $deb"
-    systemd-analyze security --offline=yes --no-pager packaging/systemd/vigil.service >&2
-    systemd-analyze security --offline=yes --no-pager packaging/systemd/vigil.service 2>&1 |
-        grep -o 'Overall exposure level for vigil.service: [0-9.]* [A-Z]*'
+    for unit in vigil.service vigil-central.service; do
+        systemd-analyze security --offline=yes --no-pager "packaging/systemd/$unit" >&2
+        systemd-analyze security --offline=yes --no-pager "packaging/systemd/$unit" 2>&1 |
+            grep -o "Overall exposure level for $unit: [0-9.]* [A-Z]*"
+    done
     ;;
 install)
     deb=$2
@@ -62,16 +65,25 @@ install)
     fi
     [ "$(stat -c '%U:%G %a' /var/lib/vigil)" = "vigil:vigil 750" ] ||
         fail "/var/lib/vigil is $(stat -c '%U:%G %a' /var/lib/vigil)"
-    [ "$(stat -c '%U:%G %a' /etc/vigil/vigil.toml)" = "root:vigil 640" ] ||
-        fail "/etc/vigil/vigil.toml is $(stat -c '%U:%G %a' /etc/vigil/vigil.toml)"
-    grep -qx /etc/vigil/vigil.toml /var/lib/dpkg/info/vigil.conffiles || fail "vigil.toml is no conffile"
+    for conf in /etc/vigil/vigil.toml /etc/vigil/central.toml; do
+        [ "$(stat -c '%U:%G %a' $conf)" = "root:vigil 640" ] ||
+            fail "$conf is $(stat -c '%U:%G %a' $conf)"
+        grep -qx $conf /var/lib/dpkg/info/vigil.conffiles || fail "$conf is no conffile"
+    done
     for bin in vigil vigil-sim; do [ -x /usr/bin/$bin ] || fail "no /usr/bin/$bin"; done
     for page in vigil vigil-run vigil-backup vigil-restore vigil-token vigil-sim; do
         [ -f /usr/share/man/man1/$page.1.gz ] || fail "no man page $page(1)"
     done
     [ -f /usr/share/vigil/profiles/kap-default.toml ] || fail "no default profile"
-    systemd-analyze verify /lib/systemd/system/vigil.service >&2 || fail "systemd-analyze verify"
+    [ -f /usr/share/man/man1/vigil-central.1.gz ] || fail "no man page vigil-central(1)"
+    for unit in vigil.service vigil-central.service; do
+        systemd-analyze verify /lib/systemd/system/$unit >&2 || fail "systemd-analyze verify $unit"
+    done
+    # The room's service is enabled at install; the central's only where the admin enabled it.
+    wants=/etc/systemd/system/multi-user.target.wants
+    [ -L $wants/vigil.service ] || fail "vigil.service is not enabled"
     echo "installed $(dpkg-query -W -f '${Version}' vigil)"
+    echo "vigil-central.service enabled: $([ -L $wants/vigil-central.service ] && echo yes || echo no)"
     ;;
 purge)
     answer=false
@@ -80,7 +92,14 @@ purge)
     dpkg_waiting --purge vigil
     [ "$(dpkg-query -W -f '${db:Status-Status}' vigil 2>/dev/null)" != installed ] || fail "still installed"
     [ ! -e /usr/bin/vigil ] || fail "/usr/bin/vigil is still there"
-    [ ! -e /etc/vigil/vigil.toml ] || fail "the conffile survived the purge"
+    for conf in /etc/vigil/vigil.toml /etc/vigil/central.toml; do
+        [ ! -e $conf ] || fail "the conffile $conf survived the purge"
+    done
+    for unit in vigil.service vigil-central.service; do
+        [ ! -e /lib/systemd/system/$unit ] || fail "$unit is still installed"
+        [ -z "$(find /etc/systemd/system -name $unit 2>/dev/null)" ] ||
+            fail "links to $unit survived the purge: $(find /etc/systemd/system -name $unit)"
+    done
     if [ "$answer" = true ]; then
         [ ! -e /var/lib/vigil ] || fail "/var/lib/vigil was kept though removal was confirmed"
     else

@@ -353,6 +353,9 @@ fn central(path: &Path) -> Result<()> {
         let stop = stop_signal()?;
         let central = vigil_daemon::station::Central::start(config).await?;
         println!("vigil central: overview at http://{}/", central.addr);
+        // Under systemd (`Type=notify`): ready once the page is served; the heartbeat task
+        // feeds the watchdog.
+        vigil_daemon::supervise::notify_ready();
         stop.await;
         central.stop().await;
         Ok(())

@@ -5,7 +5,11 @@
 //! `vigil token`, `vigil run` as the vigil user against a simulated oximeter while a display
 //! receives readings, a backup taken while it runs, an upgrade to the higher version over the
 //! running install with the session record intact, restore (refused while running), and purge
-//! (keeping /var/lib/vigil unless removal was confirmed).
+//! (keeping /var/lib/vigil unless removal was confirmed). The central station's service too:
+//! installed but not enabled (most machines are rooms), its shipped configuration refused for
+//! its placeholders, then `vigil central` as the vigil user from the installed files serving its
+//! page and `/healthz` before NATS is reached, telling systemd it is ready and feeding the
+//! watchdog, and connecting once a `nats-server` (from /usr/sbin, when installed) comes up.
 //!
 //! Needs root, dpkg, cargo-deb, lintian, systemd-analyze and runuser; without them it prints
 //! NOT RUN, and fails instead when VIGIL_REQUIRE_PACKAGING=1 (CI). It replaces an installed
@@ -23,6 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const MARKER: &str = "/var/lib/vigil/.vigil-package-test";
 const DB: &str = "/var/lib/vigil/sessions.db";
+const CENTRAL: &str = "/etc/vigil/central.toml";
 
 fn sh(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
@@ -84,12 +89,14 @@ impl Drop for Process {
     }
 }
 
-/// Starts a command as the vigil user and returns it with its first stdout line.
-async fn spawn_as_vigil(args: &[&str]) -> (Process, String) {
+/// Starts a command as the vigil user (with `env` added to its environment) and returns it with
+/// its first stdout line.
+async fn spawn_as_vigil(args: &[&str], env: &[(&str, &str)]) -> (Process, String) {
     let mut child = tokio::process::Command::new("setpriv")
         .args(["--reuid=vigil", "--regid=vigil", "--init-groups", "--"])
         .args(args)
         .env("VIGIL_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -164,13 +171,215 @@ async fn display_gets_a_reading(addr: &str, token: &str) {
 /// `vigil run` on the installed configuration, as the vigil user, once a display signed in
 /// with `nurse` gets a reading from it.
 async fn run_installed(nurse: &str) -> Process {
-    let (daemon, line) =
-        spawn_as_vigil(&["/usr/bin/vigil", "run", "--config", "/etc/vigil/vigil.toml"]).await;
+    let (daemon, line) = spawn_as_vigil(
+        &["/usr/bin/vigil", "run", "--config", "/etc/vigil/vigil.toml"],
+        &[],
+    )
+    .await;
     let addr = line
         .trim_start_matches("vigil: display at http://")
         .trim_end_matches('/');
     display_gets_a_reading(addr, nurse).await;
     daemon
+}
+
+/// The installed central configuration with tokens from `vigil token`, its page on a free port
+/// and `nats` as its server; returns the provider's token.
+fn configure_central(nats: &str) -> String {
+    let mut text = std::fs::read_to_string(CENTRAL).unwrap();
+    for (shipped, wanted) in [
+        (
+            "listen = \"127.0.0.1:8081\"",
+            "listen = \"127.0.0.1:0\"".to_string(),
+        ),
+        (
+            "nats = \"nats://127.0.0.1:4222\"",
+            format!("nats = \"{nats}\""),
+        ),
+    ] {
+        assert!(text.contains(shipped), "{CENTRAL} has no {shipped}");
+        text = text.replace(shipped, &wanted);
+    }
+    let mut provider = String::new();
+    for who in ["provider", "nurse", "viewer"] {
+        let out = sh("/usr/bin/vigil", &["token"]);
+        assert!(out.status.success());
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        text = text.replace(&format!("<{who} token>"), &token);
+        if who == "provider" {
+            provider = token;
+        }
+    }
+    std::fs::write(CENTRAL, &text).unwrap();
+    provider
+}
+
+/// `GET path` from `addr`: (status line, body).
+async fn get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// The `nats` field of the central's `/healthz` ("connected" or "disconnected").
+async fn central_nats(addr: &str) -> String {
+    let (status, body) = get(addr, "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok", "{body}");
+    health["nats"].as_str().unwrap().to_string()
+}
+
+/// Waits (at most 10 s) until `socket` has received every one of `wanted` from the process
+/// systemd would supervise (`sd_notify` datagrams, as systemd's notify socket receives them).
+async fn notified(socket: &tokio::net::UnixDatagram, wanted: &[&str]) {
+    let mut seen: Vec<String> = Vec::new();
+    let wait = async {
+        let mut buf = [0u8; 512];
+        while !wanted.iter().all(|w| seen.iter().any(|s| s == w)) {
+            let n = socket.recv(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            seen.extend(text.lines().map(str::to_string));
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .is_err()
+    {
+        panic!("the central did not notify {wanted:?} within 10 s: {seen:?}");
+    }
+}
+
+/// `vigil central` from the installed files, as the vigil user, the way vigil-central.service
+/// runs it: the shipped configuration refused, then accepted with tokens; the page and
+/// `/healthz` served before NATS is reached; READY=1 and the watchdog sent to systemd's notify
+/// socket; connected once a `nats-server` comes up (when one is installed); stopped by SIGTERM.
+/// Returns the provider's token it was configured with.
+async fn the_central_runs_from_the_installed_files() -> String {
+    let check = as_vigil(&["/usr/bin/vigil", "check-config", CENTRAL]);
+    let why = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        !check.status.success(),
+        "the central's placeholder tokens were accepted"
+    );
+    assert!(
+        why.contains("central.toml") && why.contains("token") && why.contains("`vigil token`"),
+        "{why}"
+    );
+
+    // A port for NATS, nothing listening on it yet.
+    let nats_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let provider = configure_central(&format!("nats://127.0.0.1:{nats_port}"));
+    let check = as_vigil(&["/usr/bin/vigil", "check-config", CENTRAL]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("OK: central"),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // systemd's notify socket, as the unit's Type=notify and WatchdogSec give it.
+    let dir = PathBuf::from("/tmp/vigil-package-test-notify");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify");
+    let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+    assert!(sh("chown", &["vigil:vigil", path.to_str().unwrap()])
+        .status
+        .success());
+    let (central, line) = spawn_as_vigil(
+        &["/usr/bin/vigil", "central", "--config", CENTRAL],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    )
+    .await;
+    let addr = line
+        .trim_start_matches("vigil central: overview at http://")
+        .trim_end_matches('/')
+        .to_string();
+    notified(&socket, &["READY=1", "WATCHDOG=1"]).await;
+
+    // Before NATS: the page, /healthz saying so, and a display signed in with a token.
+    let (status, page) = get(&addr, "/").await;
+    assert!(
+        status.contains("200") && page.contains("<title>Vigil central</title>"),
+        "{status}"
+    );
+    assert_eq!(central_nats(&addr).await, "disconnected");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={provider}"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a first message within 10 s")
+        .unwrap()
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(first["type"], "rooms", "{first}");
+    drop(ws);
+
+    match vigil_daemon::station::natsd::find() {
+        Some(nats_server) => {
+            let store = dir.join("nats");
+            let _nats = Process(
+                tokio::process::Command::new(nats_server)
+                    .args([
+                        "-js",
+                        "-a",
+                        "127.0.0.1",
+                        "-p",
+                        &nats_port.to_string(),
+                        "-sd",
+                    ])
+                    .arg(&store)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap(),
+            );
+            let connected = async {
+                while central_nats(&addr).await != "connected" {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(20), connected)
+                .await
+                .expect("the central connects to NATS within 20 s of its start");
+            eprintln!("vigil central: connected to nats-server on port {nats_port}");
+        }
+        None => {
+            assert!(
+                std::env::var("VIGIL_REQUIRE_NATS").as_deref() != Ok("1"),
+                "VIGIL_REQUIRE_NATS=1 but nats-server is not installed"
+            );
+            eprintln!("NOT RUN: the central's NATS connection: nats-server is not installed");
+        }
+    }
+    stop(central).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    provider
 }
 
 /// `vigil sessions` as the vigil user: (session lines, readings of the oldest session).
@@ -209,8 +418,14 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
     let (first, second) = (debs[0], debs[1]);
     let score = step(&["lint", first]);
     eprintln!("systemd-analyze security: {}", score.trim());
-    eprintln!("{}", step(&["install", first]).trim());
+    let installed = step(&["install", first]);
+    eprintln!("{}", installed.trim());
     std::fs::write(MARKER, "").unwrap();
+    // The central station's service is there but does not start on a room's install.
+    assert!(
+        installed.contains("vigil-central.service enabled: no"),
+        "{installed}"
+    );
 
     // The shipped configuration: the service's ExecStartPre refuses it and says why.
     let check = as_vigil(&["/usr/bin/vigil", "check-config", "/etc/vigil/vigil.toml"]);
@@ -224,6 +439,15 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
         "{why}"
     );
 
+    // The central's machine: its admin configures it, then enables the service.
+    let central_provider = the_central_runs_from_the_installed_files().await;
+    let enable = sh("systemctl", &["enable", "vigil-central.service"]);
+    assert!(
+        enable.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enable.stderr)
+    );
+
     // A simulated oximeter, made by the vigil user (who may then open its pseudo-terminal).
     let sim_dir = PathBuf::from("/tmp/vigil-package-test-sim");
     let _ = std::fs::remove_dir_all(&sim_dir);
@@ -231,18 +455,21 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
     assert!(sh("chown", &["vigil:vigil", sim_dir.to_str().unwrap()])
         .status
         .success());
-    let (sim, port) = spawn_as_vigil(&[
-        "/usr/bin/vigil-sim",
-        "run",
-        "--scenario",
-        "kap-typical",
-        "--device",
-        "masimo",
-        "--speed",
-        "1",
-        "--link-dir",
-        sim_dir.to_str().unwrap(),
-    ])
+    let (sim, port) = spawn_as_vigil(
+        &[
+            "/usr/bin/vigil-sim",
+            "run",
+            "--scenario",
+            "kap-typical",
+            "--device",
+            "masimo",
+            "--speed",
+            "1",
+            "--link-dir",
+            sim_dir.to_str().unwrap(),
+        ],
+        &[],
+    )
     .await;
     let (_config, nurse) = configure(&port);
     let check = as_vigil(&["/usr/bin/vigil", "check-config", "/etc/vigil/vigil.toml"]);
@@ -273,11 +500,22 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
 
     // The upgrade over the running install: configuration kept, then the new daemon starts on
     // the same record (as systemd's restart after the upgrade would).
-    eprintln!("{}", step(&["install", second]).trim());
+    let upgraded = step(&["install", second]);
+    eprintln!("{}", upgraded.trim());
     let kept = std::fs::read_to_string("/etc/vigil/vigil.toml").unwrap();
     assert!(
         kept.contains(&nurse),
         "the upgrade replaced the configuration"
+    );
+    // The central's too, and its service stays enabled where the admin enabled it.
+    let kept = std::fs::read_to_string(CENTRAL).unwrap();
+    assert!(
+        kept.contains(&central_provider),
+        "the upgrade replaced the central's configuration"
+    );
+    assert!(
+        upgraded.contains("vigil-central.service enabled: yes"),
+        "the upgrade disabled the central: {upgraded}"
     );
     stop(daemon).await;
     let (before, readings) = sessions();
@@ -309,7 +547,12 @@ async fn the_package_installs_runs_upgrades_backs_up_and_purges() {
     // Purge keeps the record unless removal was confirmed.
     eprintln!("{}", step(&["purge", "keep"]).trim());
     assert!(Path::new(DB).exists(), "purge removed the session record");
-    step(&["install", first]);
+    // A purge forgets that the central was enabled: a new install leaves it off again.
+    let reinstalled = step(&["install", first]);
+    assert!(
+        reinstalled.contains("vigil-central.service enabled: no"),
+        "{reinstalled}"
+    );
     eprintln!("{}", step(&["purge", "remove"]).trim());
     assert!(!Path::new("/var/lib/vigil").exists());
 }

@@ -264,17 +264,20 @@ where
     }
 }
 
-/// The heartbeat watch over the rooms, and the central's own display heartbeat.
+/// The heartbeat watch over the rooms, the central's own display heartbeat, and systemd's
+/// watchdog (under `WatchdogSec`): a central whose runtime stops turning is restarted.
 async fn ticks(hub: Arc<Hub>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watchdog = crate::supervise::Watchdog::from_env();
     let mut n: u64 = 0;
     loop {
-        tokio::select! {
+        let now = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+            now = tick.tick() => now,
+        };
         hub.tick();
+        watchdog.kick(now);
         if n % 4 == 0 {
             hub.display_heartbeat();
         }
