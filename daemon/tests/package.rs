@@ -203,7 +203,10 @@ fn configure_central(nats: &str) -> String {
     let out = sh("/usr/bin/vigil", &["token"]);
     assert!(out.status.success());
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(text.contains("<site key>"), "{CENTRAL} has no action_key placeholder");
+    assert!(
+        text.contains("<site key>"),
+        "{CENTRAL} has no action_key placeholder"
+    );
     text = text.replace("<site key>", &key);
     let mut provider = String::new();
     for who in ["provider", "nurse", "viewer"] {

@@ -30,7 +30,8 @@ const PAGE: &str = include_str!("../../web/central.html");
 const READ_BUFFER: usize = 4 * 1024;
 /// Bytes a stalled display may have queued before its connection is dropped.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
-/// Requests a display connection may have waiting for a room's answer at once.
+/// Requests of each kind (actions, trends) a display connection may have waiting for a room's
+/// answer at once.
 const IN_FLIGHT: usize = 4;
 
 /// What every request handler shares.
@@ -139,6 +140,9 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
     }
     let mut flood = Flood::new(Instant::now());
     let mut waiting = futures_util::stream::FuturesUnordered::new();
+    // Requests waiting for their answers: actions and reads (trends) apart, so a display's slow
+    // trend requests never make its acknowledgement of a sounding alarm wait (X10).
+    let mut in_flight = InFlight::default();
     loop {
         let reply = tokio::select! {
             _ = app.shutdown.cancelled() => {
@@ -153,7 +157,8 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
                 }
                 continue;
             }
-            Some(reply) = waiting.next(), if !waiting.is_empty() => {
+            Some((kind, reply)) = waiting.next(), if !waiting.is_empty() => {
+                in_flight.done(kind);
                 // The changes an action caused go out before its answer (at most a queue's worth:
                 // under a flood of changes the answer still goes).
                 if let Err(ended) = frames.feed_waiting(&mut sink, BROADCAST_CAPACITY).await {
@@ -181,13 +186,15 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
                     }
                     Verdict::Refuse => error(None, "rate_limited", "too many messages: at most 10 a second"),
                     Verdict::Allow => match frame {
-                        Message::Text(_) if waiting.len() >= IN_FLIGHT => {
-                            error(None, "busy", "too many requests waiting for their answers")
-                        }
                         Message::Text(text) => {
-                            let text = text.to_string();
-                            waiting.push(async move { handle(app, user, &text).await });
-                            continue;
+                            let (kind, request_id) = RequestKind::of(&text);
+                            if !in_flight.start(kind) {
+                                error(request_id, "busy", "too many requests waiting for their answers")
+                            } else {
+                                let text = text.to_string();
+                                waiting.push(async move { (kind, handle(app, user, &text).await) });
+                                continue;
+                            }
                         }
                         Message::Binary(_) => error(None, "bad_message", "binary frames are not part of the display protocol"),
                         _ => continue,
@@ -198,6 +205,65 @@ async fn display_connection(socket: WebSocket, app: &CentralApp, user: &User) {
         if sink.send(reply).await.is_err() {
             return;
         }
+    }
+}
+
+/// What a display's request asks for, for its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    /// Anything but a trend (an action, or a request not understood yet).
+    Action,
+    /// A trend, read from the room.
+    Read,
+}
+
+impl RequestKind {
+    /// The kind of request `text` is, and its `request_id` when it has one.
+    fn of(text: &str) -> (RequestKind, Option<String>) {
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+            request_id: Option<String>,
+        }
+        match serde_json::from_str::<Peek>(text) {
+            Ok(peek) if peek.kind.as_deref() == Some("trend") => {
+                (RequestKind::Read, peek.request_id)
+            }
+            Ok(peek) => (RequestKind::Action, peek.request_id),
+            Err(_) => (RequestKind::Action, None),
+        }
+    }
+}
+
+/// Requests of each kind waiting for their answers, at most [`IN_FLIGHT`] each.
+#[derive(Debug, Default)]
+struct InFlight {
+    actions: usize,
+    reads: usize,
+}
+
+impl InFlight {
+    fn count(&mut self, kind: RequestKind) -> &mut usize {
+        match kind {
+            RequestKind::Action => &mut self.actions,
+            RequestKind::Read => &mut self.reads,
+        }
+    }
+
+    /// Counts a request in, unless its kind has [`IN_FLIGHT`] waiting already.
+    fn start(&mut self, kind: RequestKind) -> bool {
+        let count = self.count(kind);
+        if *count >= IN_FLIGHT {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn done(&mut self, kind: RequestKind) {
+        let count = self.count(kind);
+        *count = count.saturating_sub(1);
     }
 }
 
