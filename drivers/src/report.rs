@@ -16,6 +16,11 @@ pub(crate) struct CoreGone;
 const REPEAT_EVERY: Duration = Duration::from_secs(1);
 const ERRORS_EVERY: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Most distinct repeating events remembered per second. A monitor may send hundreds of distinct
+/// unmapped codes a second; beyond this many, further unknown parameters that second are not
+/// sent on (they are evidence for nothing), so neither this list nor the core's queue grows
+/// with them (W1).
+const MAX_RECENT: usize = 64;
 
 pub(crate) struct Reporter {
     device: Arc<str>,
@@ -109,6 +114,10 @@ impl Reporter {
                     | DeviceEvent::UnknownParameter { .. }
             );
             if repeats && self.recent.iter().any(|(r, _)| r == e) {
+                continue;
+            }
+            if matches!(e, DeviceEvent::UnknownParameter { .. }) && self.recent.len() >= MAX_RECENT
+            {
                 continue;
             }
             self.recent.push((e.clone(), now));

@@ -6,11 +6,16 @@
 //! plain TCP) holds one connection slot for that long at most, and is logged. Each message goes
 //! to the first device whose `match` takes it; a message no device takes is acknowledged and
 //! counted.
+//!
+//! Nothing a peer sends writes a log line per message or per connection: refusals, drops,
+//! evictions and the comings and goings of connections are counted ([`Tally`]) and logged at
+//! most once a minute with their count (W1); a monitor's own device says when its link drops.
 
 use super::{refuse, write_ack, Hl7Spec, Hl7Tls, Stream, FRAME_DEADLINE, IDLE_LIMIT, MAX_BACKOFF};
 use crate::backoff::Backoff;
 use crate::events::{Command, Link};
 use crate::report::{CoreGone as HubGone, Reporter};
+use crate::tally::Tally;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +59,21 @@ struct Registration {
     device: String,
     matcher: Match,
     tx: mpsc::Sender<Routed>,
+    /// Messages dropped because the device's queue was full.
+    dropped_log: Tally,
+}
+
+/// The listener's rate-limited log lines (W1).
+#[derive(Default)]
+struct Logs {
+    opened: Tally,
+    /// Connections that delivered messages (the device's own link line says more).
+    closed: Tally,
+    /// Connections that closed without delivering a message (scanners, idle or hostile clients).
+    closed_quiet: Tally,
+    evicted: Tally,
+    no_tls: Tally,
+    refused: Tally,
 }
 
 /// One listening address and the devices on it.
@@ -65,6 +85,7 @@ struct Gateway {
     /// The first device's TLS settings (devices on one address share them too).
     tls: Option<Hl7Tls>,
     connections: Mutex<Vec<Slot>>,
+    logs: Mutex<Logs>,
     stop: CancellationToken,
 }
 
@@ -114,8 +135,19 @@ impl Gateway {
         }
     }
 
-    fn release(&self, conn: u64) {
-        lock(&self.connections).retain(|s| s.conn != conn);
+    /// Forgets `conn`; whether it ever delivered a message.
+    fn release(&self, conn: u64) -> bool {
+        let mut slots = lock(&self.connections);
+        let delivered = slots
+            .iter()
+            .any(|s| s.conn == conn && s.last_message.is_some());
+        slots.retain(|s| s.conn != conn);
+        delivered
+    }
+
+    /// Counts an event in the tally `pick` chooses; `Some(count)` when its line is due.
+    fn tally(&self, pick: impl FnOnce(&mut Logs) -> &mut Tally) -> Option<u64> {
+        pick(&mut lock(&self.logs)).note(Instant::now())
     }
 }
 
@@ -153,6 +185,7 @@ async fn gateway(addr: SocketAddr, spec: &Hl7Spec) -> Result<Arc<Gateway>, Strin
         table: spec.table.clone(),
         tls: spec.tls.clone(),
         connections: Mutex::default(),
+        logs: Mutex::default(),
         stop: CancellationToken::new(),
     });
     map.insert(addr, Arc::downgrade(&g));
@@ -200,10 +233,14 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
         next_conn += 1;
         let (conn, close) = (next_conn, stop.child_token());
         if let Some(closed) = g.admit(conn, close.clone()) {
-            tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, closed, "HL7 listener: too many connections; closed the one silent longest");
+            if let Some(count) = g.tally(|l| &mut l.evicted) {
+                tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, closed, count, "HL7 listener: too many connections; closed the one silent longest");
+            }
+        }
+        if let Some(count) = g.tally(|l| &mut l.opened) {
+            tracing::info!(addr = %g.addr, %peer, count, "HL7 connection opened");
         }
         tokio::spawn(async move {
-            tracing::info!(addr = %g.addr, %peer, "HL7 connection opened");
             let stream: Box<dyn Stream> = match &g.tls {
                 None => Box::new(stream),
                 Some(tls) => {
@@ -216,7 +253,9 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                         Err(reason) => {
                             // A monitor set up without TLS, a wrong certificate, or a stalled
                             // client: nothing was read, so nothing of a patient's is in the reason.
-                            tracing::warn!(addr = %g.addr, %peer, %reason, "HL7 connection refused: no TLS");
+                            if let Some(count) = g.tally(|l| &mut l.no_tls) {
+                                tracing::warn!(addr = %g.addr, %peer, %reason, count, "HL7 connection refused: no TLS");
+                            }
                             g.release(conn);
                             return;
                         }
@@ -224,7 +263,6 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                 }
             };
             let reason = connection(stream, conn, &g, &close).await;
-            tracing::info!(addr = %g.addr, %peer, %reason, "HL7 connection closed");
             let devices: Vec<_> = lock(&g.devices).iter().map(|r| r.tx.clone()).collect();
             for tx in devices {
                 let _ = tx.try_send(Routed::Closed {
@@ -232,7 +270,13 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                     reason: reason.clone(),
                 });
             }
-            g.release(conn);
+            if g.release(conn) {
+                if let Some(count) = g.tally(|l| &mut l.closed) {
+                    tracing::info!(addr = %g.addr, %peer, %reason, count, "HL7 connection closed");
+                }
+            } else if let Some(count) = g.tally(|l| &mut l.closed_quiet) {
+                tracing::info!(addr = %g.addr, %peer, %reason, count, "HL7 connection closed without a message");
+            }
         });
     }
 }
@@ -299,7 +343,9 @@ fn route(g: &Gateway, conn: u64, received: Received) {
             observations,
         } => (header, observations.into_iter().map(Ok).collect()),
         Received::Refused { header, error } => {
-            tracing::warn!(addr = %g.addr, control_id = %header.control_id, %error, "HL7 message refused (AE sent)");
+            if let Some(count) = g.tally(|l| &mut l.refused) {
+                tracing::warn!(addr = %g.addr, control_id = %header.control_id, %error, count, "HL7 message refused (AE sent)");
+            }
             let e = DecodeError::Malformed(format!("HL7 message refused (AE): {error}"));
             (header, vec![Err(e)])
         }
@@ -308,8 +354,8 @@ fn route(g: &Gateway, conn: u64, received: Received) {
             return;
         }
     };
-    let devices = lock(&g.devices);
-    let Some(device) = devices.iter().find(|r| r.matcher.matches(&header)) else {
+    let mut devices = lock(&g.devices);
+    let Some(device) = devices.iter_mut().find(|r| r.matcher.matches(&header)) else {
         if items.iter().any(Result::is_ok) {
             UNMATCHED.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(addr = %g.addr, facility = %header.sending_facility, "HL7 message no device matches; acknowledged and counted");
@@ -317,7 +363,9 @@ fn route(g: &Gateway, conn: u64, received: Received) {
         return;
     };
     if device.tx.try_send(Routed::Decoded { conn, items }).is_err() {
-        tracing::warn!(device = %device.device, "HL7 device not keeping up; a message was dropped");
+        if let Some(count) = device.dropped_log.note(Instant::now()) {
+            tracing::warn!(device = %device.device, count, "HL7 device not keeping up; messages dropped");
+        }
     }
 }
 
@@ -366,6 +414,7 @@ fn register(
             device: device.to_string(),
             matcher: matcher.clone(),
             tx,
+            dropped_log: Tally::default(),
         },
     );
     drop(devices);
@@ -425,7 +474,9 @@ async fn serve_device(
                 Routed::Decoded { conn, mut items } => {
                     if items.iter().any(Result::is_ok) {
                         last_data = Instant::now();
-                        if current != Some(conn) || silent {
+                        // A message on another live connection is no link change: telling the
+                        // core (and the log) at every switch would be a line per message (W1).
+                        if current.is_none() || silent {
                             silent = false;
                             reporter.link(Link::Connected).await?;
                         }
