@@ -47,6 +47,11 @@ impl Reporter {
         }
     }
 
+    /// The device's id (for its log lines).
+    pub(crate) fn device(&self) -> &str {
+        &self.device
+    }
+
     async fn send(&self, kind: DriverEventKind) -> Result<(), CoreGone> {
         self.tx
             .send(DriverEvent {

@@ -1,6 +1,7 @@
 //! Floods on the HL7 port: messages full of parameters Vigil has no vital for, refused
 //! messages and connection churn must not write a log line each (W1); a connection flooding
-//! valid messages as fast as TCP allows must not delay another device's alarm (W2).
+//! valid messages as fast as TCP allows must not delay another device's alarm (W2); a message
+//! replayed with its original times is no current evidence (W3).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -62,9 +63,38 @@ fn free_port() -> u16 {
 
 /// Now as an HL7 timestamp (UTC).
 fn hl7_now() -> String {
-    let rfc = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    hl7_ago(Duration::ZERO)
+}
+
+/// `ago` before now as an HL7 timestamp (UTC).
+fn hl7_ago(ago: Duration) -> String {
+    let at = std::time::SystemTime::now() - ago;
+    let rfc = humantime::format_rfc3339_seconds(at).to_string();
     let digits: String = rfc.chars().filter(char::is_ascii_digit).collect();
     format!("{digits}+0000")
+}
+
+/// An MLLP-framed ORU^R01 with one SpO2, sent (MSH-7) and measured (OBX-14) at `at`.
+fn spo2_oru(control: &str, at: &str, spo2: u32) -> Vec<u8> {
+    let text = format!(
+        "MSH|^~\\&|MON|WARD|||{at}||ORU^R01^ORU_R01|{control}|P|2.6\r\
+         OBR|1|||182777000^monitoring of patient^SNOMED-CT|||{at}\r\
+         OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|{spo2}|262688^MDC_DIM_PERCENT^MDC|||||R|||{at}\r"
+    );
+    let mut out = vec![0x0B];
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&[0x1C, 0x0D]);
+    out
+}
+
+/// A connection whose ACKs are read and dropped, so that its writes never stall.
+async fn sender(addr: SocketAddr) -> tokio::net::tcp::OwnedWriteHalf {
+    let (mut read, write) = dial(addr).await.into_split();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    write
 }
 
 /// An MLLP-framed ORU^R01 of a monitor with a normal SpO2, pulse, respiration and blood
@@ -320,5 +350,62 @@ async fn unknown_parameters_refusals_and_churn_are_counted_not_logged_each() {
     );
     assert!(refused >= 1 && refused <= 2, "{refused} refusal lines");
     assert!(churn >= 1 && churn <= 4, "{churn} connection lines");
+    room.daemon.shutdown().await;
+}
+
+/// W3: the monitor reads 97 % and says so every 250 ms; a capture of the same monitor two
+/// minutes earlier, during a dip (80 %, its original MSH-7 and OBX-14, which agree, so V5 passes
+/// it), is played back as often on a second connection. The replayed 80 % is shown as stored,
+/// never the patient now: `spo2-low` does not sound (on main it did, within its 2 s delay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_capture_is_stored_and_raises_no_alarm() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("vigil-hl7replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let overrides = dir.join("patient.toml");
+    std::fs::write(&overrides, "[rules.spo2-low]\ndelay = \"2s\"\n").unwrap();
+    let room = Room::build(
+        &format!("patient_overrides = \"{}\"\n", overrides.display()),
+        &format!(
+            "[[device]]\nid = \"monitor-r\"\nformat = \"hl7\"\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+        Options::default(),
+    )
+    .await;
+    let (mut display, _) = Display::connect(&room, VIEWER).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut monitor = sender(addr).await;
+    let mut attacker = sender(addr).await;
+    let captured = spo2_oru("OLD1", &hl7_ago(Duration::from_secs(120)), 80);
+    let mut raised_at = None;
+    // Three times the alarm's delay.
+    for i in 0..24 {
+        monitor
+            .write_all(&spo2_oru(&format!("L{i}"), &hl7_now(), 97))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(125)).await;
+        attacker.write_all(&captured).await.unwrap();
+        if i == 0 {
+            let replayed = display
+                .until(|m| {
+                    m["type"] == "reading" && m["device"] == "monitor-r" && m["value"] == 80.0
+                })
+                .await;
+            assert!(
+                replayed["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f == "stored"),
+                "the replayed reading is taken as current: {replayed}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(125)).await;
+        if i % 4 == 3 && raised_at.is_none() && raised(&room, "spo2-low").await {
+            raised_at = Some(i);
+        }
+    }
+    assert_eq!(raised_at, None, "the replayed 80 % raised spo2-low");
     room.daemon.shutdown().await;
 }

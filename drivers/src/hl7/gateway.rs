@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::format::Decoded;
-use vigil_protocol::hl7::{CodeTable, Hl7Receiver, Match, Received};
+use vigil_protocol::hl7::replay::mark_replayed;
+use vigil_protocol::hl7::{CodeTable, Header, Hl7Receiver, Match, Received, ReplayGuard, SentAt};
 use vigil_protocol::{DecodeError, Format};
 
 /// Most connections one listener holds at once. At the cap, a new connection takes the place of
@@ -48,8 +49,12 @@ pub fn unmatched_total() -> u64 {
 
 /// What a connection hands a device.
 enum Routed {
-    /// Outputs of one message, from connection `conn`.
-    Decoded { conn: u64, items: Vec<Decoded> },
+    /// Outputs of one message, from connection `conn`, sent at `sent` (MSH-7).
+    Decoded {
+        conn: u64,
+        sent: Option<SentAt>,
+        items: Vec<Decoded>,
+    },
     /// Connection `conn` ended.
     Closed { conn: u64, reason: String },
 }
@@ -347,6 +352,11 @@ fn route(g: &Gateway, conn: u64, received: Received) {
                 tracing::warn!(addr = %g.addr, control_id = %header.control_id, %error, count, "HL7 message refused (AE sent)");
             }
             let e = DecodeError::Malformed(format!("HL7 message refused (AE): {error}"));
+            // A refused message's MSH-7 is no evidence of the device's clock.
+            let header = Header {
+                sent: None,
+                ..header
+            };
             (header, vec![Err(e)])
         }
         Received::Framing(e) => {
@@ -362,7 +372,12 @@ fn route(g: &Gateway, conn: u64, received: Received) {
         }
         return;
     };
-    if device.tx.try_send(Routed::Decoded { conn, items }).is_err() {
+    let sent = header.sent;
+    if device
+        .tx
+        .try_send(Routed::Decoded { conn, sent, items })
+        .is_err()
+    {
         if let Some(count) = device.dropped_log.note(Instant::now()) {
             tracing::warn!(device = %device.device, count, "HL7 device not keeping up; messages dropped");
         }
@@ -467,11 +482,21 @@ async fn serve_device(
     // The connection this device's messages last came on, and whether the link shows it.
     let mut current: Option<u64> = None;
     let mut silent = false;
+    // The device's, whichever connection its messages come on: a backlog re-sent on a new one
+    // is older than its newest message (W3).
+    let mut replay = ReplayGuard::default();
+    let mut replay_log = Tally::default();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             Some(routed) = rx.recv() => match routed {
-                Routed::Decoded { conn, mut items } => {
+                Routed::Decoded { conn, sent, mut items } => {
+                    if replay.is_replay(sent, Instant::now().into_std()) {
+                        items = replayed(items);
+                        if let Some(count) = replay_log.note(Instant::now()) {
+                            tracing::warn!(device = %reporter.device(), count, "HL7 messages older than the device's newest: read as replays (stored)");
+                        }
+                    }
                     if items.iter().any(Result::is_ok) {
                         last_data = Instant::now();
                         // A message on another live connection is no link change: telling the
@@ -502,4 +527,14 @@ async fn serve_device(
             }
         }
     }
+}
+
+/// A replayed message's outputs: readings `stored`, device events dropped (W3).
+fn replayed(items: Vec<Decoded>) -> Vec<Decoded> {
+    let (ok, errors): (Vec<_>, Vec<_>) = items.into_iter().partition(Result::is_ok);
+    mark_replayed(ok.into_iter().flatten().collect())
+        .into_iter()
+        .map(Ok)
+        .chain(errors)
+        .collect()
 }
