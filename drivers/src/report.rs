@@ -132,6 +132,14 @@ impl Reporter {
         Ok(events)
     }
 
+    /// Counts `count` messages lost before decoding (`last` says why), reported with the
+    /// decoding errors.
+    pub(crate) fn count_errors(&mut self, count: u64, last: String) {
+        self.errors += count;
+        self.errors_total += count;
+        self.last_error = Some(last);
+    }
+
     /// Reports counted decoding errors (at most once a second unless `force`).
     pub(crate) async fn flush_errors(&mut self, force: bool) -> Result<(), CoreGone> {
         if self.errors == 0 {

@@ -64,8 +64,10 @@ struct Registration {
     device: String,
     matcher: Match,
     tx: mpsc::Sender<Routed>,
-    /// Messages dropped because the device's queue was full.
+    /// Messages dropped because the device's queue was full, logged ...
     dropped_log: Tally,
+    /// ... and counted for the device to report (W2).
+    dropped: Arc<AtomicU64>,
 }
 
 /// The listener's rate-limited log lines (W1).
@@ -378,6 +380,7 @@ fn route(g: &Gateway, conn: u64, received: Received) {
         .try_send(Routed::Decoded { conn, sent, items })
         .is_err()
     {
+        device.dropped.fetch_add(1, Ordering::Relaxed);
         if let Some(count) = device.dropped_log.note(Instant::now()) {
             tracing::warn!(device = %device.device, count, "HL7 device not keeping up; messages dropped");
         }
@@ -408,10 +411,11 @@ fn register(
     g: Arc<Gateway>,
     device: &str,
     matcher: &Match,
-) -> Option<(Registered, mpsc::Receiver<Routed>)> {
+) -> Option<(Registered, mpsc::Receiver<Routed>, Arc<AtomicU64>)> {
     static KEYS: AtomicU64 = AtomicU64::new(0);
     let key = KEYS.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(DEVICE_QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
     let mut devices = lock(&g.devices);
     if g.stop.is_cancelled() {
         return None;
@@ -430,10 +434,11 @@ fn register(
             matcher: matcher.clone(),
             tx,
             dropped_log: Tally::default(),
+            dropped: dropped.clone(),
         },
     );
     drop(devices);
-    Some((Registered { gateway: g, key }, rx))
+    Some((Registered { gateway: g, key }, rx, dropped))
 }
 
 /// Runs one device on a shared listener.
@@ -453,7 +458,9 @@ pub(super) async fn run_device(
                 .ok_or_else(|| format!("the listener on {addr} was closing"))
         });
         match registered {
-            Ok((_registered, rx)) => return serve_device(rx, reporter, commands, cancel).await,
+            Ok((_registered, rx, dropped)) => {
+                return serve_device(rx, &dropped, reporter, commands, cancel).await
+            }
             Err(reason) => {
                 reporter.link(Link::Disconnected { reason }).await?;
                 let delay = backoff.next_delay();
@@ -471,6 +478,7 @@ pub(super) async fn run_device(
 
 async fn serve_device(
     mut rx: mpsc::Receiver<Routed>,
+    dropped: &AtomicU64,
     reporter: &mut Reporter,
     commands: &mut mpsc::Receiver<Command>,
     cancel: &CancellationToken,
@@ -518,6 +526,11 @@ async fn serve_device(
             },
             Some(command) = commands.recv() => refuse(command),
             _ = second.tick() => {
+                // Messages the listener could not queue for this device: never silently (W2).
+                let lost = dropped.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    reporter.count_errors(lost, format!("{lost} HL7 messages dropped: the device could not keep up"));
+                }
                 reporter.flush_errors(true).await?;
                 let quiet = last_data.elapsed();
                 if current.is_some() && !silent && silence.is_some_and(|limit| quiet >= limit) {
