@@ -455,3 +455,65 @@ async fn a_replayed_capture_is_stored_and_raises_no_alarm() {
     assert_eq!(raised_at, None, "the replayed 80 % raised spo2-low");
     room.daemon.shutdown().await;
 }
+
+/// W4: while the monitor's own connection sends, clients that connect, send one message each
+/// and hang up must not show its link as lost (on main every one of them could: the device's
+/// link followed whichever connection last delivered, and one line per flap was logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_coming_and_going_do_not_flap_the_monitors_link() {
+    let port = free_port();
+    let room = Room::start(
+        &format!(
+            "[[device]]\nid = \"monitor-c\"\nformat = \"hl7\"\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+        Options::default(),
+    )
+    .await;
+    let (mut display, _) = Display::connect(&room, VIEWER).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut monitor = sender(addr).await;
+    monitor
+        .write_all(&spo2_oru("M0", &hl7_now(), 97))
+        .await
+        .unwrap();
+    display
+        .until(|m| m["type"] == "device" && m["device"] == "monitor-c" && m["link"] == "connected")
+        .await;
+    for i in 0..20 {
+        let mut client = dial(addr).await;
+        client
+            .write_all(&spo2_oru(&format!("C{i}"), &hl7_now(), 97))
+            .await
+            .unwrap();
+        read_acks(&mut client, 1).await;
+        drop(client);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        monitor
+            .write_all(&spo2_oru(&format!("M{}", i + 1), &hl7_now(), 97))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    monitor
+        .write_all(&spo2_oru("M-last", &hl7_now(), 93))
+        .await
+        .unwrap();
+    let mut flaps = 0;
+    display
+        .until(|m| {
+            if m["type"] == "device" && m["device"] == "monitor-c" && m["link"] == "disconnected" {
+                flaps += 1;
+            }
+            m["type"] == "reading" && m["device"] == "monitor-c" && m["value"] == 93.0
+        })
+        .await;
+    assert_eq!(flaps, 0, "the monitor's link was shown lost {flaps} times");
+    // Its own connection closing still shows.
+    drop(monitor);
+    display
+        .until(|m| {
+            m["type"] == "device" && m["device"] == "monitor-c" && m["link"] == "disconnected"
+        })
+        .await;
+    room.daemon.shutdown().await;
+}

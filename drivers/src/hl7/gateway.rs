@@ -487,8 +487,10 @@ async fn serve_device(
     second.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let silence = Format::Hl7.silence_limit();
     let mut last_data = Instant::now();
-    // The connection this device's messages last came on, and whether the link shows it.
-    let mut current: Option<u64> = None;
+    // The open connections this device's messages came on: its link is up while any is, so a
+    // client that comes, sends one message and goes cannot flap the monitor's link (W4).
+    // Bounded: the listener holds at most MAX_CONNECTIONS.
+    let mut live: Vec<u64> = Vec::new();
     let mut silent = false;
     // The device's, whichever connection its messages come on: a backlog re-sent on a new one
     // is older than its newest message (W3).
@@ -509,18 +511,26 @@ async fn serve_device(
                         last_data = Instant::now();
                         // A message on another live connection is no link change: telling the
                         // core (and the log) at every switch would be a line per message (W1).
-                        if current.is_none() || silent {
+                        if live.is_empty() || silent {
                             silent = false;
                             reporter.link(Link::Connected).await?;
                         }
-                        current = Some(conn);
+                        if !live.contains(&conn) {
+                            if live.len() >= MAX_CONNECTIONS {
+                                // A close that was lost (a full queue): the oldest goes.
+                                live.remove(0);
+                            }
+                            live.push(conn);
+                        }
                     }
                     reporter.decoded(&mut items).await?;
                 }
                 Routed::Closed { conn, reason } => {
-                    if current == Some(conn) {
-                        current = None;
-                        reporter.link(Link::Disconnected { reason }).await?;
+                    if let Some(i) = live.iter().position(|&c| c == conn) {
+                        live.remove(i);
+                        if live.is_empty() {
+                            reporter.link(Link::Disconnected { reason }).await?;
+                        }
                     }
                 }
             },
@@ -533,7 +543,7 @@ async fn serve_device(
                 }
                 reporter.flush_errors(true).await?;
                 let quiet = last_data.elapsed();
-                if current.is_some() && !silent && silence.is_some_and(|limit| quiet >= limit) {
+                if !live.is_empty() && !silent && silence.is_some_and(|limit| quiet >= limit) {
                     silent = true;
                     reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
                 }
