@@ -160,8 +160,8 @@ fn busy_oru(control: u64, now: &str) -> Vec<u8> {
 }
 
 /// An MLLP-framed ORU^R01 with `unknown` OBX of codes no table maps (distinct per message),
-/// then one SpO2 of `spo2`.
-fn unknown_oru(control: u64, unknown: usize, spo2: u32) -> Vec<u8> {
+/// then one SpO2 of `spo2` if given.
+fn unknown_oru(control: u64, unknown: usize, spo2: Option<u32>) -> Vec<u8> {
     let now = hl7_now();
     let mut text = format!("MSH|^~\\&|MON|WARD|||{now}||ORU^R01^ORU_R01|U{control}|P|2.6\r");
     for i in 0..unknown {
@@ -170,10 +170,12 @@ fn unknown_oru(control: u64, unknown: usize, spo2: u32) -> Vec<u8> {
             i + 1
         ));
     }
-    text.push_str(&format!(
-        "OBX|{}|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||{spo2}|262688^MDC_DIM_PERCENT^MDC|||||R\r",
-        unknown + 1
-    ));
+    if let Some(spo2) = spo2 {
+        text.push_str(&format!(
+            "OBX|{}|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||{spo2}|262688^MDC_DIM_PERCENT^MDC|||||R\r",
+            unknown + 1
+        ));
+    }
     let mut out = vec![0x0B];
     out.extend_from_slice(text.as_bytes());
     out.extend_from_slice(&[0x1C, 0x0D]);
@@ -355,7 +357,10 @@ async fn unknown_parameters_refusals_and_churn_are_counted_not_logged_each() {
     // 100 messages refused, 50 connections opened and closed without a word.
     let mut monitor = dial(addr).await;
     for i in 0..100 {
-        monitor.write_all(&unknown_oru(i, 50, 97)).await.unwrap();
+        monitor
+            .write_all(&unknown_oru(i, 50, Some(97)))
+            .await
+            .unwrap();
         monitor.write_all(&refused_oru(i)).await.unwrap();
     }
     read_acks(&mut monitor, 200).await;
@@ -363,7 +368,10 @@ async fn unknown_parameters_refusals_and_churn_are_counted_not_logged_each() {
         drop(dial(addr).await);
     }
     // The last message's SpO2 reaching the display: the core has handled all before it.
-    monitor.write_all(&unknown_oru(100, 0, 91)).await.unwrap();
+    monitor
+        .write_all(&unknown_oru(100, 0, Some(91)))
+        .await
+        .unwrap();
     read_acks(&mut monitor, 1).await;
     let shown = timeout(Duration::from_secs(180), async {
         loop {
@@ -515,5 +523,51 @@ async fn clients_coming_and_going_do_not_flap_the_monitors_link() {
             m["type"] == "device" && m["device"] == "monitor-c" && m["link"] == "disconnected"
         })
         .await;
+    room.daemon.shutdown().await;
+}
+
+/// Item 4, held: a connection that keeps the device's link up with messages carrying nothing
+/// Vigil reads as the patient (unmapped parameters only, or replays) cannot keep `not-current`
+/// from sounding: currency is judged on evidence, not on messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_without_evidence_do_not_keep_a_vital_current() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("vigil-hl7current-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let overrides = dir.join("patient.toml");
+    std::fs::write(&overrides, "[rules.not-current]\nafter = \"3s\"\n").unwrap();
+    let room = Room::build(
+        &format!("patient_overrides = \"{}\"\n", overrides.display()),
+        &format!(
+            "[[device]]\nid = \"monitor-n\"\nformat = \"hl7\"\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+        Options::default(),
+    )
+    .await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut monitor = sender(addr).await;
+    monitor
+        .write_all(&spo2_oru("N0", &hl7_now(), 97))
+        .await
+        .unwrap();
+    let captured = spo2_oru("N0", &hl7_ago(Duration::from_secs(60)), 97);
+    let raised_in = timeout(WAIT, async {
+        let started = Instant::now();
+        for i in 1u64.. {
+            monitor
+                .write_all(&unknown_oru(i, 3, None)[..])
+                .await
+                .unwrap();
+            monitor.write_all(&captured).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if i % 4 == 0 && raised(&room, "not-current").await {
+                return started.elapsed();
+            }
+        }
+        unreachable!()
+    })
+    .await;
+    eprintln!("not-current raised after {raised_in:?} (after 3 s)");
+    assert!(raised_in.is_ok(), "not-current never sounded");
     room.daemon.shutdown().await;
 }
