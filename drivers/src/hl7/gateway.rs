@@ -79,7 +79,10 @@ struct Logs {
     /// Connections that closed without delivering a message (scanners, idle or hostile clients).
     closed_quiet: Tally,
     evicted: Tally,
+    /// TLS refused: a failed handshake (a plain or misconfigured client) ...
     no_tls: Tally,
+    /// ... and one never finished (a stalled client), each kind logged at once.
+    no_tls_stalled: Tally,
     refused: Tally,
 }
 
@@ -260,7 +263,15 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                         Err(reason) => {
                             // A monitor set up without TLS, a wrong certificate, or a stalled
                             // client: nothing was read, so nothing of a patient's is in the reason.
-                            if let Some(count) = g.tally(|l| &mut l.no_tls) {
+                            let stalled = reason == super::tls::no_handshake();
+                            let tally = g.tally(|l| {
+                                if stalled {
+                                    &mut l.no_tls_stalled
+                                } else {
+                                    &mut l.no_tls
+                                }
+                            });
+                            if let Some(count) = tally {
                                 tracing::warn!(addr = %g.addr, %peer, %reason, count, "HL7 connection refused: no TLS");
                             }
                             g.release(conn);

@@ -9,6 +9,11 @@
 //! time zone) is read as usual: a skew is not a replay. A monitor whose clock is set back is:
 //! if for [`STALE_AFTER`] of local time every message it sends is older than its newest, none
 //! newer, the clock was set back and the newest is forgotten.
+//!
+//! A message dated ahead of the device's course (its newest plus the local time since, plus
+//! [`STALE_AFTER`]) is read but does not become the newest, unless the device keeps that course
+//! for [`STALE_AFTER`] (its clock was set forward): one forged message dated next year cannot
+//! make the monitor's own messages replays.
 
 use super::oru::STALE_AFTER;
 use super::time::{has_offset, parse_ts, to_unix};
@@ -41,9 +46,12 @@ impl SentAt {
 /// One device's judge of replayed messages, sans-IO: the caller gives the receive time.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    newest: Option<SentAt>,
+    /// The newest message's time, and when it was received.
+    newest: Option<(SentAt, Instant)>,
     /// Since when every message has been older than the newest.
     older_since: Option<Instant>,
+    /// Since when every message has been ahead of the device's course.
+    ahead_since: Option<Instant>,
     replays: u64,
 }
 
@@ -53,21 +61,36 @@ impl ReplayGuard {
         let Some(sent) = sent else {
             return false;
         };
-        let Some(newest) = self.newest.filter(|n| n.with_offset == sent.with_offset) else {
-            self.newest = Some(sent);
+        let Some((newest, received)) = self
+            .newest
+            .filter(|(n, _)| n.with_offset == sent.with_offset)
+        else {
+            self.newest = Some((sent, now));
             return false;
         };
+        let lasted = |since: Instant| now.saturating_duration_since(since) >= STALE_AFTER;
         if sent.unix + REORDER_MARGIN.as_secs() as i64 >= newest.unix {
-            if sent.unix > newest.unix {
-                self.newest = Some(sent);
-            }
             self.older_since = None;
+            let course = newest.unix + now.saturating_duration_since(received).as_secs() as i64;
+            if sent.unix > course + STALE_AFTER.as_secs() as i64 {
+                let since = *self.ahead_since.get_or_insert(now);
+                if lasted(since) {
+                    // Ahead for that long: the monitor's clock was set forward.
+                    self.newest = Some((sent, now));
+                    self.ahead_since = None;
+                }
+                return false;
+            }
+            self.ahead_since = None;
+            if sent.unix > newest.unix {
+                self.newest = Some((sent, now));
+            }
             return false;
         }
         let since = *self.older_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= STALE_AFTER {
+        if lasted(since) {
             // Nothing newer for that long: the monitor's clock was set back, not replayed.
-            self.newest = Some(sent);
+            self.newest = Some((sent, now));
             self.older_since = None;
             return false;
         }
@@ -127,6 +150,25 @@ mod tests {
             assert!(g.is_replay(at(day_ago - 60 + i as i64 / 2), now));
         }
         assert_eq!(g.replays(), 90);
+    }
+
+    #[test]
+    fn a_message_dated_ahead_does_not_make_the_monitor_a_replay_a_clock_set_forward_does() {
+        let start = Instant::now();
+        let mut g = ReplayGuard::default();
+        let s = |i: u64| start + Duration::from_secs(i);
+        assert!(!g.is_replay(at(10_000), s(0)));
+        // A forged message dated a year ahead is read, but the monitor goes on being current.
+        assert!(!g.is_replay(at(10_000 + 365 * 86_400), s(1)));
+        for i in 1..60 {
+            assert!(!g.is_replay(at(10_000 + i as i64), s(i)));
+        }
+        // The monitor's clock set forward an hour: after 30 s on that course it is the newest,
+        // and a message from before the step is a replay.
+        for i in 60..100 {
+            assert!(!g.is_replay(at(13_600 + i as i64), s(i)));
+        }
+        assert!(g.is_replay(at(10_090), s(100)));
     }
 
     #[test]
