@@ -12,6 +12,7 @@ pub mod hl7;
 mod report;
 pub mod serial;
 pub mod supervise;
+pub mod tally;
 pub mod udp;
 pub mod usb;
 

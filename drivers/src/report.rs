@@ -16,6 +16,11 @@ pub(crate) struct CoreGone;
 const REPEAT_EVERY: Duration = Duration::from_secs(1);
 const ERRORS_EVERY: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Most distinct repeating events remembered per second. A monitor may send hundreds of distinct
+/// unmapped codes a second; beyond this many, further unknown parameters that second are not
+/// sent on (they are evidence for nothing), so neither this list nor the core's queue grows
+/// with them (W1).
+const MAX_RECENT: usize = 64;
 
 pub(crate) struct Reporter {
     device: Arc<str>,
@@ -40,6 +45,11 @@ impl Reporter {
             errors_sent_at: None,
             logged_at: None,
         }
+    }
+
+    /// The device's id (for its log lines).
+    pub(crate) fn device(&self) -> &str {
+        &self.device
     }
 
     async fn send(&self, kind: DriverEventKind) -> Result<(), CoreGone> {
@@ -111,11 +121,23 @@ impl Reporter {
             if repeats && self.recent.iter().any(|(r, _)| r == e) {
                 continue;
             }
+            if matches!(e, DeviceEvent::UnknownParameter { .. }) && self.recent.len() >= MAX_RECENT
+            {
+                continue;
+            }
             self.recent.push((e.clone(), now));
             self.send(DriverEventKind::Device(e.clone())).await?;
         }
         self.flush_errors(false).await?;
         Ok(events)
+    }
+
+    /// Counts `count` messages lost before decoding (`last` says why), reported with the
+    /// decoding errors.
+    pub(crate) fn count_errors(&mut self, count: u64, last: String) {
+        self.errors += count;
+        self.errors_total += count;
+        self.last_error = Some(last);
     }
 
     /// Reports counted decoding errors (at most once a second unless `force`).

@@ -55,7 +55,14 @@ impl Core {
                     }
                     DeviceEvent::UnknownParameter { code } => {
                         self.metrics.unknown_parameter(&device);
-                        tracing::warn!(%device, %code, "unknown parameter from device");
+                        // Counted, and logged once a minute per device: a monitor sending dozens
+                        // of unmapped parameters per message would write thousands of lines a
+                        // second (W1). The metric has them all.
+                        let now = self.clock.now();
+                        let tally = self.unknown_log.entry(device.clone()).or_default();
+                        if let Some(count) = tally.note(now) {
+                            tracing::warn!(%device, last = %code, count, "unknown parameters from device");
+                        }
                     }
                     _ => {}
                 }

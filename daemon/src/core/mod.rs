@@ -197,6 +197,8 @@ pub struct Core {
     central: Option<Feed>,
     /// The central station's link as the displays show it (none without `[central]`).
     central_link: Option<bool>,
+    /// Unknown parameters logged per device, rate-limited (W1).
+    unknown_log: HashMap<String, crate::net::Tally>,
 }
 
 impl Core {
@@ -242,6 +244,7 @@ impl Core {
             forwards_shown: Vec::new(),
             central: None,
             central_link: None,
+            unknown_log: HashMap::new(),
         }
     }
 

@@ -6,11 +6,16 @@
 //! plain TCP) holds one connection slot for that long at most, and is logged. Each message goes
 //! to the first device whose `match` takes it; a message no device takes is acknowledged and
 //! counted.
+//!
+//! Nothing a peer sends writes a log line per message or per connection: refusals, drops,
+//! evictions and the comings and goings of connections are counted ([`Tally`]) and logged at
+//! most once a minute with their count (W1); a monitor's own device says when its link drops.
 
 use super::{refuse, write_ack, Hl7Spec, Hl7Tls, Stream, FRAME_DEADLINE, IDLE_LIMIT, MAX_BACKOFF};
 use crate::backoff::Backoff;
 use crate::events::{Command, Link};
 use crate::report::{CoreGone as HubGone, Reporter};
+use crate::tally::Tally;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +28,8 @@ use tokio::sync::mpsc;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::format::Decoded;
-use vigil_protocol::hl7::{CodeTable, Hl7Receiver, Match, Received};
+use vigil_protocol::hl7::replay::mark_replayed;
+use vigil_protocol::hl7::{CodeTable, Header, Hl7Receiver, Match, Received, ReplayGuard, SentAt};
 use vigil_protocol::{DecodeError, Format};
 
 /// Most connections one listener holds at once. At the cap, a new connection takes the place of
@@ -43,8 +49,12 @@ pub fn unmatched_total() -> u64 {
 
 /// What a connection hands a device.
 enum Routed {
-    /// Outputs of one message, from connection `conn`.
-    Decoded { conn: u64, items: Vec<Decoded> },
+    /// Outputs of one message, from connection `conn`, sent at `sent` (MSH-7).
+    Decoded {
+        conn: u64,
+        sent: Option<SentAt>,
+        items: Vec<Decoded>,
+    },
     /// Connection `conn` ended.
     Closed { conn: u64, reason: String },
 }
@@ -54,6 +64,26 @@ struct Registration {
     device: String,
     matcher: Match,
     tx: mpsc::Sender<Routed>,
+    /// Messages dropped because the device's queue was full, logged ...
+    dropped_log: Tally,
+    /// ... and counted for the device to report (W2).
+    dropped: Arc<AtomicU64>,
+}
+
+/// The listener's rate-limited log lines (W1).
+#[derive(Default)]
+struct Logs {
+    opened: Tally,
+    /// Connections that delivered messages (the device's own link line says more).
+    closed: Tally,
+    /// Connections that closed without delivering a message (scanners, idle or hostile clients).
+    closed_quiet: Tally,
+    evicted: Tally,
+    /// TLS refused: a failed handshake (a plain or misconfigured client) ...
+    no_tls: Tally,
+    /// ... and one never finished (a stalled client), each kind logged at once.
+    no_tls_stalled: Tally,
+    refused: Tally,
 }
 
 /// One listening address and the devices on it.
@@ -65,6 +95,7 @@ struct Gateway {
     /// The first device's TLS settings (devices on one address share them too).
     tls: Option<Hl7Tls>,
     connections: Mutex<Vec<Slot>>,
+    logs: Mutex<Logs>,
     stop: CancellationToken,
 }
 
@@ -114,8 +145,19 @@ impl Gateway {
         }
     }
 
-    fn release(&self, conn: u64) {
-        lock(&self.connections).retain(|s| s.conn != conn);
+    /// Forgets `conn`; whether it ever delivered a message.
+    fn release(&self, conn: u64) -> bool {
+        let mut slots = lock(&self.connections);
+        let delivered = slots
+            .iter()
+            .any(|s| s.conn == conn && s.last_message.is_some());
+        slots.retain(|s| s.conn != conn);
+        delivered
+    }
+
+    /// Counts an event in the tally `pick` chooses; `Some(count)` when its line is due.
+    fn tally(&self, pick: impl FnOnce(&mut Logs) -> &mut Tally) -> Option<u64> {
+        pick(&mut lock(&self.logs)).note(Instant::now())
     }
 }
 
@@ -153,6 +195,7 @@ async fn gateway(addr: SocketAddr, spec: &Hl7Spec) -> Result<Arc<Gateway>, Strin
         table: spec.table.clone(),
         tls: spec.tls.clone(),
         connections: Mutex::default(),
+        logs: Mutex::default(),
         stop: CancellationToken::new(),
     });
     map.insert(addr, Arc::downgrade(&g));
@@ -200,10 +243,14 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
         next_conn += 1;
         let (conn, close) = (next_conn, stop.child_token());
         if let Some(closed) = g.admit(conn, close.clone()) {
-            tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, closed, "HL7 listener: too many connections; closed the one silent longest");
+            if let Some(count) = g.tally(|l| &mut l.evicted) {
+                tracing::warn!(addr = %g.addr, %peer, max = MAX_CONNECTIONS, closed, count, "HL7 listener: too many connections; closed the one silent longest");
+            }
+        }
+        if let Some(count) = g.tally(|l| &mut l.opened) {
+            tracing::info!(addr = %g.addr, %peer, count, "HL7 connection opened");
         }
         tokio::spawn(async move {
-            tracing::info!(addr = %g.addr, %peer, "HL7 connection opened");
             let stream: Box<dyn Stream> = match &g.tls {
                 None => Box::new(stream),
                 Some(tls) => {
@@ -216,7 +263,17 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                         Err(reason) => {
                             // A monitor set up without TLS, a wrong certificate, or a stalled
                             // client: nothing was read, so nothing of a patient's is in the reason.
-                            tracing::warn!(addr = %g.addr, %peer, %reason, "HL7 connection refused: no TLS");
+                            let stalled = reason == super::tls::no_handshake();
+                            let tally = g.tally(|l| {
+                                if stalled {
+                                    &mut l.no_tls_stalled
+                                } else {
+                                    &mut l.no_tls
+                                }
+                            });
+                            if let Some(count) = tally {
+                                tracing::warn!(addr = %g.addr, %peer, %reason, count, "HL7 connection refused: no TLS");
+                            }
                             g.release(conn);
                             return;
                         }
@@ -224,7 +281,6 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                 }
             };
             let reason = connection(stream, conn, &g, &close).await;
-            tracing::info!(addr = %g.addr, %peer, %reason, "HL7 connection closed");
             let devices: Vec<_> = lock(&g.devices).iter().map(|r| r.tx.clone()).collect();
             for tx in devices {
                 let _ = tx.try_send(Routed::Closed {
@@ -232,7 +288,13 @@ async fn accept(listener: TcpListener, gateway: Weak<Gateway>, stop: Cancellatio
                     reason: reason.clone(),
                 });
             }
-            g.release(conn);
+            if g.release(conn) {
+                if let Some(count) = g.tally(|l| &mut l.closed) {
+                    tracing::info!(addr = %g.addr, %peer, %reason, count, "HL7 connection closed");
+                }
+            } else if let Some(count) = g.tally(|l| &mut l.closed_quiet) {
+                tracing::info!(addr = %g.addr, %peer, %reason, count, "HL7 connection closed without a message");
+            }
         });
     }
 }
@@ -299,8 +361,15 @@ fn route(g: &Gateway, conn: u64, received: Received) {
             observations,
         } => (header, observations.into_iter().map(Ok).collect()),
         Received::Refused { header, error } => {
-            tracing::warn!(addr = %g.addr, control_id = %header.control_id, %error, "HL7 message refused (AE sent)");
+            if let Some(count) = g.tally(|l| &mut l.refused) {
+                tracing::warn!(addr = %g.addr, control_id = %header.control_id, %error, count, "HL7 message refused (AE sent)");
+            }
             let e = DecodeError::Malformed(format!("HL7 message refused (AE): {error}"));
+            // A refused message's MSH-7 is no evidence of the device's clock.
+            let header = Header {
+                sent: None,
+                ..header
+            };
             (header, vec![Err(e)])
         }
         Received::Framing(e) => {
@@ -308,16 +377,24 @@ fn route(g: &Gateway, conn: u64, received: Received) {
             return;
         }
     };
-    let devices = lock(&g.devices);
-    let Some(device) = devices.iter().find(|r| r.matcher.matches(&header)) else {
+    let mut devices = lock(&g.devices);
+    let Some(device) = devices.iter_mut().find(|r| r.matcher.matches(&header)) else {
         if items.iter().any(Result::is_ok) {
             UNMATCHED.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(addr = %g.addr, facility = %header.sending_facility, "HL7 message no device matches; acknowledged and counted");
         }
         return;
     };
-    if device.tx.try_send(Routed::Decoded { conn, items }).is_err() {
-        tracing::warn!(device = %device.device, "HL7 device not keeping up; a message was dropped");
+    let sent = header.sent;
+    if device
+        .tx
+        .try_send(Routed::Decoded { conn, sent, items })
+        .is_err()
+    {
+        device.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = device.dropped_log.note(Instant::now()) {
+            tracing::warn!(device = %device.device, count, "HL7 device not keeping up; messages dropped");
+        }
     }
 }
 
@@ -345,10 +422,11 @@ fn register(
     g: Arc<Gateway>,
     device: &str,
     matcher: &Match,
-) -> Option<(Registered, mpsc::Receiver<Routed>)> {
+) -> Option<(Registered, mpsc::Receiver<Routed>, Arc<AtomicU64>)> {
     static KEYS: AtomicU64 = AtomicU64::new(0);
     let key = KEYS.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(DEVICE_QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
     let mut devices = lock(&g.devices);
     if g.stop.is_cancelled() {
         return None;
@@ -366,10 +444,12 @@ fn register(
             device: device.to_string(),
             matcher: matcher.clone(),
             tx,
+            dropped_log: Tally::default(),
+            dropped: dropped.clone(),
         },
     );
     drop(devices);
-    Some((Registered { gateway: g, key }, rx))
+    Some((Registered { gateway: g, key }, rx, dropped))
 }
 
 /// Runs one device on a shared listener.
@@ -389,7 +469,9 @@ pub(super) async fn run_device(
                 .ok_or_else(|| format!("the listener on {addr} was closing"))
         });
         match registered {
-            Ok((_registered, rx)) => return serve_device(rx, reporter, commands, cancel).await,
+            Ok((_registered, rx, dropped)) => {
+                return serve_device(rx, &dropped, reporter, commands, cancel).await
+            }
             Err(reason) => {
                 reporter.link(Link::Disconnected { reason }).await?;
                 let delay = backoff.next_delay();
@@ -407,6 +489,7 @@ pub(super) async fn run_device(
 
 async fn serve_device(
     mut rx: mpsc::Receiver<Routed>,
+    dropped: &AtomicU64,
     reporter: &mut Reporter,
     commands: &mut mpsc::Receiver<Command>,
     cancel: &CancellationToken,
@@ -415,40 +498,77 @@ async fn serve_device(
     second.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let silence = Format::Hl7.silence_limit();
     let mut last_data = Instant::now();
-    // The connection this device's messages last came on, and whether the link shows it.
-    let mut current: Option<u64> = None;
+    // The open connections this device's messages came on: its link is up while any is, so a
+    // client that comes, sends one message and goes cannot flap the monitor's link (W4).
+    // Bounded: the listener holds at most MAX_CONNECTIONS.
+    let mut live: Vec<u64> = Vec::new();
     let mut silent = false;
+    // The device's, whichever connection its messages come on: a backlog re-sent on a new one
+    // is older than its newest message (W3).
+    let mut replay = ReplayGuard::default();
+    let mut replay_log = Tally::default();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             Some(routed) = rx.recv() => match routed {
-                Routed::Decoded { conn, mut items } => {
+                Routed::Decoded { conn, sent, mut items } => {
+                    if replay.is_replay(sent, Instant::now().into_std()) {
+                        items = replayed(items);
+                        if let Some(count) = replay_log.note(Instant::now()) {
+                            tracing::warn!(device = %reporter.device(), count, "HL7 messages older than the device's newest: read as replays (stored)");
+                        }
+                    }
                     if items.iter().any(Result::is_ok) {
                         last_data = Instant::now();
-                        if current != Some(conn) || silent {
+                        // A message on another live connection is no link change: telling the
+                        // core (and the log) at every switch would be a line per message (W1).
+                        if live.is_empty() || silent {
                             silent = false;
                             reporter.link(Link::Connected).await?;
                         }
-                        current = Some(conn);
+                        if !live.contains(&conn) {
+                            if live.len() >= MAX_CONNECTIONS {
+                                // A close that was lost (a full queue): the oldest goes.
+                                live.remove(0);
+                            }
+                            live.push(conn);
+                        }
                     }
                     reporter.decoded(&mut items).await?;
                 }
                 Routed::Closed { conn, reason } => {
-                    if current == Some(conn) {
-                        current = None;
-                        reporter.link(Link::Disconnected { reason }).await?;
+                    if let Some(i) = live.iter().position(|&c| c == conn) {
+                        live.remove(i);
+                        if live.is_empty() {
+                            reporter.link(Link::Disconnected { reason }).await?;
+                        }
                     }
                 }
             },
             Some(command) = commands.recv() => refuse(command),
             _ = second.tick() => {
+                // Messages the listener could not queue for this device: never silently (W2).
+                let lost = dropped.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    reporter.count_errors(lost, format!("{lost} HL7 messages dropped: the device could not keep up"));
+                }
                 reporter.flush_errors(true).await?;
                 let quiet = last_data.elapsed();
-                if current.is_some() && !silent && silence.is_some_and(|limit| quiet >= limit) {
+                if !live.is_empty() && !silent && silence.is_some_and(|limit| quiet >= limit) {
                     silent = true;
                     reporter.link(Link::NoData { seconds: quiet.as_secs() }).await?;
                 }
             }
         }
     }
+}
+
+/// A replayed message's outputs: readings `stored`, device events dropped (W3).
+fn replayed(items: Vec<Decoded>) -> Vec<Decoded> {
+    let (ok, errors): (Vec<_>, Vec<_>) = items.into_iter().partition(Result::is_ok);
+    mark_replayed(ok.into_iter().flatten().collect())
+        .into_iter()
+        .map(Ok)
+        .chain(errors)
+        .collect()
 }

@@ -127,6 +127,9 @@ async fn run_connect(
     cancel: &CancellationToken,
 ) -> Result<(), HubGone> {
     let mut backoff = Backoff::new(MAX_BACKOFF);
+    // One session for every connection: a backlog the monitor re-sends after a reconnect is
+    // older than the newest message already read, so a replay (W3).
+    let mut session = Hl7Session::new(spec.table.clone(), spec.matcher.clone());
     while !cancel.is_cancelled() {
         reporter.link(Link::Connecting).await?;
         let reason = match dial(peer, spec.tls.as_ref()).await {
@@ -134,8 +137,8 @@ async fn run_connect(
             Ok(stream) => {
                 reporter.link(Link::Connected).await?;
                 let started = Instant::now();
-                let session = Hl7Session::new(spec.table.clone(), spec.matcher.clone());
-                let ended = serve(stream, session, reporter, commands, cancel).await;
+                session.reconnected();
+                let ended = serve(stream, &mut session, reporter, commands, cancel).await;
                 if started.elapsed() >= STABLE {
                     backoff.reset();
                 }
@@ -177,7 +180,7 @@ async fn dial(peer: &str, tls: Option<&Hl7Tls>) -> Result<Box<dyn Stream>, Strin
 /// One dialled connection: read, acknowledge, report; watch for silence and stalled frames.
 async fn serve(
     mut stream: Box<dyn Stream>,
-    mut session: Hl7Session,
+    session: &mut Hl7Session,
     reporter: &mut Reporter,
     commands: &mut mpsc::Receiver<Command>,
     cancel: &CancellationToken,
@@ -190,6 +193,7 @@ async fn serve(
     let mut last_data = Instant::now();
     let mut frame_started = Instant::now();
     let mut silent = false;
+    let mut replay_log = crate::tally::Tally::default();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ended::Cancelled,
@@ -203,7 +207,13 @@ async fn serve(
                 if session.pending_frame_bytes() == 0 {
                     frame_started = now;
                 }
-                session.feed(&buf[..n]);
+                let replays = session.replays();
+                session.feed_live(&buf[..n], now.into_std());
+                if session.replays() > replays {
+                    if let Some(count) = replay_log.note(now) {
+                        tracing::warn!(device = %reporter.device(), count, "HL7 messages older than the device's newest: read as replays (stored)");
+                    }
+                }
                 while let Some(ack) = session.poll_transmit() {
                     if write_ack(&mut stream, &ack).await.is_err() {
                         return Ended::Lost("cannot write the ACK".into());

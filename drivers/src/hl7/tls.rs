@@ -83,7 +83,8 @@ impl Hl7Tls {
     }
 }
 
-fn no_handshake() -> String {
+/// Why a handshake that never finished was refused (the listener tallies these apart).
+pub(super) fn no_handshake() -> String {
     format!("no TLS handshake within {}s", HANDSHAKE_DEADLINE.as_secs())
 }
 

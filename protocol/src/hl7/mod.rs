@@ -10,10 +10,12 @@ pub mod codes;
 pub mod message;
 pub mod mllp;
 pub mod oru;
+pub mod replay;
 mod session;
 pub mod time;
 
 pub use codes::{CodeEntry, CodeTable, CodeTableError, CodeTableFile};
 pub use message::{Hl7Error, Message};
 pub use oru::Header;
+pub use replay::{ReplayGuard, SentAt};
 pub use session::{Hl7Receiver, Hl7Session, Match, PlainSplitter, Received};

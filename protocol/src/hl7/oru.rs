@@ -32,6 +32,8 @@ pub struct Header {
     pub version: String,
     /// Every distinct OBX-18 entity identifier (the equipment) in the message.
     pub equipment: Vec<String>,
+    /// MSH-7, when the message was sent (to tell a replay, W3).
+    pub sent: Option<super::replay::SentAt>,
 }
 
 impl Header {
@@ -52,6 +54,7 @@ impl Header {
             processing_id: msg.component(msh, 11, 1),
             version: msg.component(msh, 12, 1),
             equipment,
+            sent: super::replay::SentAt::parse(&msg.component(msh, 7, 1)),
         }
     }
 }

@@ -5,6 +5,7 @@ use super::codes::CodeTable;
 use super::message::{Hl7Error, Message};
 use super::mllp::{self, MllpDecoder, MllpFrame};
 use super::oru::{read_oru_per_equipment, Header};
+use super::replay::{mark_replayed, ReplayGuard};
 use crate::device::DeviceSession;
 use crate::error::DecodeError;
 use crate::format::Decoded;
@@ -164,6 +165,7 @@ fn salvage_header(payload: &[u8]) -> Header {
         processing_id: first(11),
         version: first(12),
         equipment: Vec::new(),
+        sent: None,
     }
 }
 
@@ -197,13 +199,16 @@ impl Match {
 
 /// One HL7 device on its own connection (a `connect` device, or `vigil probe`): the device
 /// session the transport pump drives. Messages its [`Match`] does not pick are acknowledged
-/// and counted, not read.
+/// and counted, not read. Read live ([`Hl7Session::feed_live`]), a message older than the
+/// device's newest is a replay (W3): its readings are `stored`. The session outlives its
+/// connections ([`Hl7Session::reconnected`]), so a backlog re-sent on a new one is seen.
 #[derive(Debug)]
 pub struct Hl7Session {
     receiver: Hl7Receiver,
     matcher: Match,
     outputs: VecDeque<Decoded>,
     unmatched: u64,
+    replay: ReplayGuard,
 }
 
 impl Hl7Session {
@@ -214,7 +219,19 @@ impl Hl7Session {
             matcher,
             outputs: VecDeque::new(),
             unmatched: 0,
+            replay: ReplayGuard::default(),
         }
+    }
+
+    /// A new connection to the same device: the old one's unfinished frame and unwritten ACKs
+    /// go; what was read from the device (its newest message) stays.
+    pub fn reconnected(&mut self) {
+        self.receiver = Hl7Receiver::new(self.receiver.table.clone());
+    }
+
+    /// Messages read as replays (older than the device's newest).
+    pub fn replays(&self) -> u64 {
+        self.replay.replays()
     }
 
     /// Bytes of an unfinished frame held (a frame deadline watches this).
@@ -227,19 +244,25 @@ impl Hl7Session {
         self.unmatched
     }
 
-    /// Bytes from the peer (HL7 needs no time to read them).
+    /// Bytes of a capture, read as recorded (no replay judged: there is no receive time).
     pub fn feed(&mut self, bytes: &[u8]) {
         let received = self.receiver.handle_input(bytes);
-        self.take(received);
+        self.take(received, None);
+    }
+
+    /// Bytes from a live peer, received at `now`: replays are judged.
+    pub fn feed_live(&mut self, bytes: &[u8], now: Instant) {
+        let received = self.receiver.handle_input(bytes);
+        self.take(received, Some(now));
     }
 
     /// One unframed message (a plain capture).
     pub fn handle_message(&mut self, payload: &[u8]) {
         let received = self.receiver.handle_message(payload);
-        self.take(received);
+        self.take(received, None);
     }
 
-    fn take(&mut self, received: Vec<Received>) {
+    fn take(&mut self, received: Vec<Received>, now: Option<Instant>) {
         for r in received {
             match r {
                 Received::Message {
@@ -247,6 +270,13 @@ impl Hl7Session {
                     observations,
                 } => {
                     if self.matcher.matches(&header) {
+                        let replayed =
+                            now.is_some_and(|now| self.replay.is_replay(header.sent, now));
+                        let observations = if replayed {
+                            mark_replayed(observations)
+                        } else {
+                            observations
+                        };
                         self.outputs.extend(observations.into_iter().map(Ok));
                     } else {
                         self.unmatched += 1;
@@ -272,8 +302,8 @@ impl Hl7Session {
 }
 
 impl DeviceSession for Hl7Session {
-    fn handle_input(&mut self, bytes: &[u8], _now: Instant) {
-        self.feed(bytes);
+    fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.feed_live(bytes, now);
     }
 
     /// The next ACK to write.
