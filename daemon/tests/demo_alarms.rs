@@ -102,7 +102,12 @@ async fn the_default_demo_raises_an_alarm_in_its_first_two_minutes_that_is_ackno
         .iter()
         .find(|s| s.rule == "spo2-low")
         .unwrap_or_else(|| panic!("no SpO2 alarm: {seen:?}"));
-    assert_eq!(desaturation.device, "oximeter-1", "{desaturation:?}");
+    // The oximeter and the HL7 monitor play the same scenario: whichever reads the dip first
+    // raises it (a race between a pseudo-terminal and a TCP connection).
+    assert!(
+        ["oximeter-1", vigil_daemon::demo::HL7_MONITOR].contains(&desaturation.device.as_str()),
+        "{desaturation:?}"
+    );
     assert_eq!(desaturation.priority, "medium");
     assert!(
         desaturation.raised < 120.0,
