@@ -215,6 +215,57 @@ async fn a_restarted_rooms_alarm_reaches_the_central() {
     central.stop().await;
 }
 
+/// X7: one room (or its credentials in other hands) floods its reading subject; the central
+/// reads the site's one stream in order, so every other room's alarm waited behind the flood.
+/// Readings beyond a room's budget for a second of the stream's time are dropped, counted as
+/// malformed, before they are parsed; the next room's alarm step is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_reading_flood_is_cut_at_the_central_and_another_rooms_alarm_is_shown() {
+    let Some(nats) = NatsServer::start().await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(nats.client().await);
+    vigil_daemon::nats::ensure_stream(&js, SITE).await.unwrap();
+    let central = central(&nats.url()).await;
+    let mut at_central = display(&central).await;
+    publish_snapshot(&js, 1, json!([])).await;
+    // 5,000 readings as fast as the stream takes them: a few seconds of its time at most.
+    let flood = 5_000u64;
+    let mut acks = Vec::new();
+    for seq in 2..2 + flood {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("room-1.1.{seq}").as_str());
+        let reading = json!({"v":1,"type":"reading","seq":seq,"device":"ox","vital":"spo2",
+            "value":97.0,"unit":"%","mdc":null,"at":"2026-11-29T10:00:01.000Z","flags":[]});
+        let ack = js
+            .publish_with_headers(
+                format!("vigil.{SITE}.room-1.reading"),
+                headers,
+                reading.to_string().into(),
+            )
+            .await
+            .unwrap();
+        acks.push(ack);
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let mut two = vigil_tests::fake_room::FakeRoom::start(&nats.url(), "room-2").await;
+    two.snapshot().await;
+    two.alarm("spo2-low#7", "2026-11-29T10:00:05.000Z").await;
+    let raised = within(&mut at_central, 30, |m| {
+        m["type"] == "alarm" && m["room"] == "room-2"
+    })
+    .await;
+    assert_eq!(raised["alarm"]["id"], "spo2-low#7", "{raised}");
+    let dropped = central.hub.malformed_count();
+    assert!(
+        dropped >= flood / 2,
+        "{dropped} of {flood} flooding readings dropped"
+    );
+    central.stop().await;
+}
+
 /// X5: a message the durable consumer redelivers (its acknowledgement lost with the central's
 /// connection, or in flight when an earlier central process was killed) arrives after newer
 /// ones. When it came from a room's earlier run (another `boot`), the central took it for a

@@ -16,6 +16,7 @@
 //! room's last stored message (`stream_seq` in the heartbeat): a central whose reading stalls
 //! (its consumer broken, or behind a flood) must not show rooms as watched (see [`Lag`]).
 
+use super::budget::ReadingBudget;
 use super::hub::Hub;
 use super::rooms::{Malformed, LINK_TIMEOUT, MAX_ROOMS};
 use crate::nats::signed::ActionKey;
@@ -60,6 +61,26 @@ fn apply(hub: &Hub, site: &str, message: &async_nats::Message) {
             &Malformed::NotJson(format!("unexpected subject {}", message.subject)),
         ),
     }
+}
+
+/// Whether `message` is within its room's reading budget (X7); a reading beyond it is counted
+/// as malformed and not applied.
+fn within_budget(
+    budget: &mut ReadingBudget,
+    hub: &Hub,
+    message: &async_nats::Message,
+    published_s: Option<i64>,
+) -> bool {
+    let (Some((_, room_id, "reading")), Some(published_s)) =
+        (Subjects::parse(message.subject.as_str()), published_s)
+    else {
+        return true;
+    };
+    if budget.admit(room_id, published_s) {
+        return true;
+    }
+    hub.malformed(room_id, &Malformed::Flood);
+    false
 }
 
 /// How far behind the rooms the central's reading of the stream is: per room, the oldest
@@ -192,6 +213,7 @@ async fn consume(
     // This consumer's position (stream sequences start again with a new stream).
     applied.store(delivered, Ordering::Relaxed);
     tracing::info!(consumer = %name, "reading the site's stream");
+    let mut budget = ReadingBudget::default();
     let mut messages = durable.messages().await?;
     while let Some(message) = messages.next().await {
         match message {
@@ -199,8 +221,12 @@ async fn consume(
                 // A redelivery (its acknowledgement lost, or in flight when an earlier process
                 // stopped) comes after newer messages and was applied already: applied again,
                 // a room's earlier run would undo its current state (X5).
-                let at = message.info().map(|i| i.stream_sequence).ok();
-                if at.is_none_or(|at| at > applied.load(Ordering::Relaxed)) {
+                let info = message.info().ok();
+                let at = info.as_ref().map(|i| i.stream_sequence);
+                let published_s = info.as_ref().map(|i| i.published.unix_timestamp());
+                if at.is_none_or(|at| at > applied.load(Ordering::Relaxed))
+                    && within_budget(&mut budget, hub, &message, published_s)
+                {
                     apply(hub, site, &message);
                 }
                 if let Some(at) = at {

@@ -10,6 +10,7 @@
 //! - [`subscription`]: one display's reading of the broadcast;
 //! - this module: start and stop, and [`Forward`] (NATS out: actions).
 
+pub mod budget;
 pub mod demo;
 pub mod feed;
 pub mod hub;

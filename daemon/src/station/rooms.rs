@@ -55,6 +55,9 @@ pub enum Malformed {
     /// [`MAX_VITALS`], [`MAX_ALARMS`]).
     #[error("beyond what the central keeps of a room: {0}")]
     TooMuch(String),
+    /// Readings beyond a room's budget for one second (see [`super::budget`]).
+    #[error("more than 256 readings in one second from one room (a flood): dropped")]
+    Flood,
 }
 
 /// Whether the central hears a room.
