@@ -36,6 +36,11 @@ pub const FEED_CAPACITY: usize = 4096;
 const FEED_RESERVE: usize = 1024;
 /// How often a reading is published at most, per device and vital (the latest one).
 const READING_EVERY: Duration = Duration::from_secs(1);
+/// How often the room publishes its whole state while connected, besides at start and after
+/// each reconnect: a central that starts rebuilds each room from its last stored snapshot, so
+/// this bounds what it must read again (minutes of the site's stream, not the hours since a
+/// room last reconnected) before it shows the rooms as they are.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(2 * 60);
 /// How often the heartbeat is published.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(900);
 /// How long one publication may take before NATS counts as away.
@@ -409,6 +414,7 @@ async fn take_feed(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut flushed = Instant::now();
+    let mut snapshotted = Instant::now();
     let mut connected = false;
     for (n, replayed) in (1..).zip(replayed) {
         shared.push(room.replayed(n, replayed));
@@ -433,6 +439,10 @@ async fn take_feed(
                 if flushed.elapsed() >= READING_EVERY {
                     flushed = Instant::now();
                     taker.flush_readings();
+                }
+                if connected && snapshotted.elapsed() >= SNAPSHOT_EVERY {
+                    snapshotted = Instant::now();
+                    taker.snapshot().await;
                 }
                 // Connected to NATS is not enough: the stream must take the room's messages.
                 let now = room.connected() && shared.stream_takes();
