@@ -80,12 +80,7 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
                     tracing::warn!(subject = %message.subject, count, reason = %why, "refusing requests not signed by the central station (count since the last such line)");
                 }
                 if let Verdict::Allow = unsigned_replies.frame(Instant::now()) {
-                    let text = error(
-                        request_id_of(&message.payload),
-                        "unauthenticated",
-                        why.to_string(),
-                    );
-                    let _ = room.client.publish(reply_to, text.into()).await;
+                    unauthenticated(&room, reply_to, &message.payload, why).await;
                 }
                 continue;
             }
@@ -100,12 +95,7 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         if let (None, Request::Action, Some(verifier)) = (refused, request, verifier.as_mut()) {
             if let Err(why) = verifier.first_time(signed) {
                 tracing::warn!(reason = %why, "refusing an action request from the central station");
-                let text = error(
-                    request_id_of(&message.payload),
-                    "unauthenticated",
-                    why.to_string(),
-                );
-                let _ = room.client.publish(reply_to, text.into()).await;
+                unauthenticated(&room, reply_to, &message.payload, why).await;
                 continue;
             }
         }
@@ -160,6 +150,17 @@ fn authentic(
         &message.payload,
         now_ms,
     )
+}
+
+/// Answers a request the room refused as not the central's, with its `request_id`.
+async fn unauthenticated(
+    room: &Room,
+    reply_to: async_nats::Subject,
+    payload: &[u8],
+    why: Unsigned,
+) {
+    let text = error(request_id_of(payload), "unauthenticated", why.to_string());
+    let _ = room.client.publish(reply_to, text.into()).await;
 }
 
 /// The `request_id` of a request, when it has one, for the refusal's `error`.
