@@ -68,7 +68,7 @@ async fn alarm_steps_recorded_while_nats_was_down_survive_kill_9_and_reach_the_c
     let (_, mut frames) = central.hub.subscribe(&user);
     let client = nats.client().await;
     let js = async_nats::jetstream::new(client);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = match js.get_stream("VIGIL_CLINIC").await {
             Ok(stream) => stream.consumer_info(&consumer).await.is_ok(),
@@ -99,7 +99,7 @@ async fn alarm_steps_recorded_while_nats_was_down_survive_kill_9_and_reach_the_c
     let path = dir.join("vigil.toml");
     std::fs::write(&path, config).unwrap();
     let mut first = common::start_run(&path).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let recorded = loop {
         let alarms = recorded_alarms(&db);
         if !alarms.is_empty() {
