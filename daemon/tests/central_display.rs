@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use vigil_daemon::station::hub::BROADCAST_CAPACITY;
+use vigil_daemon::station::subscription;
 
 const TOKEN: &str = "provider-token-0123456789";
 
@@ -152,5 +153,34 @@ async fn a_display_that_falls_behind_again_at_once_is_closed() {
     };
     assert_eq!(u16::from(close.code), 1008);
     assert!(close.reason.contains("cannot keep up"), "{}", close.reason);
+    central.stop().await;
+}
+
+/// A display that stops reading never falls behind the broadcast (its connection waits on the
+/// write first), so nothing closed it: it held its connection, counted against the caps, for
+/// ever. After 10 s of taking nothing it is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_that_stops_reading_is_closed() {
+    let (central, mut ws) = central_and_slow_display().await;
+    let hub = central.hub.clone();
+    // Enough to fill the sockets: the central's write waits.
+    for seq in 1..=4_000 {
+        hub.apply("room-1", Some("100"), &reading(seq, 95.0));
+    }
+    tokio::time::sleep(subscription::WRITE_PATIENCE + Duration::from_secs(2)).await;
+    // What the sockets held, then the end of the connection.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the display that stopped reading is still connected"
+    );
     central.stop().await;
 }

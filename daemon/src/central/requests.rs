@@ -85,6 +85,15 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
                 continue;
             }
         };
+        // A replay of an action is refused before it counts against the central's budget, so
+        // replays cannot use it up.
+        if let (Request::Action, Some(verifier)) = (request, verifier.as_ref()) {
+            if let Err(why) = verifier.seen_before(&signed) {
+                tracing::warn!(reason = %why, "refusing an action request from the central station");
+                unauthenticated(&room, reply_to, &message.payload, why).await;
+                continue;
+            }
+        }
         let budget = usize::from(!matches!(request, Request::Action));
         let refused = match flood[budget].frame(Instant::now()) {
             Verdict::Allow => None,
@@ -93,7 +102,7 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         // An action is carried out once: a replay of the central's is refused. Reads (trend,
         // snapshot) change nothing, so they are not remembered.
         if let (None, Request::Action, Some(verifier)) = (refused, request, verifier.as_mut()) {
-            if let Err(why) = verifier.first_time(signed) {
+            if let Err(why) = verifier.first_time(signed, unix_ms()) {
                 tracing::warn!(reason = %why, "refusing an action request from the central station");
                 unauthenticated(&room, reply_to, &message.payload, why).await;
                 continue;
@@ -140,16 +149,20 @@ fn authentic(
     let Some(verifier) = verifier else {
         return Err(Unsigned::Forged);
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
     verifier.authentic(
         message.subject.as_str(),
         message.headers.as_ref(),
         &message.payload,
-        now_ms,
+        unix_ms(),
     )
+}
+
+/// The room's clock, unix milliseconds.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Answers a request the room refused as not the central's, with its `request_id`.

@@ -128,7 +128,7 @@ impl Verifier {
         hmac::verify(&self.key.0, &message(subject, signed_at, payload), &tag)
             .map_err(|_| Unsigned::Forged)?;
         let off_ms = now_ms.saturating_sub(signed_at);
-        if off_ms.abs() > WINDOW.as_millis() as i64 {
+        if now_ms.abs_diff(signed_at) > WINDOW.as_millis() as u64 {
             return Err(Unsigned::Stale(off_ms / 1000));
         }
         Ok(Signed { tag, signed_at })
@@ -142,7 +142,9 @@ impl Verifier {
     /// cannot make a request answered once pass again: a request signed more than [`WINDOW`]
     /// before the newest one answered is refused, and the signatures within that window are
     /// remembered.
-    pub fn first_time(&mut self, signed: Signed) -> Result<(), Unsigned> {
+    pub fn first_time(&mut self, signed: Signed, now_ms: i64) -> Result<(), Unsigned> {
+        self.forget_a_clock_gone_back(now_ms);
+        self.seen_before(&signed)?;
         let newest = self.newest.max(signed.signed_at);
         let oldest = newest.saturating_sub(WINDOW.as_millis() as i64);
         if signed.signed_at < oldest {
@@ -160,6 +162,30 @@ impl Verifier {
         Ok(())
     }
 
+    /// Whether an authentic request is one already answered (a replay), without remembering it:
+    /// checked before the request counts against any budget, so replays cannot use them up.
+    pub fn seen_before(&self, signed: &Signed) -> Result<(), Unsigned> {
+        let oldest = self.newest.saturating_sub(WINDOW.as_millis() as i64);
+        if signed.signed_at < oldest || self.seen.contains_key(&signed.tag) {
+            return Err(Unsigned::Replay);
+        }
+        Ok(())
+    }
+
+    /// Both clocks set wrongly ahead and then corrected would leave `newest` in the future and
+    /// every new action refused as a replay until then: a newest more than two windows ahead of
+    /// the room's clock is forgotten (a restart forgets it too), and the jump logged.
+    fn forget_a_clock_gone_back(&mut self, now_ms: i64) {
+        if self.newest > now_ms.saturating_add(2 * WINDOW.as_millis() as i64) {
+            tracing::error!(
+                ahead_s = (self.newest - now_ms) / 1000,
+                "the clock went back: the central's requests answered were signed ahead of it"
+            );
+            self.seen.clear();
+            self.newest = i64::MIN;
+        }
+    }
+
     /// [`Verifier::authentic`], then [`Verifier::first_time`].
     pub fn check(
         &mut self,
@@ -169,7 +195,7 @@ impl Verifier {
         now_ms: i64,
     ) -> Result<(), Unsigned> {
         let signed = self.authentic(subject, headers, payload, now_ms)?;
-        self.first_time(signed)
+        self.first_time(signed, now_ms)
     }
 }
 
@@ -261,6 +287,32 @@ mod tests {
             room.check(SUBJECT, Some(&garbled), BODY, NOW_MS),
             Err(Unsigned::Forged)
         );
+    }
+
+    #[test]
+    fn both_clocks_set_ahead_then_corrected_do_not_lock_the_central_out() {
+        let mut room = Verifier::new(key());
+        let a_day = 86_400_000;
+        let ahead = key().sign(SUBJECT, BODY, NOW_MS + a_day);
+        assert_eq!(
+            room.check(SUBJECT, Some(&ahead), BODY, NOW_MS + a_day),
+            Ok(())
+        );
+        // Both clocks corrected: the central's next action is answered.
+        let next = key().sign(SUBJECT, BODY, NOW_MS);
+        assert_eq!(room.check(SUBJECT, Some(&next), BODY, NOW_MS), Ok(()));
+    }
+
+    #[test]
+    fn a_replay_is_known_before_it_is_remembered_again() {
+        let mut room = Verifier::new(key());
+        let headers = key().sign(SUBJECT, BODY, NOW_MS);
+        let signed = room
+            .authentic(SUBJECT, Some(&headers), BODY, NOW_MS)
+            .unwrap();
+        assert_eq!(room.seen_before(&signed), Ok(()));
+        assert_eq!(room.first_time(signed.clone(), NOW_MS), Ok(()));
+        assert_eq!(room.seen_before(&signed), Err(Unsigned::Replay));
     }
 
     #[test]

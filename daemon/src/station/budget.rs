@@ -34,8 +34,20 @@ impl ReadingBudget {
                 *entry = (published_s, 1);
                 true
             }
-            // A room beyond the central's bound is refused when applied anyway.
-            None if full => true,
+            // Full: a room not heard this second or the last gives way (rooms come and go
+            // over a central's life); else the room is beyond the central's bound anyway.
+            None if full => {
+                let stale = self
+                    .rooms
+                    .iter()
+                    .find(|(_, (second, _))| *second < published_s - 1)
+                    .map(|(id, _)| id.clone());
+                if let Some(stale) = stale {
+                    self.rooms.remove(&stale);
+                    self.rooms.insert(room_id.to_string(), (published_s, 1));
+                }
+                true
+            }
             None => {
                 self.rooms.insert(room_id.to_string(), (published_s, 1));
                 true
@@ -57,6 +69,16 @@ mod tests {
         assert!((0..READINGS_PER_SECOND).all(|_| budget.admit("room-2", 100)));
         // The next second of the stream: a fresh budget.
         assert!(budget.admit("room-1", 101));
+    }
+
+    #[test]
+    fn rooms_that_came_and_went_give_way_to_a_new_one() {
+        let mut budget = ReadingBudget::default();
+        for r in 0..MAX_ROOMS {
+            assert!(budget.admit(&format!("old-{r}"), 100));
+        }
+        let admitted = (0..10_000).filter(|_| budget.admit("new", 200)).count();
+        assert_eq!(admitted, READINGS_PER_SECOND as usize);
     }
 
     #[test]

@@ -383,7 +383,18 @@ async fn ask_snapshot(
         .request_with_headers(subject, headers, "".into())
         .await
     {
-        Ok(reply) => hub.apply_live_snapshot(&room_id, &reply.payload),
+        Ok(reply) => {
+            // A room that refuses the central's signature refuses its actions too: say so
+            // loudly now, not when a nurse's acknowledgement is refused.
+            if let Ok(serde_json::Value::Object(answer)) = serde_json::from_slice(&reply.payload) {
+                if answer.get("code").and_then(|c| c.as_str()) == Some("unauthenticated") {
+                    let reason = answer.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                    tracing::error!(room = %room_id, %reason, "the room refuses this central's requests: check that both have the site's action_key, and both clocks");
+                    return;
+                }
+            }
+            hub.apply_live_snapshot(&room_id, &reply.payload)
+        }
         Err(e) => {
             tracing::info!(room = %room_id, error = %e, "a room did not answer the snapshot request")
         }

@@ -16,6 +16,10 @@ use vigil_protocol::display::UserInfo;
 const BATCH: usize = 256;
 /// A display that falls behind again sooner than this after a fresh start is closed.
 pub const RESTART_PACE: Duration = Duration::from_secs(10);
+/// A display that takes nothing for this long (its writes wait) is closed: one that stopped
+/// reading never falls behind the broadcast (its connection waits on the write first), and
+/// would hold its connection, counted against the caps, for ever.
+pub const WRITE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The sending half of a display's WebSocket.
 pub type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -25,7 +29,8 @@ pub type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 pub enum Ended {
     /// The connection failed.
     Connection,
-    /// The display fell behind again within [`RESTART_PACE`] of its last fresh start.
+    /// The display fell behind again within [`RESTART_PACE`] of its last fresh start, or took
+    /// nothing for [`WRITE_PATIENCE`].
     TooSlow,
 }
 
@@ -73,17 +78,27 @@ impl<'a> Subscription<'a> {
     /// [`BATCH`] frames, then flushes once: a display on a busy site gets many small frames a
     /// second, and one write per frame is what made it fall behind.
     pub async fn send(&mut self, sink: &mut WsSink, first: Option<Frame>) -> Result<(), Ended> {
+        let sent = tokio::time::timeout(WRITE_PATIENCE, self.send_now(sink, first)).await;
+        sent.unwrap_or(Err(Ended::TooSlow))
+    }
+
+    async fn send_now(&mut self, sink: &mut WsSink, first: Option<Frame>) -> Result<(), Ended> {
         match first {
             Some(frame) => sink.feed(Message::Text(frame)).await?,
             None => self.restart(sink).await?,
         }
-        self.feed_waiting(sink, BATCH).await?;
+        self.feed_now(sink, BATCH).await?;
         Ok(sink.flush().await?)
     }
 
     /// Feeds up to `limit` frames already waiting (flushed when the sink's buffer fills, and by
     /// the caller's next send).
     pub async fn feed_waiting(&mut self, sink: &mut WsSink, limit: usize) -> Result<(), Ended> {
+        let fed = tokio::time::timeout(WRITE_PATIENCE, self.feed_now(sink, limit)).await;
+        fed.unwrap_or(Err(Ended::TooSlow))
+    }
+
+    async fn feed_now(&mut self, sink: &mut WsSink, limit: usize) -> Result<(), Ended> {
         for _ in 0..limit {
             match self.rx.try_recv() {
                 Ok(frame) => sink.feed(Message::Text(frame)).await?,
