@@ -7,7 +7,7 @@
 
 use super::Room;
 use crate::config::Role;
-use crate::nats::signed::{Signed, Unsigned, Verifier};
+use crate::nats::signed::{unix_ms_now, Signed, Unsigned, Verifier};
 use crate::net::flood::{Flood, Verdict};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -102,7 +102,7 @@ pub(super) async fn answer(room: Room, cancel: CancellationToken) {
         // An action is carried out once: a replay of the central's is refused. Reads (trend,
         // snapshot) change nothing, so they are not remembered.
         if let (None, Request::Action, Some(verifier)) = (refused, request, verifier.as_mut()) {
-            if let Err(why) = verifier.first_time(signed, unix_ms()) {
+            if let Err(why) = verifier.first_time(signed, unix_ms_now()) {
                 tracing::warn!(reason = %why, "refusing an action request from the central station");
                 unauthenticated(&room, reply_to, &message.payload, why).await;
                 continue;
@@ -153,16 +153,8 @@ fn authentic(
         message.subject.as_str(),
         message.headers.as_ref(),
         &message.payload,
-        unix_ms(),
+        unix_ms_now(),
     )
-}
-
-/// The room's clock, unix milliseconds.
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Answers a request the room refused as not the central's, with its `request_id`.

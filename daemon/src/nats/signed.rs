@@ -23,6 +23,15 @@ pub const WINDOW: Duration = Duration::from_secs(30);
 /// refuses until some expire.
 pub const MAX_SEEN: usize = 4096;
 
+/// This machine's clock, unix milliseconds: what a signing time is, and what a room compares it
+/// with (the wall clock, as the two machines' clocks are what must agree).
+pub fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// The site's shared secret.
 #[derive(Clone)]
 pub struct ActionKey(hmac::Key);

@@ -378,7 +378,7 @@ async fn ask_snapshot(
     let Some(key) = key else {
         return;
     };
-    let headers = key.sign(&subject, b"", super::unix_ms());
+    let headers = key.sign(&subject, b"", crate::nats::signed::unix_ms_now());
     match client
         .request_with_headers(subject, headers, "".into())
         .await

@@ -23,7 +23,7 @@ mod tests;
 
 use crate::clock::Clock;
 use crate::config::{CentralConfig, User};
-use crate::nats::signed::ActionKey;
+use crate::nats::signed::{unix_ms_now, ActionKey};
 use crate::nats::Subjects;
 use crate::net::listener::GatedListener;
 use crate::net::{Conn, Net};
@@ -118,7 +118,7 @@ impl Forward {
                 "this central has no action_key: rooms answer only requests signed with it",
             );
         };
-        let headers = key.sign(&subject, payload.as_bytes(), unix_ms());
+        let headers = key.sign(&subject, payload.as_bytes(), unix_ms_now());
         let request = self
             .client
             .request_with_headers(subject, headers, payload.into());
@@ -146,14 +146,6 @@ impl Forward {
             }
         }
     }
-}
-
-/// The central's clock, unix milliseconds, for signing.
-pub(crate) fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// A running central.
